@@ -1,0 +1,133 @@
+"""Measure one target: start-up, answer check, saturation + CPU per request, fixed-rate latency, peak RSS.
+
+The sequence for a target, both modes (``json`` = non-streaming, ``stream`` =
+SSE), all against one shared upstream:
+
+1. start the target pinned to the proxy CPU; start-up = spawn → ready;
+2. check one answer per mode (a proxy that answers 200 with garbage is an error);
+3. per mode: ``wrk`` warm-up, then the measured ``wrk`` run with the proxy's and
+   the upstream's CPU time read before and after it;
+4. per mode and rate: ``h2load`` at a fixed rate, latency percentiles;
+5. peak RSS (VmHWM) after all that load; stop the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from . import load, probe
+from .procs import Proc, Procs, StartError
+from .targets import Target
+
+MODES = {"json": False, "stream": True}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how hard to load one target."""
+
+    duration: int = 10  # seconds of measured wrk per mode
+    warmup: int = 2  # seconds of wrk before it, not measured
+    rates: tuple[float, ...] = (200.0,)  # fixed rates for latency, req/s
+    latency_seconds: float = 10.0
+    latency_warmup: float = 1.0
+
+
+@dataclass
+class ModeResult:
+    answer: str = ""
+    saturation: load.Saturation | None = None
+    cpu_us: float | None = None  # proxy CPU µs per request during the saturation run
+    upstream_cpu_us: float | None = None
+    latency: dict[float, load.FixedRate] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class TargetResult:
+    name: str
+    plan: Plan
+    startup_s: float | None = None
+    rss_mb: float | None = None
+    modes: dict[str, ModeResult] = field(default_factory=dict)
+    error: str | None = None  # set when the target could not be measured at all
+
+
+def _log(msg: str) -> None:
+    print(f"  {msg}", flush=True)
+
+
+def _per_request_us(before: float, after: float, requests: int) -> float | None:
+    return (after - before) / requests * 1e6 if requests else None
+
+
+def _saturate(url: str, stream: bool, plan: Plan, proc: Proc | None, upstream: Proc, workdir: Path,
+              res: ModeResult) -> None:
+    load.saturate(url, stream, plan.warmup, workdir)
+    cpu0 = proc.cpu_seconds() if proc else 0.0
+    up0 = upstream.cpu_seconds()
+    sat = load.saturate(url, stream, plan.duration, workdir)
+    cpu1 = proc.cpu_seconds() if proc else 0.0
+    up1 = upstream.cpu_seconds()
+    res.saturation = sat
+    res.cpu_us = _per_request_us(cpu0, cpu1, sat.requests) if proc else None
+    res.upstream_cpu_us = _per_request_us(up0, up1, sat.requests)
+    cpu = f"{res.cpu_us:.0f} µs CPU/req, " if res.cpu_us is not None else ""
+    _log(f"{'stream' if stream else 'json':6} wrk: {sat.rps:,.0f} req/s, {cpu}"
+         f"upstream {res.upstream_cpu_us or 0:.0f} µs/req, errors {sat.errors or 0}")
+
+
+def measure(target: Target, plan: Plan, procs: Procs, upstream: Proc, upstream_url: str,
+            workdir: Path) -> TargetResult:
+    """Run the whole sequence for ``target`` (one of ``targets.TARGETS``); never raises for target failures."""
+    name = target.name
+    result = TargetResult(name, plan)
+    reason = target.unavailable()
+    if reason:
+        result.error = reason
+        return result
+    tdir = workdir / name
+    tdir.mkdir(parents=True, exist_ok=True)
+    try:
+        running = target.start(procs, upstream_url, tdir)
+    except StartError as exc:
+        result.error = f"did not start: {exc}"
+        return result
+    result.startup_s = running.startup_s
+    if running.startup_s is not None:
+        _log(f"ready after {running.startup_s * 1000:.0f} ms")
+    try:
+        port = urlsplit(running.url).port or 80
+        for mode, stream in MODES.items():
+            res = result.modes[mode] = ModeResult()
+            status, body = probe.request(port, "POST", urlsplit(running.url).path, load.chat_body(stream),
+                                         load.request_headers(), timeout=30)
+            try:
+                res.answer = probe.check_answer(status, body, stream)
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                res.error = f"bad answer: {exc}"
+                _log(f"{mode:6} {res.error}")
+                continue
+            _log(f"{mode:6} answer: {res.answer}")
+            try:
+                _saturate(running.url, stream, plan, running.proc, upstream, tdir, res)
+                for rate in plan.rates:
+                    lat = res.latency[rate] = load.fixed_rate(running.url, stream, rate, plan.latency_seconds,
+                                                              plan.latency_warmup, tdir)
+                    _log(f"{mode:6} @{rate:g}/s: p50 {lat.p50_us / 1000:.3f} ms, p99 {lat.p99_us / 1000:.3f} ms, "
+                         f"{lat.samples} ok, {lat.errors} errors")
+            except (RuntimeError, OSError) as exc:
+                res.error = str(exc)
+                _log(f"{mode:6} failed: {exc}")
+            if not upstream.alive():
+                raise StartError(f"upstream died: {upstream.log_tail()}")
+        if running.proc is not None:
+            result.rss_mb = running.proc.peak_rss_mb()
+            if not running.proc.alive():
+                result.error = f"exited during the run: {running.proc.log_tail()}"
+    finally:
+        if running.proc is not None:
+            procs.stop(running.proc)
+    return result

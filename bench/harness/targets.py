@@ -1,0 +1,205 @@
+"""What gets measured: the simulated upstream and the four ways of reaching it.
+
+Each target writes its config under the work dir, starts pinned to the proxy
+CPU, and is ready when its probe answers 200 (``GET /healthz`` for Stellwerk, a
+first successful chat completion for nginx and LiteLLM). ``unavailable()``
+returns a reason instead of raising, so a missing tool yields "n/a" in the
+table rather than a crash.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from . import probe
+from .load import API_KEY, chat_body, request_headers
+from .procs import LOAD_CPU, PROXY_CPU, Proc, Procs, free_port
+
+BENCH = Path(__file__).resolve().parent.parent
+CHAT_PATH = "/v1/chat/completions"
+LITELLM_VENV = BENCH / ".venv-litellm"
+
+
+def stellwerk_bin() -> Path:
+    return Path(sys.executable).parent / "stellwerk"
+
+
+def _chat_ok(port: int) -> bool:
+    return probe.is_ok(port, "POST", CHAT_PATH, chat_body(False), request_headers())
+
+
+def _has_subcommand(argv: list[str]) -> str | None:
+    try:
+        out = subprocess.run([*argv, "--help"], capture_output=True, text=True, timeout=30, check=False)
+    except OSError as exc:
+        return str(exc)
+    return None if out.returncode == 0 else (out.stderr.strip().splitlines() or ["failed"])[-1]
+
+
+@dataclass
+class Running:
+    """A started target: where to send requests, and its process (None for ``direct``)."""
+
+    url: str
+    proc: Proc | None
+    startup_s: float | None
+
+
+class Target(Protocol):
+    name: str
+
+    def unavailable(self) -> str | None: ...
+
+    def start(self, procs: Procs, upstream: str, workdir: Path) -> Running: ...
+
+
+# -- the upstream ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Upstream:
+    """The simulated provider, pinned to the load CPU. ``kind`` is "sim" or "standin"."""
+
+    kind: str = "sim"
+    output_tokens: int = 20
+
+    def unavailable(self) -> str | None:
+        if self.kind == "standin":
+            return None
+        reason = _has_subcommand([str(stellwerk_bin()), "sim-provider"])
+        return f"`stellwerk sim-provider` unavailable: {reason}" if reason else None
+
+    def start(self, procs: Procs) -> tuple[Proc, str]:
+        port = free_port()
+        if self.kind == "standin":
+            argv = [sys.executable, str(BENCH / "harness" / "standin_upstream.py"), "--port", str(port)]
+        else:
+            argv = [str(stellwerk_bin()), "sim-provider", "--host", "127.0.0.1", "--port", str(port),
+                    "--profile", "fast"]
+        proc = procs.start("upstream", [*argv, "--output-tokens", str(self.output_tokens)], LOAD_CPU)
+        proc.wait_ready(lambda: _chat_ok(port), timeout=30)
+        return proc, f"http://127.0.0.1:{port}"
+
+
+# -- targets ---------------------------------------------------------------------------------------
+
+class Direct:
+    name = "direct"
+    startup_timeout = 0.0
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def start(self, procs: Procs, upstream: str, workdir: Path) -> Running:
+        return Running(upstream + CHAT_PATH, None, None)
+
+
+class Stellwerk:
+    name = "stellwerk"
+    startup_timeout = 30.0
+
+    def unavailable(self) -> str | None:
+        reason = _has_subcommand([str(stellwerk_bin()), "serve"])
+        return f"`stellwerk serve` unavailable: {reason}" if reason else None
+
+    def start(self, procs: Procs, upstream: str, workdir: Path) -> Running:
+        config = workdir / "stellwerk.yaml"
+        config.write_text(f"""\
+models:
+  - name: chat
+    strategy: failover
+    deployments:
+      - id: sim
+        provider: openai
+        model: sim-model
+        api_base: {upstream}/v1
+        api_key: sk-sim
+        price: {{input_per_mtok: 0.15, output_per_mtok: 0.60}}
+""")
+        port = free_port()
+        argv = [str(stellwerk_bin()), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+        proc = procs.start(self.name, argv, PROXY_CPU)
+        startup = proc.wait_ready(lambda: probe.is_ok(port, "GET", "/healthz"), self.startup_timeout)
+        return Running(f"http://127.0.0.1:{port}{CHAT_PATH}", proc, startup)
+
+
+class Nginx:
+    name = "nginx"
+    startup_timeout = 30.0
+
+    def unavailable(self) -> str | None:
+        return None if shutil.which("nginx") else "nginx not installed (apt-get install nginx)"
+
+    def start(self, procs: Procs, upstream: str, workdir: Path) -> Running:
+        prefix = workdir / "nginx"
+        (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        temp = "\n".join(f"    {kind}_temp_path {prefix}/tmp/{kind};"
+                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        conf = prefix / "nginx.conf"
+        conf.write_text(f"""\
+daemon off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+{temp}
+    upstream sim {{
+        server {upstream.removeprefix("http://")};
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://sim;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }}
+    }}
+}}
+""")
+        argv = ["nginx", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)]
+        proc = procs.start(self.name, argv, PROXY_CPU)
+        startup = proc.wait_ready(lambda: _chat_ok(port), self.startup_timeout)
+        return Running(f"http://127.0.0.1:{port}{CHAT_PATH}", proc, startup)
+
+
+class LiteLLM:
+    """LiteLLM's proxy from bench/.venv-litellm (see setup/litellm.sh), offline, one worker."""
+
+    name = "litellm"
+    startup_timeout = 120.0
+
+    def unavailable(self) -> str | None:
+        exe = LITELLM_VENV / "bin" / "litellm"
+        return None if exe.exists() else f"{exe} missing (run bench/setup/litellm.sh)"
+
+    def start(self, procs: Procs, upstream: str, workdir: Path) -> Running:
+        config = workdir / "litellm.yaml"
+        config.write_text(f"""\
+model_list:
+  - model_name: chat
+    litellm_params:
+      model: openai/sim-model
+      api_base: {upstream}/v1
+      api_key: sk-sim
+general_settings:
+  master_key: {API_KEY}
+""")
+        port = free_port()
+        argv = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1",
+                "--port", str(port), "--num_workers", "1"]
+        env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MASTER_KEY": API_KEY}
+        proc = procs.start(self.name, argv, PROXY_CPU, env=env, cwd=workdir)
+        startup = proc.wait_ready(lambda: _chat_ok(port), self.startup_timeout, interval=0.02)
+        return Running(f"http://127.0.0.1:{port}{CHAT_PATH}", proc, startup)
+
+
+TARGETS: dict[str, Target] = {t.name: t for t in (Direct(), Stellwerk(), Nginx(), LiteLLM())}

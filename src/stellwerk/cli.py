@@ -1,0 +1,89 @@
+"""The ``stellwerk`` command: serve, check, sim-provider, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from stellwerk.errors import ConfigError
+
+__all__ = ["main"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from stellwerk.config import load_file
+    from stellwerk.gateway import run_gateway
+
+    config = load_file(args.config)
+    run_gateway(config, args.host, args.port)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from stellwerk.config import load_file
+
+    config = load_file(args.config)
+    deployments = sum(len(m.deployments) for m in config.models)
+    print(f"{args.config}: OK ({len(config.models)} models, {deployments} deployments)")
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from stellwerk.sim.cli import run
+
+    return run(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from stellwerk.demo import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stellwerk", description="Resilient multi-model LLM router and gateway.")
+    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO (one line per request), WARNING (default)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway server")
+    serve.add_argument("--config", "-c", required=True, help="YAML configuration file")
+    serve.add_argument("--host", default=None, help="address to listen on (default: server.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: server.port, 4000)")
+    serve.set_defaults(func=_serve)
+
+    check = sub.add_parser("check", help="validate a configuration file")
+    check.add_argument("config", help="YAML configuration file")
+    check.set_defaults(func=_check)
+
+    sim = sub.add_parser("sim-provider", help="run a simulated LLM provider (for demos, tests and benchmarks)")
+    from stellwerk.sim.cli import add_arguments as add_sim_arguments
+
+    add_sim_arguments(sim)
+    sim.set_defaults(func=_sim)
+
+    demo = sub.add_parser("demo", help="gateway + three simulated providers, one failing on a schedule")
+    from stellwerk.demo import add_arguments as add_demo_arguments
+
+    add_demo_arguments(demo)
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        result: int = args.func(args)
+        return result
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

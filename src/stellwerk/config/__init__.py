@@ -1,0 +1,17 @@
+"""Configuration: the schema (a strict, documented contract) and its loader."""
+
+from .load import check, interpolate, load_dict, load_file, load_text
+from .schema import Config, DeploymentConfig, ModelConfig, Price, ServerConfig
+
+__all__ = [
+    "Config",
+    "DeploymentConfig",
+    "ModelConfig",
+    "Price",
+    "ServerConfig",
+    "check",
+    "interpolate",
+    "load_dict",
+    "load_file",
+    "load_text",
+]

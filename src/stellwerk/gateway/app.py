@@ -1,0 +1,143 @@
+"""The gateway's HTTP application: OpenAI-compatible routes over a :class:`~stellwerk.routing.Router`.
+
+=======  ==========================  ==========================================
+method   path                        answer
+=======  ==========================  ==========================================
+POST     /v1/chat/completions        chat completion, JSON or SSE stream
+POST     /v1/embeddings              embeddings
+GET      /v1/models                  the configured model names
+GET      /healthz                    200 once the server is ready
+GET      /admin/stats                per-deployment counters (JSON)
+=======  ==========================  ==========================================
+
+Each path also answers without the ``/v1`` prefix. Every answer carries
+``x-request-id``; proxied answers carry ``x-stellwerk-deployment`` and
+``x-stellwerk-attempts``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from stellwerk.errors import StellwerkError
+from stellwerk.events import StatsCollector
+from stellwerk.http.server import Request, Response, StreamingResponse
+from stellwerk.routing import Router
+from stellwerk.validate import validate_chat, validate_embeddings
+
+from .errors import error_body, error_response
+
+__all__ = ["GatewayApp"]
+
+log = logging.getLogger("stellwerk.gateway")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+Route = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
+
+
+class GatewayApp:
+    """``await app(request)`` answers one HTTP request."""
+
+    def __init__(self, router: Router, stats: StatsCollector | None = None) -> None:
+        self.router = router
+        self.stats = stats
+        self.started = time.time()
+        self._models_body = orjson.dumps({
+            "object": "list",
+            "data": [{"id": name, "object": "model", "created": int(self.started), "owned_by": "stellwerk"}
+                     for name in router.models],
+        })
+        routes: dict[str, dict[str, Route]] = {
+            "/v1/chat/completions": {"POST": self.chat_completions},
+            "/v1/embeddings": {"POST": self.embeddings},
+            "/v1/models": {"GET": self.list_models},
+            "/healthz": {"GET": self.healthz},
+            "/admin/stats": {"GET": self.admin_stats},
+        }
+        for path in ("/v1/chat/completions", "/v1/embeddings", "/v1/models"):
+            routes[path[3:]] = routes[path]
+        self._routes = routes
+
+    async def __call__(self, request: Request) -> Response | StreamingResponse:
+        rid = request.headers.get("x-request-id")
+        if rid is None or not _REQUEST_ID.match(rid):
+            rid = os.urandom(12).hex()
+        path = request.path
+        if len(path) > 1 and path.endswith("/"):
+            path = path[:-1]
+        methods = self._routes.get(path)
+        if methods is None:
+            return Response(404, error_body(404, f"Unknown path: {request.method} {request.path}", code="not_found"),
+                            [("x-request-id", rid)])
+        route = methods.get(request.method)
+        if route is None:
+            allowed = ", ".join(methods)
+            return Response(405, error_body(405, f"Method {request.method} is not allowed on {path}; use {allowed}.",
+                                            code="method_not_allowed"), [("x-request-id", rid), ("allow", allowed)])
+        try:
+            return await route(request, rid)
+        except StellwerkError as err:
+            return error_response(err, [("x-request-id", rid)])
+
+    @staticmethod
+    def _json(request: Request) -> Any:
+        if not request.body:
+            raise _bad("The request body is empty; expected a JSON object.")
+        try:
+            return orjson.loads(request.body)
+        except orjson.JSONDecodeError as err:
+            raise _bad(f"We could not parse the JSON body of your request: {err.msg} "
+                       f"(line {err.lineno}, column {err.colno}).") from None
+
+    async def chat_completions(self, request: Request, rid: str) -> Response | StreamingResponse:
+        body = self._json(request)
+        _, stream = validate_chat(body)
+        if stream:
+            result_stream = await self.router.chat_stream(body, request_id=rid, validated=True)
+            return StreamingResponse(result_stream.sse(), headers=[
+                ("x-request-id", rid),
+                ("x-stellwerk-deployment", result_stream.deployment),
+                ("x-stellwerk-attempts", str(result_stream.attempts)),
+            ])
+        result = await self.router.chat(body, request_id=rid, validated=True)
+        return Response(200, result.raw if result.raw is not None else orjson.dumps(result.data), [
+            ("x-request-id", rid),
+            ("x-stellwerk-deployment", result.deployment),
+            ("x-stellwerk-attempts", str(result.attempts)),
+            ("x-stellwerk-cost", f"{result.cost:.8f}"),
+        ])
+
+    async def embeddings(self, request: Request, rid: str) -> Response:
+        body = self._json(request)
+        validate_embeddings(body)
+        result = await self.router.embeddings(body, request_id=rid, validated=True)
+        return Response(200, result.raw if result.raw is not None else orjson.dumps(result.data), [
+            ("x-request-id", rid),
+            ("x-stellwerk-deployment", result.deployment),
+            ("x-stellwerk-attempts", str(result.attempts)),
+            ("x-stellwerk-cost", f"{result.cost:.8f}"),
+        ])
+
+    async def list_models(self, request: Request, rid: str) -> Response:
+        return Response(200, self._models_body, [("x-request-id", rid)])
+
+    async def healthz(self, request: Request, rid: str) -> Response:
+        return Response(200, b'{"status":"ok"}', [("x-request-id", rid)])
+
+    async def admin_stats(self, request: Request, rid: str) -> Response:
+        snapshot: dict[str, Any] = self.stats.snapshot() if self.stats is not None else {}
+        snapshot["uptime_s"] = round(time.time() - self.started, 3)
+        return Response(200, orjson.dumps(snapshot), [("x-request-id", rid)])
+
+
+def _bad(message: str) -> StellwerkError:
+    from stellwerk.errors import InvalidRequestError
+
+    return InvalidRequestError(message)

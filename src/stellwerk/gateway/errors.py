@@ -1,0 +1,35 @@
+"""Errors as OpenAI-shaped HTTP answers: ``{"error": {"message", "type", "param", "code"}}``."""
+
+from __future__ import annotations
+
+import orjson
+
+from stellwerk.errors import AllAttemptsFailedError, StellwerkError, UpstreamError
+from stellwerk.http.server import Response
+
+__all__ = ["error_body", "error_response", "http_layer_error"]
+
+
+def error_body(status: int, message: str, error_type: str | None = None, code: str | int | None = None,
+               param: str | None = None) -> bytes:
+    if error_type is None:
+        error_type = "invalid_request_error" if status < 500 else "server_error"
+    return orjson.dumps({"error": {"message": message, "type": error_type, "param": param, "code": code}})
+
+
+def http_layer_error(status: int, message: str) -> bytes:
+    """Body for errors the HTTP layer raises itself (malformed HTTP, 413)."""
+    code = {413: "request_too_large", 400: "bad_request"}.get(status)
+    return error_body(status, message, code=code)
+
+
+def error_response(err: StellwerkError, headers: list[tuple[str, str]]) -> Response:
+    extra = list(headers)
+    if isinstance(err, AllAttemptsFailedError):
+        extra.append(("x-stellwerk-attempts", str(len(err.attempts))))
+        retry_after = [a for a in err.attempts if a.status == 429]
+        if err.status == 429 and retry_after:
+            extra.append(("retry-after", "1"))
+    elif isinstance(err, UpstreamError) and err.retry_after is not None and err.status == 429:
+        extra.append(("retry-after", str(max(1, round(err.retry_after)))))
+    return Response(err.status, error_body(err.status, err.message, err.error_type, err.code, err.param), extra)

@@ -1,0 +1,100 @@
+"""Running the gateway: build the router and the app, listen, shut down gracefully on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+from stellwerk.config import Config
+from stellwerk.events import RequestRecord, StatsCollector
+from stellwerk.http.client import Transport
+from stellwerk.http.server import HTTPServer
+from stellwerk.routing import Router
+
+from .app import GatewayApp
+from .errors import http_layer_error
+
+__all__ = ["Gateway", "run_gateway"]
+
+log = logging.getLogger("stellwerk.gateway")
+access_log = logging.getLogger("stellwerk.access")
+
+
+def log_record(record: RequestRecord) -> None:
+    """Listener: one line per request at INFO, failed attempts at WARNING."""
+    for attempt in record.attempts:
+        log.warning("request %s: attempt on %s failed: %s", record.request_id, attempt.deployment, attempt.describe())
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            "%s %s model=%s deployment=%s status=%d attempts=%d latency_ms=%.1f tokens=%d/%d cost=%.8f",
+            record.request_id, record.operation, record.model, record.deployment or "-", record.status,
+            record.upstream_attempts, record.latency * 1000, record.usage.prompt_tokens,
+            record.usage.completion_tokens, record.cost)
+
+
+class Gateway:
+    """A router, its app and its HTTP server, started and stopped together."""
+
+    def __init__(self, config: Config, *, transport: Transport | None = None) -> None:
+        self.config = config
+        self.stats = StatsCollector()
+        self.router = Router(config, transport=transport, listeners=[self.stats, log_record])
+        self.app = GatewayApp(self.router, self.stats)
+        self.server = HTTPServer(
+            self.app,
+            max_body_size=config.server.max_body_size,
+            keepalive_timeout=config.server.keepalive_timeout,
+            error_body=http_layer_error,
+        )
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def start(self, host: str | None = None, port: int | None = None) -> None:
+        await self.server.start(host if host is not None else self.config.server.host,
+                                port if port is not None else self.config.server.port)
+
+    async def close(self) -> None:
+        await self.server.close()
+        await self.router.aclose()
+
+
+async def _serve(config: Config, host: str | None, port: int | None, ready: Callable[[Gateway], None]) -> None:
+    gateway = Gateway(config)
+    await gateway.start(host, port)
+    ready(gateway)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: finishing in-flight requests")
+    await gateway.close()
+
+
+def run_gateway(config: Config, host: str | None = None, port: int | None = None) -> None:
+    """Serve until SIGINT/SIGTERM. Uses uvloop when installed."""
+    started = time.perf_counter()
+
+    def ready(gateway: Gateway) -> None:
+        shown_host = host if host is not None else config.server.host
+        print(f"stellwerk gateway listening on http://{shown_host}:{gateway.port} "
+              f"(models: {', '.join(gateway.router.models)}; ready in {time.perf_counter() - started:.3f}s)",
+              flush=True)
+
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
+        asyncio.run(_serve(config, host, port, ready))
+    else:
+        uvloop.run(_serve(config, host, port, ready))
+    sys.stdout.flush()

@@ -1,0 +1,458 @@
+"""A small, fast HTTP/1.1 client with per-origin keep-alive pools.
+
+The gateway's hot path makes one upstream request per client request, so the
+client's cost per request matters as much as the server's. This client does
+only what an LLM gateway needs: ``POST``/``GET`` with a byte body, a response
+whose body is read whole or streamed chunk by chunk, TLS, keep-alive pooling,
+and deadlines. It is injected into the router as a :class:`Transport`, so
+tests and other transports can replace it.
+
+Errors are raised as :class:`TransportError` subclasses only:
+
+    TransportError
+    ├── ConnectError      could not open a connection (refused, DNS, TLS, connect timeout)
+    ├── ReadError         the connection broke while waiting for or reading the response
+    ├── TimeoutError_     no response headers (or no next body chunk) before the deadline
+    └── ProtocolError     the upstream spoke malformed HTTP or sent an oversized body
+
+A request on a pooled connection that the peer closed while idle is retried
+once on a fresh connection, only when no byte of a response was received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+from collections.abc import AsyncIterator
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httptools
+
+__all__ = [
+    "ClientResponse",
+    "ConnectError",
+    "HTTPClient",
+    "ProtocolError",
+    "ReadError",
+    "TimeoutError_",
+    "Transport",
+    "TransportError",
+]
+
+_HIGH_WATER = 1 << 20  # pause reading from the upstream above 1 MiB buffered
+
+
+class TransportError(Exception):
+    """Base class of every error raised by the HTTP client."""
+
+
+class ConnectError(TransportError):
+    pass
+
+
+class ReadError(TransportError):
+    pass
+
+
+class TimeoutError_(TransportError):
+    pass
+
+
+class ProtocolError(TransportError):
+    pass
+
+
+class Transport(Protocol):
+    """What the router needs from an HTTP client (see :class:`HTTPClient`)."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes = b"",
+        *,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+    ) -> ClientResponse: ...
+
+    async def close(self) -> None: ...
+
+
+class _Exchange:
+    """State of one request/response on a connection."""
+
+    __slots__ = ("status", "headers", "chunks", "buffered", "complete", "error", "waiter", "got_bytes")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self.complete = False
+        self.error: TransportError | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.got_bytes = False
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class _Connection(asyncio.Protocol):
+    __slots__ = ("pool", "transport", "parser", "exchange", "headers_done", "reused", "closed", "idle_since", "paused")
+
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.exchange: _Exchange | None = None
+        self.headers_done = False
+        self.reused = False
+        self.closed = False
+        self.idle_since = 0.0
+        self.paused = False
+
+    # -- asyncio.Protocol -------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.discard(self)
+        ex = self.exchange
+        if ex is not None and not ex.complete:
+            framed = "content-length" in ex.headers or "chunked" in ex.headers.get("transfer-encoding", "")
+            if self.headers_done and not framed:
+                ex.complete = True  # body delimited by connection close
+            else:
+                ex.error = ReadError(f"upstream closed the connection{': ' + str(exc) if exc else ''}")
+            ex.wake()
+
+    def data_received(self, data: bytes) -> None:
+        ex = self.exchange
+        if ex is None:
+            # Bytes nobody asked for: the connection is not reusable.
+            self.abort()
+            return
+        ex.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as e:
+            ex.error = ProtocolError(f"malformed HTTP response from upstream: {e}")
+            ex.wake()
+            self.abort()
+
+    # -- httptools callbacks ----------------------------------------------
+    def on_status(self, status: bytes) -> None:
+        pass
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self.exchange is not None
+        self.exchange.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        ex = self.exchange
+        assert ex is not None
+        ex.status = self.parser.get_status_code()
+        self.headers_done = True
+        ex.wake()
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.exchange
+        assert ex is not None
+        ex.chunks.append(body)
+        ex.buffered += len(body)
+        if ex.buffered > self.pool.max_response_size:
+            ex.error = ProtocolError("upstream response body exceeds the size limit")
+            self.abort()
+        elif ex.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        ex.wake()
+
+    def on_message_complete(self) -> None:
+        ex = self.exchange
+        assert ex is not None
+        ex.complete = True
+        self.exchange = None
+        self.headers_done = False
+        ex.wake()
+        if self.parser.should_keep_alive() and not self.closed:
+            self.pool.release(self)
+        else:
+            self.abort()
+
+    # -- helpers ------------------------------------------------------------
+    def consumed(self, ex: _Exchange, size: int) -> None:
+        ex.buffered -= size
+        if self.paused and ex.buffered < _HIGH_WATER // 2 and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def abort(self) -> None:
+        self.closed = True
+        self.pool.discard(self)
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class ClientResponse:
+    """An upstream response. Read the body with :meth:`read` or iterate :meth:`iter_chunks`.
+
+    A response whose body is not read to the end must be closed with
+    :meth:`close` (it aborts the connection, which cancels the upstream work).
+    """
+
+    __slots__ = ("status", "headers", "_ex", "_conn", "_loop")
+
+    def __init__(self, ex: _Exchange, conn: _Connection, loop: asyncio.AbstractEventLoop) -> None:
+        self.status = ex.status
+        self.headers = ex.headers
+        self._ex = ex
+        self._conn = conn
+        self._loop = loop
+
+    async def read(self, timeout: float | None = None) -> bytes:
+        ex = self._ex
+        deadline = None if timeout is None else self._loop.time() + timeout
+        while not ex.complete:
+            if ex.error is not None:
+                raise ex.error
+            await _wait(ex, self._loop, deadline, self._conn)
+        if ex.error is not None:
+            raise ex.error
+        chunks = ex.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        return body
+
+    async def iter_chunks(self, idle_timeout: float | None = None) -> AsyncIterator[bytes]:
+        """Yield body chunks as they arrive; raise TimeoutError_ after ``idle_timeout`` of silence."""
+        ex = self._ex
+        conn = self._conn
+        try:
+            while True:
+                while ex.chunks:
+                    chunk = ex.chunks.popleft()
+                    conn.consumed(ex, len(chunk))
+                    yield chunk
+                if ex.error is not None:
+                    raise ex.error
+                if ex.complete:
+                    return
+                deadline = None if idle_timeout is None else self._loop.time() + idle_timeout
+                await _wait(ex, self._loop, deadline, conn)
+        finally:
+            if not ex.complete:
+                conn.abort()
+
+    def close(self) -> None:
+        if not self._ex.complete:
+            self._conn.abort()
+
+
+async def _wait(ex: _Exchange, loop: asyncio.AbstractEventLoop, deadline: float | None, conn: _Connection) -> None:
+    waiter = ex.waiter = loop.create_future()
+    timer = None
+    if deadline is not None:
+        timer = loop.call_at(deadline, _expire, waiter)
+    try:
+        await waiter
+    except asyncio.CancelledError:
+        conn.abort()
+        raise
+    except TimeoutError_:
+        conn.abort()
+        raise
+    finally:
+        ex.waiter = None
+        if timer is not None:
+            timer.cancel()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError_("upstream did not answer before the deadline"))
+
+
+class _Pool:
+    """Idle connections to one origin (scheme, host, port)."""
+
+    __slots__ = ("idle", "host", "port", "ssl", "max_idle", "keepalive_expiry", "max_response_size", "loop", "host_header")
+
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, client: HTTPClient, host_header: str) -> None:
+        self.idle: collections.deque[_Connection] = collections.deque()
+        self.host = host
+        self.port = port
+        self.ssl = tls
+        self.max_idle = client.max_idle_per_host
+        self.keepalive_expiry = client.keepalive_expiry
+        self.max_response_size = client.max_response_size
+        self.loop = asyncio.get_running_loop()
+        self.host_header = host_header
+
+    def acquire(self) -> _Connection | None:
+        now = self.loop.time()
+        while self.idle:
+            conn = self.idle.pop()  # most recently used first: most likely still open
+            if conn.closed or conn.transport is None or conn.transport.is_closing():
+                continue
+            if now - conn.idle_since > self.keepalive_expiry:
+                conn.abort()
+                continue
+            conn.reused = True
+            return conn
+        return None
+
+    async def connect(self, timeout: float | None) -> _Connection:
+        try:
+            coro = self.loop.create_connection(
+                lambda: _Connection(self), self.host, self.port, ssl=self.ssl,
+                server_hostname=self.host if self.ssl else None,
+            )
+            if timeout is None:
+                _, conn = await coro
+            else:
+                async with asyncio.timeout(timeout):
+                    _, conn = await coro
+        except TimeoutError:
+            raise ConnectError(f"connect to {self.host}:{self.port} timed out after {timeout}s") from None
+        except (OSError, ssl.SSLError) as e:
+            raise ConnectError(f"cannot connect to {self.host}:{self.port}: {e.strerror or e}") from None
+        return conn
+
+    def release(self, conn: _Connection) -> None:
+        conn.idle_since = self.loop.time()
+        if len(self.idle) >= self.max_idle:
+            conn.abort()
+            return
+        self.idle.append(conn)
+
+    def discard(self, conn: _Connection) -> None:
+        try:
+            self.idle.remove(conn)
+        except ValueError:
+            pass
+
+    def close(self) -> None:
+        while self.idle:
+            self.idle.pop().abort()
+
+
+class _Target:
+    __slots__ = ("pool_key", "host", "port", "tls", "path", "host_header")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConnectError(f"unsupported URL {url!r}: expected http:// or https://")
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.tls else 80)
+        default = 443 if self.tls else 80
+        self.host_header = self.host if self.port == default else f"{self.host}:{self.port}"
+        if ":" in self.host and not self.host.startswith("["):
+            self.host_header = f"[{self.host}]" if self.port == default else f"[{self.host}]:{self.port}"
+        path = parts.path or "/"
+        self.path = f"{path}?{parts.query}" if parts.query else path
+        self.pool_key = (parts.scheme, self.host, self.port)
+
+
+class HTTPClient:
+    """Pooled HTTP/1.1 client. One instance per process; cheap to share."""
+
+    def __init__(
+        self,
+        *,
+        max_idle_per_host: int = 256,
+        keepalive_expiry: float = 15.0,
+        max_response_size: int = 64 * 1024 * 1024,
+        ssl_context: ssl.SSLContext | None = None,
+        user_agent: str = "stellwerk",
+    ) -> None:
+        self.max_idle_per_host = max_idle_per_host
+        self.keepalive_expiry = keepalive_expiry
+        self.max_response_size = max_response_size
+        self._ssl_context = ssl_context
+        self._pools: dict[tuple[str, str, int], _Pool] = {}
+        self._targets: dict[str, _Target] = {}
+        self._ua = user_agent.encode("latin-1")
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
+
+    def _pool_for(self, target: _Target) -> _Pool:
+        pool = self._pools.get(target.pool_key)
+        if pool is None:
+            pool = _Pool(target.host, target.port, self._tls() if target.tls else None, self, target.host_header)
+            self._pools[target.pool_key] = pool
+        return pool
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes = b"",
+        *,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+    ) -> ClientResponse:
+        """Send a request and return once the response headers arrived.
+
+        ``timeout`` bounds connecting plus waiting for the response headers.
+        """
+        target = self._targets.get(url)
+        if target is None:
+            target = _Target(url)
+            if len(self._targets) < 4096:
+                self._targets[url] = target
+        pool = self._pool_for(target)
+        loop = pool.loop
+        deadline = None if timeout is None else loop.time() + timeout
+        head = bytearray(b"%s %s HTTP/1.1\r\nhost: %s\r\nuser-agent: %s\r\ncontent-length: %d" % (
+            method.encode("ascii"), target.path.encode("latin-1"), target.host_header.encode("latin-1"), self._ua, len(body)))
+        for name, value in headers:
+            head += b"\r\n%s: %s" % (name.encode("latin-1"), value.encode("latin-1"))
+        head += b"\r\n\r\n"
+        payload = bytes(head) + body if len(body) < 65536 else None
+        for attempt in range(2):
+            conn = pool.acquire() if attempt == 0 else None
+            if conn is None:
+                ct = connect_timeout if connect_timeout is not None else timeout
+                if deadline is not None:
+                    remaining = max(0.001, deadline - loop.time())
+                    ct = remaining if ct is None else min(ct, remaining)
+                conn = await pool.connect(ct)
+            ex = _Exchange()
+            conn.exchange = ex
+            assert conn.transport is not None
+            if payload is not None:
+                conn.transport.write(payload)
+            else:
+                conn.transport.write(bytes(head))
+                conn.transport.write(body)
+            try:
+                while not conn.headers_done and not ex.complete:
+                    if ex.error is not None:
+                        raise ex.error
+                    await _wait(ex, loop, deadline, conn)
+                if ex.error is not None and not conn.headers_done:
+                    raise ex.error
+            except ReadError:
+                if conn.reused and not ex.got_bytes:
+                    continue  # stale keep-alive connection: try once on a fresh one
+                raise
+            return ClientResponse(ex, conn, loop)
+        raise ReadError("upstream closed the connection")  # pragma: no cover - loop always returns or raises
+
+    async def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()

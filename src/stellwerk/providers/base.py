@@ -1,0 +1,82 @@
+"""The provider interface: pure translation between Stellwerk and one wire protocol.
+
+Stellwerk's canonical format is OpenAI's Chat Completions format, as plain
+dicts (so that every parameter a client sends passes through untouched). An
+adapter translates that format to its provider's wire format and back, and
+classifies the provider's errors into :class:`~stellwerk.errors.Outcome`s. It
+never does I/O: the router sends the :class:`UpstreamRequest` it builds through
+the injected transport and hands the answer back to the adapter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from stellwerk.config import DeploymentConfig
+from stellwerk.errors import UpstreamError
+
+__all__ = ["Adapter", "Chunk", "Endpoint", "StreamDecoder", "UpstreamRequest"]
+
+Chunk = tuple[dict[str, Any], bytes | None]
+"""A streamed chunk in OpenAI ``chat.completion.chunk`` shape, with its original JSON
+bytes when they are already in that shape (so they can be forwarded without re-encoding)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """What an adapter precomputes once per deployment (URLs, auth headers)."""
+
+    chat_url: str
+    embeddings_url: str
+    models_url: str
+    headers: tuple[tuple[str, str], ...]
+    secrets: tuple[str, ...]
+    """Credentials to redact from any text that leaves the gateway."""
+
+
+class StreamDecoder(Protocol):
+    """Turns the bytes of a streamed response into chunks."""
+
+    done: bool
+    """True once the provider signalled the end of the stream."""
+
+    def feed(self, data: bytes) -> list[Chunk]:
+        """Consume bytes; return the complete chunks they finish. Raises UpstreamError on an error event."""
+        ...
+
+
+class Adapter(Protocol):
+    """One wire protocol. Implementations are stateless; all methods are pure."""
+
+    name: str
+
+    def endpoint(self, deployment: DeploymentConfig) -> Endpoint: ...
+
+    def chat_request(
+        self, deployment: DeploymentConfig, endpoint: Endpoint, body: dict[str, Any], stream: bool
+    ) -> UpstreamRequest: ...
+
+    def chat_response(self, body: bytes) -> tuple[dict[str, Any], bytes | None]:
+        """Parse a successful answer into an OpenAI ``chat.completion`` dict (and its bytes, if unchanged)."""
+        ...
+
+    def stream_decoder(self) -> StreamDecoder: ...
+
+    def embeddings_request(
+        self, deployment: DeploymentConfig, endpoint: Endpoint, body: dict[str, Any]
+    ) -> UpstreamRequest: ...
+
+    def embeddings_response(self, body: bytes) -> tuple[dict[str, Any], bytes | None]: ...
+
+    def classify(self, status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
+        """Turn a non-2xx answer into a classified error."""
+        ...

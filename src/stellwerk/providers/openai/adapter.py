@@ -1,0 +1,147 @@
+"""OpenAI Chat Completions wire protocol, for OpenAI and every compatible server.
+
+Also Azure OpenAI's conventions (``provider: azure``): the deployment in the
+path (``/openai/deployments/{model}/...``), the ``api-version`` query parameter
+and the ``api-key`` header.
+
+Since Stellwerk's canonical format *is* this wire format, translation is
+nearly the identity: the model name is replaced by the deployment's, and
+streams ask for a usage chunk so that cost is exact. Answers are forwarded as
+the upstream's own bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from stellwerk.config import DeploymentConfig
+from stellwerk.errors import Outcome, UpstreamError
+from stellwerk.providers.base import Chunk, Endpoint, UpstreamRequest
+from stellwerk.providers.sse import SSEParser
+
+from .errors import classify_error, error_from_payload
+
+__all__ = ["OpenAIAdapter", "OpenAIStreamDecoder"]
+
+OPENAI_API_BASE = "https://api.openai.com/v1"
+AZURE_API_VERSION = "2024-10-21"
+
+
+class OpenAIStreamDecoder:
+    """``data: {chunk}`` events until ``data: [DONE]``; an ``error`` payload raises."""
+
+    __slots__ = ("_sse", "done")
+
+    def __init__(self) -> None:
+        self._sse = SSEParser()
+        self.done = False
+
+    def feed(self, data: bytes) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for _event, payload in self._sse.feed(data):
+            if payload == b"[DONE]":
+                self.done = True
+                break
+            if not payload:
+                continue
+            try:
+                chunk = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                raise UpstreamError(Outcome.RETRY_HERE, "upstream sent a malformed stream event") from None
+            if not isinstance(chunk, dict):
+                raise UpstreamError(Outcome.RETRY_HERE, "upstream sent a stream event that is not an object")
+            if "error" in chunk and "choices" not in chunk:
+                raise error_from_payload(chunk, 500)
+            chunks.append((chunk, payload))
+        return chunks
+
+
+class OpenAIAdapter:
+    """Adapter for ``provider: openai`` (and, with ``azure=True``, ``provider: azure``)."""
+
+    def __init__(self, azure: bool = False) -> None:
+        self.azure = azure
+        self.name = "azure" if azure else "openai"
+
+    def endpoint(self, deployment: DeploymentConfig) -> Endpoint:
+        base = (deployment.api_base or OPENAI_API_BASE).rstrip("/")
+        headers: list[tuple[str, str]] = []
+        if self.azure:
+            version = deployment.api_version or AZURE_API_VERSION
+            root = f"{base}/openai/deployments/{deployment.model}"
+            chat, embeddings = (f"{root}/chat/completions?api-version={version}", f"{root}/embeddings?api-version={version}")
+            models = f"{base}/openai/models?api-version={version}"
+            if deployment.api_key:
+                headers.append(("api-key", deployment.api_key))
+        else:
+            chat, embeddings, models = f"{base}/chat/completions", f"{base}/embeddings", f"{base}/models"
+            if deployment.api_key:
+                headers.append(("authorization", f"Bearer {deployment.api_key}"))
+        headers.append(("content-type", "application/json"))
+        headers.extend((k.lower(), v) for k, v in deployment.headers.items())
+        secrets = tuple(s for s in (deployment.api_key, *deployment.headers.values()) if s)
+        return Endpoint(chat, embeddings, models, tuple(headers), secrets)
+
+    def chat_request(
+        self, deployment: DeploymentConfig, endpoint: Endpoint, body: dict[str, Any], stream: bool
+    ) -> UpstreamRequest:
+        wire = dict(body)
+        if self.azure:
+            wire.pop("model", None)
+        else:
+            wire["model"] = deployment.model
+        headers = list(endpoint.headers)
+        if stream:
+            wire["stream"] = True
+            if deployment.stream_usage:
+                options = wire.get("stream_options")
+                wire["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {
+                    "include_usage": True}
+            headers.append(("accept", "text/event-stream"))
+        else:
+            wire.pop("stream", None)
+            wire.pop("stream_options", None)
+            headers.append(("accept", "application/json"))
+        return UpstreamRequest("POST", endpoint.chat_url, headers, orjson.dumps(wire))
+
+    def chat_response(self, body: bytes) -> tuple[dict[str, Any], bytes | None]:
+        data = _parse_object(body)
+        if "error" in data and "choices" not in data:
+            raise error_from_payload(data, 500)
+        if not isinstance(data.get("choices"), list):
+            raise UpstreamError(Outcome.RETRY_HERE, "upstream answer has no 'choices' list")
+        return data, body
+
+    def stream_decoder(self) -> OpenAIStreamDecoder:
+        return OpenAIStreamDecoder()
+
+    def embeddings_request(
+        self, deployment: DeploymentConfig, endpoint: Endpoint, body: dict[str, Any]
+    ) -> UpstreamRequest:
+        wire = dict(body)
+        if self.azure:
+            wire.pop("model", None)
+        else:
+            wire["model"] = deployment.model
+        return UpstreamRequest("POST", endpoint.embeddings_url, list(endpoint.headers), orjson.dumps(wire))
+
+    def embeddings_response(self, body: bytes) -> tuple[dict[str, Any], bytes | None]:
+        data = _parse_object(body)
+        if not isinstance(data.get("data"), list):
+            raise UpstreamError(Outcome.RETRY_HERE, "upstream embeddings answer has no 'data' list")
+        return data, body
+
+    def classify(self, status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
+        return classify_error(status, headers, body)
+
+
+def _parse_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(Outcome.RETRY_HERE, "upstream sent a malformed JSON body") from None
+    if not isinstance(data, dict):
+        raise UpstreamError(Outcome.RETRY_HERE, "upstream answer is not a JSON object")
+    return data

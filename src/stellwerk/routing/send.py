@@ -1,0 +1,44 @@
+"""The one boundary where transport errors become classified upstream errors."""
+
+from __future__ import annotations
+
+from stellwerk.errors import Outcome, UpstreamError
+from stellwerk.http.client import (
+    ClientResponse,
+    ConnectError,
+    ProtocolError,
+    TimeoutError_,
+    Transport,
+    TransportError,
+)
+from stellwerk.providers import UpstreamRequest
+
+__all__ = ["read_body", "send", "transport_error"]
+
+
+def transport_error(err: TransportError, timeout: float | None = None) -> UpstreamError:
+    if isinstance(err, TimeoutError_):
+        detail = f"no answer within {timeout:g}s" if timeout is not None else "timed out"
+        return UpstreamError(Outcome.RETRY_HERE, detail, reason="timeout")
+    if isinstance(err, ConnectError):
+        return UpstreamError(Outcome.RETRY_HERE, str(err), reason="connect")
+    if isinstance(err, ProtocolError):
+        return UpstreamError(Outcome.RETRY_HERE, str(err), reason="protocol")
+    return UpstreamError(Outcome.RETRY_HERE, str(err) or "connection lost", reason="read")
+
+
+async def send(transport: Transport, request: UpstreamRequest, timeout: float, connect_timeout: float) -> ClientResponse:
+    try:
+        return await transport.request(
+            request.method, request.url, request.headers, request.body,
+            timeout=timeout, connect_timeout=min(connect_timeout, timeout),
+        )
+    except TransportError as err:
+        raise transport_error(err, timeout) from None
+
+
+async def read_body(response: ClientResponse, timeout: float) -> bytes:
+    try:
+        return await response.read(timeout=max(0.001, timeout))
+    except TransportError as err:
+        raise transport_error(err, timeout) from None

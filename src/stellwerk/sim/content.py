@@ -1,0 +1,108 @@
+"""Deterministic content, independent of any wire format: reply words, JSON values, embeddings.
+
+Everything here is a pure function of its inputs (and the profile's seed), so
+tests can predict what the sim answers:
+
+* :func:`reply_words` -- ``n`` words drawn from :data:`WORDS` by ``random.Random(seed)``;
+  a shorter reply is a prefix of a longer one with the same seed;
+* :func:`schema_example` -- a JSON value satisfying the simple parts of a JSON
+  schema (required properties, types, enums, ``const``);
+* :func:`embedding` -- a unit-length float32 vector derived from a BLAKE2b hash of the input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import struct
+from typing import Any, Final
+
+__all__ = ["WORDS", "ReplyCache", "embedding", "estimate_tokens", "reply_words", "schema_example"]
+
+WORDS: Final = (
+    "the", "signal", "box", "routes", "each", "train", "to", "a", "free", "track", "while", "points",
+    "switch", "and", "lamps", "glow", "green", "when", "line", "is", "clear", "for", "next", "block",
+    "operator", "checks", "timetable", "sends", "message", "along", "wire", "station", "yard", "siding",
+    "junction", "platform", "arrives", "departs", "on", "time", "with", "care", "every", "request",
+    "finds", "its", "way", "home", "quiet", "steady", "fast", "safe", "north", "south", "east", "west",
+    "morning", "evening", "bridge", "tunnel", "valley", "river", "freight", "passenger",
+)  # fmt: skip
+
+
+def estimate_tokens(chars: int) -> int:
+    """A cheap token estimate: one token per four characters, at least one."""
+    return max(1, (chars + 3) // 4)
+
+
+def reply_words(n: int, seed: int) -> tuple[str, ...]:
+    """``n`` deterministic words; ``reply_words(k, s)`` is a prefix of ``reply_words(n, s)`` for k <= n."""
+    rng = random.Random(seed)
+    words = WORDS
+    count = len(words)
+    return tuple(words[int(rng.random() * count)] for _ in range(n))
+
+
+class ReplyCache:
+    """Caches replies per length for one seed (the hot path asks for the same few lengths)."""
+
+    __slots__ = ("_cache", "seed")
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._cache: dict[int, tuple[str, ...]] = {}
+
+    def words(self, n: int) -> tuple[str, ...]:
+        words = self._cache.get(n)
+        if words is None:
+            if len(self._cache) > 256:
+                self._cache.clear()
+            words = self._cache[n] = reply_words(n, self.seed)
+        return words
+
+
+def schema_example(schema: object, depth: int = 0) -> Any:
+    """A placeholder value for a JSON schema: required properties only, strings ``"sim"``, numbers 1."""
+    if not isinstance(schema, dict) or depth > 8:
+        return {} if depth == 0 else "sim"
+    if "const" in schema:
+        return schema["const"]
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            return schema_example(options[0], depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind is None and "properties" in schema:
+        kind = "object"
+    if kind == "object" or (kind is None and depth == 0):
+        props = schema.get("properties")
+        props = props if isinstance(props, dict) else {}
+        required = schema.get("required")
+        names = [n for n in required if isinstance(n, str)] if isinstance(required, list) else []
+        return {name: schema_example(props.get(name, {}), depth + 1) for name in names}
+    if kind == "array":
+        return []
+    if kind == "integer":
+        return 1
+    if kind == "number":
+        return 1.0
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return "sim"
+
+
+def embedding(text: str | bytes, dimensions: int) -> list[float]:
+    """A deterministic unit vector of float32 values for ``text``."""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    rng = random.Random(hashlib.blake2b(data, digest_size=16).digest())
+    raw = [rng.random() - 0.5 for _ in range(dimensions)]
+    norm = math.sqrt(sum(v * v for v in raw)) or 1.0
+    # Round through float32 so the float list and the base64 encoding carry identical values.
+    return list(struct.unpack(f"<{dimensions}f", struct.pack(f"<{dimensions}f", *(v / norm for v in raw))))

@@ -1,0 +1,484 @@
+"""The OpenAI wire format: request parsing and response/chunk/error bodies, as bytes.
+
+Pure translation, no I/O and no behaviour. Shapes follow the OpenAI API
+reference (Chat Completions, Embeddings, Models) and the error bodies the real
+service sends: ``{"error": {"message", "type", "param", "code"}}``.
+
+A streamed chat completion is a sequence of SSE events::
+
+    data: {..."choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},...}]}
+    data: {..."choices":[{"index":0,"delta":{"content":"word"},...}]}          (repeated)
+    data: {..."choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}
+    data: {..."choices":[],"usage":{...}}                                       (if include_usage)
+    data: [DONE]
+
+With ``stream_options.include_usage`` every chunk carries ``"usage":null`` until the last.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from stellwerk.sim.content import estimate_tokens
+
+__all__ = [
+    "DONE",
+    "ChatRequest",
+    "ChunkWriter",
+    "EmbeddingsRequest",
+    "WireError",
+    "chat_completion",
+    "content_policy_error",
+    "context_length_error",
+    "embeddings_response",
+    "invalid_api_key",
+    "invalid_url",
+    "model_list",
+    "model_not_found",
+    "model_object",
+    "parse_chat",
+    "parse_embeddings",
+    "rate_limit_error",
+    "server_error",
+    "tool_call_id",
+]
+
+DONE: Final = b"data: [DONE]\n\n"
+FINGERPRINT: Final = "fp_sim"
+_OWNED_BY: Final = "stellwerk-sim"
+
+_USAGE_DETAILS: Final = (
+    b'"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},'
+    b'"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,'
+    b'"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}'
+)
+
+
+class WireError(Exception):
+    """A request the wire layer rejects; carries an OpenAI-shaped error."""
+
+    def __init__(self, status: int, message: str, type_: str, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.param = param
+        self.code = code
+
+    def body(self) -> bytes:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+def error_body(message: str, type_: str, param: str | None = None, code: str | int | None = None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+def _invalid(message: str, param: str | None = None, code: str | None = None) -> WireError:
+    return WireError(400, message, "invalid_request_error", param, code)
+
+
+# -- requests -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """What the sim needs from a chat completion request."""
+
+    model: str
+    stream: bool
+    include_usage: bool
+    max_tokens: int | None
+    prompt_tokens: int
+    flagged: bool
+    """The prompt contains the content-policy trigger word."""
+    tool_name: str | None
+    """The tool to call (first tool, or the one forced by ``tool_choice``), or None for text."""
+    tool_parameters: Any
+    response_format: str
+    """``"text"``, ``"json_object"`` or ``"json_schema"``."""
+    json_schema: Any
+
+
+def _load_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise _invalid(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
+            "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
+        )
+    return data
+
+
+def _model(data: dict[str, Any]) -> str:
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise _invalid("you must provide a model parameter")
+    return model
+
+
+def _text_chars(content: object) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(len(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return 0
+
+
+def _contains(content: object, needle: str) -> bool:
+    if isinstance(content, str):
+        return needle in content.lower()
+    if isinstance(content, list):
+        return any(isinstance(p, dict) and needle in str(p.get("text", "")).lower() for p in content)
+    return False
+
+
+def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
+    """Validate (minimally) and summarise a ``POST /v1/chat/completions`` body; raises :class:`WireError`."""
+    data = _load_object(body)
+    model = _model(data)
+    messages = data.get("messages")
+    if messages is None:
+        raise _invalid("Missing required parameter: 'messages'.", "messages", "missing_required_parameter")
+    if not isinstance(messages, list):
+        raise _invalid(
+            f"Invalid type for 'messages': expected an array, but got {type(messages).__name__} instead.",
+            "messages",
+            "invalid_type",
+        )
+    if not messages:
+        raise _invalid(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+            "messages",
+            "empty_array",
+        )
+    chars = 0
+    flagged = False
+    needle = trigger.lower()
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise _invalid(f"Invalid value for 'messages[{i}]': expected an object with a 'role'.", f"messages[{i}]")
+        content = message.get("content")
+        chars += _text_chars(content)
+        if needle and not flagged:
+            flagged = _contains(content, needle)
+    stream = data.get("stream") is True
+    options = data.get("stream_options")
+    include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+    max_tokens = _max_tokens(data)
+    tool_name, tool_parameters = _pick_tool(data)
+    response_format, schema = _response_format(data.get("response_format"))
+    return ChatRequest(
+        model, stream, include_usage, max_tokens, estimate_tokens(chars), flagged, tool_name, tool_parameters,
+        response_format, schema,
+    )  # fmt: skip
+
+
+def _max_tokens(data: dict[str, Any]) -> int | None:
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = data.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _invalid(f"Invalid type for '{key}': expected an integer.", key, "invalid_type")
+        if value < 1:
+            raise _invalid(
+                f"Invalid '{key}': integer below minimum value. Expected a value >= 1, but got {value} instead.",
+                key,
+                "integer_below_min_value",
+            )
+        return value
+    return None
+
+
+def _pick_tool(data: dict[str, Any]) -> tuple[str | None, Any]:
+    tools = data.get("tools")
+    if not tools:
+        return None, None
+    if not isinstance(tools, list):
+        raise _invalid("Invalid type for 'tools': expected an array.", "tools", "invalid_type")
+    functions: list[dict[str, Any]] = []
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise _invalid(f"Missing required parameter: 'tools[{i}].function'.", f"tools[{i}].function")
+        functions.append(fn)
+    choice = data.get("tool_choice", "auto")
+    if choice == "none":
+        return None, None
+    if isinstance(choice, dict):
+        forced = choice.get("function")
+        name = forced.get("name") if isinstance(forced, dict) else None
+        for fn in functions:
+            if fn["name"] == name:
+                return name, fn.get("parameters")
+        raise _invalid(f"Invalid value for 'tool_choice': no function named {name!r} in 'tools'.", "tool_choice")
+    return functions[0]["name"], functions[0].get("parameters")
+
+
+def _response_format(value: object) -> tuple[str, Any]:
+    if not isinstance(value, dict):
+        return "text", None
+    kind = value.get("type")
+    if kind == "json_object":
+        return "json_object", None
+    if kind == "json_schema":
+        spec = value.get("json_schema")
+        return "json_schema", spec.get("schema") if isinstance(spec, dict) else None
+    return "text", None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingsRequest:
+    model: str
+    inputs: tuple[str | tuple[int, ...], ...]
+    base64: bool
+    dimensions: int | None
+    prompt_tokens: int
+
+
+def parse_embeddings(body: bytes) -> EmbeddingsRequest:
+    """Validate a ``POST /v1/embeddings`` body: ``input`` is a string, strings, a token array or token arrays."""
+    data = _load_object(body)
+    model = _model(data)
+    raw = data.get("input")
+    if raw is None:
+        raise _invalid("Missing required parameter: 'input'.", "input", "missing_required_parameter")
+    items: list[str | tuple[int, ...]]
+    if isinstance(raw, str):
+        items = [raw]
+    elif isinstance(raw, list) and raw and all(isinstance(t, int) and not isinstance(t, bool) for t in raw):
+        items = [tuple(raw)]
+    elif isinstance(raw, list) and raw:
+        items = []
+        for item in raw:
+            if isinstance(item, str):
+                items.append(item)
+            elif isinstance(item, list) and item and all(isinstance(t, int) for t in item):
+                items.append(tuple(item))
+            else:
+                raise _invalid("'$.input' is invalid. Please check the API reference.", "input")
+    else:
+        raise _invalid("'$.input' is invalid. Please check the API reference.", "input")
+    encoding = data.get("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        raise _invalid(f"Invalid value for 'encoding_format': {encoding!r}.", "encoding_format")
+    dimensions = data.get("dimensions")
+    if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1):
+        raise _invalid("Invalid 'dimensions': expected an integer >= 1.", "dimensions")
+    tokens = sum(estimate_tokens(len(i)) if isinstance(i, str) else len(i) for i in items)
+    return EmbeddingsRequest(model, tuple(items), encoding == "base64", dimensions, tokens)
+
+
+# -- responses ----------------------------------------------------------------------------------------------------
+def tool_call_id(n: int) -> str:
+    return f"call_sim{n:020d}"
+
+
+def _usage(prompt: int, completion: int) -> bytes:
+    return b'{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d,%s}' % (
+        prompt,
+        completion,
+        prompt + completion,
+        _USAGE_DETAILS,
+    )
+
+
+def chat_completion(
+    completion_id: str,
+    created: int,
+    model: str,
+    content: str | None,
+    finish_reason: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    tool_call: tuple[str, str, str] | None = None,
+) -> bytes:
+    """A ``chat.completion`` body. ``tool_call`` is ``(id, name, arguments)``."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_call is not None:
+        call_id, name, arguments = tool_call
+        message["tool_calls"] = [{"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]
+    message["refusal"] = None
+    message["annotations"] = []
+    head = orjson.dumps(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+        }
+    )
+    return b'%s,"usage":%s,"service_tier":"default","system_fingerprint":"%s"}' % (
+        head[:-1],
+        _usage(prompt_tokens, completion_tokens),
+        FINGERPRINT.encode(),
+    )
+
+
+class ChunkWriter:
+    """Builds the SSE events of one streamed chat completion (same id/created/model on every chunk)."""
+
+    __slots__ = ("_head", "_plain_tail", "_usage_head", "_usage_null")
+
+    def __init__(self, completion_id: str, created: int, model: str, include_usage: bool) -> None:
+        common = b'{"id":"%s","object":"chat.completion.chunk","created":%d,"model":%s,' % (
+            completion_id.encode(),
+            created,
+            orjson.dumps(model),
+        )
+        common += b'"service_tier":"default","system_fingerprint":"%s",' % FINGERPRINT.encode()
+        self._head = b"data: " + common + b'"choices":[{"index":0,"delta":'
+        self._usage_null = b',"usage":null' if include_usage else b""
+        self._plain_tail = b',"logprobs":null,"finish_reason":null}]' + self._usage_null + b"}\n\n"
+        self._usage_head = b"data: " + common + b'"choices":[],"usage":'
+
+    def _event(self, delta: bytes) -> bytes:
+        return self._head + delta + self._plain_tail
+
+    def role(self) -> bytes:
+        return self._event(b'{"role":"assistant","content":"","refusal":null}')
+
+    def content(self, text: str) -> bytes:
+        return self._event(b'{"content":%s}' % orjson.dumps(text))
+
+    def tool_start(self, call_id: str, name: str) -> bytes:
+        call = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        return self._event(b'{"role":"assistant","content":null,"tool_calls":[%s],"refusal":null}' % orjson.dumps(call))
+
+    def tool_arguments(self, fragment: str) -> bytes:
+        return self._event(b'{"tool_calls":[{"index":0,"function":{"arguments":%s}}]}' % orjson.dumps(fragment))
+
+    def finish(self, reason: str) -> bytes:
+        return self._head + b'{},"logprobs":null,"finish_reason":"%s"}]%s}\n\n' % (reason.encode(), self._usage_null)
+
+    def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
+        return self._usage_head + _usage(prompt_tokens, completion_tokens) + b"}\n\n"
+
+    def broken(self) -> bytes:
+        """An event whose data is cut-off JSON (for the malformed outcome)."""
+        event = self._event(b'{"content":"sim"}')
+        return event[: len(event) // 2] + b"\n\n"
+
+
+def embeddings_response(model: str, vectors: Sequence[Sequence[float]], as_base64: bool, prompt_tokens: int) -> bytes:
+    data: list[dict[str, Any]] = []
+    for i, vector in enumerate(vectors):
+        value: object = vector
+        if as_base64:
+            value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+        data.append({"object": "embedding", "index": i, "embedding": value})
+    return orjson.dumps(
+        {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+        }
+    )
+
+
+def model_object(model: str, created: int) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": created, "owned_by": _OWNED_BY}
+
+
+def model_list(models: Sequence[str], created: int) -> bytes:
+    return orjson.dumps({"object": "list", "data": [model_object(m, created) for m in models]})
+
+
+# -- errors -------------------------------------------------------------------------------------------------------
+_SERVER_ERRORS: Final[dict[int, tuple[str, str, int | None]]] = {
+    500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
+    502: ("Bad gateway.", "cf_bad_gateway", 502),
+    503: (
+        "That model is currently overloaded with other requests. You can retry your request, or contact us "
+        "through our help center at help.openai.com if the error persists.",
+        "server_error",
+        None,
+    ),
+    504: ("Gateway timeout.", "cf_gateway_timeout", 504),
+}
+
+
+def server_error(status: int) -> bytes:
+    """The body OpenAI sends with an upstream failure of ``status`` (other 4xx/5xx get a generic message)."""
+    known = _SERVER_ERRORS.get(status)
+    if known is not None:
+        message, type_, code = known
+        return error_body(message, type_, None, code)
+    if status < 500:
+        return error_body(f"Simulated client error ({status}).", "invalid_request_error")
+    return error_body(f"Simulated server error ({status}).", "server_error")
+
+
+def rate_limit_error(model: str, retry_after: float, limit: int) -> tuple[bytes, list[tuple[str, str]]]:
+    """A 429 ``rate_limit_exceeded`` body with its ``Retry-After`` and ``x-ratelimit-*`` headers."""
+    seconds = max(0, -int(-retry_after // 1))  # ceil
+    message = (
+        f"Rate limit reached for {model} in organization org-sim on requests per min (RPM): Limit {limit}, "
+        f"Used {limit}, Requested 1. Please try again in {retry_after:g}s. "
+        "Visit https://platform.openai.com/account/rate-limits to learn more."
+    )
+    headers = [
+        ("retry-after", str(seconds)),
+        ("x-ratelimit-limit-requests", str(limit)),
+        ("x-ratelimit-remaining-requests", "0"),
+        ("x-ratelimit-reset-requests", f"{retry_after:g}s"),
+        ("x-ratelimit-limit-tokens", "2000000"),
+        ("x-ratelimit-remaining-tokens", "2000000"),
+        ("x-ratelimit-reset-tokens", "0s"),
+    ]
+    return error_body(message, "requests", None, "rate_limit_exceeded"), headers
+
+
+def context_length_error(window: int, prompt_tokens: int) -> bytes:
+    return error_body(
+        f"This model's maximum context length is {window} tokens. However, your messages resulted in "
+        f"{prompt_tokens} tokens. Please reduce the length of the messages.",
+        "invalid_request_error",
+        "messages",
+        "context_length_exceeded",
+    )
+
+
+def content_policy_error() -> bytes:
+    return error_body(
+        "Your request was rejected as a result of our safety system. Your prompt may contain text that is not "
+        "allowed by our safety system.",
+        "invalid_request_error",
+        None,
+        "content_policy_violation",
+    )
+
+
+def invalid_api_key(supplied: str | None) -> bytes:
+    """401; the supplied key is never echoed in full."""
+    if not supplied:
+        message = (
+            "You didn't provide an API key. You need to provide your API key in an Authorization header using "
+            "Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+        )
+    else:
+        masked = f"{supplied[:3]}{'*' * 8}{supplied[-4:]}" if len(supplied) > 12 else "*" * 8
+        message = f"Incorrect API key provided: {masked}."
+    return error_body(message, "invalid_request_error", None, "invalid_api_key")
+
+
+def model_not_found(model: str) -> bytes:
+    return error_body(
+        f"The model `{model}` does not exist or you do not have access to it.",
+        "invalid_request_error",
+        None,
+        "model_not_found",
+    )
+
+
+def invalid_url(method: str, path: str) -> bytes:
+    return error_body(f"Invalid URL ({method} {path})", "invalid_request_error")

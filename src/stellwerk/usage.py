@@ -1,0 +1,60 @@
+"""Token usage and its cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stellwerk.config import Price
+
+__all__ = ["Usage", "estimate_tokens", "prompt_chars", "usage_from"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+    """True when the upstream reported no usage and the counts were estimated."""
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def cost(self, price: Price) -> float:
+        """Cost in US dollars."""
+        return (self.prompt_tokens * price.input_per_mtok + self.completion_tokens * price.output_per_mtok) / 1e6
+
+
+def usage_from(data: Any) -> Usage | None:
+    """Read an OpenAI-shaped ``usage`` object (``None`` when absent or malformed)."""
+    if not isinstance(data, dict):
+        return None
+    prompt, completion = data.get("prompt_tokens"), data.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    details = data.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    return Usage(prompt, completion, cached if isinstance(cached, int) else 0)
+
+
+def estimate_tokens(text_chars: int) -> int:
+    """A rough token count from characters (about 4 per token for English), for when upstreams report none."""
+    return (text_chars + 3) // 4
+
+
+def prompt_chars(body: dict[str, Any]) -> int:
+    total = 0
+    for message in body.get("messages") or ():
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    total += len(part["text"])
+        total += 4
+    return total
