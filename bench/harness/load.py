@@ -128,11 +128,11 @@ def fixed_rate(url: str, stream: bool, rate: float, seconds: float, warmup: floa
     tag = "stream" if stream else "json"
     body_file = workdir / f"body-{tag}.json"
     body_file.write_bytes(chat_body(stream))
-    log = workdir / f"h2load-{tag}.log"
+    log = workdir / f"h2load-{tag}-{rate:g}.log"
     log.unlink(missing_ok=True)
     total = max(CONCURRENCY, round(rate * (seconds + warmup)))
     argv = ["taskset", "-c", LOAD_CPU, "h2load", "--h1", "-t1", f"-c{CONCURRENCY}", f"-n{total}",
-            f"--rps={rate / CONCURRENCY:g}", "-r1", f"--rate-period={1000 / rate:g}ms",
+            f"--rps={rate / CONCURRENCY:g}", "-r1", f"--rate-period={max(1, round(1000 / rate))}ms",
             "-d", str(body_file), "--log-file", str(log), "-T10"]
     argv += [a for k, v in request_headers().items() for a in ("-H", f"{k}: {v}")]
     out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=(seconds + warmup) * 3 + 30,

@@ -13,6 +13,7 @@ SSE), all against one shared upstream:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,6 +34,19 @@ class Plan:
     rates: tuple[float, ...] = (200.0,)  # fixed rates for latency, req/s
     latency_seconds: float = 10.0
     latency_warmup: float = 1.0
+    # For a slow target: cap each rate at this fraction of the measured saturation req/s, so the latency
+    # run shows the proxy's latency rather than its queue.
+    capacity_fraction: float | None = None
+    # Explicit rates per mode (the direct baseline is measured at every rate any target used).
+    mode_rates: dict[str, tuple[float, ...]] | None = None
+
+    def rates_for(self, mode: str, saturation_rps: float) -> tuple[float, ...]:
+        if self.mode_rates is not None:
+            return self.mode_rates.get(mode, self.rates)
+        if self.capacity_fraction is None:
+            return self.rates
+        cap = max(1.0, math.floor(self.capacity_fraction * saturation_rps))
+        return tuple(dict.fromkeys(min(rate, cap) for rate in self.rates))
 
 
 @dataclass
@@ -113,7 +127,7 @@ def measure(target: Target, plan: Plan, procs: Procs, upstream: Proc, upstream_u
             _log(f"{mode:6} answer: {res.answer}")
             try:
                 _saturate(running.url, stream, plan, running.proc, upstream, tdir, res)
-                for rate in plan.rates:
+                for rate in plan.rates_for(mode, res.saturation.rps if res.saturation else 0.0):
                     lat = res.latency[rate] = load.fixed_rate(running.url, stream, rate, plan.latency_seconds,
                                                               plan.latency_warmup, tdir)
                     _log(f"{mode:6} @{rate:g}/s: p50 {lat.p50_us / 1000:.3f} ms, p99 {lat.p99_us / 1000:.3f} ms, "

@@ -39,7 +39,7 @@ def measurements_table(results: dict[str, TargetResult]) -> list[str]:
     direct = results.get("direct")
     rows = [
         f"| target | mode | req/s @c{CONCURRENCY} | errors | proxy CPU µs/req | upstream CPU µs/req "
-        "| latency rate | p50 ms | p99 ms | added p50 ms | added p99 ms |",
+        "| fixed rate (samples) | p50 ms | p99 ms | added p50 ms | added p99 ms |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for name, result in results.items():
@@ -47,7 +47,7 @@ def measurements_table(results: dict[str, TargetResult]) -> list[str]:
             rows.append(f"| {name} | – | {NA} | | | | | | | | |")
             continue
         for mode, res in result.modes.items():
-            for i, rate in enumerate(result.plan.rates):
+            for i, rate in enumerate(res.latency or [float("nan")]):
                 rows.append(_measurement_row(name, mode, res, rate, _mode(direct, mode), first=i == 0))
     return rows
 
@@ -66,7 +66,8 @@ def _measurement_row(name: str, mode: str, res: ModeResult, rate: float, direct:
     ms = "{:.3f}"
     return (
         f"| {name} | {mode} | {_num(sat.rps) if sat else blank} | {errors} "
-        f"| {_num(res.cpu_us) if first else ''} | {_num(res.upstream_cpu_us) if first else ''} | {rate:g}/s "
+        f"| {_num(res.cpu_us) if first else ''} | {_num(res.upstream_cpu_us) if first else ''} "
+        f"| {f'{rate:g}/s ({res.latency[rate].samples})' if rate in res.latency else NA} "
         f"| {_num(lat[0] / 1000 if lat else None, ms)} | {_num(lat[1] / 1000 if lat else None, ms)} "
         f"| {_num(added[0] / 1000 if added else None, '{:+.3f}')} "
         f"| {_num(added[1] / 1000 if added else None, '{:+.3f}')} |"
@@ -104,7 +105,7 @@ def goals_table(results: dict[str, TargetResult]) -> list[str]:
         rps = _ratio(s.saturation.rps if s and s.saturation else None,
                      lt.saturation.rps if lt and lt.saturation else None)
         rows.append(_goal_row(f"{mode}: stellwerk ÷ litellm, measured req/s", rps, "{:,.0f}×", "(context)", None))
-        rate = sw.plan.rates[0] if sw else 0.0
+        rate = next(iter(s.latency), sw.plan.rates[0]) if s and sw else float("nan")
         lat, base = _latency(s, rate), _latency(_mode(results.get("direct"), mode), rate)
         added = (lat[1] - base[1]) / 1000 if lat and base else None
         rows.append(_goal_row(f"{mode}: stellwerk added p99 @{rate:g}/s, c{CONCURRENCY} (ms)", added, "{:.3f}",
@@ -118,6 +119,13 @@ def goals_table(results: dict[str, TargetResult]) -> list[str]:
     return rows
 
 
+def problems(results: dict[str, TargetResult]) -> list[str]:
+    out = [f"- {name}: {r.error}" for name, r in results.items() if r.error]
+    out += [f"- {name} {mode}: {res.error}" for name, r in results.items() for mode, res in r.modes.items()
+            if res.error]
+    return out
+
+
 def render(results: dict[str, TargetResult], env: dict[str, str], settings: list[str]) -> str:
     lines = ["### Environment", ""]
     lines += [f"- **{k}**: {v}" for k, v in env.items()]
@@ -125,6 +133,8 @@ def render(results: dict[str, TargetResult], env: dict[str, str], settings: list
     lines += ["", "### Per target and mode", ""] + measurements_table(results)
     lines += ["", "### Processes", ""] + process_table(results)
     lines += ["", "### Goals", ""] + goals_table(results)
+    if errors := problems(results):
+        lines += ["", "### Problems", ""] + errors
     return "\n".join(lines) + "\n"
 
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 __all__ = [
     "AllAttemptsFailedError",
@@ -130,8 +131,7 @@ class UpstreamError(StellwerkError):
         self.code = code
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(msgspec.Struct, frozen=True):
     """One upstream attempt, as listed in an :class:`AllAttemptsFailedError`."""
 
     deployment: str

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from stellwerk.errors import Attempt
 from stellwerk.usage import Usage
 
@@ -19,8 +21,7 @@ __all__ = ["DeploymentStats", "Listener", "RequestRecord", "StatsCollector", "em
 log = logging.getLogger("stellwerk.events")
 
 
-@dataclass(frozen=True, slots=True)
-class RequestRecord:
+class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
     operation: str
     """``chat`` or ``embeddings``."""

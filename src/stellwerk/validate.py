@@ -49,23 +49,22 @@ def _typename(value: Any) -> str:
         type(value), "null" if value is None else type(value).__name__)
 
 
+_ACCEPTS: dict[str, tuple[type, ...]] = {
+    "num": (int, float), "int": (int,), "bool": (bool,), "str": (str,), "dict": (dict,),
+}
+_EXPECTED = {"num": "a number", "int": "an integer", "bool": "a boolean", "str": "a string", "dict": "an object"}
+
+
 def _check_scalar(name: str, value: Any, kind: str, low: float | None, high: float | None) -> None:
     if value is None:
         return  # null means "not set" for every optional parameter
-    ok = {
-        "num": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "bool": isinstance(value, bool),
-        "str": isinstance(value, str),
-        "dict": isinstance(value, dict),
-    }[kind]
-    if not ok:
-        expected = {"num": "a number", "int": "an integer", "bool": "a boolean", "str": "a string", "dict": "an object"}[kind]
-        raise _fail(f"Invalid type for '{name}': expected {expected}, but got {_typename(value)}.", name)
-    if low is not None and value < low:
-        raise _fail(f"Invalid value for '{name}': {value} is less than the minimum of {low:g}.", name)
-    if high is not None and value > high:
-        raise _fail(f"Invalid value for '{name}': {value} is greater than the maximum of {high:g}.", name)
+    if not isinstance(value, _ACCEPTS[kind]) or (value.__class__ is bool and kind != "bool"):
+        raise _fail(f"Invalid type for '{name}': expected {_EXPECTED[kind]}, but got {_typename(value)}.", name)
+    number: Any = value
+    if low is not None and number < low:
+        raise _fail(f"Invalid value for '{name}': {number} is less than the minimum of {low:g}.", name)
+    if high is not None and number > high:
+        raise _fail(f"Invalid value for '{name}': {number} is greater than the maximum of {high:g}.", name)
 
 
 def _check_content(content: Any, where: str, role: str) -> None:
@@ -153,9 +152,10 @@ def validate_chat(body: Any) -> tuple[str, bool]:
         raise _fail("Invalid 'messages': empty array. Expected an array with minimum length 1.", "messages")
     for i, message in enumerate(messages):
         _check_message(message, f"messages[{i}]")
-    for name, (kind, low, high) in _SCALARS.items():
-        if name in body:
-            _check_scalar(name, body[name], kind, low, high)
+    for name, value in body.items():
+        spec = _SCALARS.get(name)
+        if spec is not None and value is not None:
+            _check_scalar(name, value, spec[0], spec[1], spec[2])
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, str) and not (
             isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
@@ -192,7 +192,7 @@ def validate_embeddings(body: Any) -> str:
     data = body.get("input")
     if data is None:
         raise _fail("Missing required parameter: 'input'.", "input")
-    valid = isinstance(data, str) and data != "" or (
+    valid = (isinstance(data, str) and data != "") or (
         isinstance(data, list) and len(data) > 0 and (
             all(isinstance(x, str) and x != "" for x in data)
             or all(isinstance(x, int) and not isinstance(x, bool) for x in data)

@@ -41,7 +41,8 @@ def interpolate(value: Any, env: Mapping[str, str], path: str = "", problems: li
                 return env[name]
             if default is not None:
                 return default
-            problems.append(f"{path or '<root>'}: environment variable {name} is not set (use ${{{name}:-default}} for a default)")
+            problems.append(
+                f"{path or '<root>'}: environment variable {name} is not set (use ${{{name}:-default}} for a default)")
             return ""
         return _VAR.sub(sub, value) if "$" in value else value
     if isinstance(value, dict):

@@ -32,8 +32,8 @@ from typing import Final
 import httptools
 
 __all__ = [
-    "Handler",
     "HTTPServer",
+    "Handler",
     "Request",
     "Response",
     "StreamingResponse",
@@ -48,7 +48,7 @@ _REASONS: Final = {s.value: s.phrase.encode() for s in HTTPStatus}
 class Request:
     """One parsed HTTP request. Header names are lower-case; repeats are joined."""
 
-    __slots__ = ("method", "path", "query", "headers", "body", "client", "http_version")
+    __slots__ = ("body", "client", "headers", "http_version", "method", "path", "query")
 
     def __init__(
         self,
@@ -72,7 +72,7 @@ class Request:
 class Response:
     """A complete response. ``headers`` are extra headers besides content-type/length."""
 
-    __slots__ = ("status", "body", "headers", "content_type")
+    __slots__ = ("body", "content_type", "headers", "status")
 
     def __init__(
         self,
@@ -95,7 +95,7 @@ class StreamingResponse:
     so the client sees an incomplete body rather than a silently short one.
     """
 
-    __slots__ = ("status", "chunks", "headers", "content_type")
+    __slots__ = ("chunks", "content_type", "headers", "status")
 
     def __init__(
         self,
@@ -137,21 +137,21 @@ class _Connection(asyncio.Protocol):
     """One client connection. Parses requests and runs them through the handler in order."""
 
     __slots__ = (
-        "_server",
-        "_transport",
-        "_parser",
-        "_url",
-        "_headers",
         "_body",
         "_body_size",
-        "_queue",
-        "_task",
         "_closing",
-        "_rejected",
-        "_paused_writing",
         "_drain_waiter",
+        "_headers",
+        "_parser",
+        "_paused_writing",
         "_peer",
         "_pending_error",
+        "_queue",
+        "_rejected",
+        "_server",
+        "_task",
+        "_transport",
+        "_url",
         "last_active",
     )
 
@@ -353,10 +353,13 @@ class _Connection(asyncio.Protocol):
             raise
         except Exception:
             log.exception("stream producer failed after headers were sent; closing connection")
+            return False
+        finally:
+            # Always finalize the producer now (not at garbage collection), so that
+            # upstream connections it holds are closed when the client goes away.
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
-            return False
         if not transport.is_closing():
             transport.write(b"0\r\n\r\n")
         return keep_alive

@@ -10,29 +10,30 @@ the injected transport and hands the answer back to the adapter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Protocol
+
+import msgspec
 
 from stellwerk.config import DeploymentConfig
 from stellwerk.errors import UpstreamError
 
-__all__ = ["Adapter", "Chunk", "Endpoint", "StreamDecoder", "UpstreamRequest"]
+__all__ = ["Adapter", "Chunk", "Endpoint", "StreamDecoder", "UpstreamRequest", "encode_headers"]
 
 Chunk = tuple[dict[str, Any], bytes | None]
 """A streamed chunk in OpenAI ``chat.completion.chunk`` shape, with its original JSON
 bytes when they are already in that shape (so they can be forwarded without re-encoding)."""
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamRequest:
+class UpstreamRequest(msgspec.Struct, frozen=True):
     method: str
     url: str
-    headers: list[tuple[str, str]]
+    headers: list[tuple[str, str]] | bytes
+    """Header pairs, or a block already encoded as ``name: value\r\n`` lines (see :func:`encode_headers`)."""
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
+class Endpoint(msgspec.Struct, frozen=True):
     """What an adapter precomputes once per deployment (URLs, auth headers)."""
 
     chat_url: str
@@ -41,6 +42,15 @@ class Endpoint:
     headers: tuple[tuple[str, str], ...]
     secrets: tuple[str, ...]
     """Credentials to redact from any text that leaves the gateway."""
+    json_headers: bytes = b""
+    """``headers`` plus ``accept: application/json``, pre-encoded (the hot path sends these bytes)."""
+    sse_headers: bytes = b""
+    """``headers`` plus ``accept: text/event-stream``, pre-encoded."""
+
+
+def encode_headers(headers: Sequence[tuple[str, str]]) -> bytes:
+    """Encode header pairs once, as the HTTP client sends them (``name: value\r\n`` each)."""
+    return b"".join(b"%s: %s\r\n" % (k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
 
 
 class StreamDecoder(Protocol):

@@ -9,7 +9,7 @@ __all__ = ["Deployment", "ModelGroup"]
 
 
 class Deployment:
-    __slots__ = ("config", "id", "adapter", "endpoint", "in_flight")
+    __slots__ = ("adapter", "config", "endpoint", "id", "in_flight")
 
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
@@ -25,7 +25,7 @@ class Deployment:
 class ModelGroup:
     """A model name clients ask for, with its deployments in configured order."""
 
-    __slots__ = ("config", "name", "deployments", "strategy_name")
+    __slots__ = ("config", "deployments", "name", "strategy_name")
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config

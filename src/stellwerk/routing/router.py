@@ -16,9 +16,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import msgspec
 
 from stellwerk.config import Config, load_dict, load_file
 from stellwerk.errors import AllAttemptsFailedError, Attempt, ModelNotFoundError, Outcome, UpstreamError
@@ -38,8 +39,7 @@ __all__ = ["ChatResult", "EmbeddingsResult", "Router"]
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
-class ChatResult:
+class ChatResult(msgspec.Struct):
     """A complete chat answer. ``data`` is the OpenAI ``chat.completion`` object."""
 
     data: dict[str, Any]
@@ -62,8 +62,7 @@ class ChatResult:
         return content if isinstance(content, str) else None
 
 
-@dataclass(slots=True)
-class EmbeddingsResult:
+class EmbeddingsResult(msgspec.Struct):
     data: dict[str, Any]
     raw: bytes | None
     model: str

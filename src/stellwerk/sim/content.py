@@ -18,7 +18,7 @@ import random
 import struct
 from typing import Any, Final
 
-__all__ = ["WORDS", "ReplyCache", "embedding", "estimate_tokens", "reply_words", "schema_example"]
+__all__ = ["WORDS", "ReplyCache", "embedding", "estimate_tokens", "reply_pieces", "reply_words", "schema_example"]
 
 WORDS: Final = (
     "the", "signal", "box", "routes", "each", "train", "to", "a", "free", "track", "while", "points",
@@ -43,14 +43,30 @@ def reply_words(n: int, seed: int) -> tuple[str, ...]:
     return tuple(words[int(rng.random() * count)] for _ in range(n))
 
 
+def reply_pieces(words: tuple[str, ...], per_piece: int) -> tuple[str, ...]:
+    """``words`` in groups of ``per_piece``, each after the first with a leading space (as streamed)."""
+    return tuple((" " if i else "") + " ".join(words[i : i + per_piece]) for i in range(0, len(words), per_piece))
+
+
 class ReplyCache:
     """Caches replies per length for one seed (the hot path asks for the same few lengths)."""
 
-    __slots__ = ("_cache", "seed")
+    __slots__ = ("_cache", "_pieces", "seed")
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
         self._cache: dict[int, tuple[str, ...]] = {}
+        self._pieces: dict[tuple[int, int], tuple[str, ...]] = {}
+
+    def pieces(self, n: int, per_piece: int) -> tuple[str, ...]:
+        """:func:`reply_pieces` of the ``n``-word reply."""
+        key = (n, per_piece)
+        pieces = self._pieces.get(key)
+        if pieces is None:
+            if len(self._pieces) > 256:
+                self._pieces.clear()
+            pieces = self._pieces[key] = reply_pieces(self.words(n), per_piece)
+        return pieces
 
     def words(self, n: int) -> tuple[str, ...]:
         words = self._cache.get(n)

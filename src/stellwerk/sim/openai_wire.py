@@ -20,8 +20,7 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -34,6 +33,7 @@ __all__ = [
     "EmbeddingsRequest",
     "WireError",
     "chat_completion",
+    "content_delta",
     "content_policy_error",
     "context_length_error",
     "embeddings_response",
@@ -46,6 +46,7 @@ __all__ = [
     "parse_embeddings",
     "rate_limit_error",
     "server_error",
+    "tool_arguments_delta",
     "tool_call_id",
 ]
 
@@ -84,9 +85,8 @@ def _invalid(message: str, param: str | None = None, code: str | None = None) ->
 
 
 # -- requests -----------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    """What the sim needs from a chat completion request."""
+class ChatRequest(NamedTuple):
+    """What the sim needs from a chat completion request (a tuple: cheap to build on the hot path)."""
 
     model: str
     stream: bool
@@ -234,8 +234,7 @@ def _response_format(value: object) -> tuple[str, Any]:
     return "text", None
 
 
-@dataclass(frozen=True, slots=True)
-class EmbeddingsRequest:
+class EmbeddingsRequest(NamedTuple):
     model: str
     inputs: tuple[str | tuple[int, ...], ...]
     base64: bool
@@ -304,7 +303,8 @@ def chat_completion(
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_call is not None:
         call_id, name, arguments = tool_call
-        message["tool_calls"] = [{"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]
+        function = {"name": name, "arguments": arguments}
+        message["tool_calls"] = [{"id": call_id, "type": "function", "function": function}]
     message["refusal"] = None
     message["annotations"] = []
     head = orjson.dumps(
@@ -321,6 +321,14 @@ def chat_completion(
         _usage(prompt_tokens, completion_tokens),
         FINGERPRINT.encode(),
     )
+
+
+def content_delta(text: str) -> bytes:
+    return b'{"content":' + orjson.dumps(text) + b"}"
+
+
+def tool_arguments_delta(fragment: str) -> bytes:
+    return b'{"tool_calls":[{"index":0,"function":{"arguments":' + orjson.dumps(fragment) + b"}}]}"
 
 
 class ChunkWriter:
@@ -340,21 +348,28 @@ class ChunkWriter:
         self._plain_tail = b',"logprobs":null,"finish_reason":null}]' + self._usage_null + b"}\n\n"
         self._usage_head = b"data: " + common + b'"choices":[],"usage":'
 
-    def _event(self, delta: bytes) -> bytes:
+    def event(self, delta: bytes) -> bytes:
+        """The SSE event carrying one ``delta`` (JSON bytes, e.g. from :func:`content_delta`)."""
         return self._head + delta + self._plain_tail
 
+    def events(self, deltas: Sequence[bytes]) -> bytes:
+        """The SSE events of several deltas, joined (the fast path for unpaced streams)."""
+        if not deltas:
+            return b""
+        return self._head + (self._plain_tail + self._head).join(deltas) + self._plain_tail
+
     def role(self) -> bytes:
-        return self._event(b'{"role":"assistant","content":"","refusal":null}')
+        return self.event(b'{"role":"assistant","content":"","refusal":null}')
 
     def content(self, text: str) -> bytes:
-        return self._event(b'{"content":%s}' % orjson.dumps(text))
+        return self.event(content_delta(text))
 
     def tool_start(self, call_id: str, name: str) -> bytes:
         call = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
-        return self._event(b'{"role":"assistant","content":null,"tool_calls":[%s],"refusal":null}' % orjson.dumps(call))
+        return self.event(b'{"role":"assistant","content":null,"tool_calls":[%s],"refusal":null}' % orjson.dumps(call))
 
     def tool_arguments(self, fragment: str) -> bytes:
-        return self._event(b'{"tool_calls":[{"index":0,"function":{"arguments":%s}}]}' % orjson.dumps(fragment))
+        return self.event(tool_arguments_delta(fragment))
 
     def finish(self, reason: str) -> bytes:
         return self._head + b'{},"logprobs":null,"finish_reason":"%s"}]%s}\n\n' % (reason.encode(), self._usage_null)
@@ -364,7 +379,7 @@ class ChunkWriter:
 
     def broken(self) -> bytes:
         """An event whose data is cut-off JSON (for the malformed outcome)."""
-        event = self._event(b'{"content":"sim"}')
+        event = self.event(b'{"content":"sim"}')
         return event[: len(event) // 2] + b"\n\n"
 
 

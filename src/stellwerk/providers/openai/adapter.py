@@ -18,7 +18,7 @@ import orjson
 
 from stellwerk.config import DeploymentConfig
 from stellwerk.errors import Outcome, UpstreamError
-from stellwerk.providers.base import Chunk, Endpoint, UpstreamRequest
+from stellwerk.providers.base import Chunk, Endpoint, UpstreamRequest, encode_headers
 from stellwerk.providers.sse import SSEParser
 
 from .errors import classify_error, error_from_payload
@@ -82,7 +82,9 @@ class OpenAIAdapter:
         headers.append(("content-type", "application/json"))
         headers.extend((k.lower(), v) for k, v in deployment.headers.items())
         secrets = tuple(s for s in (deployment.api_key, *deployment.headers.values()) if s)
-        return Endpoint(chat, embeddings, models, tuple(headers), secrets)
+        return Endpoint(chat, embeddings, models, tuple(headers), secrets,
+                        encode_headers([*headers, ("accept", "application/json")]),
+                        encode_headers([*headers, ("accept", "text/event-stream")]))
 
     def chat_request(
         self, deployment: DeploymentConfig, endpoint: Endpoint, body: dict[str, Any], stream: bool
@@ -92,19 +94,16 @@ class OpenAIAdapter:
             wire.pop("model", None)
         else:
             wire["model"] = deployment.model
-        headers = list(endpoint.headers)
         if stream:
             wire["stream"] = True
             if deployment.stream_usage:
                 options = wire.get("stream_options")
                 wire["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {
                     "include_usage": True}
-            headers.append(("accept", "text/event-stream"))
-        else:
-            wire.pop("stream", None)
-            wire.pop("stream_options", None)
-            headers.append(("accept", "application/json"))
-        return UpstreamRequest("POST", endpoint.chat_url, headers, orjson.dumps(wire))
+            return UpstreamRequest("POST", endpoint.chat_url, endpoint.sse_headers, orjson.dumps(wire))
+        wire.pop("stream", None)
+        wire.pop("stream_options", None)
+        return UpstreamRequest("POST", endpoint.chat_url, endpoint.json_headers, orjson.dumps(wire))
 
     def chat_response(self, body: bytes) -> tuple[dict[str, Any], bytes | None]:
         data = _parse_object(body)
@@ -125,7 +124,7 @@ class OpenAIAdapter:
             wire.pop("model", None)
         else:
             wire["model"] = deployment.model
-        return UpstreamRequest("POST", endpoint.embeddings_url, list(endpoint.headers), orjson.dumps(wire))
+        return UpstreamRequest("POST", endpoint.embeddings_url, endpoint.json_headers, orjson.dumps(wire))
 
     def embeddings_response(self, body: bytes) -> tuple[dict[str, Any], bytes | None]:
         data = _parse_object(body)

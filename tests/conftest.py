@@ -1,0 +1,85 @@
+"""Shared fixtures: simulated providers, capturing upstreams, gateways and SDK clients.
+
+Everything listens on 127.0.0.1 with ephemeral ports and is closed at teardown.
+Helpers the tests import live in ``support.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import openai
+import pytest
+
+from stellwerk.config import load_dict
+from stellwerk.gateway import Gateway
+from stellwerk.sim import Profile, SimProvider
+from support import GUARD, CaptureUpstream, Responder, default_respond
+
+
+# -- fixtures ----------------------------------------------------------------------------------------------------------
+@pytest.fixture
+async def start_sim() -> AsyncIterator[Callable[..., Awaitable[SimProvider]]]:
+    """``await start_sim(**profile_fields, api_key=None)`` starts a simulated provider."""
+    sims: list[SimProvider] = []
+
+    async def start(*, api_key: str | None = None, **fields: Any) -> SimProvider:
+        sim = SimProvider(Profile(**fields), api_key=api_key)
+        await sim.start("127.0.0.1", 0)
+        sims.append(sim)
+        return sim
+
+    yield start
+    for sim in sims:
+        await sim.close(grace=0.5)
+
+
+@pytest.fixture
+async def start_upstream() -> AsyncIterator[Callable[..., Awaitable[CaptureUpstream]]]:
+    """``await start_upstream(respond=None)`` starts a :class:`CaptureUpstream`."""
+    upstreams: list[CaptureUpstream] = []
+
+    async def start(respond: Responder | None = None) -> CaptureUpstream:
+        upstream = CaptureUpstream(respond or default_respond)
+        await upstream.start()
+        upstreams.append(upstream)
+        return upstream
+
+    yield start
+    for upstream in upstreams:
+        await upstream.close()
+
+
+@pytest.fixture
+async def start_gateway() -> AsyncIterator[Callable[[dict[str, Any]], Awaitable[Gateway]]]:
+    """``await start_gateway(config_dict)`` starts a gateway on an ephemeral port."""
+    gateways: list[Gateway] = []
+
+    async def start(data: dict[str, Any]) -> Gateway:
+        gateway = Gateway(load_dict(data, env={}))
+        await gateway.start("127.0.0.1", 0)
+        gateways.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in gateways:
+        gateway.server.accepting = False
+        await gateway.close()
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[Callable[[Gateway], openai.AsyncOpenAI]]:
+    """``make_client(gateway)``: the official SDK pointed at the gateway (no SDK retries)."""
+    clients: list[openai.AsyncOpenAI] = []
+
+    def make(gateway: Gateway) -> openai.AsyncOpenAI:
+        client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="client-key", max_retries=0, timeout=GUARD)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
