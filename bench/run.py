@@ -72,7 +72,7 @@ def settings(args: argparse.Namespace, upstream: Upstream) -> list[str]:
         "÷ completed requests",
         f"latency: h2load, 16 keep-alive connections, evenly spaced at {args.rate:g} req/s "
         f"(LiteLLM: {args.litellm_load:.0%} of its saturation req/s), 1 s warm-up + {args.latency_seconds:g} s; "
-        "added = target − direct at the same rate (difference of percentiles)",
+        "added = target - direct at the same rate (difference of percentiles)",
         "peak RSS: VmHWM summed over the proxy's process tree after all runs; start-up: spawn → first 200 "
         "(Stellwerk `GET /healthz`, nginx/LiteLLM a chat completion)",
     ]
@@ -91,6 +91,7 @@ def main() -> int:
     workdir.mkdir(exist_ok=True)
     results: dict[str, TargetResult] = {}
     started = time.monotonic()
+    meter = machine.BackgroundMeter()
     with Procs(workdir / "logs") as procs:
         try:
             up_proc, up_url = upstream.start(procs)
@@ -105,7 +106,10 @@ def main() -> int:
             if results[name].error:
                 print(f"  n/a: {results[name].error}", flush=True)
     results = {name: results[name] for name in names}
-    body = report.render(results, machine.describe(), settings(args, upstream))
+    other_load = meter.cores()  # every benchmark process is stopped and reaped by now
+    env = machine.describe()
+    env["other load during the run"] = f"{other_load:.2f} cores busy with processes outside the benchmark (mean)"
+    body = report.render(results, env, settings(args, upstream))
     print(f"\n{body}\n(total {time.monotonic() - started:.0f} s)")
     if not args.no_write:
         report.splice(args.results, SECTION, body)

@@ -6,7 +6,8 @@ Both run pinned to the load CPU and send the same chat-completions body.
 Errors are socket errors plus HTTP status >= 400 (wrk's own count).
 
 *Fixed rate* (``h2load --h1 -c16 --rps R/16``): each of the 16 keep-alive
-connections sends R/16 requests per second; connections start ``1/R`` apart
+connections sends R/16 requests per second (below 16 req/s: R connections, one
+request per second each); connections start ``1/R`` apart
 (``-r 1 --rate-period``), so requests arrive evenly spaced rather than in bursts
 of 16. At rates far below capacity this is effectively open-loop. Per-request
 latencies come from h2load's ``--log-file``; the first ``warmup`` seconds are
@@ -75,10 +76,12 @@ class Saturation:
 @dataclass(frozen=True)
 class FixedRate:
     rate: float
+    connections: int
     achieved_rate: float
     samples: int
     errors: int
     p50_us: float
+    p90_us: float
     p99_us: float
     statuses: dict[int, int] = field(default_factory=dict)
 
@@ -130,9 +133,10 @@ def fixed_rate(url: str, stream: bool, rate: float, seconds: float, warmup: floa
     body_file.write_bytes(chat_body(stream))
     log = workdir / f"h2load-{tag}-{rate:g}.log"
     log.unlink(missing_ok=True)
-    total = max(CONCURRENCY, round(rate * (seconds + warmup)))
-    argv = ["taskset", "-c", LOAD_CPU, "h2load", "--h1", "-t1", f"-c{CONCURRENCY}", f"-n{total}",
-            f"--rps={rate / CONCURRENCY:g}", "-r1", f"--rate-period={max(1, round(1000 / rate))}ms",
+    conns = min(CONCURRENCY, max(1, round(rate)))  # at low rates, fewer connections with a request each second
+    total = conns * max(1, round(rate * (seconds + warmup) / conns))
+    argv = ["taskset", "-c", LOAD_CPU, "h2load", "--h1", "-t1", f"-c{conns}", f"-n{total}",
+            f"--rps={rate / conns:g}", "-r1", f"--rate-period={max(1, round(1000 / rate))}ms",
             "-d", str(body_file), "--log-file", str(log), "-T10"]
     argv += [a for k, v in request_headers().items() for a in ("-H", f"{k}: {v}")]
     out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=(seconds + warmup) * 3 + 30,
@@ -149,5 +153,5 @@ def fixed_rate(url: str, stream: bool, rate: float, seconds: float, warmup: floa
         statuses[status] = statuses.get(status, 0) + 1
     ok = sorted(float(d) for _, s, d in measured if 200 <= s < 300)
     span = (max(r[0] for r in measured) - min(r[0] for r in measured)) / 1e6 if len(measured) > 1 else 0.0
-    return FixedRate(rate, (len(measured) - 1) / span if span else 0.0, len(ok), len(measured) - len(ok),
-                     percentile(ok, 50), percentile(ok, 99), statuses)
+    return FixedRate(rate, conns, (len(measured) - 1) / span if span else 0.0, len(ok), len(measured) - len(ok),
+                     percentile(ok, 50), percentile(ok, 90), percentile(ok, 99), statuses)

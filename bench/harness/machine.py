@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import platform
 import re
+import resource
 import subprocess
+import time
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -63,3 +65,30 @@ def describe() -> dict[str, str]:
         "wrk": wrk,
         "h2load": _first_line(["h2load", "--version"]),
     }
+
+
+def _busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (user nice system irq softirq steal)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    """CPU seconds of this process plus every child (and their descendants) already waited for."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class BackgroundMeter:
+    """How busy the machine was with *other* work during the run (this is a shared, noisy machine).
+
+    Read :meth:`cores` only after every benchmark process has been stopped and reaped.
+    """
+
+    def __init__(self) -> None:
+        self._busy, self._own, self._wall = _busy_seconds(), _own_seconds(), time.monotonic()
+
+    def cores(self) -> float:
+        other = (_busy_seconds() - self._busy) - (_own_seconds() - self._own)
+        return max(0.0, other) / max(1e-9, time.monotonic() - self._wall)

@@ -78,7 +78,7 @@ def _check_content(content: Any, where: str, role: str) -> None:
         if not isinstance(part, dict):
             raise _fail(f"Invalid type for '{pwhere}': expected an object, but got {_typename(part)}.", pwhere)
         ptype = part.get("type")
-        if ptype not in _PART_TYPES:
+        if not isinstance(ptype, str) or ptype not in _PART_TYPES:
             raise _fail(f"Invalid value for '{pwhere}.type': expected one of {', '.join(sorted(_PART_TYPES))}, "
                         f"but got {ptype!r}.", f"{pwhere}.type")
         if ptype == "text" and not isinstance(part.get("text"), str):
@@ -163,11 +163,11 @@ def validate_chat(body: Any) -> tuple[str, bool]:
     if body.get("tools") is not None:
         _check_tools(body["tools"])
     choice = body.get("tool_choice")
-    if choice is not None and not (choice in _TOOL_CHOICES or isinstance(choice, dict)):
+    if choice is not None and not ((isinstance(choice, str) and choice in _TOOL_CHOICES) or isinstance(choice, dict)):
         raise _fail("Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or an object naming a "
                     "function.", "tool_choice")
     fmt = body.get("response_format")
-    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in _FORMATS):
+    if fmt is not None and (not isinstance(fmt, dict) or not isinstance(fmt.get("type"), str) or fmt["type"] not in _FORMATS):
         raise _fail("Invalid value for 'response_format': expected an object whose 'type' is one of text, "
                     "json_object, json_schema.", "response_format.type")
     stream = body.get("stream") is True

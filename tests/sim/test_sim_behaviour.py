@@ -80,9 +80,7 @@ def test_error_rate_one_always_errors_with_configured_statuses() -> None:
 
 
 def test_rates_are_shares_of_all_requests() -> None:
-    profile = Profile(
-        rate_limit_rate=0.1, error_rate=0.2, hang_rate=0.05, drop_mid_stream_rate=0.05, malformed_rate=0.1
-    )
+    profile = Profile(rate_limit_rate=0.1, error_rate=0.2, hang_rate=0.05, drop_mid_stream_rate=0.05, malformed_rate=0.1)
     b, _ = make(profile, seed=42)
     counts = outcomes(b, 20_000)
     assert counts[Outcome.RATE_LIMIT] / 20_000 == pytest.approx(0.1, abs=0.01)

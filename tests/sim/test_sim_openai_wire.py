@@ -8,7 +8,10 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from stellwerk.sim import openai_errors as errors
 from stellwerk.sim import openai_wire as wire
 from stellwerk.sim.content import embedding, reply_words, schema_example
 
@@ -32,9 +35,7 @@ def test_parse_chat_summarises_the_request() -> None:
 
 def test_parse_chat_counts_text_parts_and_finds_the_trigger() -> None:
     content = [{"type": "text", "text": "abcd" * 3}, {"type": "text", "text": "the Forbidden word"}]
-    chat = wire.parse_chat(
-        orjson.dumps({"model": "m", "messages": [{"role": "user", "content": content}]}), "forbidden"
-    )
+    chat = wire.parse_chat(orjson.dumps({"model": "m", "messages": [{"role": "user", "content": content}]}), "forbidden")
     assert chat.flagged and chat.prompt_tokens == 8
     assert not wire.parse_chat(chat_body(), "forbidden").flagged
 
@@ -52,7 +53,7 @@ def test_parse_chat_counts_text_parts_and_finds_the_trigger() -> None:
     ],
 )
 def test_parse_chat_rejects_with_openai_errors(body: bytes, param: str | None, code: str | None) -> None:
-    with pytest.raises(wire.WireError) as info:
+    with pytest.raises(errors.WireError) as info:
         wire.parse_chat(body)
     error = orjson.loads(info.value.body())["error"]
     assert info.value.status == 400
@@ -129,9 +130,7 @@ def test_tool_call_deltas() -> None:
     assert start["choices"][0]["delta"] == {
         "role": "assistant",
         "content": None,
-        "tool_calls": [
-            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
-        ],
+        "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}],
         "refusal": None,
     }
     assert args["choices"][0]["delta"] == {"tool_calls": [{"index": 0, "function": {"arguments": '{"a'}}]}
@@ -144,16 +143,16 @@ def test_broken_event_does_not_parse() -> None:
 
 
 def test_errors_use_openai_shapes() -> None:
-    body, headers = wire.rate_limit_error("gpt", 1.5, 500)
+    body, headers = errors.rate_limit_error("gpt", 1.5, 500)
     assert orjson.loads(body)["error"]["code"] == "rate_limit_exceeded"
     assert dict(headers)["retry-after"] == "2"
     assert dict(headers)["x-ratelimit-remaining-requests"] == "0"
-    assert orjson.loads(wire.server_error(502))["error"]["type"] == "cf_bad_gateway"
-    assert orjson.loads(wire.server_error(503))["error"]["type"] == "server_error"
-    assert orjson.loads(wire.context_length_error(10, 20))["error"]["code"] == "context_length_exceeded"
-    assert orjson.loads(wire.content_policy_error())["error"]["code"] == "content_policy_violation"
+    assert orjson.loads(errors.server_error(502))["error"]["type"] == "cf_bad_gateway"
+    assert orjson.loads(errors.server_error(503))["error"]["type"] == "server_error"
+    assert orjson.loads(errors.context_length_error(10, 20))["error"]["code"] == "context_length_exceeded"
+    assert orjson.loads(errors.content_policy_error())["error"]["code"] == "content_policy_violation"
     key = "sk-secret-key-1234567890"
-    message = orjson.loads(wire.invalid_api_key(key))["error"]["message"]
+    message = orjson.loads(errors.invalid_api_key(key))["error"]["message"]
     assert key not in message and "7890" in message
 
 
@@ -161,7 +160,7 @@ def test_embeddings_parse_and_encode() -> None:
     req = wire.parse_embeddings(orjson.dumps({"model": "e", "input": ["abcd", "efgh"], "encoding_format": "base64"}))
     assert req.base64 and req.prompt_tokens == 2
     assert wire.parse_embeddings(orjson.dumps({"model": "e", "input": [1, 2, 3]})).inputs == ((1, 2, 3),)
-    with pytest.raises(wire.WireError):
+    with pytest.raises(errors.WireError):
         wire.parse_embeddings(orjson.dumps({"model": "e", "input": [None]}))
     vector = embedding("abcd", 8)
     body = orjson.loads(wire.embeddings_response("e", [vector], True, 1))
@@ -183,3 +182,33 @@ def test_content_is_deterministic() -> None:
     }
     assert schema_example(schema) == {"city": "sim", "n": 1, "u": "c"}
     assert schema_example(None) == {}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=12,
+)
+request_keys = st.sampled_from(
+    ["model", "messages", "stream", "stream_options", "max_tokens", "tools", "tool_choice", "response_format",
+     "input", "encoding_format", "dimensions"]
+)  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(request_keys, json_values, max_size=6), st.sampled_from(["m", None]))
+def test_parsers_raise_only_wire_errors(body: dict[str, Any], model: str | None) -> None:
+    if model is not None:
+        body["model"] = model
+    raw = orjson.dumps(body)
+    for parse in (wire.parse_chat, wire.parse_embeddings):
+        try:
+            parse(raw)
+        except errors.WireError as exc:
+            assert exc.status == 400
+    try:
+        chat = wire.parse_chat(raw)
+    except errors.WireError:
+        return
+    orjson.dumps(schema_example(chat.tool_parameters))
+    orjson.dumps(schema_example(chat.json_schema))

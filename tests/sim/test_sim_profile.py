@@ -82,3 +82,15 @@ def test_load_profile_by_name() -> None:
     assert load_profile("flaky") is PRESETS["flaky"]
     with pytest.raises(ProfileError, match="unknown preset"):
         load_profile("flakey")
+
+
+def test_example_yaml_lists_every_field_with_its_default() -> None:
+    import dataclasses
+
+    import stellwerk.sim
+
+    path = Path(stellwerk.sim.__file__).parent / "example-profile.yaml"
+    text = path.read_text()
+    for f in dataclasses.fields(Profile):
+        assert f"\n{f.name}:" in text, f.name
+    assert Profile.from_yaml(path) == Profile(name="example")

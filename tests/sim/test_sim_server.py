@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from stellwerk.sim import Profile, SimProvider, reply_words
+from stellwerk.sim import Outage, Profile, SimProvider, reply_words
 
 MESSAGES: Any = [{"role": "user", "content": "Say something about trains."}]
 WEATHER_TOOL: Any = {
@@ -105,7 +105,7 @@ async def test_tool_call_non_stream(client: openai.AsyncOpenAI) -> None:
 
 
 async def test_tool_call_stream_and_tool_choice(client: openai.AsyncOpenAI) -> None:
-    other = {"type": "function", "function": {"name": "noop", "parameters": {"type": "object"}}}
+    other: Any = {"type": "function", "function": {"name": "noop", "parameters": {"type": "object"}}}
     stream = await client.chat.completions.create(
         model="m",
         messages=MESSAGES,
@@ -135,7 +135,7 @@ async def test_json_modes(client: openai.AsyncOpenAI) -> None:
 
     r = await client.chat.completions.create(model="m", messages=MESSAGES, response_format={"type": "json_object"})
     assert isinstance(json.loads(r.choices[0].message.content or ""), dict)
-    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    schema: dict[str, Any] = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
     r = await client.chat.completions.create(
         model="m",
         messages=MESSAGES,
@@ -310,3 +310,27 @@ async def test_keep_alive_survives_many_requests(raw: httpx.AsyncClient) -> None
     body = {"model": "m", "messages": MESSAGES, "stream": True}
     results = await asyncio.gather(*(raw.post("/v1/chat/completions", json=body) for _ in range(50)))
     assert all(r.status_code == 200 and r.text.endswith("data: [DONE]\n\n") for r in results)
+
+
+async def test_injected_rng_and_clock_are_used() -> None:
+    import random
+
+    class Rigged(random.Random):
+        def random(self) -> float:
+            return 0.0  # always the first failure band: rate limit
+
+    now = [0.0]
+    sim = SimProvider(
+        Profile(rate_limit_rate=0.01, outages=(Outage(start=100, duration=10),)), rng=Rigged(), clock=lambda: now[0]
+    )
+    await sim.start("127.0.0.1", 0)
+    try:
+        async with openai.AsyncOpenAI(base_url=sim.base_url, api_key="x", max_retries=0, timeout=5) as c:
+            with pytest.raises(openai.RateLimitError):
+                await c.chat.completions.create(model="m", messages=MESSAGES)
+            now[0] = 105.0
+            with pytest.raises(openai.InternalServerError):
+                await c.chat.completions.create(model="m", messages=MESSAGES)
+        assert sim.stats.rate_limited == 1 and sim.stats.error == 1
+    finally:
+        await sim.close()

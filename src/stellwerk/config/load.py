@@ -29,15 +29,37 @@ _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 
-def interpolate(value: Any, env: Mapping[str, str], path: str = "", problems: list[str] | None = None) -> Any:
-    """Replace ``${NAME}`` and ``${NAME:-default}`` in every string; ``$$`` is a literal ``$``."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML without implicit timestamps: ``api_version: 2024-10-21`` stays a string."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def interpolate(
+    value: Any,
+    env: Mapping[str, str],
+    path: str = "",
+    problems: list[str] | None = None,
+    substituted: set[str] | None = None,
+) -> Any:
+    """Replace ``${NAME}`` and ``${NAME:-default}`` in every string; ``$$`` is a literal ``$``.
+
+    Values taken from the environment are added to ``substituted`` so that error
+    messages can redact them (they are often secrets).
+    """
     problems = [] if problems is None else problems
+    substituted = set() if substituted is None else substituted
     if isinstance(value, str):
         def sub(m: re.Match[str]) -> str:
             if m.group(0) == "$$":
                 return "$"
             name, default = m.group(1), m.group(2)
             if name in env:
+                substituted.add(env[name])
                 return env[name]
             if default is not None:
                 return default
@@ -46,9 +68,10 @@ def interpolate(value: Any, env: Mapping[str, str], path: str = "", problems: li
             return ""
         return _VAR.sub(sub, value) if "$" in value else value
     if isinstance(value, dict):
-        return {k: interpolate(v, env, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
+        return {k: interpolate(v, env, f"{path}.{k}" if path else str(k), problems, substituted)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, env, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+        return [interpolate(v, env, f"{path}[{i}]", problems, substituted) for i, v in enumerate(value)]
     return value
 
 
@@ -125,23 +148,31 @@ def load_dict(data: Any, env: Mapping[str, str] | None = None, source: str = "co
     if not isinstance(data, dict):
         raise ConfigError([f"<root>: expected a mapping with a 'models' key, got {type(data).__name__}"], source)
     problems: list[str] = []
-    data = interpolate(data, os.environ if env is None else env, "", problems)
+    substituted: set[str] = set()
+    data = interpolate(data, os.environ if env is None else env, "", problems, substituted)
     if problems:
         raise ConfigError(problems, source)
     try:
         config = msgspec.convert(data, Config, strict=False)
     except msgspec.ValidationError as err:
-        raise ConfigError([_fix_missing(_msgspec_problem(err))], source) from None
+        raise ConfigError(_redact([_fix_missing(_msgspec_problem(err))], substituted), source) from None
     providers, strategies = _defaults()
     problems = check(config, providers, strategies)
     if problems:
-        raise ConfigError(problems, source)
+        raise ConfigError(_redact(problems, substituted), source)
     return config
+
+
+def _redact(problems: list[str], secrets: set[str]) -> list[str]:
+    """Values from the environment never appear in error messages."""
+    from stellwerk.providers.redact import redact
+
+    return [redact(p, sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)) for p in problems]
 
 
 def load_text(text: str, env: Mapping[str, str] | None = None, source: str = "config") -> Config:
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "<yaml>"

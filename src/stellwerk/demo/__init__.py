@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo; returns the exit code (0, or 2 for invalid options)."""
+    """Run the demo; returns the exit code (0; 1 if it cannot listen; 2 for invalid options)."""
     problems = []
     if args.duration < 0:
         problems.append("--duration must be >= 0")
@@ -64,9 +64,14 @@ def run(args: argparse.Namespace) -> int:
         try:
             import uvloop
         except ImportError:  # pragma: no cover - uvloop is absent on Windows
-            asyncio.run(_main(settings))
+            runner = asyncio.run
         else:
-            uvloop.run(_main(settings))
+            runner = uvloop.run
+        try:
+            runner(_main(settings))
+        except OSError as err:  # e.g. --port already in use
+            print(f"demo: {err}", file=sys.stderr)
+            return 1
     return 0
 
 

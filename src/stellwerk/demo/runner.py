@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import IO, Any
 
 from rich.console import Console
 from rich.live import Live
@@ -28,7 +28,7 @@ from stellwerk.sim import Outage, Profile, SimProvider
 from .scenario import Scenario
 from .tally import Tally
 from .traffic import LoadGenerator
-from .view import Header, PlainPrinter, render_board, render_summary
+from .view import DeploymentInfo, Header, PlainPrinter, render_board, render_summary
 
 __all__ = ["DemoResult", "DemoSettings", "run_demo"]
 
@@ -109,12 +109,13 @@ async def run_demo(
             if settings.live:
                 await _show_live(console, header, tally, gateway.stats, traffic, stop, settings.refresh)
             else:
-                await _show_plain(console.file, header, tally, gateway.stats, traffic, settings.plain_every)
+                await _show_plain(console.file, header, tally, gateway.stats, traffic, stop, settings.plain_every)
         finally:
             stop.set()
             await traffic
         elapsed = clock()
-        console.print(render_summary(header, tally, gateway.stats, elapsed))
+        # The live board's last frame stays on screen with its events; plain output gets them in the summary.
+        console.print(render_summary(header, tally, gateway.stats, elapsed, history=not settings.live))
         return DemoResult(tally, gateway.stats, elapsed, generator.sent)
     finally:
         if timer is not None:
@@ -131,31 +132,32 @@ async def _show_live(console: Console, header: Header, tally: Tally, stats: Stat
                      traffic: asyncio.Task[None], stop: asyncio.Event, refresh: float) -> None:
     def board() -> Any:
         size = console.size
-        return render_board(header, tally, stats, height=size.height, width=size.width, stopping=stop.is_set())
+        phase = "done" if traffic.done() else "stopping" if stop.is_set() else "running"
+        return render_board(header, tally, stats, height=size.height, width=size.width, phase=phase)
 
     # auto_refresh=False: the board is drawn from this loop only, never from rich's refresh thread.
     with Live(board(), console=console, auto_refresh=False, vertical_overflow="crop") as live:
         while not traffic.done():
-            tally.tick()
+            if not stop.is_set():
+                tally.tick()
             live.update(board(), refresh=True)
             await asyncio.wait({traffic}, timeout=refresh)
-        tally.tick()
         live.update(board(), refresh=True)
 
 
-async def _show_plain(out: TextIO, header: Header, tally: Tally, stats: StatsCollector,
-                      traffic: asyncio.Task[None], every: float) -> None:
+async def _show_plain(out: IO[str], header: Header, tally: Tally, stats: StatsCollector,
+                      traffic: asyncio.Task[None], stop: asyncio.Event, every: float) -> None:
     printer = PlainPrinter(header, tally, stats, out)
     printer.intro()
     loop = asyncio.get_running_loop()
     next_line = loop.time() + every
     while not traffic.done():
-        tally.tick()
+        if not stop.is_set():
+            tally.tick()
         if loop.time() >= next_line:
             printer.update()
             next_line += every
         await asyncio.wait({traffic}, timeout=min(0.1, every))
-    tally.tick()
     printer.update()
 
 
@@ -164,23 +166,22 @@ def _describe(config: Config, scenario: Scenario, sims: Mapping[str, SimProvider
     """The header of the board and each deployment's outage schedule (found through its provider's URL)."""
     model = config.models[0]
     by_url = {sim.base_url: sim.profile for sim in sims.values()}
-    notes: dict[str, str] = {}
+    info: dict[str, DeploymentInfo] = {}
     schedules: dict[str, tuple[Outage, ...]] = {}
     phrases: list[str] = []
     for d in model.deployments:
         profile: Profile | None = by_url.get(d.api_base or "")
-        price = f"${d.price.input_per_mtok:g}/${d.price.output_per_mtok:g} per Mtok"
+        info[d.id] = DeploymentInfo(d.price.input_per_mtok, d.price.output_per_mtok,
+                                    None if profile is None else profile.latency_ms)
         if profile is None:
-            notes[d.id] = price
             continue
-        notes[d.id] = f"{profile.latency_ms:g} ms · {price}"
         schedules[d.id] = profile.outages
         for o in profile.outages:
             every = f" every {o.every:g} s" if o.every is not None else ""
             phrases.append(f"{d.id} down {o.duration:g} s{every} from {o.start:g} s")
     header = Header(
         gateway_url=gateway_url, model=model.name, deployments=tuple(d.id for d in model.deployments),
-        notes=notes, schedule="; ".join(phrases) or "none", rps=settings.rps, stream_share=settings.stream_share,
+        info=info, schedule="; ".join(phrases) or "none", rps=settings.rps, stream_share=settings.stream_share,
         duration=settings.duration,
     )
     return header, schedules

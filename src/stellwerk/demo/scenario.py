@@ -23,7 +23,7 @@ from stellwerk.config import Config, load_dict
 from stellwerk.errors import ConfigError
 from stellwerk.sim import Outage, Profile, ProfileError
 
-__all__ = ["Scenario", "is_down", "next_change", "url_variable"]
+__all__ = ["Scenario", "is_down", "last_change", "next_change", "url_variable"]
 
 
 def url_variable(provider: str) -> str:
@@ -102,5 +102,17 @@ def next_change(outages: Iterable[Outage], t: float) -> float | None:
         else:
             offset = (t - o.start) % o.every
             step = o.duration - offset if offset < o.duration else o.every - offset
+        best = step if best is None else min(best, step)
+    return best
+
+
+def last_change(outages: Iterable[Outage], t: float) -> float | None:
+    """Seconds since some window last opened or closed, as of ``t``; None when none has yet."""
+    best: float | None = None
+    for o in outages:
+        if t < o.start:
+            continue
+        offset = t - o.start if o.every is None else (t - o.start) % o.every
+        step = offset if offset < o.duration else offset - o.duration
         best = step if best is None else min(best, step)
     return best

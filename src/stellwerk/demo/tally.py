@@ -7,7 +7,7 @@
   failed attempts become failover events ("primary HTTP 503 → served by secondary");
 * ``tick()``: the simulated providers' outage schedules, turned into "goes down" / "is back" events.
 
-Consecutive events of the same kind are merged into one line with a count, so a
+Recent events of the same kind are merged into one line with a count, so a
 burst of failovers reads as one growing line instead of scrolling everything else away.
 Times are seconds since the demo started, from the injected ``clock``.
 """
@@ -15,6 +15,8 @@ Times are seconds since the demo started, from the injected ``clock``.
 from __future__ import annotations
 
 import collections
+import itertools
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -22,10 +24,12 @@ from stellwerk.errors import Attempt
 from stellwerk.events import RequestRecord
 from stellwerk.sim import Outage
 
-from .scenario import is_down
+from .scenario import is_down, last_change
 from .traffic import ClientResult
 
-__all__ = ["Event", "Tally", "percentile"]
+__all__ = ["TIMES", "Event", "Tally", "percentile"]
+
+TIMES = "\N{MULTIPLICATION SIGN}"
 
 _SAMPLES = 10_000
 """Latencies kept for percentiles (the most recent ones)."""
@@ -34,7 +38,9 @@ _TIMELINE = 600
 _RECOVERY_STREAK = 3
 """Failed attempts in a row after which a deployment's next answer is reported as a recovery."""
 _MERGE_WINDOW = 3.0
-"""An event merges into a recent one with the same key if that one was seen within this many seconds."""
+"""An event merges into a recent one with the same key if that one was seen within this many seconds..."""
+_MERGE_LOOKBACK = 10
+"""...and is among the last this many events."""
 
 
 def percentile(samples: Iterable[float], q: float) -> float | None:
@@ -42,7 +48,7 @@ def percentile(samples: Iterable[float], q: float) -> float | None:
     ordered = sorted(samples)
     if not ordered:
         return None
-    rank = min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))
+    rank = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
     return ordered[rank]
 
 
@@ -71,8 +77,6 @@ class ClientTotals:
     completed: int = 0
     ok: int = 0
     streams: int = 0
-    failovers: int = 0
-    """Answers with more than one upstream attempt (from ``x-stellwerk-attempts``)."""
     latencies: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=_SAMPLES))
     ttfts: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=_SAMPLES))
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -119,12 +123,10 @@ class Tally:
             totals.latencies.append(result.latency)
             if result.ttft is not None:
                 totals.ttfts.append(result.ttft)
-            if result.attempts > 1:
-                totals.failovers += 1
         else:
             error = result.error or f"HTTP {result.status}"
             totals.errors[error] += 1
-            self._event("client", f"request failed: {error}", "bad", key=f"client:{error}")
+            self._event(self.clock(), "client", f"request failed: {error}", "bad", key=f"client:{error}")
         second = int(result.started)
         bucket = self._seconds.get(second)
         if bucket is None:
@@ -136,33 +138,33 @@ class Tally:
     def gateway(self, record: RequestRecord) -> None:
         if record.status == 499:
             return  # the client went away (the demo stopping): not the gateway's doing
-        now = self.clock()
+        at = self.clock() - record.latency  # when the request reached the router: events read in causal order
         for attempt in record.attempts:
             streak = self._streaks.setdefault(attempt.deployment, _Streak())
             if streak.failures == 0:
-                streak.since = now
+                streak.since = at
             streak.failures += 1
         served = record.deployment
         if served is not None:
             samples = self.latency.get(served)
             if samples is not None:
                 samples.append(record.latency)
-            streak = self._streaks.get(served)
-            if streak is not None and streak.failures:
-                if streak.failures >= _RECOVERY_STREAK:
-                    self._event("gateway", f"{served} answers again after {now - streak.since:.1f} s "
-                                f"({streak.failures} failed attempts)", "good")
-                streak.failures = 0
+            recovered = self._streaks.get(served)
+            if recovered is not None and recovered.failures:
+                if recovered.failures >= _RECOVERY_STREAK:
+                    self._event(at, "gateway", f"{served} answers again after {max(0.0, at - recovered.since):.1f} s "
+                                f"({recovered.failures} failed attempts)", "good")
+                recovered.failures = 0
         if not record.attempts:
             return
         tried = ", ".join(_describe(a) for a in _merge_repeats(record.attempts))
         if served is None:
-            self._event("gateway", f"{tried} → no deployment answered (HTTP {record.status})", "bad", key=tried)
+            self._event(at, "gateway", f"{tried} → no deployment answered (HTTP {record.status})", "bad", key=tried)
         elif record.attempts[0].deployment != served:
             self.failovers += 1
-            self._event("gateway", f"{tried} → served by {served}", "warn", key=f"{tried}>{served}")
+            self._event(at, "gateway", f"{tried} → served by {served}", "warn", key=f"{tried}>{served}")
         else:
-            self._event("gateway", f"{tried} → retried, served by {served}", "warn", key=f"{tried}>{served}")
+            self._event(at, "gateway", f"{tried} → retried, served by {served}", "warn", key=f"{tried}>{served}")
 
     def tick(self) -> None:
         """Report outage windows opening and closing (call a few times a second)."""
@@ -172,39 +174,48 @@ class Tally:
             if down == self._down[name]:
                 continue
             self._down[name] = down
+            at = now - (last_change(outages, now) or 0.0)
             if down:
                 window = next(o for o in outages if o.active(now))
                 how = f"HTTP {window.status}" if window.mode == "status" else window.mode
-                self._event("sim", f"{name} goes down ({how} for {window.duration:g} s)", "bad")
+                self._event(at, "sim", f"{name} goes down ({how} for {window.duration:g} s)", "bad")
             else:
-                self._event("sim", f"{name} is back up", "good")
+                self._event(at, "sim", f"{name} is back up", "good")
 
     # -- reading ---------------------------------------------------------------------------------------------------
     def down(self, deployment: str) -> bool:
         """Whether the deployment's simulated provider is in an outage window right now."""
         return self._down.get(deployment, False)
 
-    def timeline(self, deployment: str, width: int) -> list[tuple[float | None, bool]]:
-        """The last ``width`` whole seconds, oldest first: (share of that second's answers, scheduled down)."""
-        now = int(self.clock())
+    def served(self, second: int) -> collections.Counter[str]:
+        """Who answered the requests sent in second ``second`` of the demo (``-`` counts failed requests)."""
+        return self._seconds.get(second) or collections.Counter()
+
+    def timeline(self, deployment: str, width: int) -> tuple[int, list[tuple[float | None, bool]]]:
+        """Up to ``width`` seconds before the last one (still being answered), oldest first.
+
+        Returns the first second shown and, per second, the deployment's share of the answers
+        to requests sent in that second (None: no answers) and whether it was down by schedule.
+        """
+        now = int(self.clock()) - 1
+        first = max(0, now - width)
         outages = self.schedules.get(deployment, ())
         cells: list[tuple[float | None, bool]] = []
-        for second in range(now - width, now):
-            bucket = self._seconds.get(second)
-            total = sum(bucket.values()) if bucket else 0
-            share = bucket[deployment] / total if bucket and total else None
-            cells.append((share, second >= 0 and is_down(outages, second + 0.5)))
-        return cells
+        for second in range(first, now):
+            bucket = self.served(second)
+            total = sum(bucket.values())
+            share = bucket[deployment] / total if total else None
+            cells.append((share, is_down(outages, second + 0.5)))
+        return first, cells
 
-    def _event(self, source: str, text: str, level: str, key: str | None = None) -> None:
-        now = self.clock()
+    def _event(self, at: float, source: str, text: str, level: str, key: str | None = None) -> None:
         if key is not None:
-            for recent in list(self.events)[-3:]:
-                if recent.key == key and now - recent.last <= _MERGE_WINDOW:
+            for recent in itertools.islice(reversed(self.events), _MERGE_LOOKBACK):
+                if recent.key == key and abs(at - recent.last) <= _MERGE_WINDOW:
                     recent.count += 1
-                    recent.last = now
+                    recent.first, recent.last = min(recent.first, at), max(recent.last, at)
                     return
-        self.events.append(Event(now, now, source, text, level, key))
+        self.events.append(Event(at, at, source, text, level, key))
         self.event_count += 1
 
 
@@ -225,4 +236,4 @@ def _failure(attempt: Attempt) -> str:
 
 def _describe(item: tuple[Attempt, int]) -> str:
     attempt, times = item
-    return f"{attempt.deployment} {_failure(attempt)}" + (f" ×{times}" if times > 1 else "")
+    return f"{attempt.deployment} {_failure(attempt)}" + (f" {TIMES}{times}" if times > 1 else "")

@@ -43,6 +43,8 @@ __all__ = [
 log = logging.getLogger("stellwerk.http")
 
 _REASONS: Final = {s.value: s.phrase.encode() for s in HTTPStatus}
+MAX_HEAD_SIZE: Final = 64 * 1024
+"""Largest request line plus headers accepted; larger heads get 431."""
 
 
 class Request:
@@ -146,6 +148,7 @@ class _Connection(asyncio.Protocol):
         "_paused_writing",
         "_peer",
         "_pending_error",
+        "_head_size",
         "_queue",
         "_rejected",
         "_server",
@@ -171,6 +174,7 @@ class _Connection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._peer = ""
         self._pending_error: tuple[int, str] | None = None
+        self._head_size = 0
         self.last_active = 0.0
 
     # -- asyncio.Protocol -------------------------------------------------
@@ -195,8 +199,14 @@ class _Connection(asyncio.Protocol):
         if self._closing or self._rejected:
             return
         self.last_active = self._server.loop.time()
+        in_head = self._head_size >= 0
+        if in_head:
+            self._head_size += len(data)
         try:
             self._parser.feed_data(data)
+            if in_head and self._head_size > MAX_HEAD_SIZE:
+                # Still no end of headers after this many bytes: refuse rather than buffer on.
+                self._reject(431, f"request line and headers exceed {MAX_HEAD_SIZE} bytes")
         except httptools.HttpParserUpgrade:
             self._reject(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
@@ -229,6 +239,7 @@ class _Connection(asyncio.Protocol):
         self._headers[key] = text if old is None else f"{old}, {text}"
 
     def on_headers_complete(self) -> None:
+        self._head_size = -1  # now reading the body: bytes are bounded by max_body_size instead
         length = self._headers.get("content-length")
         if length is not None:
             try:
@@ -250,7 +261,11 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._head_size = 0  # whatever follows is the next request's head
         parser = self._parser
+        if parser.should_upgrade():
+            self._reject(400, "protocol upgrades are not supported")
+            raise httptools.HttpParserError("upgrade")
         try:
             parsed = httptools.parse_url(self._url)
         except httptools.HttpParserInvalidURLError:
@@ -272,14 +287,13 @@ class _Connection(asyncio.Protocol):
 
     # -- request processing -----------------------------------------------
     def _reject(self, status: int, message: str) -> None:
-        """Answer an unprocessable request and close once pending answers are out."""
+        """Refuse an unprocessable request: requests before it are still answered, then the error, then close."""
+        if self._rejected:
+            return
         self._rejected = True
-        self._queue.clear()
-        if self._task is None and self._transport is not None:
+        self._pending_error = (status, message)
+        if self._task is None and not self._queue:
             self._write_error_and_close(status, message)
-        else:
-            # Let the in-flight request finish; then the error goes out and we close.
-            self._pending_error = (status, message)
 
     def _write_error_and_close(self, status: int, message: str) -> None:
         transport = self._transport

@@ -11,7 +11,8 @@ Used by the test suite, demos, chaos drills and benchmarks::
 
 Modules: :mod:`~stellwerk.sim.profile` (what to do), :mod:`~stellwerk.sim.behaviour`
 (pure per-request decisions), :mod:`~stellwerk.sim.content` (deterministic replies,
-embeddings), :mod:`~stellwerk.sim.openai_wire` (OpenAI bodies), :mod:`~stellwerk.sim.server`
+embeddings), :mod:`~stellwerk.sim.openai_wire` and :mod:`~stellwerk.sim.openai_errors` (OpenAI
+bodies), :mod:`~stellwerk.sim.stats` (counters), :mod:`~stellwerk.sim.server`
 (HTTP), :mod:`~stellwerk.sim.cli` (``stellwerk sim-provider``).
 """
 

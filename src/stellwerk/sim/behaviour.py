@@ -95,10 +95,11 @@ class Behaviour:
             and not any((p.rate_limit_rate, p.error_rate, p.hang_rate, p.drop_mid_stream_rate, p.malformed_rate))
         )
 
-    def restart(self, profile: Profile, rng: random.Random) -> None:
-        """Start over: outage windows count from now, the RNG is replaced."""
+    def restart(self, profile: Profile, rng: random.Random | None = None) -> None:
+        """Start over: outage windows count from now; the RNG is replaced if ``rng`` is given."""
         self._origin = self._clock()
-        self._rng = rng
+        if rng is not None:
+            self._rng = rng
         self.profile = profile
 
     def elapsed(self) -> float:
@@ -143,9 +144,7 @@ class Behaviour:
             )
         edge += p.malformed_rate
         if u < edge:
-            return Decision(
-                Outcome.MALFORMED, ttft=self._ttft(), token_interval=self._interval(), cut_fraction=rng.random()
-            )
+            return Decision(Outcome.MALFORMED, ttft=self._ttft(), token_interval=self._interval(), cut_fraction=rng.random())
         return Decision(Outcome.OK, ttft=self._ttft(), token_interval=self._interval())
 
     def _ttft(self) -> float:

@@ -1,6 +1,6 @@
 """The simulated provider: an OpenAI-compatible upstream whose behaviour a :class:`Profile` scripts.
 
-:class:`SimProvider` serves :mod:`stellwerk.sim.openai_wire` on the project's
+:class:`SimProvider` serves :mod:`stellwerk.sim.openai_wire` (and :mod:`~stellwerk.sim.openai_errors`) on the project's
 :class:`~stellwerk.http.server.HTTPServer` and carries out the decisions of
 :class:`~stellwerk.sim.behaviour.Behaviour` (sleeps, errors, hangs, cut connections).
 
@@ -30,6 +30,7 @@ from typing import Any, Final
 import orjson
 
 from stellwerk.http.server import HTTPServer, Request, Response, StreamingResponse
+from stellwerk.sim import openai_errors as errors
 from stellwerk.sim import openai_wire as wire
 from stellwerk.sim.behaviour import Behaviour, Decision, Outcome
 from stellwerk.sim.content import ReplyCache, embedding, estimate_tokens, schema_example
@@ -63,7 +64,7 @@ class SimProvider:
 
     ``clock`` (monotonic seconds) drives outage windows and stream pacing,
     ``wall_clock`` the ``created`` timestamps, ``sleep`` all waiting; ``rng``
-    replaces the RNG seeded from the profile.
+    replaces the RNG seeded from the profile (until :meth:`reset` or a change of ``seed``).
     """
 
     def __init__(
@@ -103,7 +104,7 @@ class SimProvider:
         self._server = HTTPServer(self._handle, max_body_size=self._max_body_size)
         await self._server.start(host, port)
         self._host = host
-        self._behaviour.restart(self._profile, self._behaviour_rng())
+        self._behaviour.restart(self._profile)  # outage windows count from here
 
     async def close(self, grace: float = 1.0) -> None:
         """Stop listening; hung requests are cut at once, others get ``grace`` seconds."""
@@ -168,12 +169,12 @@ class SimProvider:
                     raise ProfileError("profile: expected a JSON object of fields to change")
                 profile = self.update(changes)
             except (orjson.JSONDecodeError, ProfileError) as exc:
-                return Response(400, wire.error_body(str(exc), "invalid_request_error"))
+                return Response(400, errors.error_body(str(exc), "invalid_request_error"))
             return Response(200, orjson.dumps(profile.to_dict()))
         if path == "/_sim/reset" and method == "POST":
             self.reset()
             return Response(200, orjson.dumps(self.stats.to_dict()))
-        return Response(404, wire.invalid_url(method, path))
+        return Response(404, errors.invalid_url(method, path))
 
     # -- request handling ------------------------------------------------------------------------------------------
     async def _handle(self, req: Request) -> Response | StreamingResponse:
@@ -187,7 +188,7 @@ class SimProvider:
             auth = req.headers.get("authorization", "")
             supplied = auth[7:] if auth[:7].lower() == "bearer " else None
             if supplied != self._api_key:
-                return self._invalid(401, wire.invalid_api_key(supplied))
+                return self._invalid(401, errors.invalid_api_key(supplied))
         method = req.method
         if path == "/chat/completions" and method == "POST":
             return await self._chat(req)
@@ -199,8 +200,8 @@ class SimProvider:
             model = path[len("/models/") :]
             if model in self._profile.models or self._profile.accept_any_model:
                 return Response(200, orjson.dumps(wire.model_object(model, int(self._wall_clock()))))
-            return self._invalid(404, wire.model_not_found(model))
-        return self._invalid(404, wire.invalid_url(method, req.path))
+            return self._invalid(404, errors.model_not_found(model))
+        return self._invalid(404, errors.invalid_url(method, req.path))
 
     def _invalid(self, status: int, body: bytes) -> Response:
         self._counts.invalid += 1
@@ -214,10 +215,10 @@ class SimProvider:
         profile = self._profile
         try:
             chat = wire.parse_chat(req.body, profile.content_policy_trigger)
-        except wire.WireError as exc:
+        except errors.WireError as exc:
             return self._invalid(exc.status, exc.body())
         if not profile.accept_any_model and chat.model not in profile.models:
-            return self._invalid(404, wire.model_not_found(chat.model))
+            return self._invalid(404, errors.model_not_found(chat.model))
         decision = self._behaviour.decide(chat.prompt_tokens, chat.flagged)
         self._counts.outcome(decision.outcome)
         if chat.stream:
@@ -333,19 +334,19 @@ class SimProvider:
     async def _fail(self, decision: Decision, model: str, prompt_tokens: int) -> Response:
         outcome = decision.outcome
         if outcome is Outcome.RATE_LIMIT:
-            body, headers = wire.rate_limit_error(model, decision.retry_after, _RATE_LIMIT_RPM)
+            body, headers = errors.rate_limit_error(model, decision.retry_after, _RATE_LIMIT_RPM)
             return Response(429, body, headers)
         if outcome is Outcome.CONTEXT_LENGTH:
-            return Response(400, wire.context_length_error(self._profile.context_window, prompt_tokens))
+            return Response(400, errors.context_length_error(self._profile.context_window, prompt_tokens))
         if outcome is Outcome.CONTENT_POLICY:
-            return Response(400, wire.content_policy_error())
+            return Response(400, errors.content_policy_error())
         if outcome is Outcome.HANG:
             await self._hang()
         if outcome is Outcome.REFUSE:
             raise _Refuse
         if decision.ttft > 0:
             await self._sleep(decision.ttft)
-        return Response(decision.status, wire.server_error(decision.status))
+        return Response(decision.status, errors.server_error(decision.status))
 
     async def _hang(self) -> None:
         """Wait until the client disconnects or the sim closes (both cancel this task)."""
@@ -361,10 +362,10 @@ class SimProvider:
         profile = self._profile
         try:
             emb = wire.parse_embeddings(req.body)
-        except wire.WireError as exc:
+        except errors.WireError as exc:
             return self._invalid(exc.status, exc.body())
         if not profile.accept_any_model and emb.model not in profile.models:
-            return self._invalid(404, wire.model_not_found(emb.model))
+            return self._invalid(404, errors.model_not_found(emb.model))
         decision = self._behaviour.decide(emb.prompt_tokens, False)
         self._counts.outcome(decision.outcome)
         if decision.outcome not in (Outcome.OK, Outcome.DROP, Outcome.MALFORMED):
