@@ -52,19 +52,18 @@ async def start_upstream() -> AsyncIterator[Callable[..., Awaitable[CaptureUpstr
 
 
 @pytest.fixture
-async def start_gateway() -> AsyncIterator[Callable[[dict[str, Any]], Awaitable[Gateway]]]:
-    """``await start_gateway(config_dict)`` starts a gateway on an ephemeral port."""
+async def start_gateway() -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    """``await start_gateway(config_dict, env=None)`` starts a gateway on an ephemeral port."""
     gateways: list[Gateway] = []
 
-    async def start(data: dict[str, Any]) -> Gateway:
-        gateway = Gateway(load_dict(data, env={}))
+    async def start(data: dict[str, Any], env: dict[str, str] | None = None) -> Gateway:
+        gateway = Gateway(load_dict(data, env=env or {}))
         await gateway.start("127.0.0.1", 0)
         gateways.append(gateway)
         return gateway
 
     yield start
     for gateway in gateways:
-        gateway.server.accepting = False
         await gateway.close()
 
 

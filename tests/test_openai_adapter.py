@@ -13,6 +13,8 @@ from stellwerk.config import DeploymentConfig
 from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.providers import get_adapter, provider_names
 from stellwerk.providers.openai import OpenAIAdapter, classify_error, parse_retry_after
+
+_DEP = DeploymentConfig(id="d", provider="openai", model="m")
 from stellwerk.providers.redact import redact, summarize_body
 from stellwerk.providers.sse import SSEParser
 
@@ -133,7 +135,7 @@ def test_embeddings_request() -> None:
 # -- answers ----------------------------------------------------------------------------------------------------------
 def test_chat_response_keeps_the_upstream_bytes() -> None:
     raw = orjson.dumps({"id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]})
-    data, kept = OpenAIAdapter().chat_response(raw)
+    data, kept = OpenAIAdapter().chat_response(_DEP, raw)
     assert kept is raw
     assert data["choices"][0]["message"]["content"] == "hi"
 
@@ -141,22 +143,22 @@ def test_chat_response_keeps_the_upstream_bytes() -> None:
 @pytest.mark.parametrize("body", [b"{not json", b"[1]", b'{"id": "x"}', b"", b'{"choices": {}}'])
 def test_malformed_answers_are_retryable(body: bytes) -> None:
     with pytest.raises(UpstreamError) as info:
-        OpenAIAdapter().chat_response(body)
+        OpenAIAdapter().chat_response(_DEP, body)
     assert info.value.outcome is Outcome.RETRY_HERE
 
 
 def test_error_payload_in_a_200_answer() -> None:
     with pytest.raises(UpstreamError) as info:
-        OpenAIAdapter().chat_response(b'{"error": {"message": "overloaded", "type": "server_error"}}')
+        OpenAIAdapter().chat_response(_DEP, b'{"error": {"message": "overloaded", "type": "server_error"}}')
     assert info.value.outcome is Outcome.RETRY_HERE
     assert info.value.message == "overloaded"
 
 
 def test_embeddings_response() -> None:
-    data, _ = OpenAIAdapter().embeddings_response(b'{"data": [{"embedding": [1.0]}], "usage": {"prompt_tokens": 1}}')
+    data, _ = OpenAIAdapter().embeddings_response(_DEP, b'{"data": [{"embedding": [1.0]}], "usage": {"prompt_tokens": 1}}')
     assert data["data"][0]["embedding"] == [1.0]
     with pytest.raises(UpstreamError):
-        OpenAIAdapter().embeddings_response(b'{"object": "list"}')
+        OpenAIAdapter().embeddings_response(_DEP, b'{"object": "list"}')
 
 
 # -- streams -----------------------------------------------------------------------------------------------------------
@@ -174,7 +176,7 @@ STREAM = b": keep-alive comment\n\n" + b"".join(event(c) for c in CHUNKS) + b"da
 
 
 def test_stream_decoder_whole() -> None:
-    decoder = OpenAIAdapter().stream_decoder()
+    decoder = OpenAIAdapter().stream_decoder(_DEP)
     chunks = decoder.feed(STREAM)
     assert [c for c, _ in chunks] == CHUNKS
     assert all(raw == orjson.dumps(c) for c, raw in chunks)  # original bytes kept for forwarding
@@ -187,7 +189,7 @@ def test_stream_decoder_any_split(cuts: list[int], crlf: bool) -> None:
     """However the bytes are split across reads (and with CRLF line ends), the same chunks come out."""
     stream = STREAM.replace(b"\n", b"\r\n") if crlf else STREAM
     points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
-    decoder = OpenAIAdapter().stream_decoder()
+    decoder = OpenAIAdapter().stream_decoder(_DEP)
     out: list[dict[str, Any]] = []
     for a, b in zip(points, points[1:], strict=False):
         out += [c for c, _ in decoder.feed(stream[a:b])]
@@ -196,7 +198,7 @@ def test_stream_decoder_any_split(cuts: list[int], crlf: bool) -> None:
 
 
 def test_stream_decoder_error_event_is_classified() -> None:
-    decoder = OpenAIAdapter().stream_decoder()
+    decoder = OpenAIAdapter().stream_decoder(_DEP)
     assert len(decoder.feed(event(CHUNKS[0]))) == 1
     with pytest.raises(UpstreamError) as info:
         decoder.feed(event({"error": {"message": "model overloaded", "type": "server_error"}}))
@@ -207,7 +209,7 @@ def test_stream_decoder_error_event_is_classified() -> None:
 @pytest.mark.parametrize("payload", [b"data: {broken\n\n", b"data: [1, 2]\n\n"])
 def test_stream_decoder_malformed_event(payload: bytes) -> None:
     with pytest.raises(UpstreamError) as info:
-        OpenAIAdapter().stream_decoder().feed(payload)
+        OpenAIAdapter().stream_decoder(_DEP).feed(payload)
     assert info.value.outcome is Outcome.RETRY_HERE
 
 

@@ -126,7 +126,9 @@ class _Connection(asyncio.Protocol):
         ex = self.exchange
         if ex is not None and not ex.complete:
             framed = "content-length" in ex.headers or "chunked" in ex.headers.get("transfer-encoding", "")
-            if self.headers_done and not framed:
+            if ex.error is not None:
+                pass  # keep the first, more precise error (e.g. a ProtocolError that caused the abort)
+            elif self.headers_done and not framed:
                 ex.complete = True  # body delimited by connection close
             else:
                 ex.error = ReadError(f"upstream closed the connection{': ' + str(exc) if exc else ''}")

@@ -39,6 +39,7 @@ class Endpoint(msgspec.Struct, frozen=True):
     chat_url: str
     embeddings_url: str
     models_url: str
+    """A cheap authenticated GET (health probes)."""
     headers: tuple[tuple[str, str], ...]
     secrets: tuple[str, ...]
     """Credentials to redact from any text that leaves the gateway."""
@@ -46,6 +47,8 @@ class Endpoint(msgspec.Struct, frozen=True):
     """``headers`` plus ``accept: application/json``, pre-encoded (the hot path sends these bytes)."""
     sse_headers: bytes = b""
     """``headers`` plus ``accept: text/event-stream``, pre-encoded."""
+    stream_url: str = ""
+    """Where streamed chats go, for providers that use another URL than ``chat_url`` (Gemini)."""
 
 
 def encode_headers(headers: Sequence[tuple[str, str]]) -> bytes:
@@ -75,17 +78,19 @@ class Adapter(Protocol):
         self, deployment: DeploymentConfig, endpoint: Endpoint, body: dict[str, Any], stream: bool
     ) -> UpstreamRequest: ...
 
-    def chat_response(self, body: bytes) -> tuple[dict[str, Any], bytes | None]:
+    def chat_response(self, deployment: DeploymentConfig, body: bytes) -> tuple[dict[str, Any], bytes | None]:
         """Parse a successful answer into an OpenAI ``chat.completion`` dict (and its bytes, if unchanged)."""
         ...
 
-    def stream_decoder(self) -> StreamDecoder: ...
+    def stream_decoder(self, deployment: DeploymentConfig) -> StreamDecoder:
+        """A new decoder for one streamed answer (decoders keep per-stream state)."""
+        ...
 
     def embeddings_request(
         self, deployment: DeploymentConfig, endpoint: Endpoint, body: dict[str, Any]
     ) -> UpstreamRequest: ...
 
-    def embeddings_response(self, body: bytes) -> tuple[dict[str, Any], bytes | None]: ...
+    def embeddings_response(self, deployment: DeploymentConfig, body: bytes) -> tuple[dict[str, Any], bytes | None]: ...
 
     def classify(self, status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
         """Turn a non-2xx answer into a classified error."""

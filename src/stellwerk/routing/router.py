@@ -208,7 +208,7 @@ class Router:
             data = await read_body(response, deadline - self._clock())
             if not 200 <= response.status < 300:
                 raise adapter.classify(response.status, response.headers, data)
-            return adapter.chat_response(data)
+            return adapter.chat_response(deployment.config, data)
 
         try:
             (data, raw), deployment = await self._attempts(group, complete, failed)
@@ -264,7 +264,7 @@ class Router:
             if not 200 <= response.status < 300:
                 data = await read_body(response, deadline - clock())
                 raise adapter.classify(response.status, response.headers, data)
-            decoder = adapter.stream_decoder()
+            decoder = adapter.stream_decoder(deployment.config)
             upstream = response.iter_chunks(idle_timeout=timeout)
             first: list[Any] = []
             try:
@@ -316,7 +316,7 @@ class Router:
             data = await read_body(response, deadline - self._clock())
             if not 200 <= response.status < 300:
                 raise adapter.classify(response.status, response.headers, data)
-            return adapter.embeddings_response(data)
+            return adapter.embeddings_response(deployment.config, data)
 
         try:
             (data, raw), deployment = await self._attempts(group, embed, failed)

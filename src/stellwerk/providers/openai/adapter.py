@@ -105,7 +105,7 @@ class OpenAIAdapter:
         wire.pop("stream_options", None)
         return UpstreamRequest("POST", endpoint.chat_url, endpoint.json_headers, orjson.dumps(wire))
 
-    def chat_response(self, body: bytes) -> tuple[dict[str, Any], bytes | None]:
+    def chat_response(self, deployment: DeploymentConfig, body: bytes) -> tuple[dict[str, Any], bytes | None]:
         data = _parse_object(body)
         if "error" in data and "choices" not in data:
             raise error_from_payload(data, 500)
@@ -113,7 +113,7 @@ class OpenAIAdapter:
             raise UpstreamError(Outcome.RETRY_HERE, "upstream answer has no 'choices' list")
         return data, body
 
-    def stream_decoder(self) -> OpenAIStreamDecoder:
+    def stream_decoder(self, deployment: DeploymentConfig) -> OpenAIStreamDecoder:
         return OpenAIStreamDecoder()
 
     def embeddings_request(
@@ -126,7 +126,7 @@ class OpenAIAdapter:
             wire["model"] = deployment.model
         return UpstreamRequest("POST", endpoint.embeddings_url, endpoint.json_headers, orjson.dumps(wire))
 
-    def embeddings_response(self, body: bytes) -> tuple[dict[str, Any], bytes | None]:
+    def embeddings_response(self, deployment: DeploymentConfig, body: bytes) -> tuple[dict[str, Any], bytes | None]:
         data = _parse_object(body)
         if not isinstance(data.get("data"), list):
             raise UpstreamError(Outcome.RETRY_HERE, "upstream embeddings answer has no 'data' list")
