@@ -12,10 +12,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from support import GUARD, USER, RawConnection, http_request
 
 from stellwerk.cli import main
 from stellwerk.sim import SimProvider
+from support import GUARD, USER, RawConnection, http_request
 
 STELLWERK = [sys.executable, "-m", "stellwerk.cli"]
 SECRET = "sk-cli-secret-abcdefghijklmnop"

@@ -136,7 +136,7 @@ def test_secret_substituted_into_a_checked_field_is_not_echoed() -> None:
     assert SECRET not in str(info.value)
 
 
-# -- precise errors -------------------------------------------------------------------------------------------------------
+# -- precise errors ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("data", "expected"), [
     pytest.param({**cfg(), "extra": 1}, "extra: unknown key", id="unknown-top-level-key"),
     pytest.param(cfg(dep(api_bse="http://x")), "models[0].deployments[0].api_bse: unknown key", id="unknown-nested-key"),

@@ -8,9 +8,9 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from support import GUARD, closed_port_url
 
 from stellwerk.http.client import ConnectError, HTTPClient, ProtocolError, ReadError, TimeoutError_
+from support import GUARD, closed_port_url
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 

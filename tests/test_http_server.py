@@ -8,9 +8,9 @@ from typing import Any
 
 import orjson
 import pytest
-from support import GUARD, RawConnection, http_request
 
 from stellwerk.http.server import HTTPServer, Request, Response, StreamingResponse
+from support import GUARD, RawConnection, http_request
 
 Serve = Callable[..., Awaitable[HTTPServer]]
 
@@ -239,7 +239,7 @@ async def test_handler_error_is_a_500_and_the_connection_survives(serve: Serve) 
         assert (await conn.read_response()).status == 200
 
 
-# -- disconnects, streams, back-pressure ---------------------------------------------------------------------------------
+# -- disconnects, streams, back-pressure -------------------------------------------------------------------------------
 async def test_client_disconnect_cancels_the_handler(serve: Serve) -> None:
     started, cancelled = asyncio.Event(), asyncio.Event()
 

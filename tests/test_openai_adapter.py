@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import orjson
@@ -13,12 +14,11 @@ from stellwerk.config import DeploymentConfig
 from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.providers import get_adapter, provider_names
 from stellwerk.providers.openai import OpenAIAdapter, classify_error, parse_retry_after
-
-_DEP = DeploymentConfig(id="d", provider="openai", model="m")
 from stellwerk.providers.redact import redact, summarize_body
 from stellwerk.providers.sse import SSEParser
 
 KEY = "sk-adapter-secret-0123456789"
+_DEP = DeploymentConfig(id="d", provider="openai", model="m")
 
 
 def deployment(**fields: Any) -> DeploymentConfig:
@@ -91,7 +91,7 @@ def test_chat_request_passes_everything_through_but_the_model() -> None:
     assert orjson.loads(wire.body) == {**BODY, "model": "gpt-up"}
     assert b"accept: application/json\r\n" in bytes(wire.headers)  # type: ignore[arg-type]
     assert f"authorization: Bearer {KEY}\r\n".encode() in bytes(wire.headers)  # type: ignore[arg-type]
-    assert BODY == original  # the caller's dict is not mutated
+    assert original == BODY  # the caller's dict is not mutated
 
 
 def test_non_stream_request_drops_stream_fields() -> None:
@@ -191,7 +191,7 @@ def test_stream_decoder_any_split(cuts: list[int], crlf: bool) -> None:
     points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
     decoder = OpenAIAdapter().stream_decoder(_DEP)
     out: list[dict[str, Any]] = []
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         out += [c for c, _ in decoder.feed(stream[a:b])]
     assert out == CHUNKS
     assert decoder.done

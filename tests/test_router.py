@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 import pytest
-from support import GUARD, USER, CaptureUpstream, closed_port_url, completion_body, config, deployment, model
 
 from stellwerk import (
     AllAttemptsFailedError,
@@ -21,6 +20,7 @@ from stellwerk import (
 )
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.sim import SimProvider
+from support import GUARD, USER, CaptureUpstream, closed_port_url, completion_body, config, deployment, model
 
 PRICE = {"input_per_mtok": 2.5, "output_per_mtok": 10.0}
 
@@ -145,7 +145,7 @@ async def test_usage_is_estimated_when_the_upstream_reports_none(
     assert result.cost > 0
 
 
-# -- errors before any upstream -----------------------------------------------------------------------------------------
+# -- errors before any upstream ----------------------------------------------------------------------------------------
 async def test_unknown_model_and_invalid_request(start_sim: StartSim, routers: Callable[..., Router]) -> None:
     sim = await start_sim()
     router = routers(model("chat", deployment("a", sim.base_url)))
@@ -162,7 +162,7 @@ async def test_unknown_model_and_invalid_request(start_sim: StartSim, routers: C
     assert sim.stats.requests == 0
 
 
-# -- the attempt loop ---------------------------------------------------------------------------------------------------
+# -- the attempt loop --------------------------------------------------------------------------------------------------
 async def test_retries_then_fails_over(start_sim: StartSim, routers: Callable[..., Router]) -> None:
     bad = await start_sim(error_rate=1.0, error_statuses=(500,))
     good = await start_sim()
@@ -257,7 +257,7 @@ async def test_malformed_answer_moves_on(start_sim: StartSim, routers: Callable[
     assert broken.stats.malformed == 2
 
 
-# -- streams: before and after the first chunk ----------------------------------------------------------------------------
+# -- streams: before and after the first chunk -------------------------------------------------------------------------
 async def _die_before_first_event(req: Request) -> StreamingResponse:
     async def chunks() -> AsyncIterator[bytes]:
         raise ConnectionResetError("gone before the first event")

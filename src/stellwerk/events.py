@@ -75,8 +75,8 @@ class StatsCollector:
         self.requests += 1
         if record.deployment is None:
             self.errors += 1
-        if record.attempts and record.deployment is not None:
-            self.failovers += 1
+        if record.deployment is not None and any(a.deployment != record.deployment for a in record.attempts):
+            self.failovers += 1  # answered by another deployment than one that failed (retries don't count)
         for attempt in record.attempts:
             stats = self.deployments.setdefault(attempt.deployment, DeploymentStats())
             stats.failures += 1

@@ -25,9 +25,13 @@ access_log = logging.getLogger("stellwerk.access")
 
 
 def log_record(record: RequestRecord) -> None:
-    """Listener: one line per request at INFO, failed attempts at WARNING."""
-    for attempt in record.attempts:
-        log.warning("request %s: attempt on %s failed: %s", record.request_id, attempt.deployment, attempt.describe())
+    """Listener: failed attempts at INFO, requests no deployment answered at WARNING, one access line at INFO."""
+    if record.attempts and log.isEnabledFor(logging.INFO):
+        for attempt in record.attempts:
+            log.info("request %s: attempt failed: %s", record.request_id, attempt.describe())
+    if record.deployment is None and record.status >= 500:
+        log.warning("request %s: model %s: no deployment answered (%d attempts)", record.request_id, record.model,
+                    len(record.attempts))
     if access_log.isEnabledFor(logging.INFO):
         access_log.info(
             "%s %s model=%s deployment=%s status=%d attempts=%d latency_ms=%.1f tokens=%d/%d cost=%.8f",

@@ -1,0 +1,221 @@
+"""Circuit breaker per deployment: a failure policy and a state machine, kept apart (Finagle).
+
+State machine::
+
+              trip (policy says "dead")
+    CLOSED ───────────────────────────────► OPEN (until now + open time)
+      ▲                                       │ open time elapsed
+      │ probe succeeds                        ▼
+      └──────────────────────────────── HALF_OPEN ── probe fails ──► OPEN (longer)
+                                        (one probe at a time)
+
+Open time grows per consecutive ejection and is jittered so that replicas and
+deployments don't all probe at once:
+
+    open(k) = min(max_open_time, open_time * 2 ** (k - 1)) * uniform(1 - jitter, 1 + jitter)
+
+``k`` resets after the deployment has stayed closed for ``max_open_time``.
+
+Policy ("is this deployment dead?"): ``consecutive_failures`` in a row, or a
+failure rate of at least ``failure_rate`` over the last ``window`` seconds once
+there were at least ``min_requests`` answers in it. Only failures that say
+something about the deployment count (never client errors).
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Callable
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+__all__ = ["BreakerOptions", "BreakerState", "CircuitBreaker", "FailurePolicy"]
+
+
+class BreakerOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    consecutive_failures: Annotated[int, Meta(ge=1, le=1000)] = 5
+    """Trip after this many failures in a row. Default 5."""
+    failure_rate: Annotated[float, Meta(gt=0, le=1)] = 0.5
+    """Trip when at least this share of recent answers failed... Default 0.5."""
+    min_requests: Annotated[int, Meta(ge=1)] = 20
+    """...and the window holds at least this many answers. Default 20."""
+    window: Annotated[int, Meta(ge=1, le=3600)] = 30
+    """Seconds of history for the failure rate. Default 30."""
+    open_time: Annotated[float, Meta(gt=0, le=3600)] = 5.0
+    """Seconds a tripped breaker stays open the first time. Default 5."""
+    max_open_time: Annotated[float, Meta(gt=0, le=86400)] = 120.0
+    """Cap on the open time as it grows with repeated ejections. Default 120."""
+    jitter: Annotated[float, Meta(ge=0, lt=1)] = 0.2
+    """Relative jitter on the open time. Default 0.2 (±20%)."""
+
+
+class BreakerState(enum.Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class FailurePolicy:
+    """Counts outcomes; says when the deployment should be considered dead."""
+
+    __slots__ = ("options", "consecutive", "_ok", "_fail", "_stamps", "_total_ok", "_total_fail")
+
+    def __init__(self, options: BreakerOptions) -> None:
+        self.options = options
+        self.consecutive = 0
+        n = options.window
+        self._ok = [0] * n
+        self._fail = [0] * n
+        self._stamps = [-1] * n
+        self._total_ok = 0
+        self._total_fail = 0
+
+    def _bucket(self, now: float) -> int:
+        second = int(now)
+        n = self.options.window
+        i = second % n
+        if self._stamps[i] != second:
+            for j in range(n):
+                if self._stamps[j] != -1 and second - self._stamps[j] >= n:
+                    self._total_ok -= self._ok[j]
+                    self._total_fail -= self._fail[j]
+                    self._ok[j] = self._fail[j] = 0
+                    self._stamps[j] = -1
+            self._stamps[i] = second
+        return i
+
+    def record(self, success: bool, now: float) -> bool:
+        """Record one answer; True when the breaker should trip."""
+        i = self._bucket(now)
+        if success:
+            self.consecutive = 0
+            self._ok[i] += 1
+            self._total_ok += 1
+            return False
+        self.consecutive += 1
+        self._fail[i] += 1
+        self._total_fail += 1
+        o = self.options
+        if self.consecutive >= o.consecutive_failures:
+            return True
+        total = self._total_ok + self._total_fail
+        return total >= o.min_requests and self._total_fail / total >= o.failure_rate
+
+    def failure_rate(self, now: float) -> float:
+        self._bucket(now)
+        total = self._total_ok + self._total_fail
+        return self._total_fail / total if total else 0.0
+
+    def reset(self) -> None:
+        self.consecutive = 0
+        n = self.options.window
+        self._ok, self._fail, self._stamps = [0] * n, [0] * n, [-1] * n
+        self._total_ok = self._total_fail = 0
+
+
+class CircuitBreaker:
+    """The state machine. ``allow()`` before an attempt; ``record()`` after it."""
+
+    __slots__ = ("options", "policy", "state", "ejections", "open_until", "probing", "closed_since", "trips",
+                 "_clock", "_rng", "on_change")
+
+    def __init__(
+        self,
+        options: BreakerOptions,
+        clock: Callable[[], float],
+        rng: random.Random,
+        on_change: Callable[[BreakerState, BreakerState], None] | None = None,
+    ) -> None:
+        self.options = options
+        self.policy = FailurePolicy(options)
+        self.state = BreakerState.CLOSED
+        self.ejections = 0
+        self.trips = 0
+        self.open_until = 0.0
+        self.probing = False
+        self._clock = clock
+        self._rng = rng
+        self.closed_since = clock()
+        self.on_change = on_change
+
+    def _set(self, state: BreakerState) -> None:
+        old, self.state = self.state, state
+        if old is not state and self.on_change is not None:
+            self.on_change(old, state)
+
+    def available(self) -> bool:
+        """Could an attempt go here now? (Does not claim the half-open probe.)"""
+        if self.state is BreakerState.CLOSED:
+            return True
+        if self.state is BreakerState.OPEN:
+            return self._clock() >= self.open_until
+        return not self.probing
+
+    def allow(self) -> bool:
+        """Claim permission for one attempt. In half-open, only one probe at a time is allowed."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.OPEN:
+            if self._clock() < self.open_until:
+                return False
+            self._set(BreakerState.HALF_OPEN)
+        if self.probing:
+            return False
+        self.probing = True
+        return True
+
+    def record(self, success: bool) -> None:
+        """The outcome of an attempt that ``allow()`` let through."""
+        now = self._clock()
+        if self.state is BreakerState.HALF_OPEN:
+            self.probing = False
+            if success:
+                self.policy.reset()
+                self.closed_since = now
+                self._set(BreakerState.CLOSED)
+            else:
+                self._trip(now)
+            return
+        if self.state is BreakerState.OPEN:
+            return  # a straggler from before the trip
+        if success and self.ejections and now - self.closed_since >= self.options.max_open_time:
+            self.ejections = 0  # healthy for long enough: forget past ejections
+        if self.policy.record(success, now):
+            self._trip(now)
+
+    def release(self) -> None:
+        """An allowed attempt ended without telling anything (cancelled, client error)."""
+        if self.state is BreakerState.HALF_OPEN:
+            self.probing = False
+
+    def _trip(self, now: float) -> None:
+        o = self.options
+        self.ejections += 1
+        self.trips += 1
+        base = min(o.max_open_time, o.open_time * (2 ** (self.ejections - 1)))
+        jitter = self._rng.uniform(1 - o.jitter, 1 + o.jitter) if o.jitter else 1.0
+        self.open_until = now + base * jitter
+        self.probing = False
+        self._set(BreakerState.OPEN)
+
+    def force_open(self, seconds: float) -> None:
+        """Open now for ``seconds`` (an active health check found the deployment dead)."""
+        now = self._clock()
+        self.open_until = max(self.open_until, now + seconds)
+        self.probing = False
+        self._set(BreakerState.OPEN)
+
+    def snapshot(self) -> dict[str, object]:
+        now = self._clock()
+        return {
+            "state": self.state.value,
+            "consecutive_failures": self.policy.consecutive,
+            "failure_rate": round(self.policy.failure_rate(now), 4),
+            "ejections": self.ejections,
+            "trips": self.trips,
+            "open_for_s": round(max(0.0, self.open_until - now), 3) if self.state is BreakerState.OPEN else 0.0,
+        }

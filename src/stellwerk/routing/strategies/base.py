@@ -1,0 +1,134 @@
+"""What strategies see and return: snapshots in, an explained ranking out.
+
+A strategy orders a model's candidate deployments for one request. It is a
+small object built once per model from its options, with the clock and the
+random generator injected; ``rank`` reads only the immutable snapshots and the
+request facts it is given (it never touches live state), so every strategy is
+testable as a pure function and every decision can be explained.
+
+The router composes them: *filters* (capability, health, limits, tags)
+narrow the candidates, then one *ranker* orders what is left, and the
+resilience engine walks that order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+__all__ = [
+    "Candidate",
+    "Clock",
+    "Filter",
+    "Ranking",
+    "RequestFacts",
+    "Scored",
+    "Strategy",
+]
+
+Clock = Callable[[], float]
+
+
+class Candidate(msgspec.Struct, frozen=True, kw_only=True):
+    """An immutable view of one deployment at the moment of the decision."""
+
+    id: str
+    weight: float = 1.0
+    priority: int = 0
+    """Lower is tried first by ``failover`` when set; ties keep the listed order."""
+    index: int = 0
+    """Position in the config's list."""
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    in_flight: int = 0
+    latency: float | None = None
+    """Peak-EWMA of seconds per complete answer; None before the first observation."""
+    ttft: float | None = None
+    """Peak-EWMA of seconds to the first streamed token; None before the first observation."""
+    seconds_per_token: float | None = None
+    """EWMA of seconds per output token (decode speed) on long answers."""
+    tokens_per_second: float | None = None
+    """EWMA of observed output tokens per second."""
+    observations: int = 0
+    """How many answers the latency figures are based on (0 = new deployment)."""
+    healthy: bool = True
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    rpm_used: int = 0
+    """Requests started in the current 60-second window."""
+    tpm_used: int = 0
+    """Tokens used in the current 60-second window."""
+    remaining_requests: int | None = None
+    """From the provider's ``x-ratelimit-remaining-requests``, when it sends one."""
+    remaining_tokens: int | None = None
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    supports_tools: bool = True
+    supports_vision: bool = True
+    supports_json: bool = True
+    tier: int = 0
+    """Quality tier (higher is better), for ``min_tier`` floors."""
+    tags: Mapping[str, str] = msgspec.field(default_factory=dict)
+
+
+class RequestFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """What strategies may know about the request (computed once per request)."""
+
+    model: str
+    prompt_tokens: int = 0
+    """Estimated prompt tokens."""
+    max_output_tokens: int | None = None
+    """``max_tokens`` / ``max_completion_tokens`` when the client set one."""
+    expected_output_tokens: int = 256
+    """For cost estimates when the client set no maximum."""
+    stream: bool = False
+    needs_tools: bool = False
+    needs_vision: bool = False
+    needs_json: bool = False
+    text: str = ""
+    """The last user message's text (for rules and the semantic classifier)."""
+    headers: Mapping[str, str] = msgspec.field(default_factory=dict)
+    metadata: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    """The request's ``metadata`` object."""
+    user: str | None = None
+    """The request's ``user`` field or the API key's name, for sticky assignment."""
+
+
+class Scored(msgspec.Struct, frozen=True):
+    id: str
+    score: float | None
+    reason: str
+
+
+class Ranking(msgspec.Struct, frozen=True):
+    """The order to try, best first, each with its score and a short reason."""
+
+    order: tuple[Scored, ...]
+    summary: str
+    """One line for the ``x-stellwerk-route`` header, e.g. ``latency: eu-1 (p2c ewma 0.21s vs 0.35s)``."""
+
+    @property
+    def ids(self) -> list[str]:
+        return [s.id for s in self.order]
+
+
+class Strategy(Protocol):
+    """Orders candidates. ``name`` is the config's ``strategy`` value."""
+
+    name: str
+
+    def rank(self, candidates: Sequence[Candidate], request: RequestFacts) -> Ranking: ...
+
+
+class Filter(Protocol):
+    """Removes candidates that cannot or should not serve this request; says why for each."""
+
+    name: str
+
+    def apply(
+        self, candidates: Sequence[Candidate], request: RequestFacts
+    ) -> tuple[list[Candidate], list[tuple[str, str]]]:
+        """Return the kept candidates and ``(id, why)`` for each removed one."""
+        ...
