@@ -20,6 +20,7 @@ from pathlib import Path
 from harness import machine, report
 from harness.measure import MODES, Plan, TargetResult, measure
 from harness.procs import Procs, StartError
+from harness.rounds import combine
 from harness.targets import TARGETS, Upstream
 
 BENCH = Path(__file__).resolve().parent
@@ -37,6 +38,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--litellm-load", type=float, default=0.3,
                    help="LiteLLM's fixed rate as a fraction of its own saturation req/s (default 0.3): "
                         "it saturates far below --rate")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure all targets this many times in turn and report medians (LiteLLM: once)")
     p.add_argument("--output-tokens", type=int, default=20, help="tokens (= SSE content chunks) per answer")
     p.add_argument("--upstream", choices=("sim", "standin"), default="sim",
                    help="sim: stellwerk sim-provider; standin: bench/harness/standin_upstream.py")
@@ -67,6 +70,7 @@ def settings(args: argparse.Namespace, upstream: Upstream) -> list[str]:
         f"upstream: {'`stellwerk sim-provider --profile fast`' if upstream.kind == 'sim' else 'stand-in'}, "
         f"{upstream.output_tokens} output tokens (streaming: one SSE chunk per token + usage chunk), on CPU 0",
         "load: wrk 1 thread, 16 connections, on CPU 0; proxy under test alone on CPU 1 (`taskset`)",
+        f"rounds: {args.rounds}" + (" (all targets in turn, medians; LiteLLM once)" if args.rounds > 1 else ""),
         f"saturation: {args.warmup} s warm-up + {args.duration} s measured per mode "
         f"(LiteLLM: {args.litellm_duration} s); CPU µs/req = Δ(utime+stime) of the proxy's process tree "
         "÷ completed requests",
@@ -89,7 +93,7 @@ def main() -> int:
         sys.exit(f"{reason} (use --upstream standin to try the harness without it)")
     workdir = BENCH / ".work"
     workdir.mkdir(exist_ok=True)
-    results: dict[str, TargetResult] = {}
+    rounds: dict[str, list[TargetResult]] = {name: [] for name in names}
     started = time.monotonic()
     meter = machine.BackgroundMeter()
     with Procs(workdir / "logs") as procs:
@@ -98,14 +102,23 @@ def main() -> int:
         except StartError as exc:
             sys.exit(f"upstream did not start: {exc}")
         base, slow = plans(args)
-        # direct goes last: it is the latency baseline at every rate the others were measured at
-        for name in sorted(names, key=lambda n: n == "direct"):
-            plan = baseline_plan(base, results) if name == "direct" else slow if name == "litellm" else base
-            print(f"== {name}", flush=True)
-            results[name] = measure(TARGETS[name], plan, procs, up_proc, up_url, workdir)
-            if results[name].error:
-                print(f"  n/a: {results[name].error}", flush=True)
-    results = {name: results[name] for name in names}
+        for r in range(args.rounds):
+            # direct goes last: it is the latency baseline at every rate the others were measured at;
+            # LiteLLM, slow to start and to measure, only runs in the first round
+            for name in sorted(names, key=lambda n: n == "direct"):
+                if name == "litellm" and r > 0:
+                    continue
+                done = {n: rs[0] for n, rs in rounds.items() if rs}
+                plan = baseline_plan(base, done) if name == "direct" else slow if name == "litellm" else base
+                print(f"== {name}" + (f" (round {r + 1} of {args.rounds})" if args.rounds > 1 else ""), flush=True)
+                if not up_proc.alive():
+                    result = TargetResult(name, plan, error="not measured: the upstream died")
+                else:
+                    result = measure(TARGETS[name], plan, procs, up_proc, up_url, workdir)
+                if result.error:
+                    print(f"  n/a: {result.error}", flush=True)
+                rounds[name].append(result)
+    results = {name: combine(rs) for name, rs in rounds.items()}
     other_load = meter.cores()  # every benchmark process is stopped and reaped by now
     env = machine.describe()
     env["other load during the run"] = f"{other_load:.2f} cores busy with processes outside the benchmark (mean)"

@@ -82,3 +82,21 @@ async def make_client() -> AsyncIterator[Callable[[Gateway], openai.AsyncOpenAI]
         await client.close()
 
 
+
+@pytest.fixture
+async def make_anthropic() -> AsyncIterator[Callable[[Gateway], Any]]:
+    """``make_anthropic(gateway)``: the official Anthropic SDK (``AsyncAnthropic``) pointed at the gateway's
+    root, where its ``/v1/messages`` front door is (no SDK retries; imported here only, as it loads slowly)."""
+    import anthropic
+
+    clients: list[anthropic.AsyncAnthropic] = []
+
+    def make(gateway: Gateway) -> anthropic.AsyncAnthropic:
+        client = anthropic.AsyncAnthropic(base_url=f"http://127.0.0.1:{gateway.port}", api_key="client-key",
+                                          max_retries=0, timeout=GUARD)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()

@@ -19,6 +19,8 @@ from stellwerk.http.server import HTTPServer, Request, Response, StreamingRespon
 
 GUARD = 5.0
 """Seconds after which a wait is considered hung (a failure), never reached when things work."""
+MAX_BODY = 64 << 20
+"""Largest response body the raw client accepts (a runaway response is a failure, not an OOM)."""
 
 
 # -- config helpers ------------------------------------------------------------------------------------------------
@@ -243,6 +245,11 @@ class RawConnection:
         return data[:-2] if size else None
 
     async def read_response(self) -> RawResponse:
+        """One whole response; bounded in total (a peer that keeps sending forever is a failure too)."""
+        async with asyncio.timeout(GUARD * 2):
+            return await self._read_response()
+
+    async def _read_response(self) -> RawResponse:
         response = await self.read_head()
         if response.status < 200:
             return response
@@ -250,9 +257,11 @@ class RawConnection:
             async with asyncio.timeout(GUARD):
                 response.body = await self.reader.readexactly(int(response.headers["content-length"]))
         elif response.headers.get("transfer-encoding") == "chunked":
-            parts = []
+            parts: list[bytes] = []
             while (chunk := await self.read_chunk()) is not None:
                 parts.append(chunk)
+                if sum(map(len, parts)) > MAX_BODY:
+                    raise AssertionError(f"response body exceeds {MAX_BODY} bytes")
             response.body = b"".join(parts)
         else:
             async with asyncio.timeout(GUARD):

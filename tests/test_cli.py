@@ -70,8 +70,8 @@ BROKEN = {
                          "models[1].deployments[0].model: required key is missing"),
     "duplicate-id": (VALID.replace("id: emb", "id: primary"),
                      "models[1].deployments[0].id: 'primary' is already used by models[0].deployments[0]"),
-    "unknown-provider": (VALID.replace("provider: azure", "provider: anthropic"),
-                         "models[0].deployments[1].provider: expected one of azure, openai, got 'anthropic'"),
+    "unknown-provider": (VALID.replace("provider: azure", "provider: no-such-provider"),
+                         "models[0].deployments[1].provider: expected one of "),
     "bad-url": (VALID.replace("http://127.0.0.1:9/v1", "127.0.0.1:9/v1"),
                 "models[0].deployments[0].api_base: expected an http:// or https:// URL"),
     "missing-env": (VALID.replace("${CLI_TEST_KEY:-none}", "${CLI_TEST_UNSET_VARIABLE}"),
@@ -120,7 +120,8 @@ def test_check_as_a_process_exit_codes(tmp_path: Path) -> None:
     assert "OK (2 models, 3 deployments)" in ok.stdout
     failed = subprocess.run([*STELLWERK, "check", str(bad)], capture_output=True, text=True, env=env, timeout=30)
     assert failed.returncode == 2
-    assert "models[0].deployments[1].provider: expected one of azure, openai, got 'nope'" in failed.stderr
+    assert "models[0].deployments[1].provider: expected one of " in failed.stderr
+    assert "got 'nope'" in failed.stderr
 
 
 def test_serve_invalid_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

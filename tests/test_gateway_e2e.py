@@ -13,7 +13,7 @@ import pytest
 
 from stellwerk.gateway import Gateway
 from stellwerk.sim import SimProvider
-from support import USER, CaptureUpstream, config, deployment, model, request
+from support import USER, CaptureUpstream, RawConnection, config, deployment, http_request, model, request
 
 StartSim = Callable[..., Awaitable[SimProvider]]
 StartUpstream = Callable[..., Awaitable[CaptureUpstream]]
@@ -296,7 +296,8 @@ async def test_embeddings_float_and_base64(start_sim: StartSim, start_gateway: S
     decoded = await client.embeddings.create(model="embed", input=["alpha", "beta"])
     for a, b in zip(floats.data, decoded.data, strict=True):
         assert b.embedding == pytest.approx(a.embedding, rel=1e-6, abs=1e-7)
-    assert (await client.embeddings.create(model="embed", input="gamma", dimensions=4)).data[0].embedding.__len__() == 4
+    small = await client.embeddings.create(model="embed", input="gamma", dimensions=4)
+    assert len(small.data[0].embedding) == 4
 
 
 async def test_health_and_admin_stats(start_sim: StartSim, start_gateway: StartGateway,
@@ -318,3 +319,33 @@ async def test_paths_without_v1_prefix_and_with_trailing_slash(start_sim: StartS
     assert (await request(gateway.port, "POST", "/chat/completions", body)).status == 200
     assert (await request(gateway.port, "POST", "/v1/chat/completions/", body)).status == 200
     assert (await request(gateway.port, "GET", "/models")).json["data"][0]["id"] == "chat"
+
+
+# -- HTTP details a client may use -------------------------------------------------------------------------------------------
+async def test_pipelined_and_expect_continue_requests(start_sim: StartSim, start_gateway: StartGateway,
+                                                      make_client: MakeClient) -> None:
+    _, gateway, _ = await sim_gateway(start_sim, start_gateway, make_client)
+    body = orjson.dumps({"model": "chat", "messages": USER})
+    async with await RawConnection.open(gateway.port) as conn:
+        await conn.send(http_request("POST", "/v1/chat/completions", body, {"x-request-id": "one"})
+                        + http_request("GET", "/v1/models", headers={"x-request-id": "two"})
+                        + http_request("POST", "/v1/embeddings", b'{"model": "chat", "input": "x"}',
+                                       {"x-request-id": "three"}))
+        answers = [await conn.read_response() for _ in range(3)]
+        assert [a.headers["x-request-id"] for a in answers] == ["one", "two", "three"]
+        assert [a.status for a in answers] == [200, 200, 200]
+        await conn.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                        b"Content-Length: %d\r\n\r\n" % len(body))
+        assert (await conn.read_response()).status == 100
+        await conn.send(body)
+        assert (await conn.read_response()).json["object"] == "chat.completion"
+
+
+async def test_large_answers_pass_intact(start_sim: StartSim, start_gateway: StartGateway,
+                                         make_client: MakeClient) -> None:
+    _, _, client = await sim_gateway(start_sim, start_gateway, make_client, output_tokens=8_000, words_per_chunk=3)
+    completion = await client.chat.completions.create(model="chat", messages=USER)
+    assert len((completion.choices[0].message.content or "").split()) == 8_000
+    stream = await client.chat.completions.create(model="chat", messages=USER, stream=True)
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert len(text.split()) == 8_000

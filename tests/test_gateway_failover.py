@@ -158,7 +158,7 @@ async def test_all_deployments_failing(kind: str, status: int, start_sim: StartS
     else:
         bases = [(await start_sim(error_rate=1.0, error_statuses=(status,))).base_url for status in (500, 503)]
     gateway = await start_gateway(config(model("chat", deployment("first", bases[0]), deployment("second", bases[1]),
-                                               retries=1, timeout=0.15)))
+                                               retries=1, timeout=0.1 if kind == "hang" else GUARD)))
     response = await chat(gateway)
     assert response.status == status
     error = response.json["error"]
@@ -370,3 +370,83 @@ async def test_client_disconnect_while_waiting_cancels_the_upstream_request(star
     async with asyncio.timeout(GUARD):
         await up.cancelled.wait()
     assert up.count == 1  # and it was not retried elsewhere on behalf of a client that left
+
+
+# -- streams that end badly without breaking the connection -------------------------------------------------------------
+def _stream_of(events: list[bytes], *, hang: CaptureUpstream | None = None) -> Callable[[Request], Awaitable[StreamingResponse]]:
+    async def respond(req: Request) -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for event in events:
+                yield event
+            if hang is not None:
+                hang.started.set()
+                try:
+                    await asyncio.get_running_loop().create_future()
+                finally:
+                    hang.cancelled.set()
+
+        return StreamingResponse(chunks())
+
+    return respond
+
+
+async def test_stream_ending_early_without_finish_or_done_is_not_a_silent_truncation(
+    start_upstream: StartUpstream, start_gateway: StartGateway
+) -> None:
+    up = await start_upstream(_stream_of([chunk_event({"role": "assistant", "content": ""}),
+                                          chunk_event({"content": "The answer is"})]))  # then a clean end of body
+    gateway = await start_gateway(config(model("chat", deployment("a", up.base_url))))
+    events = sse_events((await chat(gateway, stream=True)).body)
+    assert b"[DONE]" not in events
+    assert orjson.loads(events[-1])["error"]["code"] == "stream_interrupted"
+
+
+async def test_stream_with_finish_but_without_done_is_complete(start_upstream: StartUpstream,
+                                                               start_gateway: StartGateway) -> None:
+    up = await start_upstream(_stream_of([chunk_event({"role": "assistant", "content": ""}),
+                                          chunk_event({"content": "Done."}), chunk_event({}, "stop")]))
+    gateway = await start_gateway(config(model("chat", deployment("a", up.base_url))))
+    events = sse_events((await chat(gateway, stream=True)).body)
+    assert events[-1] == b"[DONE]"
+    assert orjson.loads(events[-2])["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_stream_stalling_mid_way_times_out_with_an_error_event(start_upstream: StartUpstream,
+                                                                     start_gateway: StartGateway) -> None:
+    up = await start_upstream()
+    up.respond = _stream_of([chunk_event({"role": "assistant", "content": ""}), chunk_event({"content": "Hel"})],
+                            hang=up)
+    gateway = await start_gateway(config(model("chat", deployment("a", up.base_url), timeout=0.2)))
+    events = sse_events((await chat(gateway, stream=True)).body)
+    assert orjson.loads(events[-1])["error"]["code"] == "stream_interrupted"
+    async with asyncio.timeout(GUARD):
+        await up.cancelled.wait()  # the stalled upstream connection was closed
+
+
+async def test_deployment_timeout_overrides_the_model_timeout(start_sim: StartSim, start_gateway: StartGateway) -> None:
+    slow = await start_sim(latency_ms=GUARD * 1000)
+    good = await start_sim()
+    gateway = await start_gateway(config(model("chat", deployment("slow", slow.base_url, timeout=0.1),
+                                               deployment("good", good.base_url), retries=0, timeout=GUARD * 2)))
+    response = await chat(gateway)
+    assert response.status == 200 and response.headers["x-stellwerk-deployment"] == "good"
+
+
+async def test_concurrent_requests_with_a_flaky_deployment_all_succeed(start_sim: StartSim,
+                                                                       start_gateway: StartGateway,
+                                                                       make_client: MakeClient) -> None:
+    flaky = await start_sim(error_rate=0.3, rate_limit_rate=0.1, drop_mid_stream_rate=0.1, seed=7)
+    steady = await start_sim()
+    gateway = await start_gateway(config(model("chat", deployment("flaky", flaky.base_url),
+                                               deployment("steady", steady.base_url), retries=1)))
+    client = make_client(gateway)
+
+    async def one(i: int) -> str:
+        completion = await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": f"#{i}"}])
+        return completion.choices[0].message.content or ""
+
+    answers = await asyncio.gather(*(one(i) for i in range(30)))
+    assert all(answers)
+    assert flaky.stats.requests > 0 and steady.stats.requests > 0
+    stats = (await request(gateway.port, "GET", "/admin/stats")).json
+    assert stats["requests"] == 30 and stats["errors"] == 0

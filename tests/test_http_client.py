@@ -410,3 +410,19 @@ async def test_idle_pool_limit(upstream: Start) -> None:
         assert server.connections == 3  # the one kept idle connection serves the sequential requests
     finally:
         await limited.close()
+
+
+async def test_expired_idle_connection_is_not_reused(upstream: Start) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while await server.read_request(reader):
+            writer.write(ok())
+
+    server = await upstream(script)
+    short = HTTPClient(keepalive_expiry=0.05)
+    try:
+        await (await short.request("GET", server.url, [], timeout=GUARD)).read()
+        await asyncio.sleep(0.1)
+        await (await short.request("GET", server.url, [], timeout=GUARD)).read()
+        assert server.connections == 2
+    finally:
+        await short.close()

@@ -38,7 +38,7 @@ BODY: dict[str, Any] = {
 
 
 def test_registry() -> None:
-    assert provider_names() == ["azure", "openai"]
+    assert {"azure", "openai"} <= set(provider_names())
     assert get_adapter("openai").name == "openai"
     assert get_adapter("azure").name == "azure"
 
@@ -183,7 +183,7 @@ def test_stream_decoder_whole() -> None:
     assert decoder.done
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(cuts=st.lists(st.integers(0, len(STREAM)), max_size=12), crlf=st.booleans())
 def test_stream_decoder_any_split(cuts: list[int], crlf: bool) -> None:
     """However the bytes are split across reads (and with CRLF line ends), the same chunks come out."""

@@ -207,7 +207,7 @@ def replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
     return copy
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(path=st.sampled_from(paths(RICH_CHAT)), value=JSON)
 def test_chat_validation_never_crashes(path: tuple[Any, ...], value: Any) -> None:
     """A valid request with any one value replaced is accepted or rejected with InvalidRequestError, nothing else."""
@@ -217,7 +217,7 @@ def test_chat_validation_never_crashes(path: tuple[Any, ...], value: Any) -> Non
         assert err.status == 400
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(path=st.sampled_from(paths(RICH_EMBEDDINGS)), value=JSON)
 def test_embeddings_validation_never_crashes(path: tuple[Any, ...], value: Any) -> None:
     try:

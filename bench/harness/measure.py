@@ -14,13 +14,14 @@ SSE), all against one shared upstream:
 from __future__ import annotations
 
 import math
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import load, probe
 from .procs import Proc, Procs, StartError
-from .targets import Target
+from .targets import Running, Target
 
 MODES = {"json": False, "stream": True}
 
@@ -93,16 +94,41 @@ def _saturate(url: str, stream: bool, plan: Plan, proc: Proc | None, upstream: P
          f"upstream {res.upstream_cpu_us or 0:.0f} µs/req, errors {sat.errors or 0}")
 
 
+def _measure_mode(running: Running, stream: bool, plan: Plan, upstream: Proc, workdir: Path) -> ModeResult:
+    mode = "stream" if stream else "json"
+    res = ModeResult()
+    url = urlsplit(running.url)
+    status, body = probe.request(url.port or 80, "POST", url.path, load.chat_body(stream), load.request_headers(),
+                                 timeout=30)
+    try:
+        res.answer = probe.check_answer(status, body, stream)
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        res.error = f"bad answer: {exc}"
+        _log(f"{mode:6} {res.error}")
+        return res
+    _log(f"{mode:6} answer: {res.answer}")
+    try:
+        _saturate(running.url, stream, plan, running.proc, upstream, workdir, res)
+        for rate in plan.rates_for(mode, res.saturation.rps if res.saturation else 0.0):
+            lat = res.latency[rate] = load.fixed_rate(running.url, stream, rate, plan.latency_seconds,
+                                                      plan.latency_warmup, workdir)
+            _log(f"{mode:6} @{rate:g}/s: p50 {lat.p50_us / 1000:.3f} ms, p99 {lat.p99_us / 1000:.3f} ms, "
+                 f"{lat.samples} ok, {lat.errors} errors")
+    except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
+        res.error = str(exc)
+        _log(f"{mode:6} failed: {exc}")
+    return res
+
+
 def measure(target: Target, plan: Plan, procs: Procs, upstream: Proc, upstream_url: str,
             workdir: Path) -> TargetResult:
     """Run the whole sequence for ``target`` (one of ``targets.TARGETS``); never raises for target failures."""
-    name = target.name
-    result = TargetResult(name, plan)
+    result = TargetResult(target.name, plan)
     reason = target.unavailable()
     if reason:
         result.error = reason
         return result
-    tdir = workdir / name
+    tdir = workdir / target.name
     tdir.mkdir(parents=True, exist_ok=True)
     try:
         running = target.start(procs, upstream_url, tdir)
@@ -113,30 +139,11 @@ def measure(target: Target, plan: Plan, procs: Procs, upstream: Proc, upstream_u
     if running.startup_s is not None:
         _log(f"ready after {running.startup_s * 1000:.0f} ms")
     try:
-        port = urlsplit(running.url).port or 80
         for mode, stream in MODES.items():
-            res = result.modes[mode] = ModeResult()
-            status, body = probe.request(port, "POST", urlsplit(running.url).path, load.chat_body(stream),
-                                         load.request_headers(), timeout=30)
-            try:
-                res.answer = probe.check_answer(status, body, stream)
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
-                res.error = f"bad answer: {exc}"
-                _log(f"{mode:6} {res.error}")
-                continue
-            _log(f"{mode:6} answer: {res.answer}")
-            try:
-                _saturate(running.url, stream, plan, running.proc, upstream, tdir, res)
-                for rate in plan.rates_for(mode, res.saturation.rps if res.saturation else 0.0):
-                    lat = res.latency[rate] = load.fixed_rate(running.url, stream, rate, plan.latency_seconds,
-                                                              plan.latency_warmup, tdir)
-                    _log(f"{mode:6} @{rate:g}/s: p50 {lat.p50_us / 1000:.3f} ms, p99 {lat.p99_us / 1000:.3f} ms, "
-                         f"{lat.samples} ok, {lat.errors} errors")
-            except (RuntimeError, OSError) as exc:
-                res.error = str(exc)
-                _log(f"{mode:6} failed: {exc}")
+            result.modes[mode] = _measure_mode(running, stream, plan, upstream, tdir)
             if not upstream.alive():
-                raise StartError(f"upstream died: {upstream.log_tail()}")
+                result.error = f"the upstream died: {upstream.log_tail()}"
+                return result
         if running.proc is not None:
             result.rss_mb = running.proc.peak_rss_mb()
             if not running.proc.alive():

@@ -6,7 +6,7 @@ timings is reported (the minimum is the least noisy estimate on a shared
 machine). msgspec is measured twice: decoding to plain dicts, and to typed
 ``Struct``s (its strength, but then the gateway must model the schema).
 
-Usage: python json_bench.py [--number 20000] [--repeat 5]; prints one JSON line.
+Usage: python json_bench.py [--number 10000] [--repeat 7]; prints one JSON line.
 """
 
 from __future__ import annotations
@@ -107,8 +107,8 @@ def measure(number: int, repeat: int) -> list[dict[str, object]]:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--number", type=int, default=20_000)
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--number", type=int, default=10_000)
+    p.add_argument("--repeat", type=int, default=7)
     a = p.parse_args()
     print(json.dumps({"request_bytes": len(REQUEST), "response_bytes": len(RESPONSE),
                       "results": measure(a.number, a.repeat)}))

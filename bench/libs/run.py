@@ -2,7 +2,7 @@
 
 Run with the project's venv after ``bench/libs/setup.sh`` (see bench/README.md):
 
-    .venv/bin/python bench/libs/run.py [--seconds 5] [--no-write]
+    .venv/bin/python bench/libs/run.py [--seconds 3] [--rounds 3] [--no-write]
 
 (a) servers answering a fixed small JSON to wrk POSTs: CPU µs/request of the
     server process, pinned to CPU 1, wrk on CPU 0 (same method as bench/run.py);
@@ -10,20 +10,25 @@ Run with the project's venv after ``bench/libs/setup.sh`` (see bench/README.md):
     Stellwerk's server) on CPU 1: CPU µs/request of the client process on CPU 0;
 (c) JSON loads+dumps of a chat request and response, pinned to CPU 1.
 
-Candidates run from bench/.venv-libs; results go into RESULTS.md between the
-``LIBS RESULTS`` markers.
+Candidates run from bench/.venv-libs. On a shared, noisy machine one run of a
+candidate can be off by tens of percent, so (a) and (b) visit the candidates
+round-robin for ``--rounds`` rounds and report medians (and the range), rather
+than measuring one candidate after another. Results go into RESULTS.md between
+the ``LIBS RESULTS`` markers.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent
@@ -31,7 +36,7 @@ sys.path.insert(0, str(BENCH))
 
 from harness import load, probe, report  # noqa: E402
 from harness.machine import BackgroundMeter, describe  # noqa: E402
-from harness.procs import LOAD_CPU, PROXY_CPU, Procs, StartError, free_port  # noqa: E402
+from harness.procs import LOAD_CPU, PROXY_CPU, Proc, Procs, StartError, free_port  # noqa: E402
 
 sys.path.insert(0, str(BENCH / "libs" / "servers"))
 from payload import RESPONSE  # noqa: E402
@@ -77,27 +82,59 @@ def _version(dist: str) -> str:
     return out.stdout.strip() or "?"
 
 
-def bench_servers(procs: Procs, seconds: int, workdir: Path) -> list[str]:
-    rows = ["| server | req/s @c16 | errors | CPU µs/req |", "|---|--:|--:|--:|"]
+@dataclass
+class Samples:
+    """Per-round measurements of one candidate; the table shows medians (rounds are interleaved)."""
+
+    cpu_us: list[float] = field(default_factory=list)
+    rps: list[float] = field(default_factory=list)
+    errors: int = 0
+    failure: str | None = None
+
+    def row(self, name: str) -> str:
+        if self.failure or not self.cpu_us:
+            return f"| {name} | n/a | | n/a: {(self.failure or 'no data')[:120].replace('|', '/')} | |"
+        spread = f"{min(self.cpu_us):.1f}-{max(self.cpu_us):.1f}"
+        return (f"| {name} | {statistics.median(self.rps):,.0f} | {self.errors} "
+                f"| {statistics.median(self.cpu_us):.1f} | {spread} |")
+
+
+HEADER = ["| {what} | req/s | errors | CPU µs/req (median) | range over rounds |", "|---|--:|--:|--:|--:|"]
+
+
+def bench_servers(procs: Procs, seconds: int, rounds: int, workdir: Path) -> list[str]:
+    """All servers run at once on CPU 1 (idle ones cost nothing); wrk visits them round-robin."""
+    samples = {s.name: Samples() for s in SERVERS}
+    running: dict[str, tuple[Proc, str]] = {}
     for server in SERVERS:
         port = free_port()
-        print(f"== server: {server.name}", flush=True)
-        proc = procs.start("lib-server", server.command(port), PROXY_CPU, env=ENV, cwd=SERVERS_DIR)
+        proc = procs.start(f"server-{len(running)}", server.command(port), PROXY_CPU, env=ENV, cwd=SERVERS_DIR)
         try:
-            proc.wait_ready(lambda p=port: probe.is_ok(p, "POST", PATH, load.chat_body(False)), timeout=30)
+            proc.wait_ready(functools.partial(probe.is_ok, port, "POST", PATH, load.chat_body(False)), timeout=30)
             url = f"http://127.0.0.1:{port}{PATH}"
-            load.saturate(url, False, 1, workdir)
-            cpu0 = proc.cpu_seconds()
-            sat = load.saturate(url, False, seconds, workdir)
-            cpu_us = (proc.cpu_seconds() - cpu0) / sat.requests * 1e6 if sat.requests else float("nan")
-            print(f"  {sat.rps:,.0f} req/s, {cpu_us:.1f} µs CPU/req, errors {sat.errors}", flush=True)
-            rows.append(f"| {server.name} | {sat.rps:,.0f} | {sat.error_count} | {cpu_us:.1f} |")
+            load.saturate(url, False, 1, workdir)  # warm-up
+            running[server.name] = (proc, url)
         except (StartError, RuntimeError) as exc:
-            print(f"  n/a: {exc}", flush=True)
-            rows.append(f"| {server.name} | n/a | | n/a: {str(exc)[:120].replace('|', '/')} |")
-        finally:
+            samples[server.name].failure = str(exc)
             procs.stop(proc)
-    return rows
+    for r in range(rounds):
+        for name, (proc, url) in running.items():
+            try:
+                cpu0 = proc.cpu_seconds()
+                sat = load.saturate(url, False, seconds, workdir)
+                cpu = proc.cpu_seconds() - cpu0
+            except (RuntimeError, OSError) as exc:
+                samples[name].failure = str(exc)
+                continue
+            if sat.requests:
+                samples[name].cpu_us.append(cpu / sat.requests * 1e6)
+                samples[name].rps.append(sat.rps)
+            samples[name].errors += sat.error_count
+            print(f"  round {r + 1} {name}: {sat.rps:,.0f} req/s, "
+                  f"{cpu / max(1, sat.requests) * 1e6:.1f} µs CPU/req", flush=True)
+    for proc, _ in running.values():
+        procs.stop(proc)
+    return [h.format(what="server") for h in HEADER] + [samples[s.name].row(s.name) for s in SERVERS]
 
 
 def _client_server(procs: Procs, workdir: Path) -> tuple[str, str]:
@@ -122,27 +159,28 @@ def _client_server(procs: Procs, workdir: Path) -> tuple[str, str]:
     return f"http://127.0.0.1:{port}{PATH}", name
 
 
-def bench_clients(procs: Procs, seconds: int, workdir: Path) -> list[str]:
+def bench_clients(procs: Procs, seconds: int, rounds: int, workdir: Path) -> list[str]:
+    """Each client in a fresh process per round, round-robin, against one fast server."""
     url, server_name = _client_server(procs, workdir)
-    rows = [f"Server: {server_name} on CPU 1; client on CPU 0, 16 concurrent tasks, one client object.", "",
-            "| client | req/s | errors | CPU µs/req |", "|---|--:|--:|--:|"]
-    for client in CLIENTS:
-        print(f"== client: {client}", flush=True)
-        argv = ["taskset", "-c", LOAD_CPU, str(PY), str(LIBS / "client_bench.py"), client, url,
-                "--seconds", str(seconds)]
-        out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **ENV}, timeout=seconds + 60,
-                             check=False)
-        try:
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-        except (IndexError, ValueError):
-            err = (out.stderr.strip().splitlines() or ["no output"])[-1]
-            print(f"  n/a: {err}", flush=True)
-            rows.append(f"| {client} | n/a | | n/a: {err[:120].replace('|', '/')} |")
-            continue
-        rps = r["requests"] / r["seconds"] if r["seconds"] else 0
-        print(f"  {rps:,.0f} req/s, {r['cpu_us_per_request']} µs CPU/req, errors {r['errors']}", flush=True)
-        rows.append(f"| {client} | {rps:,.0f} | {r['errors']} | {r['cpu_us_per_request']} |")
-    return rows
+    samples = {c: Samples() for c in CLIENTS}
+    for r in range(rounds):
+        for client in CLIENTS:
+            argv = ["taskset", "-c", LOAD_CPU, str(PY), str(LIBS / "client_bench.py"), client, url,
+                    "--seconds", str(seconds)]
+            out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **ENV},
+                                 timeout=seconds + 60, check=False)
+            try:
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+            except (IndexError, ValueError):
+                samples[client].failure = (out.stderr.strip().splitlines() or ["no output"])[-1]
+                continue
+            if res["cpu_us_per_request"] is not None:
+                samples[client].cpu_us.append(res["cpu_us_per_request"])
+                samples[client].rps.append(res["requests"] / res["seconds"])
+            samples[client].errors += res["errors"]
+            print(f"  round {r + 1} {client}: {res['cpu_us_per_request']} µs CPU/req", flush=True)
+    return [f"Server: {server_name} on CPU 1; client on CPU 0, 16 concurrent tasks sharing one client object.",
+            "", *[h.format(what="client") for h in HEADER], *[samples[c].row(c) for c in CLIENTS]]
 
 
 def bench_json() -> list[str]:
@@ -153,7 +191,7 @@ def bench_json() -> list[str]:
         r = json.loads(out.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         return [f"n/a: {(out.stderr.strip().splitlines() or ['no output'])[-1]}"]
-    rows = [f"loads + dumps, best of 5 x 20,000; request {r['request_bytes']} B, response {r['response_bytes']} B.",
+    rows = [f"loads + dumps, best of 7 x 10,000; request {r['request_bytes']} B, response {r['response_bytes']} B.",
             "", "| library | request µs | response µs |", "|---|--:|--:|"]
     for row in r["results"]:
         print(f"  {row['library']}: {row['request_us']} / {row['response_us']} µs", flush=True)
@@ -163,7 +201,8 @@ def bench_json() -> list[str]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=int, default=5, help="measured seconds per server / client (default 5)")
+    p.add_argument("--seconds", type=int, default=3, help="measured seconds per server / client and round (default 3)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3); tables show medians")
     p.add_argument("--results", type=Path, default=BENCH / "RESULTS.md")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()
@@ -173,8 +212,10 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     started, meter = time.monotonic(), BackgroundMeter()
     with Procs(workdir / "logs") as procs:
-        servers = bench_servers(procs, args.seconds, workdir)
-        clients = bench_clients(procs, args.seconds, workdir)
+        print("== servers", flush=True)
+        servers = bench_servers(procs, args.seconds, args.rounds, workdir)
+        print("== clients", flush=True)
+        clients = bench_clients(procs, args.seconds, args.rounds, workdir)
     json_rows = bench_json()
     other = meter.cores()
     env = describe()
@@ -183,6 +224,7 @@ def main() -> int:
     lines = [f"- **date**: {env['date']}", f"- **machine**: {env['machine']}", f"- **python**: {env['python']}",
              f"- **versions**: {versions}",
              f"- **other load during the run**: {other:.2f} cores busy with processes outside the benchmark",
+             f"- **method**: {args.rounds} interleaved rounds of {args.seconds} s per candidate; medians",
              "", "#### (a) Servers: fixed JSON answer to a ~1 KB POST, wrk -t1 -c16", "", *servers,
              "", "#### (b) HTTP clients: keep-alive POSTs", "", *clients,
              "", "#### (c) JSON: chat request and response", "", *json_rows]

@@ -8,6 +8,8 @@ exception or status code.
     StellwerkError                      base; carries an HTTP status and an OpenAI error type
     ├── ConfigError                     the configuration is invalid (lists every problem)
     ├── InvalidRequestError             the client's request is malformed            → 400
+    │   ├── ContextWindowExceededError  the prompt fits no deployment (nor fallback) → 400
+    │   └── ContentPolicyError          every provider asked refused the content     → 400
     ├── ModelNotFoundError              no model of that name is configured         → 404
     ├── UpstreamError                   one upstream attempt failed (has an Outcome)
     └── AllAttemptsFailedError          no deployment answered; lists every attempt  → 502/503/4xx
@@ -28,6 +30,8 @@ __all__ = [
     "AllAttemptsFailedError",
     "Attempt",
     "ConfigError",
+    "ContentPolicyError",
+    "ContextWindowExceededError",
     "InvalidRequestError",
     "ModelNotFoundError",
     "Outcome",
@@ -82,6 +86,18 @@ class InvalidRequestError(StellwerkError):
         super().__init__(message)
         self.param = param
         self.code = code
+
+
+class ContextWindowExceededError(InvalidRequestError):
+    def __init__(self, message: str, attempts: Sequence[Attempt] = ()) -> None:
+        super().__init__(message, param="messages", code="context_length_exceeded")
+        self.attempts = list(attempts)
+
+
+class ContentPolicyError(InvalidRequestError):
+    def __init__(self, message: str, attempts: Sequence[Attempt] = ()) -> None:
+        super().__init__(message, param=None, code="content_policy_violation")
+        self.attempts = list(attempts)
 
 
 class ModelNotFoundError(StellwerkError):

@@ -58,7 +58,7 @@ def test_process_serves_and_stops_on_sigterm() -> None:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        match = re.fullmatch(r"sim-provider listening on (http://127\.0\.0\.1:\d+/v1) \(profile flaky\)\n", line)
+        match = re.fullmatch(r"sim-provider listening on (http://127\.0\.0\.1:\d+/v1) \(profile flaky, protocol openai\)\n", line)
         assert match, line
         resp = httpx.get(match.group(1) + "/models", headers={"authorization": "Bearer k"}, timeout=5)
         assert resp.status_code == 200 and resp.json()["object"] == "list"

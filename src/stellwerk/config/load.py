@@ -21,7 +21,7 @@ import yaml
 
 from stellwerk.errors import ConfigError
 
-from .schema import Config
+from .schema import Config, DeploymentConfig
 
 __all__ = ["check", "interpolate", "load_dict", "load_file", "load_text"]
 
@@ -133,7 +133,31 @@ def check(
             for name in dep.headers:
                 if not re.match(r"^[A-Za-z0-9-]+$", name):
                     problems.append(f"{dwhere}.headers: '{name}' is not a valid header name")
+            if known_providers is not None and dep.provider in known_providers:
+                probes = model.health_check is not None and model.health_check.kind == "models"
+                problems.extend(f"{dwhere}.{p}" for p in _provider_problems(dep, probes))
+    names = {m.name for m in config.models}
+    for i, model in enumerate(config.models):
+        for key in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+            for k, target in enumerate(getattr(model, key)):
+                if target not in names:
+                    problems.append(f"models[{i}].{key}[{k}]: no model named '{target}' "
+                                    f"(expected one of {', '.join(sorted(names))})")
+                elif target == model.name:
+                    problems.append(f"models[{i}].{key}[{k}]: a model cannot fall back to itself")
+        if model.health_check is not None and model.health_check.kind not in ("models", "chat"):
+            problems.append(f"models[{i}].health_check.kind: expected 'models' or 'chat', got '{model.health_check.kind}'")
+        for j, dep in enumerate(model.deployments):
+            if dep.resume is not None and dep.resume not in ("prefill", "instruct", "off"):
+                problems.append(f"models[{i}].deployments[{j}].resume: expected prefill, instruct or off, "
+                                f"got '{dep.resume}'")
     return problems
+
+
+def _provider_problems(dep: DeploymentConfig, probes_models: bool) -> list[str]:
+    from stellwerk.providers import deployment_problems
+
+    return deployment_problems(dep, probes_models)
 
 
 def _defaults() -> tuple[list[str], list[str]]:

@@ -12,7 +12,19 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta, Struct
 
-__all__ = ["Config", "DeploymentConfig", "ModelConfig", "Price", "ServerConfig"]
+from stellwerk.resilience.backoff import BackoffOptions
+from stellwerk.resilience.breaker import BreakerOptions
+from stellwerk.resilience.budget import RetryBudgetOptions
+
+__all__ = [
+    "Config",
+    "DeploymentConfig",
+    "HealthCheckOptions",
+    "HedgeOptions",
+    "ModelConfig",
+    "Price",
+    "ServerConfig",
+]
 
 Seconds = Annotated[float, Meta(gt=0, le=86400)]
 NonNegative = Annotated[float, Meta(ge=0)]
@@ -34,15 +46,27 @@ class DeploymentConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     id: Name
     """Unique in the file; reported in ``x-stellwerk-deployment``. Required."""
     provider: str
-    """Wire protocol of the upstream: ``openai`` (any OpenAI-compatible server) or ``azure``. Required."""
+    """Wire protocol of the upstream: ``openai`` (any OpenAI-compatible server), ``azure``, ``gemini``,
+    ``ollama`` or ``bedrock`` (or another registered provider). Required."""
     model: Annotated[str, Meta(min_length=1)]
     """The upstream's model name (for ``azure``: the deployment name). Required."""
     api_base: str | None = None
     """Base URL, as the provider's official SDK's ``base_url``. Default: the provider's public endpoint."""
     api_key: str | None = None
-    """Credential sent upstream. Use ``${ENV_VAR}``; never logged or returned."""
+    """Credential sent upstream. Use ``${ENV_VAR}``; never logged or returned. For ``bedrock``, a Bedrock
+    API key (sent as a bearer token instead of signing requests)."""
     api_version: str | None = None
     """``azure`` only: the ``api-version`` query parameter. Default ``2024-10-21``."""
+    region: str | None = None
+    """``bedrock`` only, required there: the AWS region (``us-east-1``; ``${AWS_REGION}`` takes it from the
+    environment). Chooses ``bedrock-runtime.{region}.amazonaws.com`` and signs requests for it."""
+    aws_access_key_id: str | None = None
+    """``bedrock`` only: the access key id requests are signed with (SigV4), with ``aws_secret_access_key``.
+    Default: botocore's default credential chain (environment, ``~/.aws``, instance role…)."""
+    aws_secret_access_key: str | None = None
+    """``bedrock`` only: the secret of ``aws_access_key_id``. Use ``${ENV_VAR}``; never logged or returned."""
+    aws_session_token: str | None = None
+    """``bedrock`` only: a session token for temporary credentials. Default none."""
     headers: dict[str, str] = {}
     """Extra headers sent upstream with every request (e.g. ``OpenAI-Organization``)."""
     weight: NonNegative = 1.0
@@ -56,6 +80,49 @@ class DeploymentConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     stream_usage: bool = True
     """Ask the upstream for a usage chunk on streams (``stream_options.include_usage``) so that cost
     is exact; turn off for servers that reject ``stream_options``. Default true."""
+    default_max_tokens: Annotated[int, Meta(ge=1)] = 4096
+    """``anthropic`` only: the ``max_tokens`` sent when the client's request names none (the Messages
+    API requires one; OpenAI's does not). Default 4096."""
+    max_in_flight: Annotated[int, Meta(ge=1)] | None = None
+    """Bulkhead: at most this many requests in flight here; beyond it, requests spill to the next
+    deployment instead of queueing. Default: unlimited."""
+    context_window: Annotated[int, Meta(ge=1)] | None = None
+    """Tokens this deployment's model accepts (prompt + output). Prompts that cannot fit skip it.
+    Default: unknown (never skipped before trying)."""
+    resume: str | None = None
+    """How a stream that broke off elsewhere is continued here: ``prefill`` (the partial answer as
+    a trailing assistant message, continued by the model), ``instruct`` (partial answer plus an
+    instruction to continue) or ``off``. Default: ``prefill`` for providers that support it natively
+    (anthropic, ollama), else ``instruct``."""
+
+
+class HedgeOptions(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Hedged requests: if the first attempt has not produced its first token after a delay,
+    start another on a different deployment; the first to answer wins, the other is cancelled."""
+
+    delay: Seconds | None = None
+    """Fixed delay in seconds. Default: from the deployment's observed time to first token."""
+    quantile: Annotated[float, Meta(ge=0.5, le=0.999)] = 0.9
+    """Which quantile of observed time-to-first-token is the delay when ``delay`` is not set. Default 0.9."""
+    min_delay: Seconds = 0.05
+    """Lower bound of an observed delay, in seconds. Default 0.05."""
+    max_hedges: Annotated[int, Meta(ge=1, le=3)] = 1
+    """Extra attempts at most per request. Default 1."""
+
+
+class HealthCheckOptions(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Active health checks: a cheap request per deployment on an interval, budgeted."""
+
+    interval: Seconds = 10.0
+    """Seconds between probes of one deployment. Default 10."""
+    timeout: Seconds = 5.0
+    """Seconds a probe may take. Default 5."""
+    kind: str = "models"
+    """``models`` (GET the provider's models endpoint: free) or ``chat`` (a 1-token chat: proves
+    the model answers, costs a few tokens). Default ``models``."""
+    skip_if_busy: bool = True
+    """Budget: skip the probe when real traffic answered successfully within the interval (passive
+    health already knows). Default true."""
 
 
 class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -70,7 +137,36 @@ class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True)
     timeout: Seconds = 30.0
     """Seconds per upstream attempt (to the complete answer, or to the first byte of a stream). Default 30."""
     retries: Annotated[int, Meta(ge=0, le=10)] = 1
-    """Retries on one deployment (after a transient failure) before moving on to the next. Default 1."""
+    """Extra attempts one deployment may get within a request after a transient failure. A retry
+    prefers a deployment not yet tried; repeated attempts on one deployment back off. Default 1."""
+    deadline: Seconds = 120.0
+    """Seconds for the whole request, all attempts and fallbacks included; a client may lower it
+    with the ``x-stellwerk-timeout`` header. Default 120."""
+    ttft_timeout: Seconds | None = None
+    """Streams: seconds to the first chunk of an attempt. Default: ``timeout``."""
+    idle_timeout: Seconds | None = None
+    """Streams: longest silence between chunks. Default: ``timeout``."""
+    backoff: BackoffOptions = BackoffOptions()
+    """Waits before repeating an attempt on the same deployment."""
+    retry_budget: RetryBudgetOptions = RetryBudgetOptions()
+    """Bounds retries and hedges per model and per deployment."""
+    breaker: BreakerOptions = BreakerOptions()
+    """Circuit breaker of each deployment."""
+    panic_threshold: Annotated[float, Meta(ge=0, le=1)] = 0.5
+    """When fewer than this share of deployments are healthy, health is ignored rather than failing
+    everything (Envoy's panic mode). Default 0.5."""
+    fallbacks: list[Name] = []
+    """Other models to try, in order, when no deployment of this one could answer."""
+    context_window_fallbacks: list[Name] = []
+    """Models to try when the prompt is too long for every deployment of this one."""
+    content_policy_fallbacks: list[Name] = []
+    """Models to try when a provider refused the content."""
+    hedge: HedgeOptions | None = None
+    """Hedged requests (opt-in). Default off."""
+    resume_streams: bool = True
+    """Continue a stream that broke off mid-answer on another deployment. Default true."""
+    health_check: HealthCheckOptions | None = None
+    """Active health checks of this model's deployments (opt-in). Default off: passive only."""
 
 
 class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

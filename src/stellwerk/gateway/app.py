@@ -5,9 +5,12 @@ method   path                        answer
 =======  ==========================  ==========================================
 POST     /v1/chat/completions        chat completion, JSON or SSE stream
 POST     /v1/embeddings              embeddings
+POST     /v1/messages                Anthropic Messages API: a message or its SSE events (anthropic_api.py)
+POST     /v1/messages/count_tokens   Anthropic token count (an estimate)
 GET      /v1/models                  the configured model names
 GET      /healthz                    200 once the server is ready
 GET      /admin/stats                per-deployment counters (JSON)
+GET      /admin/health               breakers, budgets, passive and active health (JSON)
 =======  ==========================  ==========================================
 
 Each path also answers without the ``/v1`` prefix. Every answer carries
@@ -32,6 +35,7 @@ from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.routing import Router
 from stellwerk.validate import validate_chat, validate_embeddings
 
+from .anthropic_api import AnthropicAPI
 from .errors import error_body, error_response
 
 __all__ = ["GatewayApp"]
@@ -60,8 +64,12 @@ class GatewayApp:
             "/v1/models": {"GET": self.list_models},
             "/healthz": {"GET": self.healthz},
             "/admin/stats": {"GET": self.admin_stats},
+            "/admin/health": {"GET": self.admin_health},
         }
-        for path in ("/v1/chat/completions", "/v1/embeddings", "/v1/models"):
+        anthropic = AnthropicAPI(router, self._json)
+        routes["/v1/messages"] = {"POST": anthropic.messages}
+        routes["/v1/messages/count_tokens"] = {"POST": anthropic.count_tokens}
+        for path in ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/messages", "/v1/messages/count_tokens"):
             routes[path[3:]] = routes[path]
         self._routes = routes
 
@@ -96,17 +104,32 @@ class GatewayApp:
             raise _bad(f"We could not parse the JSON body of your request: {err.msg} "
                        f"(line {err.lineno}, column {err.colno}).") from None
 
+    @staticmethod
+    def _timeout(request: Request) -> float | None:
+        """``x-stellwerk-timeout``: the client lowers the request's deadline (seconds)."""
+        value = request.headers.get("x-stellwerk-timeout")
+        if value is None:
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds <= 86400:
+            raise _bad(f"Invalid x-stellwerk-timeout header {value!r}: expected seconds between 0 and 86400.")
+        return seconds
+
     async def chat_completions(self, request: Request, rid: str) -> Response | StreamingResponse:
         body = self._json(request)
         _, stream = validate_chat(body)
+        timeout = self._timeout(request)
         if stream:
-            result_stream = await self.router.chat_stream(body, request_id=rid, validated=True)
+            result_stream = await self.router.chat_stream(body, request_id=rid, validated=True, timeout=timeout)
             return StreamingResponse(result_stream.sse(), headers=[
                 ("x-request-id", rid),
                 ("x-stellwerk-deployment", result_stream.deployment),
                 ("x-stellwerk-attempts", str(result_stream.attempts)),
             ])
-        result = await self.router.chat(body, request_id=rid, validated=True)
+        result = await self.router.chat(body, request_id=rid, validated=True, timeout=timeout)
         return Response(200, result.raw if result.raw is not None else orjson.dumps(result.data), [
             ("x-request-id", rid),
             ("x-stellwerk-deployment", result.deployment),
@@ -117,7 +140,7 @@ class GatewayApp:
     async def embeddings(self, request: Request, rid: str) -> Response:
         body = self._json(request)
         validate_embeddings(body)
-        result = await self.router.embeddings(body, request_id=rid, validated=True)
+        result = await self.router.embeddings(body, request_id=rid, validated=True, timeout=self._timeout(request))
         return Response(200, result.raw if result.raw is not None else orjson.dumps(result.data), [
             ("x-request-id", rid),
             ("x-stellwerk-deployment", result.deployment),
@@ -130,6 +153,9 @@ class GatewayApp:
 
     async def healthz(self, request: Request, rid: str) -> Response:
         return Response(200, b'{"status":"ok"}', [("x-request-id", rid)])
+
+    async def admin_health(self, request: Request, rid: str) -> Response:
+        return Response(200, orjson.dumps(self.router.health()), [("x-request-id", rid)])
 
     async def admin_stats(self, request: Request, rid: str) -> Response:
         snapshot: dict[str, Any] = self.stats.snapshot() if self.stats is not None else {}

@@ -66,6 +66,7 @@ class Gateway:
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         await self.server.start(host if host is not None else self.config.server.host,
                                 port if port is not None else self.config.server.port)
+        self.router.start()
 
     async def close(self) -> None:
         await self.server.close()

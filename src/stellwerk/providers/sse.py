@@ -19,6 +19,10 @@ class SSEParser:
         self._buffer = b""
 
     def feed(self, data: bytes) -> list[tuple[str, bytes]]:
+        if not self._buffer and data.startswith(b"data: ") and data.endswith(b"\n\n"):
+            body = data[6:-2]
+            if b"\n" not in body and b"\r" not in body:
+                return [("", body)]  # the common case: exactly one single-line event
         buffer = self._buffer + data if self._buffer else data
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")

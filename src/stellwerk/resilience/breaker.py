@@ -202,6 +202,14 @@ class CircuitBreaker:
         self.probing = False
         self._set(BreakerState.OPEN)
 
+    def recover(self) -> None:
+        """Close now (an active health check found the deployment answering again)."""
+        if self.state is not BreakerState.CLOSED:
+            self.policy.reset()
+            self.probing = False
+            self.closed_since = self._clock()
+            self._set(BreakerState.CLOSED)
+
     def force_open(self, seconds: float) -> None:
         """Open now for ``seconds`` (an active health check found the deployment dead)."""
         now = self._clock()

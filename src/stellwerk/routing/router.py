@@ -13,7 +13,9 @@ times, then the next deployment is tried; when every deployment failed, one
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,16 +24,27 @@ from typing import Any, TypeVar
 import msgspec
 
 from stellwerk.config import Config, load_dict, load_file
-from stellwerk.errors import AllAttemptsFailedError, Attempt, ModelNotFoundError, Outcome, UpstreamError
+from stellwerk.errors import (
+    AllAttemptsFailedError,
+    Attempt,
+    ContentPolicyError,
+    ContextWindowExceededError,
+    ModelNotFoundError,
+    Outcome,
+    StellwerkError,
+    UpstreamError,
+)
 from stellwerk.events import Listener, RequestRecord, emit
-from stellwerk.http.client import HTTPClient, Transport, TransportError
-from stellwerk.providers.redact import redact
+from stellwerk.http.client import HTTPClient, Transport
+from stellwerk.tokens import count_prompt_tokens
 from stellwerk.usage import Usage, estimate_tokens, prompt_chars, usage_from
 from stellwerk.validate import validate_chat, validate_embeddings
 
+from . import operations
+from .attempts import AttemptLoop, ModelFailed, RequestContext
 from .deployment import Deployment, ModelGroup
-from .send import read_body, send, transport_error
-from .strategies import get_strategy
+from .operations import Opened, continuation_body
+from .probe import HealthProber
 from .stream import ChatStream
 
 __all__ = ["ChatResult", "EmbeddingsResult", "Router"]
@@ -84,9 +97,6 @@ def _final_status(attempts: Sequence[Attempt]) -> int:
         return 503
     statuses = {a.status for a in attempts}
     reasons = {a.reason for a in attempts}
-    outcomes = {a.outcome for a in attempts}
-    if outcomes == {Outcome.CONTEXT_TOO_LONG} or outcomes == {Outcome.CONTENT_POLICY}:
-        return 400
     if statuses == {429}:
         return 429
     if reasons == {"timeout"}:
@@ -94,6 +104,12 @@ def _final_status(attempts: Sequence[Attempt]) -> int:
     if reasons <= {"connect"}:
         return 503
     return 502
+
+
+Op = Callable[[Deployment, float], Awaitable[T]]
+
+MAX_RESUMES = 3
+"""A stream that broke off is continued elsewhere at most this many times."""
 
 
 class Router:
@@ -104,6 +120,9 @@ class Router:
     ...     print(result.text, result.deployment, result.cost)
     ...     async for chunk in await router.chat_stream(model="chat", messages=[...]):
     ...         ...
+
+    ``clock``, ``rng`` and ``sleep`` are injectable so that resilience behaviour
+    can be tested in virtual time.
     """
 
     def __init__(
@@ -113,14 +132,20 @@ class Router:
         transport: Transport | None = None,
         listeners: Sequence[Listener] = (),
         clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.config = config
-        self._groups: dict[str, ModelGroup] = {m.name: ModelGroup(m) for m in config.models}
-        self._strategies = {name: get_strategy(g.strategy_name) for name, g in self._groups.items()}
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self._sleep = sleep
+        self._groups: dict[str, ModelGroup] = {m.name: ModelGroup(m, clock, self._rng) for m in config.models}
+        self._needs_tokens = {name: any(d.config.context_window is not None for d in g.deployments)
+                              for name, g in self._groups.items()}
         self._transport: Transport = transport if transport is not None else HTTPClient()
         self._owns_transport = transport is None
         self._listeners = tuple(listeners)
-        self._clock = clock
+        self.prober = HealthProber(list(self._groups.values()), self._transport, clock)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> Router:
@@ -134,6 +159,10 @@ class Router:
     def models(self) -> list[str]:
         return list(self._groups)
 
+    @property
+    def groups(self) -> Mapping[str, ModelGroup]:
+        return self._groups
+
     def add_listener(self, listener: Listener) -> None:
         self._listeners = (*self._listeners, listener)
 
@@ -143,89 +172,128 @@ class Router:
             raise ModelNotFoundError(model, list(self._groups))
         return group
 
+    def start(self) -> None:
+        """Start background work (active health checks of models that configure them)."""
+        self.prober.start()
+
     async def aclose(self) -> None:
+        await self.prober.stop()
         if self._owns_transport:
             await self._transport.close()
 
     async def __aenter__(self) -> Router:
+        self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    # -- the attempt loop ---------------------------------------------------
-    async def _attempts(
-        self,
-        group: ModelGroup,
-        operation: Callable[[Deployment, float], Awaitable[T]],
-        failed: list[Attempt],
-    ) -> tuple[T, Deployment]:
-        retries = group.config.retries
-        for deployment in self._strategies[group.name](group.deployments):
-            assert isinstance(deployment, Deployment)
-            timeout = group.timeout_for(deployment)
-            for attempt in range(retries + 1):
-                deployment.in_flight += 1
-                try:
-                    return await operation(deployment, timeout), deployment
-                except UpstreamError as err:
-                    err.message = redact(err.message, deployment.endpoint.secrets)
-                    failed.append(Attempt(deployment.id, err.outcome, err.message, err.upstream_status, err.reason))
-                    if err.outcome is Outcome.CLIENT_ERROR:
-                        raise
-                    if err.outcome is not Outcome.RETRY_HERE or attempt == retries:
-                        break
-                finally:
-                    deployment.in_flight -= 1
-        raise AllAttemptsFailedError(group.name, failed, _final_status(failed))
+    # -- routing: a model, then its fallbacks -------------------------------------
+    def _order(self, group: ModelGroup) -> Sequence[Deployment]:
+        """The strategy's order of the model's deployments (``failover``: as listed)."""
+        return group.deployments
 
-    def _fail(self, operation: str, model: str, request_id: str, started: float, failed: list[Attempt],
-              status: int, stream: bool = False) -> None:
+    def _context(self, request_id: str | None, group: ModelGroup, timeout: float | None) -> RequestContext:
+        started = self._clock()
+        limit = group.config.deadline if timeout is None else min(timeout, group.config.deadline)
+        return RequestContext(request_id or _new_request_id(), started, started + limit)
+
+    async def _route(
+        self,
+        model: str,
+        ctx: RequestContext,
+        make_op: Callable[[ModelGroup], Op[T]],
+        body: dict[str, Any],
+        *,
+        stream: bool = False,
+        tried: Mapping[str, int] | None = None,
+    ) -> tuple[T, Deployment]:
+        queue = [model]
+        visited: set[str] = set()
+        kind = "unavailable"
+        while queue:
+            name = queue.pop(0)
+            if name in visited:
+                continue
+            visited.add(name)
+            group = self.group(name)
+            if self._needs_tokens[name] and ctx.prompt_tokens is None:
+                output = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+                ctx.prompt_tokens = count_prompt_tokens(body) + (output if isinstance(output, int) else 0)
+            order = self._order(group)
+            loop: AttemptLoop[T] = AttemptLoop(group, order, make_op(group), ctx, clock=self._clock,
+                                               sleep=self._sleep, stream=stream)
+            if tried:
+                loop.tries.update({k: v for k, v in tried.items() if k in {d.id for d in group.deployments}})
+            try:
+                return await loop.run()
+            except ModelFailed as failed:
+                kind = failed.kind
+                cfg = group.config
+                targets = {"context": cfg.context_window_fallbacks, "content": cfg.content_policy_fallbacks}.get(
+                    kind, cfg.fallbacks)
+                fresh = [t for t in targets if t not in visited]
+                if fresh:
+                    ctx.notes.append(f"{name}: {kind}, falling back to {', '.join(fresh)}")
+                queue[0:0] = fresh
+        if kind == "context":
+            size = f" (~{ctx.prompt_tokens} tokens)" if ctx.prompt_tokens else ""
+            raise ContextWindowExceededError(
+                f"The prompt{size} is too long for every deployment of model '{model}' and its fallbacks.", ctx.failed)
+        if kind == "content":
+            tried_text = "; ".join(a.describe() for a in ctx.failed)
+            raise ContentPolicyError(f"The request was refused by the provider's content policy. Tried: {tried_text}",
+                                     ctx.failed)
+        raise AllAttemptsFailedError(model, ctx.failed, _final_status(ctx.failed))
+
+    def _fail(self, operation: str, model: str, ctx: RequestContext, status: int, stream: bool = False) -> None:
         emit(self._listeners, RequestRecord(
-            request_id=request_id, operation=operation, model=model, deployment=None, status=status,
-            attempts=tuple(failed), latency=self._clock() - started, ttft=None, stream=stream, usage=Usage(), cost=0.0,
+            request_id=ctx.request_id, operation=operation, model=model, deployment=None, status=status,
+            attempts=tuple(ctx.failed), latency=self._clock() - ctx.started, ttft=None, stream=stream, usage=Usage(),
+            cost=0.0,
         ))
+
+    async def _guarded(self, operation: str, model: str, ctx: RequestContext, run: Awaitable[T], stream: bool) -> T:
+        try:
+            return await run
+        except StellwerkError as err:
+            self._fail(operation, model, ctx, err.status, stream)
+            raise
+        except BaseException:
+            self._fail(operation, model, ctx, 499, stream)
+            raise
 
     # -- chat, complete answers ---------------------------------------------
     async def chat(self, body: dict[str, Any] | None = None, /, *, request_id: str | None = None,
-                   validated: bool = False, **params: Any) -> ChatResult:
-        """A complete chat answer. Pass the OpenAI request as a dict or as keyword arguments."""
+                   validated: bool = False, timeout: float | None = None, **params: Any) -> ChatResult:
+        """A complete chat answer. Pass the OpenAI request as a dict or as keyword arguments.
+
+        ``timeout`` lowers the model's ``deadline`` for this request.
+        """
         request = {**(body or {}), **params}
         if not validated:
             validate_chat(request)
         request.pop("stream", None)
         request.pop("stream_options", None)
         group = self.group(request["model"])
-        rid = request_id or _new_request_id()
-        started = self._clock()
-        failed: list[Attempt] = []
+        ctx = self._context(request_id, group, timeout)
+        transport, clock = self._transport, self._clock
 
-        async def complete(deployment: Deployment, timeout: float) -> tuple[dict[str, Any], bytes | None]:
-            adapter = deployment.adapter
-            wire = adapter.chat_request(deployment.config, deployment.endpoint, request, False)
-            deadline = self._clock() + timeout
-            response = await send(self._transport, wire, timeout, deployment.config.connect_timeout)
-            data = await read_body(response, deadline - self._clock())
-            if not 200 <= response.status < 300:
-                raise adapter.classify(response.status, response.headers, data)
-            return adapter.chat_response(deployment.config, data)
+        def make_op(_: ModelGroup) -> Op[tuple[dict[str, Any], bytes | None]]:
+            async def op(deployment: Deployment, attempt_timeout: float) -> tuple[dict[str, Any], bytes | None]:
+                return await operations.complete(transport, clock, deployment, request, attempt_timeout)
+            return op
 
-        try:
-            (data, raw), deployment = await self._attempts(group, complete, failed)
-        except (UpstreamError, AllAttemptsFailedError) as err:
-            self._fail("chat", group.name, rid, started, failed, err.status)
-            raise
-        except BaseException:
-            self._fail("chat", group.name, rid, started, failed, 499)
-            raise
+        (data, raw), deployment = await self._guarded(
+            "chat", group.name, ctx, self._route(group.name, ctx, make_op, request), False)
         usage = usage_from(data.get("usage")) or self._estimate(request, data)
         cost = usage.cost(deployment.config.price)
-        latency = self._clock() - started
+        latency = self._clock() - ctx.started
         emit(self._listeners, RequestRecord(
-            request_id=rid, operation="chat", model=group.name, deployment=deployment.id, status=200,
-            attempts=tuple(failed), latency=latency, ttft=None, stream=False, usage=usage, cost=cost,
+            request_id=ctx.request_id, operation="chat", model=group.name, deployment=deployment.id, status=200,
+            attempts=tuple(ctx.failed), latency=latency, ttft=None, stream=False, usage=usage, cost=cost,
         ))
-        return ChatResult(data, raw, group.name, deployment.id, len(failed) + 1, usage, cost, latency, rid)
+        return ChatResult(data, raw, group.name, deployment.id, ctx.attempts, usage, cost, latency, ctx.request_id)
 
     @staticmethod
     def _estimate(request: dict[str, Any], data: dict[str, Any]) -> Usage:
@@ -239,98 +307,120 @@ class Router:
 
     # -- chat, streamed -----------------------------------------------------
     async def chat_stream(self, body: dict[str, Any] | None = None, /, *, request_id: str | None = None,
-                          validated: bool = False, **params: Any) -> ChatStream:
+                          validated: bool = False, timeout: float | None = None, **params: Any) -> ChatStream:
         """A streamed chat answer, returned once its first chunk has arrived.
 
-        Failures before that point fail over to the next attempt transparently.
+        Failures before that point fail over transparently; failures after it
+        are continued on another deployment (see :class:`ChatStream`).
         """
-        request = {**(body or {}), **params}
+        request = {**(body or {}), **params, "stream": True}
         if not validated:
             validate_chat(request)
-        request["stream"] = True
         options = request.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         group = self.group(request["model"])
-        rid = request_id or _new_request_id()
-        started = self._clock()
-        failed: list[Attempt] = []
-        clock = self._clock
+        ctx = self._context(request_id, group, timeout)
+        transport, clock = self._transport, self._clock
 
-        async def open_stream(deployment: Deployment, timeout: float) -> ChatStream:
-            adapter = deployment.adapter
-            wire = adapter.chat_request(deployment.config, deployment.endpoint, request, True)
-            deadline = clock() + timeout
-            response = await send(self._transport, wire, timeout, deployment.config.connect_timeout)
-            if not 200 <= response.status < 300:
-                data = await read_body(response, deadline - clock())
-                raise adapter.classify(response.status, response.headers, data)
-            decoder = adapter.stream_decoder(deployment.config)
-            upstream = response.iter_chunks(idle_timeout=timeout)
-            first: list[Any] = []
+        def make_op(g: ModelGroup) -> Op[Opened]:
+            async def op(deployment: Deployment, attempt_timeout: float) -> Opened:
+                return await operations.open_stream(transport, clock, g, deployment, request, attempt_timeout)
+            return op
+
+        opened, _ = await self._guarded(
+            "chat", group.name, ctx, self._route(group.name, ctx, make_op, request, stream=True), True)
+
+        broken_counts: dict[str, int] = {}
+
+        async def resume(partial: str, produced: int, broken: str) -> Opened | None:
+            broken_counts[broken] = broken_counts.get(broken, 0) + 1
+            if not group.config.resume_streams or sum(broken_counts.values()) > MAX_RESUMES:
+                return None
+            if not group.budget.try_withdraw():
+                ctx.notes.append("retry budget spent: stream not resumed")
+                return None
+
+            def make_resume_op(g: ModelGroup) -> Op[Opened]:
+                async def op(deployment: Deployment, attempt_timeout: float) -> Opened:
+                    resumed = continuation_body(request, partial, deployment.resume, produced)
+                    if resumed is None:
+                        raise UpstreamError(Outcome.MOVE_ON, "this deployment does not resume streams", reason="skip")
+                    return await operations.open_stream(transport, clock, g, deployment, resumed, attempt_timeout)
+                return op
+
+            ctx.notes.append(f"stream from {broken} broke off after {len(partial)} characters; resuming")
             try:
-                while not first and not decoder.done:
-                    try:
-                        data = await anext(upstream)
-                    except StopAsyncIteration:
-                        raise UpstreamError(Outcome.RETRY_HERE, "upstream ended the stream before its first chunk",
-                                            reason="read") from None
-                    first = decoder.feed(data)
-            except TransportError as err:
-                response.close()
-                raise transport_error(err, timeout) from None
-            except BaseException:
-                response.close()
-                raise
-            return ChatStream(
-                model=group.name, deployment=deployment, response=response, decoder=decoder, upstream=upstream,
-                first=first, include_usage=include_usage, failed=failed, started=started, ttft=clock() - started,
-                request_id=rid, prompt_chars=prompt_chars(request), listeners=self._listeners, clock=clock,
-            )
+                resumed_stream, _ = await self._route(group.name, ctx, make_resume_op, request, stream=True,
+                                                      tried=broken_counts)
+            except StellwerkError:
+                return None
+            return resumed_stream
 
-        try:
-            stream, _ = await self._attempts(group, open_stream, failed)
-        except (UpstreamError, AllAttemptsFailedError) as err:
-            self._fail("chat", group.name, rid, started, failed, err.status, stream=True)
-            raise
-        except BaseException:
-            self._fail("chat", group.name, rid, started, failed, 499, stream=True)
-            raise
-        return stream
+        return ChatStream(
+            model=group.name, opened=opened, include_usage=include_usage, failed=ctx.failed, attempts=ctx.attempts,
+            started=ctx.started, request_id=ctx.request_id, prompt_chars=prompt_chars(request),
+            listeners=self._listeners, clock=clock, resume=resume,
+        )
 
     # -- embeddings ---------------------------------------------------------
     async def embeddings(self, body: dict[str, Any] | None = None, /, *, request_id: str | None = None,
-                         validated: bool = False, **params: Any) -> EmbeddingsResult:
+                         validated: bool = False, timeout: float | None = None, **params: Any) -> EmbeddingsResult:
         request = {**(body or {}), **params}
         if not validated:
             validate_embeddings(request)
         group = self.group(request["model"])
-        rid = request_id or _new_request_id()
-        started = self._clock()
-        failed: list[Attempt] = []
+        ctx = self._context(request_id, group, timeout)
+        transport, clock = self._transport, self._clock
 
-        async def embed(deployment: Deployment, timeout: float) -> tuple[dict[str, Any], bytes | None]:
-            adapter = deployment.adapter
-            wire = adapter.embeddings_request(deployment.config, deployment.endpoint, request)
-            deadline = self._clock() + timeout
-            response = await send(self._transport, wire, timeout, deployment.config.connect_timeout)
-            data = await read_body(response, deadline - self._clock())
-            if not 200 <= response.status < 300:
-                raise adapter.classify(response.status, response.headers, data)
-            return adapter.embeddings_response(deployment.config, data)
+        def make_op(_: ModelGroup) -> Op[tuple[dict[str, Any], bytes | None]]:
+            async def op(deployment: Deployment, attempt_timeout: float) -> tuple[dict[str, Any], bytes | None]:
+                return await operations.embed(transport, clock, deployment, request, attempt_timeout)
+            return op
 
-        try:
-            (data, raw), deployment = await self._attempts(group, embed, failed)
-        except (UpstreamError, AllAttemptsFailedError) as err:
-            self._fail("embeddings", group.name, rid, started, failed, err.status)
-            raise
-        except BaseException:
-            self._fail("embeddings", group.name, rid, started, failed, 499)
-            raise
+        (data, raw), deployment = await self._guarded(
+            "embeddings", group.name, ctx, self._route(group.name, ctx, make_op, request), False)
         usage = usage_from({"completion_tokens": 0, **(data.get("usage") or {})}) or Usage(estimated=True)
         cost = usage.cost(deployment.config.price)
-        latency = self._clock() - started
+        latency = self._clock() - ctx.started
         emit(self._listeners, RequestRecord(
-            request_id=rid, operation="embeddings", model=group.name, deployment=deployment.id, status=200,
-            attempts=tuple(failed), latency=latency, ttft=None, stream=False, usage=usage, cost=cost,
+            request_id=ctx.request_id, operation="embeddings", model=group.name, deployment=deployment.id, status=200,
+            attempts=tuple(ctx.failed), latency=latency, ttft=None, stream=False, usage=usage, cost=cost,
         ))
-        return EmbeddingsResult(data, raw, group.name, deployment.id, len(failed) + 1, usage, cost, latency, rid)
+        return EmbeddingsResult(data, raw, group.name, deployment.id, ctx.attempts, usage, cost, latency,
+                                ctx.request_id)
+
+    # -- state --------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Health of every deployment (for ``GET /admin/health``)."""
+        now = self._clock()
+        models: dict[str, Any] = {}
+        for name, group in self._groups.items():
+            deployments = {}
+            for dep in group.deployments:
+                h = dep.health
+                deployments[dep.id] = {
+                    "provider": dep.config.provider,
+                    "model": dep.config.model,
+                    "available": dep.breaker.available(),
+                    "breaker": dep.breaker.snapshot(),
+                    "in_flight": dep.in_flight,
+                    "max_in_flight": dep.config.max_in_flight,
+                    "successes": h.successes,
+                    "failures": h.failures,
+                    "latency_ewma_ms": None if h.latency is None else round(h.latency * 1000, 3),
+                    "ttft_ewma_ms": None if h.ttft is None else round(h.ttft * 1000, 3),
+                    "last_error": h.last_error,
+                    "seconds_since_success": None if h.successes == 0 else round(now - h.last_success, 3),
+                    "probe": None if h.probe_at is None else {
+                        "ok": h.probe_ok, "seconds_ago": round(now - h.probe_at, 3), "error": h.probe_error},
+                    "retry_budget": dep.budget.snapshot(),
+                }
+            healthy = sum(1 for d in group.deployments if d.breaker.available())
+            models[name] = {
+                "healthy": healthy,
+                "deployments_total": len(group.deployments),
+                "panic": healthy < group.config.panic_threshold * len(group.deployments),
+                "retry_budget": group.budget.snapshot(),
+                "deployments": deployments,
+            }
+        return {"models": models}

@@ -1,118 +1,169 @@
-"""A streamed chat answer, committed to one deployment after its first chunk arrived.
+"""A streamed chat answer, committed to a deployment after its first chunk arrived.
 
-Failures before the first chunk are failed over by the router; this object
-takes over once the stream has begun. It yields the upstream's chunks, keeps
-the usage (exact when the upstream reports it, estimated otherwise) and emits
-one :class:`~stellwerk.events.RequestRecord` when it ends, however it ends.
+Failures before the first chunk are failed over by the attempt loop; this
+object takes over once the stream has begun. It yields the upstream's chunks,
+keeps the usage (exact when the upstream reports it, estimated otherwise) and
+emits one :class:`~stellwerk.events.RequestRecord` when it ends, however it ends.
 
-If the upstream breaks off after the stream began, the client gets an error
-event (``data: {"error": ...}``) instead of ``data: [DONE]``: an answer is
-never silently truncated.
+**Mid-stream failover.** If the upstream breaks off after the answer began
+(connection cut, idle timeout, an error event), the text produced so far is
+sent to another deployment as an assistant-prefix continuation and its tokens
+are streamed on under the original chunk id, so the client sees one complete
+answer. When that is impossible (tool calls in progress, resuming disabled, no
+deployment left) the client gets an error event instead of ``[DONE]``: an
+answer is never silently truncated.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
 
 from stellwerk.errors import Attempt, Outcome, UpstreamError
 from stellwerk.events import Listener, RequestRecord, emit
-from stellwerk.http.client import ClientResponse, TransportError
-from stellwerk.providers import Chunk, StreamDecoder
+from stellwerk.http.client import TransportError
+from stellwerk.providers import Chunk
 from stellwerk.providers.redact import redact
 from stellwerk.usage import Usage, estimate_tokens, usage_from
 
-from .deployment import Deployment
+from .operations import Opened
 from .send import transport_error
 
-__all__ = ["ChatStream"]
+__all__ = ["ChatStream", "Resumer"]
 
 _DONE = b"data: [DONE]\n\n"
+
+Resumer = Callable[[str, int, str], Awaitable[Opened | None]]
+"""``resume(partial_text, produced_tokens, broken_deployment_id)`` → a new opened stream, or None."""
 
 
 class ChatStream:
     """Async-iterate for ``chat.completion.chunk`` dicts; the gateway uses :meth:`sse`.
 
-    ``deployment`` and ``attempts`` are known at once; ``usage`` and ``cost``
-    once the stream has ended.
+    ``deployment`` and ``attempts`` are known at once (``deployment`` changes if
+    the stream is resumed elsewhere); ``usage`` and ``cost`` once it has ended.
     """
 
     def __init__(
         self,
         *,
         model: str,
-        deployment: Deployment,
-        response: ClientResponse,
-        decoder: StreamDecoder,
-        upstream: AsyncIterator[bytes],
-        first: list[Chunk],
+        opened: Opened,
         include_usage: bool,
         failed: list[Attempt],
+        attempts: int,
         started: float,
-        ttft: float,
         request_id: str,
         prompt_chars: int,
         listeners: tuple[Listener, ...],
         clock: Callable[[], float],
+        resume: Resumer | None,
     ) -> None:
         self.model = model
-        self.deployment = deployment.id
-        self.attempts = len(failed) + 1
+        self.deployment = opened.deployment.id
+        self.attempts = attempts
         self.request_id = request_id
         self.usage: Usage | None = None
         self.cost = 0.0
-        self._dep = deployment
-        self._response = response
-        self._decoder = decoder
-        self._upstream = upstream
-        self._first = first
+        self.resumed = 0
+        self._opened = opened
         self._include_usage = include_usage
         self._failed = failed
         self._started = started
-        self._ttft = ttft
+        self._ttft = opened.ttft
         self._prompt_chars = prompt_chars
         self._listeners = listeners
         self._clock = clock
+        self._resume = resume
+        self._text: list[str] = []
         self._content_chars = 0
+        self._tool_calls = False
         self._finished = False
         self._closed = False
+        self._identity: dict[str, Any] | None = None
+        self._earlier_cost = 0.0
+        self._earlier_tokens = 0
+        opened.deployment.in_flight += 1
+
+    # -- reading the upstream -----------------------------------------------
+    async def _read(self, opened: Opened) -> AsyncIterator[list[Chunk]]:
+        """One upstream's chunks; raises UpstreamError if it breaks off before the answer is complete."""
+        if opened.first:
+            yield opened.first
+        decoder = opened.decoder
+        response, idle = opened.response, opened.idle_timeout
+        try:
+            while not decoder.done:
+                data = await response.next_chunk(idle)
+                if not data:
+                    if self._finished:
+                        return  # complete answer; the server just omitted its end marker
+                    raise UpstreamError(Outcome.RETRY_HERE, "upstream ended the stream before the answer was complete",
+                                        reason="read")
+                batch = decoder.feed(data)
+                if batch:
+                    yield batch
+        except TransportError as err:
+            raise transport_error(err) from None
 
     async def _batches(self) -> AsyncIterator[list[Chunk]]:
-        """Chunks in the groups they arrived in; raises UpstreamError if the stream breaks off."""
         status = 200
         error: UpstreamError | None = None
         try:
-            if self._first:
-                yield self._account(self._first)
-            decoder = self._decoder
-            while not decoder.done:
+            while True:
                 try:
-                    data = await anext(self._upstream)
-                except StopAsyncIteration:
-                    if self._finished:
-                        break  # complete answer, the server just omitted [DONE]
-                    raise UpstreamError(Outcome.RETRY_HERE, "upstream ended the stream before the answer was complete",
-                                        reason="read") from None
-                batch = decoder.feed(data)
-                if batch:
-                    yield self._account(batch)
-        except TransportError as err:
-            status, error = 502, transport_error(err)
-            raise error from None
-        except UpstreamError as err:
-            status, error = 502, err
+                    async for batch in self._read(self._opened):
+                        kept = self._account(batch)
+                        if kept:
+                            yield kept
+                    return
+                except UpstreamError as err:
+                    broken = self._opened.deployment
+                    err.message = redact(err.message, broken.endpoint.secrets)
+                    self._failed.append(Attempt(broken.id, err.outcome, err.message, err.upstream_status, err.reason))
+                    broken.breaker.record(False)
+                    broken.health.failure(self._clock(), err.message)
+                    opened = await self._continue_elsewhere(err)
+                    if opened is None:
+                        error = err
+                        raise
+                    self._switch(opened)
+        except UpstreamError:
+            status = 502
             raise
         except BaseException:
             status = 499  # cancelled: the client went away
             raise
         finally:
-            self._response.close()
+            self._opened.response.close()
             self._record(status, error)
 
+    async def _continue_elsewhere(self, err: UpstreamError) -> Opened | None:
+        if self._resume is None or self._tool_calls or self._finished:
+            return None
+        partial = "".join(self._text)
+        produced = estimate_tokens(len(partial))
+        broken = self._opened.deployment
+        self._earlier_tokens += produced
+        self._earlier_cost += produced * broken.config.price.output_per_mtok / 1e6
+        self._opened.response.close()
+        return await self._resume(partial, produced, broken.id)
+
+    def _switch(self, opened: Opened) -> None:
+        self._opened.deployment.in_flight -= 1
+        opened.deployment.in_flight += 1
+        self._opened = opened
+        self.deployment = opened.deployment.id
+        self.attempts += 1
+        self.resumed += 1
+        self.usage = None  # the continuation reports its own usage
+
+    # -- accounting -----------------------------------------------------------
     def _account(self, batch: list[Chunk]) -> list[Chunk]:
         keep: list[Chunk] = []
+        resumed = self.resumed > 0
         for chunk in batch:
             data = chunk[0]
             usage = data.get("usage")
@@ -121,6 +172,8 @@ class ChatStream:
                 self.usage = usage_from(usage) or self.usage
                 if not choices and not self._include_usage:
                     continue  # we asked for it; the client did not
+            if self._identity is None and "id" in data:
+                self._identity = {"id": data.get("id"), "created": data.get("created"), "model": data.get("model")}
             if choices:
                 first = choices[0]
                 if isinstance(first, dict):
@@ -129,8 +182,17 @@ class ChatStream:
                         content = delta.get("content")
                         if isinstance(content, str):
                             self._content_chars += len(content)
+                            self._text.append(content)
+                        if delta.get("tool_calls"):
+                            self._tool_calls = True
+                        if resumed and delta.get("role") and not content and not delta.get("tool_calls") \
+                                and not first.get("finish_reason"):
+                            continue  # the continuation's opening role chunk: the client has had one
                     if first.get("finish_reason"):
                         self._finished = True
+            if resumed and self._identity is not None:
+                data = {**data, **{k: v for k, v in self._identity.items() if v is not None}}
+                chunk = (data, None)  # re-encoded under the original stream's identity
             keep.append(chunk)
         return keep
 
@@ -138,19 +200,23 @@ class ChatStream:
         if self._closed:
             return
         self._closed = True
+        dep = self._opened.deployment
+        dep.in_flight -= 1
         if self.usage is None:
             self.usage = Usage(estimate_tokens(self._prompt_chars), estimate_tokens(self._content_chars), estimated=True)
-        self.cost = self.usage.cost(self._dep.config.price)
-        attempts = tuple(self._failed)
-        if error is not None:
-            message = redact(error.message, self._dep.endpoint.secrets)
-            attempts += (Attempt(self._dep.id, error.outcome, message, error.upstream_status, error.reason),)
+        elif self.resumed:
+            self.usage = Usage(self.usage.prompt_tokens, self.usage.completion_tokens + self._earlier_tokens,
+                               self.usage.cached_tokens, estimated=True)
+        self.cost = self.usage.cost(dep.config.price) + self._earlier_cost
+        if error is None and status == 200:
+            dep.health.success(self._clock(), self._clock() - self._started, None)
         emit(self._listeners, RequestRecord(
             request_id=self.request_id, operation="chat", model=self.model,
-            deployment=self.deployment if error is None else None, status=status, attempts=attempts,
+            deployment=self.deployment if error is None else None, status=status, attempts=tuple(self._failed),
             latency=self._clock() - self._started, ttft=self._ttft, stream=True, usage=self.usage, cost=self.cost,
         ))
 
+    # -- consumers ------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._dicts()
 
@@ -161,15 +227,14 @@ class ChatStream:
 
     async def sse(self) -> AsyncIterator[bytes]:
         """The stream as server-sent-event bytes, ending in ``[DONE]`` or an error event."""
-        batches = self._batches()
         try:
-            async for batch in batches:
+            async for batch in self._batches():
                 parts = [b"data: %s\n\n" % (raw if raw is not None else orjson.dumps(data)) for data, raw in batch]
                 yield parts[0] if len(parts) == 1 else b"".join(parts)
         except UpstreamError as err:
-            message = redact(err.message, self._dep.endpoint.secrets)
             yield b"data: %s\n\n" % orjson.dumps({"error": {
-                "message": f"The upstream stream from deployment '{self.deployment}' broke off: {message}",
+                "message": f"The upstream stream from deployment '{self.deployment}' broke off and could not be "
+                           f"continued elsewhere: {err.message}",
                 "type": "upstream_error", "param": None, "code": "stream_interrupted"}})
             return
         yield _DONE
@@ -177,5 +242,5 @@ class ChatStream:
     async def aclose(self) -> None:
         """Abandon the stream (closes the upstream connection)."""
         if not self._closed:
-            self._response.close()
+            self._opened.response.close()
             self._record(499, None)

@@ -7,7 +7,7 @@ this order, the first that applies wins::
     outage window        -> OUTAGE_STATUS / REFUSE / HANG
     prompt > context     -> CONTEXT_LENGTH (400)
     trigger word         -> CONTENT_POLICY (400)
-    one uniform draw u   -> RATE_LIMIT | ERROR | HANG | DROP | MALFORMED | OK
+    one uniform draw u   -> RATE_LIMIT | ERROR | HANG | DROP | STREAM_ERROR | MALFORMED | OK
                             (bands laid out as in :mod:`stellwerk.sim.profile`)
 
 Timing for answered requests: TTFT is ``latency_ms`` (fixed) or lognormal with
@@ -36,10 +36,13 @@ class Outcome(enum.Enum):
     RATE_LIMIT = "rate_limited"  # 429
     HANG = "hang"  # accepted, never answered
     DROP = "drop"  # connection cut (mid-stream, or before any byte)
+    STREAM_ERROR = "stream_error"  # the protocol's in-stream error event after some chunks (non-streamed: a 5xx)
     MALFORMED = "malformed"  # 200 with a body that does not parse
     REFUSE = "refused"  # connection closed without an answer (outage mode "refuse")
     CONTEXT_LENGTH = "context_length"  # 400 context_length_exceeded
     CONTENT_POLICY = "content_policy"  # 400 content_policy_violation
+
+    __hash__ = object.__hash__  # Enum hashes by name in Python code; members compare by identity anyway
 
 
 class Decision(NamedTuple):
@@ -53,7 +56,7 @@ class Decision(NamedTuple):
     token_interval: float = 0.0
     """Seconds per output token (0 = unpaced)."""
     cut_fraction: float = 0.5
-    """For DROP/MALFORMED streams: share of the content chunks sent before the cut (0..1)."""
+    """For DROP/STREAM_ERROR/MALFORMED streams: share of the content chunks sent before the cut (0..1)."""
     retry_after: float = 0.0
     """For RATE_LIMIT: seconds the client should wait."""
 
@@ -92,7 +95,9 @@ class Behaviour:
             not p.outages
             and p.latency_ms == 0
             and p.tokens_per_second == 0
-            and not any((p.rate_limit_rate, p.error_rate, p.hang_rate, p.drop_mid_stream_rate, p.malformed_rate))
+            and not any(
+                (p.rate_limit_rate, p.error_rate, p.hang_rate, p.drop_mid_stream_rate, p.stream_error_rate, p.malformed_rate)
+            )
         )
 
     def restart(self, profile: Profile, rng: random.Random | None = None) -> None:
@@ -131,9 +136,7 @@ class Behaviour:
             return Decision(Outcome.RATE_LIMIT, status=429, retry_after=p.retry_after_s)
         edge += p.error_rate
         if u < edge:
-            statuses = p.error_statuses
-            status = statuses[0] if len(statuses) == 1 else rng.choice(statuses)
-            return Decision(Outcome.ERROR, status=status, ttft=self._ttft())
+            return Decision(Outcome.ERROR, status=self._error_status(), ttft=self._ttft())
         edge += p.hang_rate
         if u < edge:
             return Decision(Outcome.HANG, status=0)
@@ -142,10 +145,20 @@ class Behaviour:
             return Decision(
                 Outcome.DROP, status=200, ttft=self._ttft(), token_interval=self._interval(), cut_fraction=rng.random()
             )
+        edge += p.stream_error_rate
+        if u < edge:
+            return Decision(
+                Outcome.STREAM_ERROR, status=self._error_status(), ttft=self._ttft(), token_interval=self._interval(),
+                cut_fraction=rng.random(),
+            )  # fmt: skip
         edge += p.malformed_rate
         if u < edge:
             return Decision(Outcome.MALFORMED, ttft=self._ttft(), token_interval=self._interval(), cut_fraction=rng.random())
         return Decision(Outcome.OK, ttft=self._ttft(), token_interval=self._interval())
+
+    def _error_status(self) -> int:
+        statuses = self._profile.error_statuses
+        return statuses[0] if len(statuses) == 1 else self._rng.choice(statuses)
 
     def _ttft(self) -> float:
         p = self._profile

@@ -93,6 +93,8 @@ def schema_example(schema: object, depth: int = 0) -> Any:
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
+    if isinstance(kind, str):
+        kind = kind.lower()  # Gemini's OpenAPI schemas say "OBJECT", "STRING", ...
     if kind is None and "properties" in schema:
         kind = "object"
     if kind == "object" or (kind is None and depth == 0):

@@ -13,7 +13,11 @@ from typing import Final
 
 import orjson
 
+from stellwerk.http.server import Response
+from stellwerk.sim import protocol
+
 __all__ = [
+    "OpenAIErrors",
     "WireError",
     "content_policy_error",
     "context_length_error",
@@ -26,24 +30,22 @@ __all__ = [
 ]
 
 
-class WireError(Exception):
+class WireError(protocol.WireError):
     """A request the wire layer rejects; carries an OpenAI-shaped error."""
 
     def __init__(self, status: int, message: str, type_: str, param: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.status = status
+        super().__init__(status, error_body(message, type_, param, code))
         self.message = message
         self.type = type_
         self.param = param
         self.code = code
 
-    def body(self) -> bytes:
-        return error_body(self.message, self.type, self.param, self.code)
-
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | int | None = None) -> bytes:
     return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
 
+
+_RATE_LIMIT_RPM: Final = 500
 
 _SERVER_ERRORS: Final[dict[int, tuple[str, str, int | None]]] = {
     500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
@@ -71,14 +73,13 @@ def server_error(status: int) -> bytes:
 
 def rate_limit_error(model: str, retry_after: float, limit: int) -> tuple[bytes, list[tuple[str, str]]]:
     """A 429 ``rate_limit_exceeded`` body with its ``Retry-After`` and ``x-ratelimit-*`` headers."""
-    seconds = max(0, -int(-retry_after // 1))  # ceil
     message = (
         f"Rate limit reached for {model} in organization org-sim on requests per min (RPM): Limit {limit}, "
         f"Used {limit}, Requested 1. Please try again in {retry_after:g}s. "
         "Visit https://platform.openai.com/account/rate-limits to learn more."
     )
     headers = [
-        ("retry-after", str(seconds)),
+        ("retry-after", str(protocol.ceil_seconds(retry_after))),
         ("x-ratelimit-limit-requests", str(limit)),
         ("x-ratelimit-remaining-requests", "0"),
         ("x-ratelimit-reset-requests", f"{retry_after:g}s"),
@@ -133,3 +134,33 @@ def model_not_found(model: str) -> bytes:
 
 def invalid_url(method: str, path: str) -> bytes:
     return error_body(f"Invalid URL ({method} {path})", "invalid_request_error")
+
+
+def stream_error_event(status: int) -> bytes:
+    """The SSE event OpenAI sends when a stream fails after it started: ``data: {"error": {...}}``."""
+    return b"data: " + server_error(status if status >= 500 else 500) + b"\n\n"
+
+
+class OpenAIErrors:
+    """:class:`~stellwerk.sim.protocol.ErrorShapes` for OpenAI."""
+
+    __slots__ = ()
+
+    def not_found(self, method: str, path: str) -> Response:
+        return Response(404, invalid_url(method, path))
+
+    def model_not_found(self, model: str) -> Response:
+        return Response(404, model_not_found(model))
+
+    def rate_limited(self, model: str, retry_after: float) -> Response:
+        body, headers = rate_limit_error(model, retry_after, _RATE_LIMIT_RPM)
+        return Response(429, body, headers)
+
+    def server_error(self, status: int) -> Response:
+        return Response(status, server_error(status))
+
+    def context_too_long(self, window: int, prompt_tokens: int) -> Response:
+        return Response(400, context_length_error(window, prompt_tokens))
+
+    def content_blocked(self) -> Response | None:
+        return Response(400, content_policy_error())

@@ -20,18 +20,31 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import orjson
 
+from stellwerk.http.server import Request, Response
 from stellwerk.sim.content import estimate_tokens
-from stellwerk.sim.openai_errors import WireError
+from stellwerk.sim.openai_errors import OpenAIErrors, WireError, invalid_api_key, stream_error_event
+from stellwerk.sim.protocol import (
+    ChatRequest,
+    EmbedRequest,
+    Finish,
+    Route,
+    StreamPlan,
+    Turn,
+    fragments,
+    load_object,
+    scan_text,
+)
 
 __all__ = [
     "DONE",
     "ChatRequest",
     "ChunkWriter",
     "EmbeddingsRequest",
+    "OpenAIDialect",
     "chat_completion",
     "content_delta",
     "embeddings_response",
@@ -52,6 +65,14 @@ _USAGE_DETAILS: Final = (
     b'"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,'
     b'"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}'
 )
+_NOT_JSON: Final = WireError(
+    400,
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
+    "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
+    "invalid_request_error",
+)
+
+EmbeddingsRequest = EmbedRequest
 
 
 def _invalid(message: str, param: str | None = None, code: str | None = None) -> WireError:
@@ -59,37 +80,6 @@ def _invalid(message: str, param: str | None = None, code: str | None = None) ->
 
 
 # -- requests -----------------------------------------------------------------------------------------------------
-class ChatRequest(NamedTuple):
-    """What the sim needs from a chat completion request (a tuple: cheap to build on the hot path)."""
-
-    model: str
-    stream: bool
-    include_usage: bool
-    max_tokens: int | None
-    prompt_tokens: int
-    flagged: bool
-    """The prompt contains the content-policy trigger word."""
-    tool_name: str | None
-    """The tool to call (first tool, or the one forced by ``tool_choice``), or None for text."""
-    tool_parameters: Any
-    response_format: str
-    """``"text"``, ``"json_object"`` or ``"json_schema"``."""
-    json_schema: Any
-
-
-def _load_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
-        raise _invalid(
-            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
-            "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
-        )
-    return data
-
-
 def _model(data: dict[str, Any]) -> str:
     model = data.get("model")
     if not isinstance(model, str) or not model:
@@ -97,25 +87,9 @@ def _model(data: dict[str, Any]) -> str:
     return model
 
 
-def _text_chars(content: object) -> int:
-    if isinstance(content, str):
-        return len(content)
-    if isinstance(content, list):
-        return sum(len(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return 0
-
-
-def _contains(content: object, needle: str) -> bool:
-    if isinstance(content, str):
-        return needle in content.lower()
-    if isinstance(content, list):
-        return any(isinstance(p, dict) and needle in str(p.get("text", "")).lower() for p in content)
-    return False
-
-
 def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
     """Validate (minimally) and summarise a ``POST /v1/chat/completions`` body; raises :class:`WireError`."""
-    data = _load_object(body)
+    data = load_object(body, _NOT_JSON)
     model = _model(data)
     messages = data.get("messages")
     if messages is None:
@@ -132,16 +106,10 @@ def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
             "messages",
             "empty_array",
         )
-    chars = 0
-    flagged = False
-    needle = trigger.lower()
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise _invalid(f"Invalid value for 'messages[{i}]': expected an object with a 'role'.", f"messages[{i}]")
-        content = message.get("content")
-        chars += _text_chars(content)
-        if needle and not flagged:
-            flagged = _contains(content, needle)
+    chars, flagged = scan_text((m.get("content") for m in messages), trigger.lower())
     stream = data.get("stream") is True
     options = data.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
@@ -208,17 +176,9 @@ def _response_format(value: object) -> tuple[str, Any]:
     return "text", None
 
 
-class EmbeddingsRequest(NamedTuple):
-    model: str
-    inputs: tuple[str | tuple[int, ...], ...]
-    base64: bool
-    dimensions: int | None
-    prompt_tokens: int
-
-
 def parse_embeddings(body: bytes) -> EmbeddingsRequest:
     """Validate a ``POST /v1/embeddings`` body: ``input`` is a string, strings, a token array or token arrays."""
-    data = _load_object(body)
+    data = load_object(body, _NOT_JSON)
     model = _model(data)
     raw = data.get("input")
     if raw is None:
@@ -246,7 +206,7 @@ def parse_embeddings(body: bytes) -> EmbeddingsRequest:
     if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1):
         raise _invalid("Invalid 'dimensions': expected an integer >= 1.", "dimensions")
     tokens = sum(estimate_tokens(len(i)) if isinstance(i, str) else len(i) for i in items)
-    return EmbeddingsRequest(model, tuple(items), encoding == "base64", dimensions, tokens)
+    return EmbedRequest(model, tuple(items), encoding == "base64", dimensions, tokens)
 
 
 # -- responses ----------------------------------------------------------------------------------------------------
@@ -356,6 +316,9 @@ class ChunkWriter:
         event = self.event(b'{"content":"sim"}')
         return event[: len(event) // 2] + b"\n\n"
 
+    def error(self, status: int) -> bytes:
+        return stream_error_event(status)
+
 
 def embeddings_response(model: str, vectors: Sequence[Sequence[float]], as_base64: bool, prompt_tokens: int) -> bytes:
     data: list[dict[str, Any]] = []
@@ -380,3 +343,89 @@ def model_object(model: str, created: int) -> dict[str, Any]:
 
 def model_list(models: Sequence[str], created: int) -> bytes:
     return orjson.dumps({"object": "list", "data": [model_object(m, created) for m in models]})
+
+
+# -- the dialect --------------------------------------------------------------------------------------------------
+_FINISH: Final[dict[Finish, str]] = {"stop": "stop", "length": "length", "tool": "tool_calls", "blocked": "content_filter"}
+_CHAT: Final = Route("chat")
+_EMBED: Final = Route("embed")
+_MODELS: Final = Route("info")
+
+
+class OpenAIDialect:
+    """OpenAI: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models[/{id}]`` (``/v1`` optional).
+
+    Auth: ``Authorization: Bearer KEY``.
+    """
+
+    __slots__ = ()
+    name: Final = "openai"
+    base_path: Final = "/v1"
+    errors: Final = OpenAIErrors()
+
+    def route(self, method: str, path: str, query: str) -> Route | None:
+        if path.startswith("/v1/"):
+            path = path[3:]
+        if method == "POST":
+            if path == "/chat/completions":
+                return _CHAT
+            if path == "/embeddings":
+                return _EMBED
+        elif method == "GET":
+            if path == "/models":
+                return _MODELS
+            if path.startswith("/models/"):
+                return Route("info", model=path[len("/models/") :])
+        return None
+
+    def authorize(self, req: Request, api_key: str | None) -> Response | None:
+        if api_key is None:
+            return None
+        auth = req.headers.get("authorization", "")
+        supplied = auth[7:] if auth[:7].lower() == "bearer " else None
+        return None if supplied == api_key else Response(401, invalid_api_key(supplied))
+
+    def headers(self, seq: int) -> list[tuple[str, str]] | None:
+        return [("x-request-id", f"req_sim{seq:024d}")]
+
+    def parse_chat(self, req: Request, route: Route, trigger: str) -> ChatRequest:
+        return parse_chat(req.body, trigger)
+
+    def parse_embed(self, req: Request, route: Route) -> EmbedRequest:
+        return parse_embeddings(req.body)
+
+    def completion(self, turn: Turn) -> bytes:
+        chat, reply = turn.chat, turn.reply
+        tool = None if reply.tool is None else (tool_call_id(turn.seq), reply.tool.name, reply.tool.arguments)
+        return chat_completion(
+            f"chatcmpl-sim{turn.seq:020d}", int(turn.created), chat.model, reply.text, _FINISH[reply.finish],
+            chat.prompt_tokens, reply.completion_tokens, tool,
+        )  # fmt: skip
+
+    def text_delta(self, text: str) -> bytes:
+        return content_delta(text)
+
+    def stream(self, turn: Turn, text: Sequence[bytes]) -> StreamPlan:
+        chat, reply = turn.chat, turn.reply
+        writer = ChunkWriter(f"chatcmpl-sim{turn.seq:020d}", int(turn.created), chat.model, chat.include_usage)
+        deltas: Sequence[bytes] = text
+        if reply.tool is not None:
+            first = writer.tool_start(tool_call_id(turn.seq), reply.tool.name)
+            deltas = [tool_arguments_delta(f) for f in fragments(reply.tool.arguments, turn.chunk_chars)]
+        else:
+            first = writer.role()
+        closing = [writer.finish(_FINISH[reply.finish])]
+        if chat.include_usage:
+            closing.append(writer.usage(chat.prompt_tokens, reply.completion_tokens))
+        closing.append(DONE)
+        return StreamPlan(writer, first, deltas, closing)
+
+    def embeddings(self, emb: EmbedRequest, route: Route, vectors: list[list[float]], duration: float) -> bytes:
+        return embeddings_response(emb.model, vectors, emb.base64, emb.prompt_tokens)
+
+    def info(self, req: Request, route: Route, models: Sequence[str], accept_any: bool, created: float) -> Response:
+        if route.model is None:
+            return Response(200, model_list(models, int(created)))
+        if route.model in models or accept_any:
+            return Response(200, orjson.dumps(model_object(route.model, int(created))))
+        return self.errors.model_not_found(route.model)

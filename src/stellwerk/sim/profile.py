@@ -9,7 +9,7 @@ a path. Live changes make a new profile with ``profile.updated({...})``.
 Failure rates are shares of *all* requests, drawn with one uniform number per
 request and laid out in this order on [0, 1)::
 
-    rate_limit_rate | error_rate | hang_rate | drop_mid_stream_rate | malformed_rate | ok
+    rate_limit_rate | error_rate | hang_rate | drop_mid_stream_rate | stream_error_rate | malformed_rate | ok
 
 If they add up to more than 1, the later ones get what is left.
 """
@@ -105,7 +105,9 @@ class Outage:
         return dataclasses.asdict(self)
 
 
-_RATES: Final = ("rate_limit_rate", "error_rate", "hang_rate", "drop_mid_stream_rate", "malformed_rate")
+_RATES: Final = (
+    "rate_limit_rate", "error_rate", "hang_rate", "drop_mid_stream_rate", "stream_error_rate", "malformed_rate",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,9 @@ class Profile:
     """Share of requests accepted and never answered (0..1)."""
     drop_mid_stream_rate: float = 0.0
     """Share of requests cut off: streams after a few chunks, others before any byte (0..1)."""
+    stream_error_rate: float = 0.0
+    """Share of requests failed in-band: streams send a few chunks, then the protocol's error event
+    (Anthropic ``event: error``, a Bedrock exception frame, ...); others get a status from ``error_statuses`` (0..1)."""
     malformed_rate: float = 0.0
     """Share of requests answered 200 with invalid JSON (or a broken SSE event) (0..1)."""
     outages: tuple[Outage, ...] = ()

@@ -1,22 +1,30 @@
-"""The simulated provider: an OpenAI-compatible upstream whose behaviour a :class:`Profile` scripts.
+"""The simulated provider: an LLM upstream in one of five wire protocols, whose behaviour a :class:`Profile` scripts.
 
-:class:`SimProvider` serves :mod:`stellwerk.sim.openai_wire` (and :mod:`~stellwerk.sim.openai_errors`) on the project's
-:class:`~stellwerk.http.server.HTTPServer` and carries out the decisions of
-:class:`~stellwerk.sim.behaviour.Behaviour` (sleeps, errors, hangs, cut connections).
+:class:`SimProvider` serves one protocol -- ``openai`` (default), ``anthropic``, ``gemini``, ``ollama`` or
+``bedrock`` -- on the project's :class:`~stellwerk.http.server.HTTPServer` and carries out the decisions of
+:class:`~stellwerk.sim.behaviour.Behaviour` (sleeps, errors, hangs, cut connections). The same profile
+scripts every protocol; everything that touches the wire is the protocol's
+:class:`~stellwerk.sim.protocol.Dialect` (see :data:`~stellwerk.sim.dialects.PROTOCOLS`).
 
-Routes (``/v1`` prefix optional)::
+Routes, per protocol::
 
-    POST /v1/chat/completions     GET /v1/models          GET  /_sim/stats
-    POST /v1/embeddings           GET /v1/models/{id}     GET  /_sim/profile
-                                                          POST /_sim/profile   (JSON object of fields to change)
-                                                          POST /_sim/reset
+    openai     POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models[/{id}]   (/v1 optional)
+    anthropic  POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models
+    gemini     POST /v1beta/models/{model}:generateContent | :streamGenerateContent[?alt=sse]
+                    | :embedContent | :batchEmbedContents, GET /v1beta/models              (/v1 too)
+    ollama     POST /api/chat, POST /api/embed, GET /api/tags
+    bedrock    POST /model/{modelId}/converse, POST /model/{modelId}/converse-stream
+    every one  GET /_sim/stats, GET /_sim/profile, POST /_sim/profile (JSON object of fields to change),
+               POST /_sim/reset                                                         (OpenAI-shaped errors)
 
-How failures reach the client: errors are OpenAI-shaped bodies; *hang* never
-answers (until the client disconnects or the sim closes); *drop* cuts a stream
-after some chunks (no terminating chunk) or, for non-streamed requests, closes
-the connection before any byte; *malformed* answers 200 with cut-off JSON, or
-streams one cut-off SSE event. Errors, malformed and dropped answers come after
-the drawn TTFT; 429s and 4xx come at once.
+How failures reach the client: errors are the protocol's error answers; *hang*
+never answers (until the client disconnects or the sim closes); *drop* cuts a
+stream after some chunks (no terminating event) or, for non-streamed requests,
+closes the connection before any byte; *stream_error* sends some chunks and then
+the protocol's in-stream error event (non-streamed: a status from
+``error_statuses``); *malformed* answers 200 with cut-off JSON, or streams one
+event that does not parse. Errors, malformed and dropped answers come after the
+drawn TTFT; 429s and 4xx come at once.
 """
 
 from __future__ import annotations
@@ -30,16 +38,20 @@ from typing import Any, Final
 import orjson
 
 from stellwerk.http.server import HTTPServer, Request, Response, StreamingResponse
-from stellwerk.sim import openai_errors as errors
-from stellwerk.sim import openai_wire as wire
+from stellwerk.sim import openai_errors
 from stellwerk.sim.behaviour import Behaviour, Decision, Outcome
-from stellwerk.sim.content import ReplyCache, embedding, estimate_tokens, schema_example
+from stellwerk.sim.content import embedding
+from stellwerk.sim.dialects import dialect_for
 from stellwerk.sim.profile import Profile, ProfileError
+from stellwerk.sim.protocol import BLOCKED, ReplyPlanner, Route, StreamPlan, Turn, WireError, fragments
 from stellwerk.sim.stats import SimStats, StatsCounter
 
 __all__ = ["SimProvider"]
 
-_RATE_LIMIT_RPM: Final = 500
+# Enum members as module constants: ``Outcome.OK`` costs a metaclass lookup on every request.
+_OK, _DROP, _MALFORMED, _STREAM_ERROR = Outcome.OK, Outcome.DROP, Outcome.MALFORMED, Outcome.STREAM_ERROR
+_RATE_LIMIT, _CONTEXT_LENGTH, _CONTENT_POLICY = Outcome.RATE_LIMIT, Outcome.CONTEXT_LENGTH, Outcome.CONTENT_POLICY
+_HANG, _REFUSE = Outcome.HANG, Outcome.REFUSE
 
 
 class _Refuse(asyncio.CancelledError):
@@ -55,12 +67,16 @@ class _StreamCut(ConnectionResetError):
 
 
 class SimProvider:
-    """An OpenAI-compatible upstream with scriptable failures.
+    """A simulated upstream speaking ``protocol``, with scriptable failures.
 
-    >>> sim = SimProvider.from_preset("fast")
-    >>> await sim.start("127.0.0.1", 0)     # sim.base_url == "http://127.0.0.1:PORT/v1"
+    >>> sim = SimProvider.from_preset("fast", protocol="anthropic")
+    >>> await sim.start("127.0.0.1", 0)     # sim.base_url == "http://127.0.0.1:PORT" ("/v1" appended for openai)
     >>> sim.update(error_rate=1.0)          # live change
     >>> await sim.close()
+
+    ``api_key`` is checked the protocol's way (OpenAI/Ollama ``Authorization: Bearer``, Anthropic
+    ``x-api-key``, Gemini ``x-goog-api-key`` or ``?key=``, Bedrock the SigV4 access key id or a Bearer
+    API key); None accepts any (Bedrock still requires a SigV4 ``Authorization`` header or a Bearer key).
 
     ``clock`` (monotonic seconds) drives outage windows and stream pacing,
     ``wall_clock`` the ``created`` timestamps, ``sleep`` all waiting; ``rng``
@@ -71,6 +87,7 @@ class SimProvider:
         self,
         profile: Profile | None = None,
         *,
+        protocol: str = "openai",
         api_key: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -78,6 +95,7 @@ class SimProvider:
         rng: random.Random | None = None,
         max_body_size: int = 32 * 1024 * 1024,
     ) -> None:
+        self._dialect = dialect_for(protocol)
         self._initial = profile or Profile()
         self._profile = self._initial
         self._api_key = api_key
@@ -85,7 +103,7 @@ class SimProvider:
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._behaviour = Behaviour(self._profile, clock=clock, rng=rng or random.Random(self._profile.seed))
-        self._replies = ReplyCache(self._profile.seed)
+        self._planner = ReplyPlanner(self._profile.seed)
         self._deltas: dict[tuple[int, int], tuple[bytes, ...]] = {}
         self._counts = StatsCounter()
         self._seq = 0
@@ -95,8 +113,8 @@ class SimProvider:
         self._host = "127.0.0.1"
 
     @classmethod
-    def from_preset(cls, name: str, *, api_key: str | None = None) -> SimProvider:
-        return cls(Profile.preset(name), api_key=api_key)
+    def from_preset(cls, name: str, *, protocol: str = "openai", api_key: str | None = None) -> SimProvider:
+        return cls(Profile.preset(name), protocol=protocol, api_key=api_key)
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -123,8 +141,14 @@ class SimProvider:
 
     @property
     def base_url(self) -> str:
+        """Where a client of the protocol points: ``http://host:port/v1`` for OpenAI, ``http://host:port`` otherwise."""
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}/v1"
+        return f"http://{host}:{self.port}{self._dialect.base_path}"
+
+    @property
+    def protocol(self) -> str:
+        """The wire protocol served (fixed for the sim's life)."""
+        return self._dialect.name
 
     # -- control ---------------------------------------------------------------------------------------------------
     @property
@@ -143,13 +167,13 @@ class SimProvider:
         self._behaviour.profile = profile
         if "seed" in merged:
             self._behaviour.restart(profile, self._behaviour_rng())
-            self._replies, self._deltas = ReplyCache(profile.seed), {}
+            self._planner, self._deltas = ReplyPlanner(profile.seed), {}
         return profile
 
     def reset(self) -> None:
         """Back to the initial profile, counters zeroed, RNG reseeded, outage windows counted from now."""
         self._profile = self._initial
-        self._replies, self._deltas = ReplyCache(self._profile.seed), {}
+        self._planner, self._deltas = ReplyPlanner(self._profile.seed), {}
         self._behaviour.restart(self._profile, self._behaviour_rng())
         self._counts = StatsCounter()
 
@@ -169,130 +193,93 @@ class SimProvider:
                     raise ProfileError("profile: expected a JSON object of fields to change")
                 profile = self.update(changes)
             except (orjson.JSONDecodeError, ProfileError) as exc:
-                return Response(400, errors.error_body(str(exc), "invalid_request_error"))
+                return Response(400, openai_errors.error_body(str(exc), "invalid_request_error"))
             return Response(200, orjson.dumps(profile.to_dict()))
         if path == "/_sim/reset" and method == "POST":
             self.reset()
             return Response(200, orjson.dumps(self.stats.to_dict()))
-        return Response(404, errors.invalid_url(method, path))
+        return Response(404, openai_errors.invalid_url(method, path))
 
     # -- request handling ------------------------------------------------------------------------------------------
     async def _handle(self, req: Request) -> Response | StreamingResponse:
         path = req.path
         if path.startswith("/_sim/"):
             return self._control(req)
-        if path.startswith("/v1/"):
-            path = path[3:]
         self._counts.requests += 1
-        if self._api_key is not None:
-            auth = req.headers.get("authorization", "")
-            supplied = auth[7:] if auth[:7].lower() == "bearer " else None
-            if supplied != self._api_key:
-                return self._invalid(401, errors.invalid_api_key(supplied))
-        method = req.method
-        if path == "/chat/completions" and method == "POST":
-            return await self._chat(req)
-        if path == "/embeddings" and method == "POST":
-            return await self._embeddings(req)
-        if path == "/models" and method == "GET":
-            return Response(200, wire.model_list(self._profile.models, int(self._wall_clock())))
-        if path.startswith("/models/") and method == "GET":
-            model = path[len("/models/") :]
-            if model in self._profile.models or self._profile.accept_any_model:
-                return Response(200, orjson.dumps(wire.model_object(model, int(self._wall_clock()))))
-            return self._invalid(404, errors.model_not_found(model))
-        return self._invalid(404, errors.invalid_url(method, req.path))
+        dialect = self._dialect
+        denied = dialect.authorize(req, self._api_key)
+        if denied is not None:
+            return self._invalid(denied)
+        route = dialect.route(req.method, path, req.query)
+        if route is None:
+            return self._invalid(dialect.errors.not_found(req.method, path))
+        endpoint = route.endpoint
+        if endpoint == "chat":
+            return await self._chat(req, route)
+        if endpoint == "embed":
+            return await self._embeddings(req, route)
+        profile = self._profile
+        response = dialect.info(req, route, profile.models, profile.accept_any_model, self._wall_clock())
+        if response.status >= 400:
+            self._counts.invalid += 1
+        return response
 
-    def _invalid(self, status: int, body: bytes) -> Response:
+    def _invalid(self, response: Response) -> Response:
         self._counts.invalid += 1
-        return Response(status, body)
+        return response
 
     def _next_id(self) -> int:
         self._seq += 1
         return self._seq
 
-    async def _chat(self, req: Request) -> Response | StreamingResponse:
+    async def _chat(self, req: Request, route: Route) -> Response | StreamingResponse:
         profile = self._profile
+        dialect = self._dialect
         try:
-            chat = wire.parse_chat(req.body, profile.content_policy_trigger)
-        except errors.WireError as exc:
-            return self._invalid(exc.status, exc.body())
+            chat = dialect.parse_chat(req, route, profile.content_policy_trigger)
+        except WireError as exc:
+            return self._invalid(exc.response())
         if not profile.accept_any_model and chat.model not in profile.models:
-            return self._invalid(404, errors.model_not_found(chat.model))
+            return self._invalid(dialect.errors.model_not_found(chat.model))
         decision = self._behaviour.decide(chat.prompt_tokens, chat.flagged)
-        self._counts.outcome(decision.outcome)
+        outcome = decision.outcome
+        self._counts.outcome(outcome)
         if chat.stream:
             self._counts.streams += 1
-        if decision.outcome not in (Outcome.OK, Outcome.DROP, Outcome.MALFORMED):
+        if outcome is _OK or outcome in _ANSWERED or (outcome is _STREAM_ERROR and chat.stream):
+            reply = self._planner.plan(chat, profile.output_tokens)
+        elif outcome is _CONTENT_POLICY:
+            blocked = dialect.errors.content_blocked()
+            if blocked is not None:
+                return blocked
+            reply = BLOCKED
+        else:
             return await self._fail(decision, chat.model, chat.prompt_tokens)
 
         seq = self._next_id()
-        completion_id = f"chatcmpl-sim{seq:020d}"
-        headers = [("x-request-id", f"req_sim{seq:024d}")]
-        created = int(self._wall_clock())
-        finish = "stop"
-        tool: tuple[str, str, str] | None = None
-        if chat.tool_name is not None:
-            arguments = orjson.dumps(schema_example(chat.tool_parameters)).decode()
-            tool = (wire.tool_call_id(seq), chat.tool_name, arguments)
-            content, finish, completion_tokens = None, "tool_calls", estimate_tokens(len(arguments))
-        elif chat.response_format == "json_schema":
-            content = orjson.dumps(schema_example(chat.json_schema)).decode()
-            completion_tokens = estimate_tokens(len(content))
-        else:
-            n = profile.output_tokens
-            if chat.max_tokens is not None and chat.max_tokens < n:
-                n, finish = chat.max_tokens, "length"
-            words = self._replies.words(n)
-            content = " ".join(words)
-            if chat.response_format == "json_object":
-                content = orjson.dumps({"reply": content}).decode()
-            completion_tokens = n
-
+        k = profile.words_per_chunk
+        duration = decision.ttft + reply.completion_tokens * decision.token_interval
+        turn = Turn(seq, self._wall_clock(), chat, route, reply, decision.ttft, duration, 4 * k)
+        headers = dialect.headers(seq)
         if decision.ttft > 0:
             await self._sleep(decision.ttft)
         if chat.stream:
-            writer = wire.ChunkWriter(completion_id, created, chat.model, chat.include_usage)
-            first, deltas, closing = self._stream_parts(writer, chat, content, tool, finish, completion_tokens)
-            stream = self._paced(writer, first, deltas, closing, decision)
-            return StreamingResponse(stream, headers=headers)
+            text: Sequence[bytes] = ()
+            if reply.words:
+                text = self._text_deltas(reply.words, k)
+            elif reply.text is not None:
+                text = [dialect.text_delta(f) for f in fragments(reply.text, 4 * k)]
+            plan = dialect.stream(turn, text)
+            stream = self._paced(plan, decision)
+            return StreamingResponse(stream, headers=headers, content_type=plan.content_type)
         if decision.token_interval > 0:
-            await self._sleep(completion_tokens * decision.token_interval)
-        if decision.outcome is Outcome.DROP:
+            await self._sleep(reply.completion_tokens * decision.token_interval)
+        if outcome is _DROP:
             raise _Refuse
-        body = wire.chat_completion(
-            completion_id, created, chat.model, content, finish, chat.prompt_tokens, completion_tokens, tool
-        )
-        if decision.outcome is Outcome.MALFORMED:
+        body = dialect.completion(turn)
+        if outcome is _MALFORMED:
             body = body[: len(body) // 2]
         return Response(200, body, headers)
-
-    def _stream_parts(
-        self,
-        writer: wire.ChunkWriter,
-        chat: wire.ChatRequest,
-        content: str | None,
-        tool: tuple[str, str, str] | None,
-        finish: str,
-        completion_tokens: int,
-    ) -> tuple[bytes, Sequence[bytes], list[bytes]]:
-        """The first event, the paced deltas (not yet framed), and the closing events (finish, usage, [DONE])."""
-        k = self._profile.words_per_chunk
-        deltas: Sequence[bytes]
-        if tool is not None:
-            first = writer.tool_start(tool[0], tool[1])
-            deltas = [wire.tool_arguments_delta(f) for f in _fragments(tool[2], 4 * k)]
-        elif chat.response_format == "text":
-            first = writer.role()
-            deltas = self._text_deltas(completion_tokens, k)
-        else:
-            first = writer.role()
-            deltas = [wire.content_delta(f) for f in _fragments(content or "", 4 * k)]
-        closing = [writer.finish(finish)]
-        if chat.include_usage:
-            closing.append(writer.usage(chat.prompt_tokens, completion_tokens))
-        closing.append(wire.DONE)
-        return first, deltas, closing
 
     def _text_deltas(self, n: int, per_chunk: int) -> tuple[bytes, ...]:
         key = (n, per_chunk)
@@ -300,21 +287,27 @@ class SimProvider:
         if deltas is None:
             if len(self._deltas) > 256:
                 self._deltas.clear()
-            deltas = self._deltas[key] = tuple(map(wire.content_delta, self._replies.pieces(n, per_chunk)))
+            encode = self._dialect.text_delta
+            deltas = self._deltas[key] = tuple(map(encode, self._planner.words.pieces(n, per_chunk)))
         return deltas
 
-    async def _paced(
-        self, writer: wire.ChunkWriter, first: bytes, deltas: Sequence[bytes], closing: list[bytes], decision: Decision
-    ) -> AsyncIterator[bytes]:
+    async def _paced(self, plan: StreamPlan, decision: Decision) -> AsyncIterator[bytes]:
         """Send the events; delta ``i`` goes out ``i * token_interval * words_per_chunk`` after the first event.
 
-        DROP sends a share (``cut_fraction``) of the deltas, then cuts the connection; MALFORMED sends that
-        share, one event of cut-off JSON, and the closing events.
+        DROP sends a share (``cut_fraction``) of the deltas, then cuts the connection; STREAM_ERROR sends that
+        share and the protocol's error event; MALFORMED sends that share, one event that does not parse, and
+        the closing events.
         """
+        writer, first, deltas, closing, _ = plan
         outcome = decision.outcome
-        if outcome is not Outcome.OK:
+        if outcome is not _OK and outcome is not _CONTENT_POLICY:  # DROP, STREAM_ERROR, MALFORMED
             deltas = deltas[: int(len(deltas) * decision.cut_fraction)]
-            closing = [writer.broken(), *closing] if outcome is Outcome.MALFORMED else []
+            if outcome is _MALFORMED:
+                closing = [writer.broken(), *closing]
+            elif outcome is _STREAM_ERROR:
+                closing = [writer.error(decision.status)]
+            else:
+                closing = []
         interval = decision.token_interval * self._profile.words_per_chunk
         if interval <= 0:
             yield first + writer.events(deltas) + b"".join(closing)
@@ -328,25 +321,23 @@ class SimProvider:
                 yield writer.event(delta)
             if closing:
                 yield b"".join(closing)
-        if outcome is Outcome.DROP:
+        if outcome is _DROP:
             raise _StreamCut("simulated connection drop mid-stream")
 
     async def _fail(self, decision: Decision, model: str, prompt_tokens: int) -> Response:
         outcome = decision.outcome
-        if outcome is Outcome.RATE_LIMIT:
-            body, headers = errors.rate_limit_error(model, decision.retry_after, _RATE_LIMIT_RPM)
-            return Response(429, body, headers)
-        if outcome is Outcome.CONTEXT_LENGTH:
-            return Response(400, errors.context_length_error(self._profile.context_window, prompt_tokens))
-        if outcome is Outcome.CONTENT_POLICY:
-            return Response(400, errors.content_policy_error())
-        if outcome is Outcome.HANG:
+        errors = self._dialect.errors
+        if outcome is _RATE_LIMIT:
+            return errors.rate_limited(model, decision.retry_after)
+        if outcome is _CONTEXT_LENGTH:
+            return errors.context_too_long(self._profile.context_window, prompt_tokens)
+        if outcome is _HANG:
             await self._hang()
-        if outcome is Outcome.REFUSE:
+        if outcome is _REFUSE:
             raise _Refuse
         if decision.ttft > 0:
             await self._sleep(decision.ttft)
-        return Response(decision.status, errors.server_error(decision.status))
+        return errors.server_error(decision.status)
 
     async def _hang(self) -> None:
         """Wait until the client disconnects or the sim closes (both cancel this task)."""
@@ -358,29 +349,30 @@ class SimProvider:
         finally:
             self._hung.discard(task)
 
-    async def _embeddings(self, req: Request) -> Response | StreamingResponse:
+    async def _embeddings(self, req: Request, route: Route) -> Response | StreamingResponse:
         profile = self._profile
+        dialect = self._dialect
         try:
-            emb = wire.parse_embeddings(req.body)
-        except errors.WireError as exc:
-            return self._invalid(exc.status, exc.body())
+            emb = dialect.parse_embed(req, route)
+        except WireError as exc:
+            return self._invalid(exc.response())
         if not profile.accept_any_model and emb.model not in profile.models:
-            return self._invalid(404, errors.model_not_found(emb.model))
+            return self._invalid(dialect.errors.model_not_found(emb.model))
         decision = self._behaviour.decide(emb.prompt_tokens, False)
         self._counts.outcome(decision.outcome)
-        if decision.outcome not in (Outcome.OK, Outcome.DROP, Outcome.MALFORMED):
+        if decision.outcome is not _OK and decision.outcome not in _ANSWERED:
             return await self._fail(decision, emb.model, emb.prompt_tokens)
         if decision.ttft > 0:
             await self._sleep(decision.ttft)
-        if decision.outcome is Outcome.DROP:
+        if decision.outcome is _DROP:
             raise _Refuse
         dims = emb.dimensions or profile.embedding_dimensions
         vectors = [embedding(i if isinstance(i, str) else repr(i), dims) for i in emb.inputs]
-        body = wire.embeddings_response(emb.model, vectors, emb.base64, emb.prompt_tokens)
-        if decision.outcome is Outcome.MALFORMED:
+        body = dialect.embeddings(emb, route, vectors, decision.ttft)
+        if decision.outcome is _MALFORMED:
             body = body[: len(body) // 2]
-        return Response(200, body, [("x-request-id", f"req_sim{self._next_id():024d}")])
+        return Response(200, body, dialect.headers(self._next_id()))
 
 
-def _fragments(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+_ANSWERED: Final = frozenset((_DROP, _MALFORMED))
+"""Outcomes that start an answer (then break it); STREAM_ERROR too, for streams."""

@@ -14,7 +14,7 @@ __all__ = ["SimStats", "StatsCounter"]
 class SimStats:
     """A snapshot of the counters since the start (or the last reset).
 
-    ``requests`` counts every ``/v1/...`` request; each is counted once more
+    ``requests`` counts every API request (not ``/_sim/...``); each is counted once more
     under exactly one outcome (``invalid`` covers bad JSON/parameters, failed
     auth and unknown routes or models). ``streams`` counts streamed chat requests.
     """
@@ -26,6 +26,7 @@ class SimStats:
     rate_limited: int = 0
     hang: int = 0
     drop: int = 0
+    stream_error: int = 0
     malformed: int = 0
     refused: int = 0
     context_length: int = 0

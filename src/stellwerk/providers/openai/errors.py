@@ -26,59 +26,13 @@ from typing import Any
 import orjson
 
 from stellwerk.errors import Outcome, UpstreamError
+from stellwerk.providers.ratelimit import RETRY_AFTER_LIMIT, parse_retry_after
 from stellwerk.providers.redact import summarize_body
 
 __all__ = ["RETRY_AFTER_LIMIT", "classify_error", "error_from_payload", "parse_retry_after"]
 
-RETRY_AFTER_LIMIT = 10.0
-"""A 429 asking to wait longer than this many seconds means: move on to another deployment."""
-
 _CONTEXT_MARKERS = ("maximum context length", "context_length_exceeded", "context window", "too many tokens")
 _POLICY_CODES = {"content_policy_violation", "content_filter", "content_filtered", "ResponsibleAIPolicyViolation"}
-
-
-def parse_retry_after(headers: dict[str, str]) -> float | None:
-    """Seconds to wait, from ``retry-after-ms``, ``retry-after`` or ``x-ratelimit-reset-*``."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value:
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                continue  # an HTTP date: treat as unknown
-    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
-        value = headers.get(name)
-        if value:
-            seconds = _duration(value)
-            if seconds is not None:
-                return seconds
-    return None
-
-
-def _duration(text: str) -> float | None:
-    """OpenAI's reset durations: ``1s``, ``6m0s``, ``250ms``, ``1h2m3.5s``."""
-    total, number = 0.0, ""
-    i = 0
-    try:
-        while i < len(text):
-            c = text[i]
-            if c.isdigit() or c == ".":
-                number += c
-            elif text.startswith("ms", i):
-                total += float(number) / 1000
-                number, i = "", i + 1
-            elif c in "hms":
-                total += float(number) * {"h": 3600, "m": 60, "s": 1}[c]
-                number = ""
-            else:
-                return None
-            i += 1
-        if number:
-            total += float(number)
-    except ValueError:
-        return None
-    return total
-
 
 def _error_fields(payload: Any) -> tuple[str, str | None, str | None]:
     err = payload.get("error") if isinstance(payload, dict) else None

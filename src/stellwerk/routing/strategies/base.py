@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import msgspec
 
 __all__ = [
+    "ALL",
     "Candidate",
     "Clock",
     "Filter",
@@ -29,6 +30,10 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
+
+ALL = "*"
+"""The id of a filter's ``(id, why)`` entry that is a note about the whole set, not a removal:
+the health filter's panic mode says ``("*", "panic: 1 of 4 healthy (< 50%), keeping all")``."""
 
 
 class Candidate(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +68,10 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     remaining_requests: int | None = None
     """From the provider's ``x-ratelimit-remaining-requests``, when it sends one."""
     remaining_tokens: int | None = None
+    limit_requests: int | None = None
+    """From ``x-ratelimit-limit-requests``: the provider's window limit behind ``remaining_requests``."""
+    limit_tokens: int | None = None
+    """From ``x-ratelimit-limit-tokens``: the provider's window limit behind ``remaining_tokens``."""
     context_window: int | None = None
     max_output_tokens: int | None = None
     supports_tools: bool = True

@@ -1,0 +1,153 @@
+"""Canonical (OpenAI) requests → Bedrock ``Converse`` / ``ConverseStream`` bodies.
+
+========================  ====================================================================
+OpenAI                    Converse
+========================  ====================================================================
+system / developer        ``system: [{"text"}]``
+user                      ``messages[]`` role ``user``: ``text`` and ``image`` blocks
+                          (``{"format": "png", "source": {"bytes": base64}}``)
+assistant + tool_calls    role ``assistant``: ``text`` and ``toolUse {toolUseId, name, input}``
+tool (tool_call_id)       role ``user``: ``toolResult {toolUseId, content: [{"json"} | {"text"}]}``
+tools                     ``toolConfig.tools[].toolSpec {name, description, inputSchema.json}``
+tool_choice               ``toolConfig.toolChoice``: default (auto) / ``any`` / ``tool {name}``; ``none``
+                          leaves the tools out (kept, without a choice, when the history has calls;
+                          called tools are declared when the request names none)
+max_(completion_)tokens,  ``inferenceConfig``: maxTokens, temperature, topP, stopSequences
+temperature, top_p, stop
+========================  ====================================================================
+
+Converse wants strictly alternating roles starting with ``user`` and no blank
+text blocks, so consecutive messages of one role are merged and empty texts
+dropped. ``seed``, penalties and ``response_format`` have no Converse field and
+are not sent; ``n > 1`` is not supported (``MOVE_ON``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from stellwerk.providers.canonical import (
+    arguments_object,
+    content_parts,
+    max_output_tokens,
+    reject_n,
+    stop_sequences,
+    text_of,
+    tool_choice,
+    unsupported,
+)
+
+__all__ = ["converse_body"]
+
+PROVIDER = "bedrock"
+_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for part in content_parts(content, PROVIDER):
+        if isinstance(part, str):
+            blocks.append({"text": part})
+        elif part[0] in _FORMATS:
+            blocks.append({"image": {"format": _FORMATS[part[0]], "source": {"bytes": part[1]}}})
+        else:
+            raise unsupported(PROVIDER, f"images of type {part[0]}")
+    return blocks
+
+
+def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
+    text = text_of(message.get("content"))
+    try:
+        value = orjson.loads(text) if text.startswith("{") else None
+    except orjson.JSONDecodeError:
+        value = None
+    content = [{"json": value}] if isinstance(value, dict) else [{"text": text or " "}]
+    return {"toolResult": {"toolUseId": str(message.get("tool_call_id") or ""), "content": content}}
+
+
+def _messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """``(system blocks, messages, the names of the tools the history called)``."""
+    system: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    called: list[str] = []
+
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+
+    for message in messages:
+        role = message.get("role")
+        if role in ("system", "developer"):
+            text = text_of(message.get("content"))
+            if text:
+                system.append({"text": text})
+        elif role == "user":
+            add("user", _blocks(message.get("content")))
+        elif role == "assistant":
+            blocks = _blocks(message.get("content"))
+            for call in message.get("tool_calls") or ():
+                function = call.get("function") or {}
+                blocks.append({"toolUse": {"toolUseId": str(call.get("id") or ""), "name": function.get("name"),
+                                           "input": arguments_object(function.get("arguments"))}})
+                called.append(str(function.get("name")))
+            add("assistant", blocks)
+        elif role == "tool":
+            add("user", [_tool_result(message)])
+        elif role == "function":
+            raise unsupported(PROVIDER, "legacy 'function' messages (use tools)")
+    return system, out, called
+
+
+def _tool_config(body: dict[str, Any], called: list[str]) -> dict[str, Any] | None:
+    """Converse rejects toolUse / toolResult blocks without a ``toolConfig``: when the history holds calls
+    but the request names no tools, the called tools are declared (with an open schema)."""
+    tools = body.get("tools") or [{"function": {"name": name}} for name in dict.fromkeys(called)]
+    mode, forced = tool_choice(body)
+    if not tools or (mode == "none" and not called):
+        return None
+    specs = []
+    for tool in tools:
+        function = tool.get("function") or {}
+        spec: dict[str, Any] = {"name": function.get("name"),
+                                "inputSchema": {"json": function.get("parameters") or {"type": "object"}}}
+        if function.get("description"):
+            spec["description"] = function["description"]
+        specs.append({"toolSpec": spec})
+    config: dict[str, Any] = {"tools": specs}
+    if not body.get("tools"):
+        return config
+    if forced:
+        config["toolChoice"] = {"tool": {"name": forced}}
+    elif mode == "required":
+        config["toolChoice"] = {"any": {}}
+    return config  # auto is Converse's default (and the only choice some models accept)
+
+
+def converse_body(body: dict[str, Any]) -> dict[str, Any]:
+    reject_n(body, PROVIDER)
+    system, messages, called = _messages(body.get("messages") or [])
+    wire: dict[str, Any] = {"messages": messages}
+    if system:
+        wire["system"] = system
+    inference: dict[str, Any] = {}
+    limit = max_output_tokens(body)
+    if limit is not None:
+        inference["maxTokens"] = limit
+    for name, key in (("temperature", "temperature"), ("top_p", "topP")):
+        if body.get(name) is not None:
+            inference[key] = body[name]
+    stops = stop_sequences(body)
+    if stops:
+        inference["stopSequences"] = stops
+    if inference:
+        wire["inferenceConfig"] = inference
+    tool_config = _tool_config(body, called)
+    if tool_config is not None:
+        wire["toolConfig"] = tool_config
+    return wire

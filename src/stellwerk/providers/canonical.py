@@ -1,0 +1,167 @@
+"""Reading Stellwerk's canonical request (OpenAI Chat Completions, as dicts), for adapters that translate it.
+
+Every translating adapter asks the same questions of a request: the text of a
+message, its images, the tool calls an assistant made and the names behind
+tool results, the stop sequences, the output limit, the JSON mode. They are
+answered once here. Requests were validated before (``stellwerk.validate``),
+so only shapes validation lets through are handled; anything a provider cannot
+express raises an :class:`~stellwerk.errors.UpstreamError` with ``MOVE_ON``,
+so that another deployment may answer.
+"""
+
+from __future__ import annotations
+
+import binascii
+from base64 import b64decode
+from typing import Any
+
+import orjson
+
+from stellwerk.errors import Outcome, UpstreamError
+
+__all__ = [
+    "Image",
+    "arguments_object",
+    "content_parts",
+    "data_uri",
+    "json_mode",
+    "max_output_tokens",
+    "reject_n",
+    "stop_sequences",
+    "text_of",
+    "tool_choice",
+    "tool_names",
+    "unsupported",
+]
+
+Image = tuple[str, str]
+"""An inline image: ``(mime type, base64 data)``."""
+
+
+def unsupported(provider: str, what: str) -> UpstreamError:
+    """This deployment cannot express the request; another may (``MOVE_ON``)."""
+    return UpstreamError(Outcome.MOVE_ON, f"{provider} does not support {what}", reason="unsupported")
+
+
+def data_uri(url: str, provider: str) -> Image:
+    """``data:image/png;base64,AAAA`` → ``("image/png", "AAAA")``. Other URLs cannot be sent inline."""
+    if not url.startswith("data:"):
+        raise unsupported(provider, "image URLs (only data: URIs with base64 content)")
+    head, sep, data = url[5:].partition(",")
+    mime, _, encoding = head.partition(";")
+    if not sep or encoding != "base64" or not mime:
+        raise unsupported(provider, "data: URIs without a media type or base64 encoding")
+    try:
+        b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise UpstreamError(Outcome.CLIENT_ERROR, "an image data: URI does not hold valid base64",
+                            status=400) from None
+    return mime, data
+
+
+def content_parts(content: Any, provider: str) -> list[str | Image]:
+    """A message's content as a list of texts (``str``) and inline images, in order (empty texts dropped)."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [content] if content else []
+    parts: list[str | Image] = []
+    for part in content:
+        kind = part.get("type")
+        if kind == "text" or kind == "refusal":
+            text = part.get("text") if kind == "text" else part.get("refusal")
+            if isinstance(text, str) and text:
+                parts.append(text)
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            parts.append(data_uri(str(url), provider))
+        else:
+            raise unsupported(provider, f"'{kind}' content parts")
+    return parts
+
+
+def text_of(content: Any) -> str:
+    """The text of a message's content (text parts joined by newlines; images ignored)."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+    return "\n".join(t for t in texts if isinstance(t, str))
+
+
+def arguments_object(arguments: Any) -> dict[str, Any]:
+    """A tool call's ``arguments`` (a JSON string in OpenAI's format) as the object providers expect."""
+    if isinstance(arguments, dict):
+        return arguments
+    if not arguments:
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(Outcome.CLIENT_ERROR, "a tool call's 'arguments' is not valid JSON",
+                            status=400) from None
+    if not isinstance(value, dict):
+        raise UpstreamError(Outcome.CLIENT_ERROR, "a tool call's 'arguments' is not a JSON object", status=400)
+    return value
+
+
+def tool_names(messages: list[dict[str, Any]]) -> dict[str, str]:
+    """Tool call id → function name, from the assistant messages (tool results carry only the id)."""
+    names: dict[str, str] = {}
+    for message in messages:
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            if isinstance(call.get("id"), str) and isinstance(function.get("name"), str):
+                names[call["id"]] = function["name"]
+    return names
+
+
+def stop_sequences(body: dict[str, Any]) -> list[str]:
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        return [stop]
+    return [s for s in stop if isinstance(s, str)] if isinstance(stop, list) else []
+
+
+def max_output_tokens(body: dict[str, Any]) -> int | None:
+    """``max_completion_tokens``, else the older ``max_tokens``."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def json_mode(body: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+    """``(wants JSON, its schema or None)`` from ``response_format``."""
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict):
+        return False, None
+    if fmt.get("type") == "json_object":
+        return True, None
+    if fmt.get("type") == "json_schema":
+        spec = fmt.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        return True, schema if isinstance(schema, dict) else None
+    return False, None
+
+
+def tool_choice(body: dict[str, Any]) -> tuple[str, str | None]:
+    """``("auto" | "none" | "required", forced function name or None)``."""
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        return "required", name if isinstance(name, str) else None
+    if choice in ("none", "required"):
+        return str(choice), None
+    return "auto", None
+
+
+def reject_n(body: dict[str, Any], provider: str) -> None:
+    """Providers that answer one choice only cannot serve ``n > 1``."""
+    n = body.get("n")
+    if isinstance(n, int) and n > 1:
+        raise unsupported(provider, "n > 1 (several choices per request)")

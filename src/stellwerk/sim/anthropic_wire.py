@@ -1,0 +1,296 @@
+"""The Anthropic Messages wire format: request parsing, message bodies and the SSE event stream, as bytes.
+
+Pure translation, no I/O and no behaviour. Requests need ``model``, ``messages``,
+``max_tokens`` and the ``anthropic-version`` header; ``x-api-key`` (or ``Authorization:
+Bearer``) carries the key.
+A streamed message is a sequence of named SSE events::
+
+    event: message_start        {"type":"message_start","message":{..."content":[],"stop_reason":null,"usage":{...}}}
+    event: content_block_start  {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}
+    event: ping                 {"type":"ping"}
+    event: content_block_delta  {..."delta":{"type":"text_delta","text":"word"}}            (repeated)
+    event: content_block_stop   {"type":"content_block_stop","index":0}
+    event: message_delta        {..."delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":N}}
+    event: message_stop         {"type":"message_stop"}
+
+A tool call is a ``tool_use`` block whose input streams as ``input_json_delta`` fragments
+(``stop_reason: "tool_use"``); the content-policy trigger gets no block and ``stop_reason: "refusal"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import orjson
+
+from stellwerk.http.server import Request, Response
+from stellwerk.sim.anthropic_errors import AnthropicErrors, error_body, invalid_request, stream_error_event
+from stellwerk.sim.content import estimate_tokens
+from stellwerk.sim.protocol import (
+    ChatRequest,
+    EmbedRequest,
+    Finish,
+    Route,
+    StreamPlan,
+    Turn,
+    WireError,
+    fragments,
+    load_object,
+    rfc3339,
+    scan_text,
+)
+
+__all__ = ["AnthropicDialect", "MessageWriter", "message_body", "parse_messages"]
+
+_STOP: Final[dict[Finish, str]] = {"stop": "end_turn", "length": "max_tokens", "tool": "tool_use", "blocked": "refusal"}
+_NOT_JSON: Final = invalid_request("There was an error parsing the body of your request as JSON.")
+_USAGE_EXTRA: Final = b'"cache_creation_input_tokens":0,"cache_read_input_tokens":0'
+
+
+# -- requests -------------------------------------------------------------------------------------------------------
+def parse_messages(body: bytes, trigger: str = "", *, count_only: bool = False) -> ChatRequest:
+    """Validate (minimally) and summarise a ``POST /v1/messages`` body; raises :class:`WireError`.
+
+    ``count_only`` (``/v1/messages/count_tokens``) does not require ``max_tokens``.
+    """
+    data = load_object(body, _NOT_JSON)
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise invalid_request("model: Field required")
+    messages = data.get("messages")
+    if not isinstance(messages, list):
+        raise invalid_request("messages: Field required" if messages is None else "messages: Input should be a valid list")
+    if not messages:
+        raise invalid_request("messages: at least one message is required")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise invalid_request(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+    max_tokens = data.get("max_tokens")
+    if max_tokens is None and not count_only:
+        raise invalid_request("max_tokens: Field required")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise invalid_request("max_tokens: Input should be greater than or equal to 1")
+    system = data.get("system")
+    contents = [system, *(m.get("content") for m in messages)]
+    chars, flagged = scan_text(contents, trigger.lower())
+    tool_name, tool_parameters = _pick_tool(data)
+    return ChatRequest(
+        model, data.get("stream") is True, False, max_tokens, estimate_tokens(chars), flagged, tool_name,
+        tool_parameters, "text", None,
+    )  # fmt: skip
+
+
+def _pick_tool(data: dict[str, Any]) -> tuple[str | None, Any]:
+    tools = data.get("tools")
+    if not tools:
+        return None, None
+    if not isinstance(tools, list):
+        raise invalid_request("tools: Input should be a valid list")
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise invalid_request(f"tools.{i}.name: Field required")
+    choice = data.get("tool_choice")
+    kind = choice.get("type") if isinstance(choice, dict) else "auto"
+    if kind == "none":
+        return None, None
+    if kind == "tool":
+        assert isinstance(choice, dict)
+        name = choice.get("name")
+        for tool in tools:
+            if tool["name"] == name:
+                return name, tool.get("input_schema")
+        raise invalid_request(f"tool_choice: Tool '{name}' not found in tools")
+    return tools[0]["name"], tools[0].get("input_schema")
+
+
+# -- responses ------------------------------------------------------------------------------------------------------
+def message_id(seq: int) -> str:
+    return f"msg_sim{seq:020d}"
+
+
+def tool_use_id(seq: int) -> str:
+    return f"toolu_sim{seq:020d}"
+
+
+def _usage(input_tokens: int, output_tokens: int) -> bytes:
+    return b'{"input_tokens":%d,%s,"output_tokens":%d,"service_tier":"standard"}' % (
+        input_tokens,
+        _USAGE_EXTRA,
+        output_tokens,
+    )
+
+
+def message_body(turn: Turn) -> bytes:
+    """The ``message`` object answering a non-streamed request."""
+    chat, reply = turn.chat, turn.reply
+    content: list[dict[str, Any]] = []
+    if reply.tool is not None:
+        tool_input = orjson.Fragment(reply.tool.arguments)
+        content.append({"type": "tool_use", "id": tool_use_id(turn.seq), "name": reply.tool.name, "input": tool_input})
+    elif reply.text is not None:
+        content.append({"type": "text", "text": reply.text})
+    head = orjson.dumps(
+        {
+            "id": message_id(turn.seq),
+            "type": "message",
+            "role": "assistant",
+            "model": chat.model,
+            "content": content,
+            "stop_reason": _STOP[reply.finish],
+            "stop_sequence": None,
+        }
+    )
+    return head[:-1] + b',"usage":' + _usage(chat.prompt_tokens, reply.completion_tokens) + b"}"
+
+
+def _event(name: bytes, data: bytes) -> bytes:
+    return b"event: " + name + b"\ndata: " + data + b"\n\n"
+
+
+class MessageWriter:
+    """Frames the events of one streamed message; deltas go into ``content_block_delta`` events of block 0."""
+
+    __slots__ = ()
+
+    _HEAD: Final = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
+    _TAIL: Final = b"}\n\n"
+
+    def event(self, delta: bytes) -> bytes:
+        return self._HEAD + delta + self._TAIL
+
+    def events(self, deltas: Sequence[bytes]) -> bytes:
+        if not deltas:
+            return b""
+        return self._HEAD + (self._TAIL + self._HEAD).join(deltas) + self._TAIL
+
+    def broken(self) -> bytes:
+        event = self.event(b'{"type":"text_delta","text":"sim"}')
+        return event[: len(event) // 2] + b"\n\n"
+
+    def error(self, status: int) -> bytes:
+        return stream_error_event(status)
+
+    @staticmethod
+    def start(turn: Turn) -> bytes:
+        """``message_start``, the first block's ``content_block_start`` (if any) and a ``ping``."""
+        chat, reply = turn.chat, turn.reply
+        message = orjson.dumps(
+            {
+                "id": message_id(turn.seq),
+                "type": "message",
+                "role": "assistant",
+                "model": chat.model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+            }
+        )
+        usage = _usage(chat.prompt_tokens, 1)
+        out = _event(b"message_start", b'{"type":"message_start","message":%s,"usage":%s}}' % (message[:-1], usage))
+        block: dict[str, Any] | None = {"type": "text", "text": ""}
+        if reply.tool is not None:
+            block = {"type": "tool_use", "id": tool_use_id(turn.seq), "name": reply.tool.name, "input": {}}
+        elif reply.text is None:
+            block = None
+        if block is not None:
+            start = {"type": "content_block_start", "index": 0, "content_block": block}
+            out += _event(b"content_block_start", orjson.dumps(start))
+        return out + _event(b"ping", b'{"type": "ping"}')
+
+    @staticmethod
+    def finish(turn: Turn) -> list[bytes]:
+        """``content_block_stop`` (if a block was open), ``message_delta`` and ``message_stop``."""
+        reply = turn.reply
+        out = []
+        if reply.tool is not None or reply.text is not None:
+            out.append(_event(b"content_block_stop", b'{"type":"content_block_stop","index":0}'))
+        delta = b'{"type":"message_delta","delta":{"stop_reason":"%s","stop_sequence":null},"usage":{"output_tokens":%d}}'
+        out.append(_event(b"message_delta", delta % (_STOP[reply.finish].encode(), reply.completion_tokens)))
+        out.append(_event(b"message_stop", b'{"type":"message_stop"}'))
+        return out
+
+
+def text_delta(text: str) -> bytes:
+    return b'{"type":"text_delta","text":' + orjson.dumps(text) + b"}"
+
+
+def input_json_delta(fragment: str) -> bytes:
+    return b'{"type":"input_json_delta","partial_json":' + orjson.dumps(fragment) + b"}"
+
+
+# -- the dialect ------------------------------------------------------------------------------------------------------
+_MESSAGES: Final = Route("chat")
+_COUNT: Final = Route("info", variant="count_tokens")
+_MODELS: Final = Route("info")
+
+
+class AnthropicDialect:
+    """Anthropic: ``POST /v1/messages``, ``POST /v1/messages/count_tokens``, ``GET /v1/models``.
+
+    Auth: ``x-api-key`` (or ``Authorization: Bearer``, as recent SDKs send it); every request also needs an
+    ``anthropic-version`` header (else 400).
+    """
+
+    __slots__ = ()
+    name: Final = "anthropic"
+    base_path: Final = ""
+    errors: Final = AnthropicErrors()
+
+    def route(self, method: str, path: str, query: str) -> Route | None:
+        if method == "POST" and path == "/v1/messages":
+            return _MESSAGES
+        if method == "POST" and path == "/v1/messages/count_tokens":
+            return _COUNT
+        if method == "GET" and path == "/v1/models":
+            return _MODELS
+        return None
+
+    def authorize(self, req: Request, api_key: str | None) -> Response | None:
+        if api_key is not None:
+            supplied = req.headers.get("x-api-key")
+            if supplied is None:
+                auth = req.headers.get("authorization", "")
+                supplied = auth[7:] if auth[:7].lower() == "bearer " else None
+            if supplied is None:
+                return Response(401, error_body("authentication_error", "x-api-key header is required"))
+            if supplied != api_key:
+                return Response(401, error_body("authentication_error", "invalid x-api-key"))
+        if "anthropic-version" not in req.headers:
+            return Response(400, error_body("invalid_request_error", "anthropic-version: header is required"))
+        return None
+
+    def headers(self, seq: int) -> list[tuple[str, str]] | None:
+        return [("request-id", f"req_sim{seq:024d}")]
+
+    def parse_chat(self, req: Request, route: Route, trigger: str) -> ChatRequest:
+        return parse_messages(req.body, trigger)
+
+    def parse_embed(self, req: Request, route: Route) -> EmbedRequest:
+        raise WireError(404, error_body("not_found_error", "Not found"))  # no embeddings route is ever given
+
+    def completion(self, turn: Turn) -> bytes:
+        return message_body(turn)
+
+    def text_delta(self, text: str) -> bytes:
+        return text_delta(text)
+
+    def stream(self, turn: Turn, text: Sequence[bytes]) -> StreamPlan:
+        deltas: Sequence[bytes] = text
+        if turn.reply.tool is not None:
+            deltas = [input_json_delta(f) for f in fragments(turn.reply.tool.arguments, turn.chunk_chars)]
+        return StreamPlan(MessageWriter(), MessageWriter.start(turn), deltas, MessageWriter.finish(turn))
+
+    def embeddings(self, emb: EmbedRequest, route: Route, vectors: list[list[float]], duration: float) -> bytes:
+        raise NotImplementedError("Anthropic has no embeddings route")
+
+    def info(self, req: Request, route: Route, models: Sequence[str], accept_any: bool, created: float) -> Response:
+        if route.variant == "count_tokens":
+            try:
+                chat = parse_messages(req.body, count_only=True)
+            except WireError as exc:
+                return exc.response()
+            return Response(200, b'{"input_tokens":%d}' % chat.prompt_tokens)
+        stamp = rfc3339(created)
+        data = [{"type": "model", "id": m, "display_name": m, "created_at": stamp} for m in models]
+        return Response(200, orjson.dumps({"data": data, "has_more": False, "first_id": models[0], "last_id": models[-1]}))

@@ -1,0 +1,324 @@
+"""What every wire protocol shares: request summaries, the planned reply, and the :class:`Dialect` interface.
+
+The server (:mod:`stellwerk.sim.server`) is protocol-free; it asks the dialect of its
+protocol for everything that touches the wire. One chat request goes::
+
+    dialect.route(method, path, query)  -> Route      (None: the protocol's 404)
+    dialect.authorize(request, api_key) -> None, or the protocol's 401/403
+    dialect.parse_chat(request, route)  -> ChatRequest (or raises WireError: the protocol's 400)
+    Behaviour.decide(...)               -> Decision   (see behaviour.py)
+    ReplyPlanner.plan(chat, ...)        -> Reply      (words, a tool call or JSON; no protocol in it)
+    dialect.completion(turn)            -> body       (non-streamed)
+    dialect.stream(turn, text_deltas)   -> StreamPlan (streamed: framed events around unframed deltas)
+    dialect.errors.*                    -> the protocol's error answers (429, 5xx, context window, ...)
+
+A dialect is a plain object; :data:`stellwerk.sim.dialects.PROTOCOLS` maps protocol names to them.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, NamedTuple, Protocol
+
+import orjson
+
+from stellwerk.http.server import Request, Response
+from stellwerk.sim.content import ReplyCache, estimate_tokens, schema_example
+
+__all__ = [
+    "ChatRequest",
+    "Dialect",
+    "EmbedRequest",
+    "Endpoint",
+    "ErrorShapes",
+    "Finish",
+    "Reply",
+    "ReplyPlanner",
+    "Route",
+    "StreamPlan",
+    "StreamWriter",
+    "ToolCall",
+    "Turn",
+    "WireError",
+    "ceil_seconds",
+    "fragments",
+    "load_object",
+    "rfc3339",
+    "scan_text",
+]
+
+
+class WireError(Exception):
+    """A request the wire layer rejects, with the protocol's answer (status, body, extra headers)."""
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(body.decode("utf-8", "replace"))
+        self.status = status
+        self._body = body
+        self.headers = headers
+
+    def body(self) -> bytes:
+        return self._body
+
+    def response(self) -> Response:
+        return Response(self.status, self.body(), self.headers)
+
+
+# -- requests -------------------------------------------------------------------------------------------------------
+Endpoint = Literal["chat", "embed", "info"]
+"""What a route serves; ``"info"`` routes (model lists, token counts) are answered by :meth:`Dialect.info`
+with no injected faults. Strings, not an enum: the server compares them on every request."""
+
+
+class Route(NamedTuple):
+    """Where a request goes, with what the path says about it."""
+
+    endpoint: Endpoint
+    model: str | None = None
+    """The model named in the path (Gemini, Bedrock, ``GET /v1/models/{id}``)."""
+    stream: bool = False
+    """The path asks for a stream (Gemini ``:streamGenerateContent``, Bedrock ``/converse-stream``)."""
+    variant: str = ""
+    """Protocol-specific detail, e.g. Gemini's ``"batch"`` (batchEmbedContents) or ``"array"`` (stream without alt=sse)."""
+
+
+class ChatRequest(NamedTuple):
+    """What the sim needs from a chat request in any protocol (a tuple: cheap to build on the hot path)."""
+
+    model: str
+    stream: bool
+    include_usage: bool
+    """OpenAI's ``stream_options.include_usage``; False elsewhere."""
+    max_tokens: int | None
+    prompt_tokens: int
+    flagged: bool
+    """The prompt contains the content-policy trigger word."""
+    tool_name: str | None
+    """The tool to call (first tool, or the one forced by the tool choice), or None for text."""
+    tool_parameters: Any
+    response_format: str
+    """``"text"``, ``"json_object"`` or ``"json_schema"``."""
+    json_schema: Any
+
+
+class EmbedRequest(NamedTuple):
+    model: str
+    inputs: tuple[str | tuple[int, ...], ...]
+    base64: bool
+    dimensions: int | None
+    prompt_tokens: int
+
+
+def load_object(body: bytes, error: WireError) -> dict[str, Any]:
+    """``body`` parsed as a JSON object, else raise ``error``."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise error
+    return data
+
+
+def scan_text(contents: Iterable[object], needle: str) -> tuple[int, bool]:
+    """Characters of text in ``contents`` (strings, or lists of ``{"text": ...}`` parts) and whether ``needle`` occurs.
+
+    ``needle`` must be lower-case; "" never matches.
+    """
+    chars = 0
+    found = False
+    for content in contents:
+        if isinstance(content, str):
+            chars += len(content)
+            if needle and not found:
+                found = needle in content.lower()
+        elif isinstance(content, list):
+            for part in content:
+                text = part.get("text") if isinstance(part, dict) else None
+                if isinstance(text, str):
+                    chars += len(text)
+                    if needle and not found:
+                        found = needle in text.lower()
+    return chars, found
+
+
+# -- replies --------------------------------------------------------------------------------------------------------
+Finish = Literal["stop", "length", "tool", "blocked"]
+"""Why a reply ends: all words given, ``max_tokens`` reached, a tool call, or the content-policy trigger
+("blocked", for protocols that answer it with 200: Anthropic, Gemini, Bedrock). A string, not an enum:
+dialects look it up per request."""
+
+
+class ToolCall(NamedTuple):
+    name: str
+    arguments: str
+    """The arguments as JSON text (``schema_example`` of the tool's parameters)."""
+
+
+class Reply(NamedTuple):
+    """What the answer says, in no protocol."""
+
+    text: str | None
+    words: int
+    """If > 0, ``text`` is the ``words``-word reply and streams in cached word pieces; else in fragments."""
+    tool: ToolCall | None
+    finish: Finish
+    completion_tokens: int
+
+
+BLOCKED = Reply(None, 0, None, "blocked", 0)
+
+
+class ReplyPlanner:
+    """Plans the reply to each chat request for one seed; plain-text replies are cached (the hot path repeats them).
+
+    A tool call gets ``schema_example`` arguments; ``json_schema`` output a ``schema_example`` value;
+    otherwise ``output_tokens`` words (cut by ``max_tokens``), wrapped as ``{"reply": ...}`` for ``json_object``.
+    """
+
+    __slots__ = ("_plain", "words")
+
+    def __init__(self, seed: int) -> None:
+        self.words = ReplyCache(seed)
+        self._plain: dict[tuple[int, Finish], Reply] = {}
+
+    def plan(self, chat: ChatRequest, output_tokens: int) -> Reply:
+        if chat.tool_name is not None:
+            arguments = orjson.dumps(schema_example(chat.tool_parameters)).decode()
+            return Reply(None, 0, ToolCall(chat.tool_name, arguments), "tool", estimate_tokens(len(arguments)))
+        if chat.response_format == "json_schema":
+            content = orjson.dumps(schema_example(chat.json_schema)).decode()
+            return Reply(content, 0, None, "stop", estimate_tokens(len(content)))
+        n: int = output_tokens
+        finish: Finish = "stop"
+        if chat.max_tokens is not None and chat.max_tokens < n:
+            n, finish = chat.max_tokens, "length"
+        if chat.response_format == "json_object":
+            content = orjson.dumps({"reply": " ".join(self.words.words(n))}).decode()
+            return Reply(content, 0, None, finish, n)
+        key = (n, finish)
+        reply = self._plain.get(key)
+        if reply is None:
+            if len(self._plain) > 256:
+                self._plain.clear()
+            reply = self._plain[key] = Reply(" ".join(self.words.words(n)), n, None, finish, n)
+        return reply
+
+
+class Turn(NamedTuple):
+    """One answered chat request: everything a dialect needs to write the answer."""
+
+    seq: int
+    """Per-sim request number, for ids."""
+    created: float
+    """Wall-clock seconds when the request arrived."""
+    chat: ChatRequest
+    route: Route
+    reply: Reply
+    ttft: float
+    """Seconds before the first token, for latency fields (Ollama's durations, Bedrock's latencyMs)."""
+    duration: float
+    """Seconds the whole answer takes (TTFT + tokens at the drawn pace)."""
+    chunk_chars: int
+    """Characters per streamed fragment of JSON text or tool arguments."""
+
+
+def fragments(text: str, size: int) -> list[str]:
+    """``text`` in pieces of ``size`` characters (at least one piece)."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def ceil_seconds(seconds: float) -> int:
+    """Whole seconds for a ``Retry-After`` header (rounded up, at least 0)."""
+    return max(0, -int(-seconds // 1))
+
+
+def rfc3339(t: float) -> str:
+    """Wall-clock seconds as an RFC 3339 UTC timestamp with microseconds (``2025-01-02T03:04:05.678901Z``)."""
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- the interfaces each protocol implements ---------------------------------------------------------------------------
+class StreamWriter(Protocol):
+    """Frames one stream's events."""
+
+    def event(self, delta: bytes) -> bytes:
+        """The framed event carrying one content ``delta`` (as built by the dialect)."""
+
+    def events(self, deltas: Sequence[bytes]) -> bytes:
+        """Several deltas framed and joined (the fast path for unpaced streams)."""
+
+    def broken(self) -> bytes:
+        """An event that does not parse (the malformed outcome)."""
+
+    def error(self, status: int) -> bytes:
+        """The protocol's in-stream error event for a failure of ``status`` (the stream-error outcome)."""
+
+
+class StreamPlan(NamedTuple):
+    writer: StreamWriter
+    first: bytes
+    """Framed events before the first delta (message start, role, tool start)."""
+    deltas: Sequence[bytes]
+    """Unframed content deltas, sent paced through ``writer.event``."""
+    closing: list[bytes]
+    """Framed events after the last delta (stop reason, usage, terminator)."""
+    content_type: str = "text/event-stream"
+
+
+class ErrorShapes(Protocol):
+    """The protocol's error answers."""
+
+    def not_found(self, method: str, path: str) -> Response: ...
+
+    def model_not_found(self, model: str) -> Response: ...
+
+    def rate_limited(self, model: str, retry_after: float) -> Response: ...
+
+    def server_error(self, status: int) -> Response:
+        """An injected failure of ``status`` (any 400..599) in the protocol's shape."""
+
+    def context_too_long(self, window: int, prompt_tokens: int) -> Response: ...
+
+    def content_blocked(self) -> Response | None:
+        """The answer to a prompt with the trigger word, or None to answer 200 with a ``"blocked"`` reply."""
+
+
+class Dialect(Protocol):
+    """One wire protocol: routes, auth, parsing and bodies."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def base_path(self) -> str:
+        """What follows ``http://host:port`` in the base URL a client of this protocol is given."""
+
+    @property
+    def errors(self) -> ErrorShapes: ...
+
+    def route(self, method: str, path: str, query: str) -> Route | None: ...
+
+    def authorize(self, req: Request, api_key: str | None) -> Response | None:
+        """None if the request may pass, else the protocol's 401/403."""
+
+    def headers(self, seq: int) -> list[tuple[str, str]] | None:
+        """Headers sent with every answer to a chat or embeddings request (request ids)."""
+
+    def parse_chat(self, req: Request, route: Route, trigger: str) -> ChatRequest: ...
+
+    def parse_embed(self, req: Request, route: Route) -> EmbedRequest: ...
+
+    def completion(self, turn: Turn) -> bytes: ...
+
+    def text_delta(self, text: str) -> bytes:
+        """The unframed delta carrying ``text`` (cached per reply length by the server)."""
+
+    def stream(self, turn: Turn, text: Sequence[bytes]) -> StreamPlan:
+        """The stream for ``turn``; ``text`` holds the text deltas (empty for tool calls and blocked prompts)."""
+
+    def embeddings(self, emb: EmbedRequest, route: Route, vectors: list[list[float]], duration: float) -> bytes: ...
+
+    def info(self, req: Request, route: Route, models: Sequence[str], accept_any: bool, created: float) -> Response:
+        """Answer an ``"info"`` route (model lists, token counts)."""

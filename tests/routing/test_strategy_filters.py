@@ -1,0 +1,76 @@
+"""The health (panic mode) and tag filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from stellwerk.routing.strategies.base import ALL, Candidate, RequestFacts
+from stellwerk.routing.strategies.filters import HealthFilter, HealthFilterOptions, TagFilter, TagFilterOptions, TierFilter
+
+REQ = RequestFacts(model="chat")
+
+
+def fleet(healthy: int, unhealthy: int) -> list[Candidate]:
+    return [Candidate(id=f"ok{i}") for i in range(healthy)] + [Candidate(id=f"bad{i}", healthy=False) for i in range(unhealthy)]
+
+
+def ids(cands: list[Candidate]) -> list[str]:
+    return [c.id for c in cands]
+
+
+def test_health_removes_unhealthy_ones() -> None:
+    kept, removed = HealthFilter().apply(fleet(3, 1), REQ)
+    assert ids(kept) == ["ok0", "ok1", "ok2"] and removed == [("bad0", "unhealthy")]
+    kept, removed = HealthFilter().apply(fleet(2, 2), REQ)  # exactly 50% healthy: not below the threshold
+    assert ids(kept) == ["ok0", "ok1"] and len(removed) == 2
+
+
+def test_health_panic_keeps_all_and_says_so() -> None:
+    kept, removed = HealthFilter().apply(fleet(1, 3), REQ)
+    assert len(kept) == 4
+    assert removed == [(ALL, "panic: 1 of 4 healthy (< 50%), keeping all")]
+    kept, removed = HealthFilter().apply(fleet(0, 2), REQ)
+    assert len(kept) == 2 and removed[0][0] == ALL
+
+
+@pytest.mark.parametrize(("threshold", "healthy", "unhealthy", "panic"), [
+    (0.0, 0, 3, False),
+    (0.3, 1, 3, True),
+    (0.3, 1, 2, False),
+    (1.0, 9, 1, True),
+])
+def test_health_panic_threshold(threshold: float, healthy: int, unhealthy: int, panic: bool) -> None:
+    kept, removed = HealthFilter(HealthFilterOptions(panic_threshold=threshold)).apply(fleet(healthy, unhealthy), REQ)
+    assert (len(kept) == healthy + unhealthy) is panic
+    assert any(i == ALL for i, _ in removed) is panic
+
+
+def test_health_empty() -> None:
+    assert HealthFilter().apply([], REQ) == ([], [])
+
+
+def tagged() -> list[Candidate]:
+    return [Candidate(id="eu-1", tags={"region": "eu", "tier": "gold"}), Candidate(id="us-1", tags={"region": "us"}),
+            Candidate(id="bare")]
+
+
+def test_tags_from_header_metadata_and_config() -> None:
+    f = TagFilter()
+    assert f.apply(tagged(), REQ) == (tagged(), [])
+    kept, removed = f.apply(tagged(), RequestFacts(model="m", headers={"x-stellwerk-tags": "region=eu"}))
+    assert ids(kept) == ["eu-1"]
+    assert removed == [("us-1", "needs region=eu (has us)"), ("bare", "needs region=eu (has none)")]
+    kept, _ = f.apply(tagged(), RequestFacts(model="m", metadata={"tags": {"region": "us"}}))
+    assert ids(kept) == ["us-1"]
+    kept, _ = f.apply(tagged(), RequestFacts(model="m", metadata={"tags": "tier"}))  # a bare key: any value
+    assert ids(kept) == ["eu-1"]
+    configured = TagFilter(TagFilterOptions(require={"region": "us"}, header="X-Region-Tags", metadata_key=None))
+    assert ids(configured.apply(tagged(), REQ)[0]) == ["us-1"]
+    assert ids(configured.apply(tagged(), RequestFacts(model="m", headers={"x-region-tags": "region=eu"}))[0]) == ["eu-1"]
+    assert ids(configured.apply(tagged(), RequestFacts(model="m", metadata={"tags": "region=eu"}))[0]) == ["us-1"]
+
+
+def test_tier_filter() -> None:
+    cands = [Candidate(id="a", tier=1), Candidate(id="b", tier=3)]
+    assert TierFilter(2).apply(cands, REQ) == ([cands[1]], [("a", "tier 1 < 2")])
+    assert TierFilter(1).apply(cands, REQ) == (cands, [])
