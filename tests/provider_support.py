@@ -8,10 +8,10 @@
 
 from __future__ import annotations
 
-from itertools import pairwise
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 

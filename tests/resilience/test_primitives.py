@@ -125,7 +125,7 @@ def test_breaker_failure_rate_forgets_old_failures() -> None:
     for _ in range(9):
         breaker.record(True)
     assert breaker.state is BreakerState.CLOSED
-    assert breaker.policy.failure_rate(clock.now) == 0
+    assert breaker.policy.failure_rate() == 0
 
 
 def test_breaker_release_frees_the_probe_without_judging() -> None:

@@ -74,3 +74,9 @@ def test_tier_filter() -> None:
     cands = [Candidate(id="a", tier=1), Candidate(id="b", tier=3)]
     assert TierFilter(2).apply(cands, REQ) == ([cands[1]], [("a", "tier 1 < 2")])
     assert TierFilter(1).apply(cands, REQ) == (cands, [])
+
+
+def test_tag_reasons_are_header_safe() -> None:
+    request = RequestFacts(model="m", metadata={"tags": {"region": "eu\r\nx-evil: 1", "zone": "é" * 100}})
+    _, removed = TagFilter().apply(tagged(), request)
+    assert all(why.isascii() and why.isprintable() for _, why in removed)

@@ -137,6 +137,7 @@ def check(
                 probes = model.health_check is not None and model.health_check.kind == "models"
                 problems.extend(f"{dwhere}.{p}" for p in _provider_problems(dep, probes))
     names = {m.name for m in config.models}
+    problems.extend(_check_strategies(config, names, known_strategies))
     for i, model in enumerate(config.models):
         for key in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
             for k, target in enumerate(getattr(model, key)):
@@ -160,11 +161,52 @@ def _provider_problems(dep: DeploymentConfig, probes_models: bool) -> list[str]:
     return deployment_problems(dep, probes_models)
 
 
+def _check_strategies(config: Config, names: set[str], known: set[str] | None) -> list[str]:
+    """Each model's ``strategy_options`` against its strategy's options type."""
+    from stellwerk.routing.strategies import parse_options
+    from stellwerk.routing.task import TaskOptions
+
+    problems: list[str] = []
+    for i, model in enumerate(config.models):
+        where = f"models[{i}].strategy_options"
+        if known is not None and model.strategy not in known:
+            continue  # reported already
+        if model.strategy == "task":
+            try:
+                options = msgspec.convert(model.strategy_options, TaskOptions)
+            except msgspec.ValidationError as err:
+                problems.append(f"{where}: {_msgspec_problem(err)}")
+                continue
+            ids = {d.id for d in model.deployments}
+            for route in options.routes:
+                if route.target is not None and route.target not in names:
+                    problems.append(f"{where}.routes: route '{route.name}' targets unknown model '{route.target}'")
+                elif route.target == model.name:
+                    problems.append(f"{where}.routes: route '{route.name}' targets its own model")
+                for dep in route.deployments or ():
+                    if dep not in ids:
+                        problems.append(f"{where}.routes: route '{route.name}' names unknown deployment '{dep}'")
+            continue
+        try:
+            parsed = parse_options(model.strategy, model.strategy_options, where)
+        except ConfigError as err:
+            problems.extend(err.problems)
+            continue
+        variants = getattr(parsed, "variants", None)
+        if variants is not None:
+            ids = {d.id for d in model.deployments}
+            for variant in variants:
+                for dep in variant.deployments:
+                    if dep not in ids:
+                        problems.append(f"{where}.variants: variant '{variant.name}' names unknown deployment '{dep}'")
+    return problems
+
+
 def _defaults() -> tuple[list[str], list[str]]:
     from stellwerk.providers import provider_names
     from stellwerk.routing.strategies import strategy_names
 
-    return provider_names(), strategy_names()
+    return provider_names(), [*strategy_names(), "task"]
 
 
 def load_dict(data: Any, env: Mapping[str, str] | None = None, source: str = "config") -> Config:

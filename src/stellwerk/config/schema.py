@@ -7,7 +7,7 @@ lists every problem it finds, each as ``key: what was expected``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta, Struct
@@ -89,6 +89,24 @@ class DeploymentConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     context_window: Annotated[int, Meta(ge=1)] | None = None
     """Tokens this deployment's model accepts (prompt + output). Prompts that cannot fit skip it.
     Default: unknown (never skipped before trying)."""
+    priority: int = 0
+    """``failover``: lower is tried first; ties keep the listed order. Default 0."""
+    tier: int = 0
+    """Quality tier (higher is better) for ``cost``'s ``min_tier`` floor. Default 0."""
+    tags: dict[str, str] = {}
+    """Labels such as ``region: eu`` that requests can require (``x-stellwerk-tags: region=eu``)."""
+    rpm: Annotated[int, Meta(ge=1)] | None = None
+    """Requests per minute this deployment may take; ``usage-aware`` routes around it before a 429."""
+    tpm: Annotated[int, Meta(ge=1)] | None = None
+    """Tokens per minute this deployment may take."""
+    supports_tools: bool = True
+    """Whether the model can call tools; requests with ``tools`` skip it otherwise. Default true."""
+    supports_vision: bool = True
+    """Whether the model accepts images. Default true."""
+    supports_json: bool = True
+    """Whether the model honours ``response_format`` JSON modes. Default true."""
+    max_output_tokens: Annotated[int, Meta(ge=1)] | None = None
+    """Largest answer the model can produce. Default unknown."""
     resume: str | None = None
     """How a stream that broke off elsewhere is continued here: ``prefill`` (the partial answer as
     a trailing assistant message, continued by the model), ``instruct`` (partial answer plus an
@@ -133,7 +151,12 @@ class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True)
     deployments: Annotated[list[DeploymentConfig], Meta(min_length=1)]
     """At least one. Required."""
     strategy: str = "failover"
-    """How deployments are ordered: ``failover`` = in listed order. Default ``failover``."""
+    """How deployments are ordered: ``failover``, ``weighted``, ``weighted-random``, ``least-busy``,
+    ``latency``, ``throughput``, ``cost``, ``usage-aware``, ``ab``, ``task``. Default ``failover``."""
+    strategy_options: dict[str, Any] = {}
+    """Options of the strategy (each strategy documents its own keys; unknown keys are errors)."""
+    require_tags: dict[str, str] = {}
+    """Tags every deployment serving this model must carry (requests may require more)."""
     timeout: Seconds = 30.0
     """Seconds per upstream attempt (to the complete answer, or to the first byte of a stream). Default 30."""
     retries: Annotated[int, Meta(ge=0, le=10)] = 1

@@ -11,6 +11,11 @@ GET      /v1/models                  the configured model names
 GET      /healthz                    200 once the server is ready
 GET      /admin/stats                per-deployment counters (JSON)
 GET      /admin/health               breakers, budgets, passive and active health (JSON)
+GET      /admin/route?model=M        dry run: where a sample request would go, and why
+                                     (``&prompt=...``; or POST a chat request body)
+GET      /admin/experiments          A/B tests and canaries: counts, latency, errors, cost per variant
+PUT      /admin/models/M/strategy    change a model's strategy options (JSON body) without restart
+PUT      /admin/deployments/D/weight change a deployment's weight (``{"weight": 3}``)
 =======  ==========================  ==========================================
 
 Each path also answers without the ``/v1`` prefix. Every answer carries
@@ -29,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from stellwerk.errors import StellwerkError
+from stellwerk.errors import ConfigError, StellwerkError
 from stellwerk.events import StatsCollector
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.routing import Router
@@ -65,6 +70,8 @@ class GatewayApp:
             "/healthz": {"GET": self.healthz},
             "/admin/stats": {"GET": self.admin_stats},
             "/admin/health": {"GET": self.admin_health},
+            "/admin/route": {"GET": self.admin_route, "POST": self.admin_route},
+            "/admin/experiments": {"GET": self.admin_experiments},
         }
         anthropic = AnthropicAPI(router, self._json)
         routes["/v1/messages"] = {"POST": anthropic.messages}
@@ -81,6 +88,11 @@ class GatewayApp:
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
         methods = self._routes.get(path)
+        if methods is None and path.startswith("/admin/") and request.method == "PUT":
+            try:
+                return await self.admin_update(request, path, rid)
+            except StellwerkError as err:
+                return error_response(err, [("x-request-id", rid)])
         if methods is None:
             return Response(404, error_body(404, f"Unknown path: {request.method} {request.path}", code="not_found"),
                             [("x-request-id", rid)])
@@ -123,24 +135,28 @@ class GatewayApp:
         _, stream = validate_chat(body)
         timeout = self._timeout(request)
         if stream:
-            result_stream = await self.router.chat_stream(body, request_id=rid, validated=True, timeout=timeout)
+            result_stream = await self.router.chat_stream(body, request_id=rid, validated=True, timeout=timeout,
+                                                          headers=request.headers)
             return StreamingResponse(result_stream.sse(), headers=[
                 ("x-request-id", rid),
                 ("x-stellwerk-deployment", result_stream.deployment),
                 ("x-stellwerk-attempts", str(result_stream.attempts)),
+                ("x-stellwerk-route", result_stream.route),
             ])
-        result = await self.router.chat(body, request_id=rid, validated=True, timeout=timeout)
+        result = await self.router.chat(body, request_id=rid, validated=True, timeout=timeout, headers=request.headers)
         return Response(200, result.raw if result.raw is not None else orjson.dumps(result.data), [
             ("x-request-id", rid),
             ("x-stellwerk-deployment", result.deployment),
             ("x-stellwerk-attempts", str(result.attempts)),
             ("x-stellwerk-cost", f"{result.cost:.8f}"),
+            ("x-stellwerk-route", result.route),
         ])
 
     async def embeddings(self, request: Request, rid: str) -> Response:
         body = self._json(request)
         validate_embeddings(body)
-        result = await self.router.embeddings(body, request_id=rid, validated=True, timeout=self._timeout(request))
+        result = await self.router.embeddings(body, request_id=rid, validated=True, timeout=self._timeout(request),
+                                              headers=request.headers)
         return Response(200, result.raw if result.raw is not None else orjson.dumps(result.data), [
             ("x-request-id", rid),
             ("x-stellwerk-deployment", result.deployment),
@@ -156,6 +172,53 @@ class GatewayApp:
 
     async def admin_health(self, request: Request, rid: str) -> Response:
         return Response(200, orjson.dumps(self.router.health()), [("x-request-id", rid)])
+
+    async def admin_route(self, request: Request, rid: str) -> Response:
+        from urllib.parse import parse_qs
+
+        query = parse_qs(request.query)
+        body: dict[str, Any] | None = None
+        if request.method == "POST":
+            body = self._json(request)
+            if not isinstance(body, dict):
+                raise _bad("Expected a chat completion request body.")
+        models = query.get("model")
+        model = models[0] if models else (body or {}).get("model")
+        if not isinstance(model, str):
+            raise _bad("Name the model: GET /admin/route?model=NAME (&prompt=TEXT).")
+        if body is None:
+            prompt = (query.get("prompt") or ["Hello"])[0]
+            body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
+        self.router.group(model)
+        return Response(200, orjson.dumps(self.router.dry_run(model, body, request.headers)), [("x-request-id", rid)])
+
+    async def admin_experiments(self, request: Request, rid: str) -> Response:
+        return Response(200, orjson.dumps(self.router.experiments()), [("x-request-id", rid)])
+
+    async def admin_update(self, request: Request, path: str, rid: str) -> Response:
+        parts = path.strip("/").split("/")
+        body = self._json(request)
+        if len(parts) == 4 and parts[1] == "models" and parts[3] == "strategy":
+            if not isinstance(body, dict):
+                raise _bad("Expected the strategy options as a JSON object.")
+            try:
+                self.router.update_strategy_options(parts[2], body)
+            except (ValueError, ConfigError) as err:
+                raise _bad(str(err)) from None
+            return Response(200, b'{"status":"updated"}', [("x-request-id", rid)])
+        if len(parts) == 4 and parts[1] == "deployments" and parts[3] == "weight":
+            weight = body.get("weight") if isinstance(body, dict) else None
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+                raise _bad('Expected {"weight": NUMBER}.')
+            try:
+                self.router.set_weight(parts[2], float(weight))
+            except KeyError:
+                return Response(404, error_body(404, f"No deployment '{parts[2]}'.", code="not_found"),
+                                [("x-request-id", rid)])
+            except ValueError as err:
+                raise _bad(str(err)) from None
+            return Response(200, b'{"status":"updated"}', [("x-request-id", rid)])
+        return Response(404, error_body(404, f"Unknown path: PUT {path}", code="not_found"), [("x-request-id", rid)])
 
     async def admin_stats(self, request: Request, rid: str) -> Response:
         snapshot: dict[str, Any] = self.stats.snapshot() if self.stats is not None else {}

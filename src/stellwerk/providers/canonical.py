@@ -21,12 +21,15 @@ from stellwerk.errors import Outcome, UpstreamError
 
 __all__ = [
     "Image",
+    "append_turn",
     "arguments_object",
     "content_parts",
     "data_uri",
     "json_mode",
     "max_output_tokens",
     "reject_n",
+    "result_object",
+    "sampling",
     "stop_sequences",
     "text_of",
     "tool_choice",
@@ -107,6 +110,29 @@ def arguments_object(arguments: Any) -> dict[str, Any]:
     return value
 
 
+def result_object(content: Any) -> dict[str, Any] | None:
+    """A tool result that is a JSON object, as that object (providers that take structured results); else None."""
+    text = text_of(content)
+    if not text.startswith("{"):
+        return None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def append_turn(turns: list[dict[str, Any]], role: str, items: list[dict[str, Any]], key: str) -> None:
+    """Append ``items`` (under ``key``) as a turn of ``role``; a turn of the same role as the last one is merged
+    into it, for providers that want strictly alternating roles. Empty turns are dropped."""
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})
+
+
 def tool_names(messages: list[dict[str, Any]]) -> dict[str, str]:
     """Tool call id → function name, from the assistant messages (tool results carry only the id)."""
     names: dict[str, str] = {}
@@ -132,6 +158,17 @@ def max_output_tokens(body: dict[str, Any]) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     return None
+
+
+def sampling(body: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """The sampling parameters a request sets, under the provider's names (``names``: OpenAI name → wire name).
+
+    ``max_tokens`` stands for :func:`max_output_tokens`, ``stop`` for :func:`stop_sequences` (a list).
+    """
+    values = {name: body.get(name) for name in names}
+    values["max_tokens"] = max_output_tokens(body)
+    values["stop"] = stop_sequences(body) or None
+    return {wire: values[name] for name, wire in names.items() if values[name] is not None}
 
 
 def json_mode(body: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:

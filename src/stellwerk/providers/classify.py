@@ -20,12 +20,15 @@ other         anything else                                          MOVE_ON
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
+import orjson
 
 from stellwerk.errors import Outcome
 
 from .ratelimit import RETRY_AFTER_LIMIT
 
-__all__ = ["by_status", "mentions", "rate_limited"]
+__all__ = ["by_status", "json_or_none", "mentions", "rate_limited"]
 
 
 def rate_limited(retry_after: float | None, exhausted: bool = False) -> Outcome:
@@ -51,3 +54,11 @@ def mentions(text: str, markers: Iterable[str]) -> bool:
     """True if the lower-cased ``text`` contains any of the (lower-case) ``markers``."""
     lowered = text.lower()
     return any(m in lowered for m in markers)
+
+
+def json_or_none(body: bytes) -> Any:
+    """An error body's JSON, or None when it is empty or not JSON (a proxy's HTML page)."""
+    try:
+        return orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return None

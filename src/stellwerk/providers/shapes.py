@@ -30,14 +30,15 @@ __all__ = [
 ]
 
 
-def parse_object(body: bytes) -> dict[str, Any]:
-    """A successful answer's JSON object; anything else is a transient upstream fault (``RETRY_HERE``)."""
+def parse_object(body: bytes, what: str = "answer") -> dict[str, Any]:
+    """A JSON object from upstream (an answer, a stream event); anything else is a transient upstream fault
+    (``RETRY_HERE``, reason ``malformed``)."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise UpstreamError(Outcome.RETRY_HERE, "upstream sent a malformed JSON body", reason="malformed") from None
+        raise UpstreamError(Outcome.RETRY_HERE, f"upstream {what} is malformed (not JSON)", reason="malformed") from None
     if not isinstance(data, dict):
-        raise UpstreamError(Outcome.RETRY_HERE, "upstream answer is not a JSON object", reason="malformed")
+        raise UpstreamError(Outcome.RETRY_HERE, f"upstream {what} is not a JSON object", reason="malformed")
     return data
 
 
@@ -75,7 +76,8 @@ def usage(prompt: int, completion: int, cached: int = 0, reasoning: int = 0) -> 
 
 
 def choice(index: int, content: str | None, tool_calls: list[dict[str, Any]], finish: str | None) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": content}
+    """One choice of a ``chat.completion``; its content is null when the answer is only tool calls."""
+    message: dict[str, Any] = {"role": "assistant", "content": content if content or not tool_calls else None}
     if tool_calls:
         message["tool_calls"] = tool_calls
     return {"index": index, "message": message, "logprobs": None, "finish_reason": finish}

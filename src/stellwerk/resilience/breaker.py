@@ -32,6 +32,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from .window import SlidingCounter
+
 __all__ = ["BreakerOptions", "BreakerState", "CircuitBreaker", "FailurePolicy"]
 
 
@@ -61,66 +63,57 @@ class BreakerState(enum.Enum):
 class FailurePolicy:
     """Counts outcomes; says when the deployment should be considered dead."""
 
-    __slots__ = ("options", "consecutive", "_ok", "_fail", "_stamps", "_total_ok", "_total_fail")
+    __slots__ = ("_clock", "_fail", "_ok", "consecutive", "options")
 
-    def __init__(self, options: BreakerOptions) -> None:
+    def __init__(self, options: BreakerOptions, clock: Callable[[], float]) -> None:
         self.options = options
         self.consecutive = 0
-        n = options.window
-        self._ok = [0] * n
-        self._fail = [0] * n
-        self._stamps = [-1] * n
-        self._total_ok = 0
-        self._total_fail = 0
+        self._clock = clock
+        self._ok = SlidingCounter(clock, options.window)
+        self._fail = SlidingCounter(clock, options.window)
 
-    def _bucket(self, now: float) -> int:
-        second = int(now)
-        n = self.options.window
-        i = second % n
-        if self._stamps[i] != second:
-            for j in range(n):
-                if self._stamps[j] != -1 and second - self._stamps[j] >= n:
-                    self._total_ok -= self._ok[j]
-                    self._total_fail -= self._fail[j]
-                    self._ok[j] = self._fail[j] = 0
-                    self._stamps[j] = -1
-            self._stamps[i] = second
-        return i
-
-    def record(self, success: bool, now: float) -> bool:
+    def record(self, success: bool) -> bool:
         """Record one answer; True when the breaker should trip."""
-        i = self._bucket(now)
         if success:
             self.consecutive = 0
-            self._ok[i] += 1
-            self._total_ok += 1
+            self._ok.add()
             return False
         self.consecutive += 1
-        self._fail[i] += 1
-        self._total_fail += 1
+        self._fail.add()
         o = self.options
         if self.consecutive >= o.consecutive_failures:
             return True
-        total = self._total_ok + self._total_fail
-        return total >= o.min_requests and self._total_fail / total >= o.failure_rate
+        failed = self._fail.total()
+        total = self._ok.total() + failed
+        return total >= o.min_requests and failed / total >= o.failure_rate
 
-    def failure_rate(self, now: float) -> float:
-        self._bucket(now)
-        total = self._total_ok + self._total_fail
-        return self._total_fail / total if total else 0.0
+    def failure_rate(self) -> float:
+        failed = self._fail.total()
+        total = self._ok.total() + failed
+        return failed / total if total else 0.0
 
     def reset(self) -> None:
         self.consecutive = 0
-        n = self.options.window
-        self._ok, self._fail, self._stamps = [0] * n, [0] * n, [-1] * n
-        self._total_ok = self._total_fail = 0
+        self._ok = SlidingCounter(self._clock, self.options.window)
+        self._fail = SlidingCounter(self._clock, self.options.window)
 
 
 class CircuitBreaker:
     """The state machine. ``allow()`` before an attempt; ``record()`` after it."""
 
-    __slots__ = ("options", "policy", "state", "ejections", "open_until", "probing", "closed_since", "trips",
-                 "_clock", "_rng", "on_change")
+    __slots__ = (
+        "_clock",
+        "_rng",
+        "closed_since",
+        "ejections",
+        "on_change",
+        "open_until",
+        "options",
+        "policy",
+        "probing",
+        "state",
+        "trips",
+    )
 
     def __init__(
         self,
@@ -130,7 +123,7 @@ class CircuitBreaker:
         on_change: Callable[[BreakerState, BreakerState], None] | None = None,
     ) -> None:
         self.options = options
-        self.policy = FailurePolicy(options)
+        self.policy = FailurePolicy(options, clock)
         self.state = BreakerState.CLOSED
         self.ejections = 0
         self.trips = 0
@@ -184,7 +177,7 @@ class CircuitBreaker:
             return  # a straggler from before the trip
         if success and self.ejections and now - self.closed_since >= self.options.max_open_time:
             self.ejections = 0  # healthy for long enough: forget past ejections
-        if self.policy.record(success, now):
+        if self.policy.record(success):
             self._trip(now)
 
     def release(self) -> None:
@@ -222,7 +215,7 @@ class CircuitBreaker:
         return {
             "state": self.state.value,
             "consecutive_failures": self.policy.consecutive,
-            "failure_rate": round(self.policy.failure_rate(now), 4),
+            "failure_rate": round(self.policy.failure_rate(), 4),
             "ejections": self.ejections,
             "trips": self.trips,
             "open_for_s": round(max(0.0, self.open_until - now), 3) if self.state is BreakerState.OPEN else 0.0,

@@ -23,6 +23,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from .window import SlidingCounter
+
 __all__ = ["RetryBudget", "RetryBudgetOptions"]
 
 
@@ -38,58 +40,33 @@ class RetryBudgetOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True
 class RetryBudget:
     """A sliding-window retry budget. Not thread-safe (one event loop)."""
 
-    __slots__ = ("options", "_clock", "_requests", "_retries", "_stamps", "_req_total", "_ret_total")
+    __slots__ = ("_requests", "_retries", "options")
 
     def __init__(self, options: RetryBudgetOptions, clock: Callable[[], float]) -> None:
         self.options = options
-        self._clock = clock
-        n = options.window
-        self._requests = [0] * n
-        self._retries = [0] * n
-        self._stamps = [-1] * n
-        self._req_total = 0
-        self._ret_total = 0
-
-    def _bucket(self) -> int:
-        second = int(self._clock())
-        n = self.options.window
-        i = second % n
-        if self._stamps[i] != second:
-            # Expire every bucket older than the window (cheap: at most n per call, usually 0 or 1).
-            for j in range(n):
-                if self._stamps[j] != -1 and second - self._stamps[j] >= n:
-                    self._req_total -= self._requests[j]
-                    self._ret_total -= self._retries[j]
-                    self._requests[j] = self._retries[j] = 0
-                    self._stamps[j] = -1
-            self._stamps[i] = second
-        return i
+        self._requests = SlidingCounter(clock, options.window)
+        self._retries = SlidingCounter(clock, options.window)
 
     def deposit(self) -> None:
         """Record one original request."""
-        i = self._bucket()
-        self._requests[i] += 1
-        self._req_total += 1
+        self._requests.add()
 
     def can_withdraw(self) -> bool:
-        self._bucket()
         o = self.options
-        return self._ret_total < o.ratio * self._req_total + o.min_per_second * o.window
+        return self._retries.total() < o.ratio * self._requests.total() + o.min_per_second * o.window
 
     def try_withdraw(self) -> bool:
         """Take one retry from the budget; False when it is spent."""
         if not self.can_withdraw():
             return False
-        i = self._bucket()
-        self._retries[i] += 1
-        self._ret_total += 1
+        self._retries.add()
         return True
 
     def snapshot(self) -> dict[str, float]:
-        self._bucket()
         o = self.options
+        requests = self._requests.total()
         return {
-            "requests_in_window": self._req_total,
-            "retries_in_window": self._ret_total,
-            "retries_allowed": o.ratio * self._req_total + o.min_per_second * o.window,
+            "requests_in_window": requests,
+            "retries_in_window": self._retries.total(),
+            "retries_allowed": o.ratio * requests + o.min_per_second * o.window,
         }

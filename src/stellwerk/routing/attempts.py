@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from stellwerk.errors import Attempt, Outcome, UpstreamError
 from stellwerk.providers.redact import redact
@@ -42,7 +42,8 @@ Operation = Callable[[Deployment, float], Awaitable[T]]
 class RequestContext:
     """What one client request carries across attempts, models and fallbacks."""
 
-    __slots__ = ("attempts", "deadline", "failed", "notes", "prompt_tokens", "request_id", "started")
+    __slots__ = ("attempts", "deadline", "decision", "failed", "last_elapsed", "notes", "prompt_tokens", "request_id",
+                 "started")
 
     def __init__(self, request_id: str, started: float, deadline: float) -> None:
         self.request_id = request_id
@@ -54,6 +55,10 @@ class RequestContext:
         self.prompt_tokens: int | None = None
         self.notes: list[str] = []
         """Decisions worth explaining (skips, panic mode, budget exhaustion, fallbacks)."""
+        self.decision: Any = None
+        """The planner's decision for the model that answered (a ``planner.Decision``)."""
+        self.last_elapsed = 0.0
+        """Seconds the winning attempt took (to the answer, or to a stream's first chunk)."""
 
 
 class ModelFailed(Exception):
@@ -167,6 +172,7 @@ class AttemptLoop(Generic[T]):
         timeout = min(group.ttft_timeout_for(dep) if self.stream else group.timeout_for(dep), remaining)
         self.tries[dep.id] = tries + 1
         ctx.attempts += 1
+        dep.routing.requests.add()
         dep.in_flight += 1
         self.busy.add(dep.id)
         try:
@@ -180,6 +186,7 @@ class AttemptLoop(Generic[T]):
             dep.in_flight -= 1
             self.busy.discard(dep.id)
         elapsed = self.clock() - now
+        ctx.last_elapsed = elapsed
         dep.breaker.record(True)
         dep.health.success(self.clock(), None if self.stream else elapsed, elapsed if self.stream else None)
         return result

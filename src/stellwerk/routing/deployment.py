@@ -17,6 +17,9 @@ from stellwerk.providers import Adapter, Endpoint, get_adapter
 from stellwerk.resilience.backoff import Backoff
 from stellwerk.resilience.breaker import CircuitBreaker
 from stellwerk.resilience.budget import RetryBudget
+from stellwerk.resilience.window import SlidingCounter
+
+from .strategies import EWMA, Candidate, PeakEWMA
 
 __all__ = ["Deployment", "DeploymentHealth", "ModelGroup"]
 
@@ -78,19 +81,36 @@ class DeploymentHealth:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+class RoutingStats:
+    """What latency-, throughput- and usage-aware strategies read (see :meth:`Deployment.snapshot`)."""
+
+    __slots__ = ("latency", "remaining_requests", "remaining_tokens", "requests", "spt", "tokens", "tps", "ttft")
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.latency = PeakEWMA()
+        self.ttft = PeakEWMA()
+        self.spt = EWMA()
+        """Seconds per output token."""
+        self.tps = EWMA()
+        """Output tokens per second."""
+        self.requests = SlidingCounter(clock, 60)
+        self.tokens = SlidingCounter(clock, 60)
+        self.remaining_requests: int | None = None
+        self.remaining_tokens: int | None = None
+
+    def rate_limit_headers(self, headers: dict[str, str]) -> None:
+        """Remember the provider's ``x-ratelimit-remaining-*`` headers, when it sends them."""
+        value = headers.get("x-ratelimit-remaining-requests")
+        if value is not None and value.isdigit():
+            self.remaining_requests = int(value)
+        value = headers.get("x-ratelimit-remaining-tokens")
+        if value is not None and value.isdigit():
+            self.remaining_tokens = int(value)
+
+
 class Deployment:
-    __slots__ = (
-        "adapter",
-        "breaker",
-        "budget",
-        "config",
-        "endpoint",
-        "health",
-        "id",
-        "in_flight",
-        "model",
-        "resume",
-    )
+    __slots__ = ("_clock", "adapter", "breaker", "budget", "config", "endpoint", "health", "id", "in_flight", "model",
+                 "resume", "routing", "weight")
 
     def __init__(self, config: DeploymentConfig, model: ModelConfig, clock: Callable[[], float],
                  rng: random.Random) -> None:
@@ -104,6 +124,38 @@ class Deployment:
         self.budget = RetryBudget(model.retry_budget, clock)
         self.health = DeploymentHealth()
         self.resume = config.resume or ("prefill" if config.provider in _PREFILL_NATIVE else "instruct")
+        self.routing = RoutingStats(clock)
+        self.weight = config.weight
+        """Changeable at run time (admin API); starts as configured."""
+        self._clock = clock
+
+    def observe(self, latency: float | None, ttft: float | None, completion_tokens: int, total_tokens: int) -> None:
+        """A successful answer: feed the routing statistics."""
+        now = self._clock()
+        r = self.routing
+        if ttft is not None:
+            r.ttft.observe(ttft, now)
+        if latency is not None:
+            r.latency.observe(latency, now)
+            generation = latency - (ttft or 0.0)
+            if completion_tokens >= 16 and generation > 0:
+                r.spt.observe(generation / completion_tokens, now)
+                r.tps.observe(completion_tokens / generation, now)
+        r.tokens.add(total_tokens)
+
+    def snapshot(self) -> Candidate:
+        now = self._clock()
+        r, c = self.routing, self.config
+        return Candidate(
+            id=self.id, weight=self.weight, priority=c.priority, input_per_mtok=c.price.input_per_mtok,
+            output_per_mtok=c.price.output_per_mtok, in_flight=self.in_flight, latency=r.latency.value(now),
+            ttft=r.ttft.value(now), seconds_per_token=r.spt.value(), tokens_per_second=r.tps.value(),
+            observations=r.latency.count + r.ttft.count, healthy=self.breaker.available(), rpm_limit=c.rpm,
+            tpm_limit=c.tpm, rpm_used=r.requests.total(), tpm_used=r.tokens.total(),
+            remaining_requests=r.remaining_requests, remaining_tokens=r.remaining_tokens,
+            context_window=c.context_window, max_output_tokens=c.max_output_tokens, supports_tools=c.supports_tools,
+            supports_vision=c.supports_vision, supports_json=c.supports_json, tier=c.tier, tags=c.tags,
+        )
 
     @property
     def full(self) -> bool:

@@ -33,6 +33,7 @@ async def complete(transport: Transport, clock: Clock, deployment: Deployment, b
     wire = adapter.chat_request(deployment.config, deployment.endpoint, body, False)
     deadline = clock() + timeout
     response = await send(transport, wire, timeout, deployment.config.connect_timeout)
+    deployment.routing.rate_limit_headers(response.headers)
     data = await read_body(response, deadline - clock())
     if not 200 <= response.status < 300:
         raise adapter.classify(response.status, response.headers, data)
@@ -78,6 +79,7 @@ async def open_stream(transport: Transport, clock: Clock, group: ModelGroup, dep
     wire = adapter.chat_request(deployment.config, deployment.endpoint, body, True)
     deadline = started + timeout
     response = await send(transport, wire, timeout, deployment.config.connect_timeout)
+    deployment.routing.rate_limit_headers(response.headers)
     if not 200 <= response.status < 300:
         data = await read_body(response, deadline - clock())
         raise adapter.classify(response.status, response.headers, data)

@@ -44,6 +44,7 @@ from . import operations
 from .attempts import AttemptLoop, ModelFailed, RequestContext
 from .deployment import Deployment, ModelGroup
 from .operations import Opened, continuation_body
+from .planner import Decision, Planner, request_facts
 from .probe import HealthProber
 from .stream import ChatStream
 
@@ -65,6 +66,8 @@ class ChatResult(msgspec.Struct):
     cost: float
     latency: float
     request_id: str
+    route: str = ""
+    """Why this deployment answered (the ``x-stellwerk-route`` header)."""
 
     @property
     def text(self) -> str | None:
@@ -85,6 +88,7 @@ class EmbeddingsResult(msgspec.Struct):
     cost: float
     latency: float
     request_id: str
+    route: str = ""
 
 
 def _new_request_id() -> str:
@@ -142,6 +146,9 @@ class Router:
         self._groups: dict[str, ModelGroup] = {m.name: ModelGroup(m, clock, self._rng) for m in config.models}
         self._needs_tokens = {name: any(d.config.context_window is not None for d in g.deployments)
                               for name, g in self._groups.items()}
+        embedders: dict[str, Any] = {}  # shared by every task model (an embedding model is ~30 MB)
+        self._planners = {name: Planner(g, rng=self._rng, clock=clock, embedders=embedders)
+                          for name, g in self._groups.items()}
         self._transport: Transport = transport if transport is not None else HTTPClient()
         self._owns_transport = transport is None
         self._listeners = tuple(listeners)
@@ -189,9 +196,9 @@ class Router:
         await self.aclose()
 
     # -- routing: a model, then its fallbacks -------------------------------------
-    def _order(self, group: ModelGroup) -> Sequence[Deployment]:
-        """The strategy's order of the model's deployments (``failover``: as listed)."""
-        return group.deployments
+    def planner(self, model: str) -> Planner:
+        self.group(model)
+        return self._planners[model]
 
     def _context(self, request_id: str | None, group: ModelGroup, timeout: float | None) -> RequestContext:
         started = self._clock()
@@ -207,20 +214,36 @@ class Router:
         *,
         stream: bool = False,
         tried: Mapping[str, int] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[T, Deployment]:
         queue = [model]
         visited: set[str] = set()
         kind = "unavailable"
+        headers = headers or {}
         while queue:
             name = queue.pop(0)
             if name in visited:
                 continue
             visited.add(name)
             group = self.group(name)
+            planner = self._planners[name]
+            only: list[str] | None = None
+            route = planner.choose_route(body, headers)
+            if route is not None:
+                ctx.notes.append(f"task route {route.route}: {route.summary}")
+                if route.target is not None:
+                    queue.insert(0, route.target)
+                    continue
+                only = route.order
             if self._needs_tokens[name] and ctx.prompt_tokens is None:
                 output = body.get("max_completion_tokens") or body.get("max_tokens") or 0
                 ctx.prompt_tokens = count_prompt_tokens(body) + (output if isinstance(output, int) else 0)
-            order = self._order(group)
+            tokens = ctx.prompt_tokens
+            order, decision = planner.plan(
+                lambda t=tokens: request_facts(body, headers, stream, t), only=only)  # type: ignore[misc]
+            ctx.decision = decision
+            for dep_id, filter_name, why in decision.removed:
+                ctx.notes.append(f"{dep_id} removed by {filter_name}: {why}")
             loop: AttemptLoop[T] = AttemptLoop(group, order, make_op(group), ctx, clock=self._clock,
                                                sleep=self._sleep, stream=stream)
             if tried:
@@ -246,6 +269,34 @@ class Router:
                                      ctx.failed)
         raise AllAttemptsFailedError(model, ctx.failed, _final_status(ctx.failed))
 
+    def explain(self, ctx: RequestContext, served: str | None) -> str:
+        """The ``x-stellwerk-route`` header: the decision, who served, and what happened on the way."""
+        decision: Decision | None = ctx.decision
+        parts = [decision.summary if decision is not None else "?"]
+        if served is not None and decision is not None and decision.order and decision.order[0] != served:
+            parts.append(f"served by {served}")
+        parts.extend(ctx.notes[:4])
+        if ctx.failed:
+            parts.append(f"{len(ctx.failed)} failed attempt(s)")
+        text = "; ".join(parts)
+        text = text.encode("ascii", "replace").decode("ascii").replace("\r", " ").replace("\n", " ")
+        return text if len(text) <= 400 else text[:399] + "~"
+
+    def _observe(self, ctx: RequestContext, model: str, deployment: Deployment, usage: Usage, cost: float,
+                 stream: bool) -> None:
+        """Feed routing statistics and experiments after an answer."""
+        if not stream:
+            deployment.observe(ctx.last_elapsed, None, usage.completion_tokens, usage.total_tokens)
+        planner = self._planners.get(deployment.model)
+        if planner is not None and planner.experiments is not None:
+            for attempt in ctx.failed:
+                variant = planner.variant_of(attempt.deployment)
+                if variant is not None:
+                    planner.experiments.record(variant, None, True)
+            variant = planner.variant_of(deployment.id)
+            if variant is not None:
+                planner.experiments.record(variant, ctx.last_elapsed, False, cost)
+
     def _fail(self, operation: str, model: str, ctx: RequestContext, status: int, stream: bool = False) -> None:
         emit(self._listeners, RequestRecord(
             request_id=ctx.request_id, operation=operation, model=model, deployment=None, status=status,
@@ -265,7 +316,8 @@ class Router:
 
     # -- chat, complete answers ---------------------------------------------
     async def chat(self, body: dict[str, Any] | None = None, /, *, request_id: str | None = None,
-                   validated: bool = False, timeout: float | None = None, **params: Any) -> ChatResult:
+                   validated: bool = False, timeout: float | None = None, headers: Mapping[str, str] | None = None,
+                   **params: Any) -> ChatResult:
         """A complete chat answer. Pass the OpenAI request as a dict or as keyword arguments.
 
         ``timeout`` lowers the model's ``deadline`` for this request.
@@ -285,15 +337,17 @@ class Router:
             return op
 
         (data, raw), deployment = await self._guarded(
-            "chat", group.name, ctx, self._route(group.name, ctx, make_op, request), False)
+            "chat", group.name, ctx, self._route(group.name, ctx, make_op, request, headers=headers), False)
         usage = usage_from(data.get("usage")) or self._estimate(request, data)
         cost = usage.cost(deployment.config.price)
         latency = self._clock() - ctx.started
+        self._observe(ctx, group.name, deployment, usage, cost, stream=False)
         emit(self._listeners, RequestRecord(
             request_id=ctx.request_id, operation="chat", model=group.name, deployment=deployment.id, status=200,
             attempts=tuple(ctx.failed), latency=latency, ttft=None, stream=False, usage=usage, cost=cost,
         ))
-        return ChatResult(data, raw, group.name, deployment.id, ctx.attempts, usage, cost, latency, ctx.request_id)
+        return ChatResult(data, raw, group.name, deployment.id, ctx.attempts, usage, cost, latency, ctx.request_id,
+                          self.explain(ctx, deployment.id))
 
     @staticmethod
     def _estimate(request: dict[str, Any], data: dict[str, Any]) -> Usage:
@@ -307,7 +361,8 @@ class Router:
 
     # -- chat, streamed -----------------------------------------------------
     async def chat_stream(self, body: dict[str, Any] | None = None, /, *, request_id: str | None = None,
-                          validated: bool = False, timeout: float | None = None, **params: Any) -> ChatStream:
+                          validated: bool = False, timeout: float | None = None,
+                          headers: Mapping[str, str] | None = None, **params: Any) -> ChatStream:
         """A streamed chat answer, returned once its first chunk has arrived.
 
         Failures before that point fail over transparently; failures after it
@@ -328,7 +383,7 @@ class Router:
             return op
 
         opened, _ = await self._guarded(
-            "chat", group.name, ctx, self._route(group.name, ctx, make_op, request, stream=True), True)
+            "chat", group.name, ctx, self._route(group.name, ctx, make_op, request, stream=True, headers=headers), True)
 
         broken_counts: dict[str, int] = {}
 
@@ -351,20 +406,23 @@ class Router:
             ctx.notes.append(f"stream from {broken} broke off after {len(partial)} characters; resuming")
             try:
                 resumed_stream, _ = await self._route(group.name, ctx, make_resume_op, request, stream=True,
-                                                      tried=broken_counts)
+                                                      tried=broken_counts, headers=headers)
             except StellwerkError:
                 return None
             return resumed_stream
 
-        return ChatStream(
+        stream = ChatStream(
             model=group.name, opened=opened, include_usage=include_usage, failed=ctx.failed, attempts=ctx.attempts,
             started=ctx.started, request_id=ctx.request_id, prompt_chars=prompt_chars(request),
             listeners=self._listeners, clock=clock, resume=resume,
         )
+        stream.route = self.explain(ctx, opened.deployment.id)
+        return stream
 
     # -- embeddings ---------------------------------------------------------
     async def embeddings(self, body: dict[str, Any] | None = None, /, *, request_id: str | None = None,
-                         validated: bool = False, timeout: float | None = None, **params: Any) -> EmbeddingsResult:
+                         validated: bool = False, timeout: float | None = None,
+                         headers: Mapping[str, str] | None = None, **params: Any) -> EmbeddingsResult:
         request = {**(body or {}), **params}
         if not validated:
             validate_embeddings(request)
@@ -378,7 +436,7 @@ class Router:
             return op
 
         (data, raw), deployment = await self._guarded(
-            "embeddings", group.name, ctx, self._route(group.name, ctx, make_op, request), False)
+            "embeddings", group.name, ctx, self._route(group.name, ctx, make_op, request, headers=headers), False)
         usage = usage_from({"completion_tokens": 0, **(data.get("usage") or {})}) or Usage(estimated=True)
         cost = usage.cost(deployment.config.price)
         latency = self._clock() - ctx.started
@@ -387,7 +445,61 @@ class Router:
             attempts=tuple(ctx.failed), latency=latency, ttft=None, stream=False, usage=usage, cost=cost,
         ))
         return EmbeddingsResult(data, raw, group.name, deployment.id, ctx.attempts, usage, cost, latency,
-                                ctx.request_id)
+                                ctx.request_id, self.explain(ctx, deployment.id))
+
+    # -- operations -----------------------------------------------------------
+    def dry_run(self, model: str, body: dict[str, Any] | None = None,
+                headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Where would this request go, and why? (``GET /admin/route``; nothing is sent upstream.)"""
+        body = dict(body or {"model": model, "messages": [{"role": "user", "content": "Hello"}]})
+        body["model"] = model
+        headers = headers or {}
+        steps: list[dict[str, Any]] = []
+        name = model
+        only: list[str] | None = None
+        for _ in range(8):  # task routes may hand over to another model
+            planner = self.planner(name)
+            route = planner.choose_route(body, headers)
+            if route is not None:
+                steps.append(msgspec.to_builtins(route))
+                if route.target is not None:
+                    name = route.target
+                    continue
+                only = route.order
+            tokens = count_prompt_tokens(body) if self._needs_tokens[name] else None
+            facts = request_facts(body, headers, bool(body.get("stream")), tokens)
+            _, decision = planner.plan(lambda f=facts: f, only=only, explain=True)  # type: ignore[misc]
+            steps.append(msgspec.to_builtins(decision))
+            health = {d.id: d.breaker.snapshot()["state"] for d in self._groups[name].deployments}
+            return {"model": model, "answered_by_model": name, "steps": steps, "breakers": health,
+                    "fallbacks": list(self._groups[name].config.fallbacks)}
+        raise ValueError("task routes form a loop")
+
+    def experiments(self) -> dict[str, Any]:
+        """Per-variant counts, latency, errors and cost of every A/B model (``GET /admin/experiments``)."""
+        result: dict[str, Any] = {}
+        for name, planner in self._planners.items():
+            if planner.experiments is None:
+                continue
+            snapshot = getattr(planner.strategy, "snapshot", None)
+            result[name] = {"variants": planner.experiments.snapshot(),
+                            "assignment": snapshot() if snapshot is not None else None}
+        return result
+
+    def set_weight(self, deployment_id: str, weight: float) -> None:
+        """Change a deployment's weight at run time (weighted strategies read it on the next request)."""
+        if not (0 <= weight <= 1e6):
+            raise ValueError("weight must be between 0 and 1000000")
+        for group in self._groups.values():
+            for dep in group.deployments:
+                if dep.id == deployment_id:
+                    dep.weight = weight
+                    return
+        raise KeyError(deployment_id)
+
+    def update_strategy_options(self, model: str, options: Mapping[str, Any]) -> None:
+        """Change a model's strategy options at run time (e.g. a canary from 5% to 50%)."""
+        self.planner(model).update_options(options)
 
     # -- state --------------------------------------------------------------
     def health(self) -> dict[str, Any]:

@@ -68,6 +68,8 @@ class ChatStream:
         self.usage: Usage | None = None
         self.cost = 0.0
         self.resumed = 0
+        self.route = ""
+        """Why this deployment answers (the ``x-stellwerk-route`` header)."""
         self._opened = opened
         self._include_usage = include_usage
         self._failed = failed
@@ -209,7 +211,9 @@ class ChatStream:
                                self.usage.cached_tokens, estimated=True)
         self.cost = self.usage.cost(dep.config.price) + self._earlier_cost
         if error is None and status == 200:
-            dep.health.success(self._clock(), self._clock() - self._started, None)
+            now = self._clock()
+            dep.health.success(now, now - self._started, None)
+            dep.observe(now - self._started, self._ttft, self.usage.completion_tokens, self.usage.total_tokens)
         emit(self._listeners, RequestRecord(
             request_id=self.request_id, operation="chat", model=self.model,
             deployment=self.deployment if error is None else None, status=status, attempts=tuple(self._failed),

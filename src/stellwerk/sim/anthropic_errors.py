@@ -16,7 +16,7 @@ from typing import Final
 import orjson
 
 from stellwerk.http.server import Response
-from stellwerk.sim.protocol import WireError, ceil_seconds
+from stellwerk.sim.protocol import WireError, ceil_seconds, simulated_error
 
 __all__ = ["AnthropicErrors", "error_body", "invalid_request", "stream_error_event"]
 
@@ -44,9 +44,7 @@ def _known(status: int) -> tuple[str, str]:
     known = _KNOWN.get(status)
     if known is not None:
         return known
-    if status < 500:
-        return "invalid_request_error", f"Simulated client error ({status})."
-    return "api_error", f"Simulated server error ({status})."
+    return ("invalid_request_error" if status < 500 else "api_error"), simulated_error(status)
 
 
 def stream_error_event(status: int) -> bytes:

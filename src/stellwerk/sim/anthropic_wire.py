@@ -31,11 +31,14 @@ from stellwerk.sim.protocol import (
     ChatRequest,
     EmbedRequest,
     Finish,
+    Framing,
     Route,
     StreamPlan,
     Turn,
     WireError,
+    bearer_token,
     fragments,
+    is_count,
     load_object,
     rfc3339,
     scan_text,
@@ -69,7 +72,7 @@ def parse_messages(body: bytes, trigger: str = "", *, count_only: bool = False) 
     max_tokens = data.get("max_tokens")
     if max_tokens is None and not count_only:
         raise invalid_request("max_tokens: Field required")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+    if max_tokens is not None and not is_count(max_tokens):
         raise invalid_request("max_tokens: Input should be greater than or equal to 1")
     system = data.get("system")
     contents = [system, *(m.get("content") for m in messages)]
@@ -148,21 +151,13 @@ def _event(name: bytes, data: bytes) -> bytes:
     return b"event: " + name + b"\ndata: " + data + b"\n\n"
 
 
-class MessageWriter:
+class MessageWriter(Framing):
     """Frames the events of one streamed message; deltas go into ``content_block_delta`` events of block 0."""
 
     __slots__ = ()
 
-    _HEAD: Final = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
-    _TAIL: Final = b"}\n\n"
-
-    def event(self, delta: bytes) -> bytes:
-        return self._HEAD + delta + self._TAIL
-
-    def events(self, deltas: Sequence[bytes]) -> bytes:
-        if not deltas:
-            return b""
-        return self._HEAD + (self._TAIL + self._HEAD).join(deltas) + self._TAIL
+    def __init__(self) -> None:
+        super().__init__(b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":', b"}\n\n")
 
     def broken(self) -> bytes:
         event = self.event(b'{"type":"text_delta","text":"sim"}')
@@ -250,8 +245,7 @@ class AnthropicDialect:
         if api_key is not None:
             supplied = req.headers.get("x-api-key")
             if supplied is None:
-                auth = req.headers.get("authorization", "")
-                supplied = auth[7:] if auth[:7].lower() == "bearer " else None
+                supplied = bearer_token(req)
             if supplied is None:
                 return Response(401, error_body("authentication_error", "x-api-key header is required"))
             if supplied != api_key:

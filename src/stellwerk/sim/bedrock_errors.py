@@ -21,7 +21,7 @@ import orjson
 
 from stellwerk.http.server import Response
 from stellwerk.sim.eventstream import exception_headers, frame
-from stellwerk.sim.protocol import WireError
+from stellwerk.sim.protocol import WireError, simulated_error
 
 __all__ = ["BedrockErrors", "error", "stream_exception", "validation"]
 
@@ -57,9 +57,7 @@ def _known(status: int) -> tuple[str, str]:
     known = _KNOWN.get(status)
     if known is not None:
         return known
-    if status < 500:
-        return "ValidationException", f"Simulated client error ({status})."
-    return "InternalServerException", f"Simulated server error ({status})."
+    return ("ValidationException" if status < 500 else "InternalServerException"), simulated_error(status)
 
 
 def stream_exception(status: int) -> bytes:

@@ -36,7 +36,9 @@ from stellwerk.sim.protocol import (
     StreamPlan,
     Turn,
     WireError,
+    bearer_token,
     fragments,
+    is_count,
     load_object,
     scan_text,
 )
@@ -72,7 +74,7 @@ def parse_converse(body: bytes, model: str, stream: bool, trigger: str = "") -> 
     chars, flagged = scan_text([data.get("system"), *(m["content"] for m in messages)], trigger.lower())
     config = data.get("inferenceConfig")
     max_tokens = config.get("maxTokens") if isinstance(config, dict) else None
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+    if max_tokens is not None and not is_count(max_tokens):
         raise _constraint("inferenceConfig.maxTokens", "Member must have value greater than or equal to 1", repr(max_tokens))
     tool_name, tool_parameters = _pick_tool(data.get("toolConfig"))
     return ChatRequest(
@@ -214,12 +216,7 @@ class BedrockDialect:
         auth = req.headers.get("authorization")
         if not auth:
             return error(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
-        if auth.startswith("AWS4-HMAC-SHA256 "):
-            supplied = _access_key(auth)
-        elif auth[:7].lower() == "bearer ":
-            supplied = auth[7:]
-        else:
-            supplied = None
+        supplied = _access_key(auth) if auth.startswith("AWS4-HMAC-SHA256 ") else bearer_token(req)
         if supplied is not None and (api_key is None or supplied == api_key):
             return None
         return error(403, "UnrecognizedClientException", "The security token included in the request is invalid.")

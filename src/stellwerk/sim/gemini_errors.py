@@ -18,7 +18,7 @@ from typing import Any, Final
 import orjson
 
 from stellwerk.http.server import Response
-from stellwerk.sim.protocol import WireError
+from stellwerk.sim.protocol import WireError, simulated_error
 
 __all__ = [
     "GeminiErrors",
@@ -55,11 +55,7 @@ def error_body(code: int, message: str, status: str, details: list[dict[str, Any
 
 def status_error(code: int) -> bytes:
     """The body of a failure with HTTP status ``code`` (unknown 4xx: ``FAILED_PRECONDITION``, 5xx: ``INTERNAL``)."""
-    status, message = _STATUS.get(code) or (
-        ("FAILED_PRECONDITION", f"Simulated client error ({code}).")
-        if code < 500
-        else ("INTERNAL", f"Simulated server error ({code}).")
-    )
+    status, message = _STATUS.get(code) or (("FAILED_PRECONDITION" if code < 500 else "INTERNAL"), simulated_error(code))
     return error_body(code, message, status)
 
 

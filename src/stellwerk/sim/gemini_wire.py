@@ -32,7 +32,19 @@ from stellwerk.sim.gemini_errors import (
     permission_denied,
     stream_error_chunk,
 )
-from stellwerk.sim.protocol import ChatRequest, EmbedRequest, Finish, Route, StreamPlan, Turn, WireError, load_object, scan_text
+from stellwerk.sim.protocol import (
+    ChatRequest,
+    EmbedRequest,
+    Finish,
+    Framing,
+    Route,
+    StreamPlan,
+    Turn,
+    WireError,
+    is_count,
+    load_object,
+    scan_text,
+)
 
 __all__ = ["ChunkWriter", "GeminiDialect", "generate_response", "parse_embed", "parse_generate"]
 
@@ -60,7 +72,7 @@ def parse_generate(body: bytes, model: str, stream: bool, trigger: str = "") -> 
     config = data.get("generationConfig")
     config = config if isinstance(config, dict) else {}
     max_tokens = config.get("maxOutputTokens")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+    if max_tokens is not None and not is_count(max_tokens):
         raise invalid_argument("* GenerateContentRequest.generation_config.max_output_tokens: must be positive\n")
     response_format, schema = "text", None
     if config.get("responseMimeType") == "application/json":
@@ -113,7 +125,7 @@ def parse_embed(body: bytes, model: str, batch: bool) -> EmbedRequest:
         raise invalid_argument("* BatchEmbedContentsRequest.requests: requests is not specified\n")
     texts = tuple(_embed_text(r.get("content")) for r in requests)
     dimensions = requests[0].get("outputDimensionality")
-    if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1):
+    if dimensions is not None and not is_count(dimensions):
         raise invalid_argument("* EmbedContentRequest.output_dimensionality: must be positive\n")
     return EmbedRequest(model, texts, False, dimensions, sum(estimate_tokens(len(t)) for t in texts))
 
@@ -171,16 +183,15 @@ def text_part(text: str) -> bytes:
     return b'{"text":' + orjson.dumps(text) + b"}"
 
 
-class ChunkWriter:
+class ChunkWriter(Framing):
     """Frames the chunks of one stream: SSE events (``alt=sse``) or the elements of a JSON array."""
 
-    __slots__ = ("_head", "_sse", "_tail")
+    __slots__ = ("_sse",)
 
     def __init__(self, turn: Turn, sse: bool) -> None:
         self._sse = sse
         tail = b'],"role":"model"},"index":0}],' + _trailer(turn, _usage(turn.chat.prompt_tokens, None))
-        self._head = (b"data: " if sse else b",\r\n") + _CANDIDATE_HEAD
-        self._tail = tail + b"\r\n\r\n" if sse else tail
+        super().__init__((b"data: " if sse else b",\r\n") + _CANDIDATE_HEAD, tail + b"\r\n\r\n" if sse else tail)
 
     def frame(self, chunk: bytes, last: bool = False) -> bytes:
         """One whole chunk (JSON) framed as a later chunk; ``last`` closes the array."""
@@ -195,14 +206,6 @@ class ChunkWriter:
     def start(self) -> bytes:
         """What precedes the deltas: nothing for SSE; ``[`` and a chunk with empty text for an array."""
         return b"" if self._sse else b"[" + self.event(text_part(""))[len(b",\r\n") :]
-
-    def event(self, delta: bytes) -> bytes:
-        return self._head + delta + self._tail
-
-    def events(self, deltas: Sequence[bytes]) -> bytes:
-        if not deltas:
-            return b""
-        return self._head + (self._tail + self._head).join(deltas) + self._tail
 
     def broken(self) -> bytes:
         return self.frame(_CANDIDATE_HEAD + b'{"te')

@@ -17,7 +17,7 @@ from typing import Final
 import orjson
 
 from stellwerk.http.server import Response
-from stellwerk.sim.protocol import WireError, ceil_seconds
+from stellwerk.sim.protocol import WireError, ceil_seconds, simulated_error
 
 __all__ = ["OllamaErrors", "bad_request", "error_body", "stream_error_line"]
 
@@ -37,7 +37,7 @@ def bad_request(message: str) -> WireError:
 
 
 def _message(status: int) -> str:
-    return _MESSAGES.get(status) or f"simulated {'client' if status < 500 else 'server'} error ({status})"
+    return _MESSAGES.get(status) or simulated_error(status)
 
 
 def stream_error_line(status: int) -> bytes:

@@ -24,7 +24,20 @@ import orjson
 from stellwerk.http.server import Request, Response
 from stellwerk.sim.content import estimate_tokens
 from stellwerk.sim.ollama_errors import OllamaErrors, bad_request, error_body, stream_error_line
-from stellwerk.sim.protocol import ChatRequest, EmbedRequest, Finish, Route, StreamPlan, Turn, load_object, rfc3339, scan_text
+from stellwerk.sim.protocol import (
+    ChatRequest,
+    EmbedRequest,
+    Finish,
+    Framing,
+    Route,
+    StreamPlan,
+    Turn,
+    bearer_token,
+    is_count,
+    load_object,
+    rfc3339,
+    scan_text,
+)
 
 __all__ = ["LineWriter", "OllamaDialect", "chat_response", "parse_chat", "parse_embed"]
 
@@ -52,7 +65,7 @@ def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
     chars, flagged = scan_text((m.get("content") for m in messages), trigger.lower())
     options = data.get("options")
     max_tokens = options.get("num_predict") if isinstance(options, dict) else None
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+    if not is_count(max_tokens):
         max_tokens = None  # -1 (and anything odd) means "until the model stops"
     fmt = data.get("format")
     response_format, schema = "text", None
@@ -68,7 +81,7 @@ def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
             raise bad_request("json: cannot unmarshal tools into Go struct field ChatRequest.tools of type api.Tools")
         tool_name, tool_parameters = fn["name"], fn.get("parameters")
     return ChatRequest(
-        model, data.get("stream") is not False, False, max_tokens or None, estimate_tokens(chars), flagged, tool_name,
+        model, data.get("stream") is not False, False, max_tokens, estimate_tokens(chars), flagged, tool_name,
         tool_parameters, response_format, schema,
     )  # fmt: skip
 
@@ -82,7 +95,7 @@ def parse_embed(body: bytes) -> EmbedRequest:
     if not inputs or not all(isinstance(i, str) for i in inputs):
         raise bad_request("invalid input type")
     dimensions = data.get("dimensions")
-    if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1):
+    if dimensions is not None and not is_count(dimensions):
         raise bad_request("dimensions must be a positive integer")
     return EmbedRequest(model, inputs, False, dimensions, sum(estimate_tokens(len(i)) for i in inputs))
 
@@ -128,22 +141,13 @@ def chat_response(turn: Turn) -> bytes:
     return _head(turn) + _message(turn) + b"," + _counters(turn)
 
 
-class LineWriter:
+class LineWriter(Framing):
     """Frames the NDJSON lines of one stream; a delta is the ``message`` of one line."""
 
-    __slots__ = ("_head",)
-    _TAIL: Final = b',"done":false}\n'
+    __slots__ = ()
 
     def __init__(self, turn: Turn) -> None:
-        self._head = _head(turn)
-
-    def event(self, delta: bytes) -> bytes:
-        return self._head + delta + self._TAIL
-
-    def events(self, deltas: Sequence[bytes]) -> bytes:
-        if not deltas:
-            return b""
-        return self._head + (self._TAIL + self._head).join(deltas) + self._TAIL
+        super().__init__(_head(turn), b',"done":false}\n')
 
     def broken(self) -> bytes:
         return self._head + b'{"role":"assist\n'
@@ -181,9 +185,7 @@ class OllamaDialect:
     def authorize(self, req: Request, api_key: str | None) -> Response | None:
         if api_key is None:
             return None
-        auth = req.headers.get("authorization", "")
-        supplied = auth[7:] if auth[:7].lower() == "bearer " else None
-        return None if supplied == api_key else Response(401, error_body("unauthorized"))
+        return None if bearer_token(req) == api_key else Response(401, error_body("unauthorized"))
 
     def headers(self, seq: int) -> list[tuple[str, str]] | None:
         return None

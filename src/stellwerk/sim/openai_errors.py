@@ -66,9 +66,7 @@ def server_error(status: int) -> bytes:
     if known is not None:
         message, type_, code = known
         return error_body(message, type_, None, code)
-    if status < 500:
-        return error_body(f"Simulated client error ({status}).", "invalid_request_error")
-    return error_body(f"Simulated server error ({status}).", "server_error")
+    return error_body(protocol.simulated_error(status), "invalid_request_error" if status < 500 else "server_error")
 
 
 def rate_limit_error(model: str, retry_after: float, limit: int) -> tuple[bytes, list[tuple[str, str]]]:

@@ -31,10 +31,13 @@ from stellwerk.sim.protocol import (
     ChatRequest,
     EmbedRequest,
     Finish,
+    Framing,
     Route,
     StreamPlan,
     Turn,
+    bearer_token,
     fragments,
+    is_count,
     load_object,
     scan_text,
 )
@@ -203,7 +206,7 @@ def parse_embeddings(body: bytes) -> EmbeddingsRequest:
     if encoding not in ("float", "base64"):
         raise _invalid(f"Invalid value for 'encoding_format': {encoding!r}.", "encoding_format")
     dimensions = data.get("dimensions")
-    if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1):
+    if dimensions is not None and not is_count(dimensions):
         raise _invalid("Invalid 'dimensions': expected an integer >= 1.", "dimensions")
     tokens = sum(estimate_tokens(len(i)) if isinstance(i, str) else len(i) for i in items)
     return EmbedRequest(model, tuple(items), encoding == "base64", dimensions, tokens)
@@ -265,10 +268,10 @@ def tool_arguments_delta(fragment: str) -> bytes:
     return b'{"tool_calls":[{"index":0,"function":{"arguments":' + orjson.dumps(fragment) + b"}}]}"
 
 
-class ChunkWriter:
+class ChunkWriter(Framing):
     """Builds the SSE events of one streamed chat completion (same id/created/model on every chunk)."""
 
-    __slots__ = ("_head", "_plain_tail", "_usage_head", "_usage_null")
+    __slots__ = ("_usage_head", "_usage_null")
 
     def __init__(self, completion_id: str, created: int, model: str, include_usage: bool) -> None:
         common = b'{"id":"%s","object":"chat.completion.chunk","created":%d,"model":%s,' % (
@@ -277,20 +280,10 @@ class ChunkWriter:
             orjson.dumps(model),
         )
         common += b'"service_tier":"default","system_fingerprint":"%s",' % FINGERPRINT.encode()
-        self._head = b"data: " + common + b'"choices":[{"index":0,"delta":'
         self._usage_null = b',"usage":null' if include_usage else b""
-        self._plain_tail = b',"logprobs":null,"finish_reason":null}]' + self._usage_null + b"}\n\n"
+        tail = b',"logprobs":null,"finish_reason":null}]' + self._usage_null + b"}\n\n"
+        super().__init__(b"data: " + common + b'"choices":[{"index":0,"delta":', tail)
         self._usage_head = b"data: " + common + b'"choices":[],"usage":'
-
-    def event(self, delta: bytes) -> bytes:
-        """The SSE event carrying one ``delta`` (JSON bytes, e.g. from :func:`content_delta`)."""
-        return self._head + delta + self._plain_tail
-
-    def events(self, deltas: Sequence[bytes]) -> bytes:
-        """The SSE events of several deltas, joined (the fast path for unpaced streams)."""
-        if not deltas:
-            return b""
-        return self._head + (self._plain_tail + self._head).join(deltas) + self._plain_tail
 
     def role(self) -> bytes:
         return self.event(b'{"role":"assistant","content":"","refusal":null}')
@@ -381,8 +374,7 @@ class OpenAIDialect:
     def authorize(self, req: Request, api_key: str | None) -> Response | None:
         if api_key is None:
             return None
-        auth = req.headers.get("authorization", "")
-        supplied = auth[7:] if auth[:7].lower() == "bearer " else None
+        supplied = bearer_token(req)
         return None if supplied == api_key else Response(401, invalid_api_key(supplied))
 
     def headers(self, seq: int) -> list[tuple[str, str]] | None:

@@ -33,6 +33,7 @@ __all__ = [
     "Endpoint",
     "ErrorShapes",
     "Finish",
+    "Framing",
     "Reply",
     "ReplyPlanner",
     "Route",
@@ -41,11 +42,14 @@ __all__ = [
     "ToolCall",
     "Turn",
     "WireError",
+    "bearer_token",
     "ceil_seconds",
     "fragments",
+    "is_count",
     "load_object",
     "rfc3339",
     "scan_text",
+    "simulated_error",
 ]
 
 
@@ -229,6 +233,22 @@ def fragments(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
+def is_count(value: object) -> bool:
+    """``value`` is an integer >= 1 (and not a bool): a token limit or a dimension."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def bearer_token(req: Request) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header, if there is one."""
+    auth = req.headers.get("authorization", "")
+    return auth[7:] if auth[:7].lower() == "bearer " else None
+
+
+def simulated_error(status: int) -> str:
+    """The message of an injected failure whose status the protocol has no wording for."""
+    return f"Simulated {'client' if status < 500 else 'server'} error ({status})."
+
+
 def ceil_seconds(seconds: float) -> int:
     """Whole seconds for a ``Retry-After`` header (rounded up, at least 0)."""
     return max(0, -int(-seconds // 1))
@@ -240,6 +260,27 @@ def rfc3339(t: float) -> str:
 
 
 # -- the interfaces each protocol implements ---------------------------------------------------------------------------
+class Framing:
+    """Frames deltas between a constant head and tail: SSE ``data:`` events, NDJSON lines.
+
+    Stream writers built on it add ``broken`` and ``error`` (see :class:`StreamWriter`).
+    """
+
+    __slots__ = ("_head", "_tail")
+
+    def __init__(self, head: bytes, tail: bytes) -> None:
+        self._head = head
+        self._tail = tail
+
+    def event(self, delta: bytes) -> bytes:
+        return self._head + delta + self._tail
+
+    def events(self, deltas: Sequence[bytes]) -> bytes:
+        if not deltas:
+            return b""
+        return self._head + (self._tail + self._head).join(deltas) + self._tail
+
+
 class StreamWriter(Protocol):
     """Frames one stream's events."""
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from itertools import pairwise
 import datetime
 import sys
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 

@@ -30,10 +30,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from stellwerk.errors import Outcome, UpstreamError
-from stellwerk.providers.classify import by_status, mentions, rate_limited
+from stellwerk.providers.classify import by_status, json_or_none, mentions, rate_limited
 from stellwerk.providers.ratelimit import parse_retry_after
 from stellwerk.providers.redact import summarize_body
 
@@ -79,10 +77,7 @@ def _message(payload: Any) -> str:
 
 
 def classify_error(status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
-    try:
-        payload = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        payload = None
+    payload = json_or_none(body)
     kind = headers.get("x-amzn-errortype") or (payload.get("__type") if isinstance(payload, dict) else None) or ""
     name = str(kind).split(":")[0].rsplit("#", 1)[-1]
     message = _message(payload) or (summarize_body(body) if body else "")
@@ -91,9 +86,5 @@ def classify_error(status: int, headers: dict[str, str], body: bytes) -> Upstrea
 
 def exception_error(name: str, payload: bytes) -> UpstreamError:
     """An ``:exception-type`` message in a ConverseStream (after the HTTP answer began with 200)."""
-    try:
-        data = orjson.loads(payload) if payload else None
-    except orjson.JSONDecodeError:
-        data = None
-    message = _message(data) or summarize_body(payload) or name
+    message = _message(json_or_none(payload)) or summarize_body(payload) or name
     return _error(name, message, _STREAM_STATUS.get(name.lower(), 500), {}, payload)

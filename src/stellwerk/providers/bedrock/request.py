@@ -26,14 +26,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from stellwerk.providers.canonical import (
+    append_turn,
     arguments_object,
     content_parts,
-    max_output_tokens,
     reject_n,
-    stop_sequences,
+    result_object,
+    sampling,
     text_of,
     tool_choice,
     unsupported,
@@ -42,6 +41,7 @@ from stellwerk.providers.canonical import (
 __all__ = ["converse_body"]
 
 PROVIDER = "bedrock"
+_INFERENCE = {"max_tokens": "maxTokens", "temperature": "temperature", "top_p": "topP", "stop": "stopSequences"}
 _FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 
 
@@ -58,12 +58,8 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
 
 
 def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
-    text = text_of(message.get("content"))
-    try:
-        value = orjson.loads(text) if text.startswith("{") else None
-    except orjson.JSONDecodeError:
-        value = None
-    content = [{"json": value}] if isinstance(value, dict) else [{"text": text or " "}]
+    value = result_object(message.get("content"))
+    content = [{"json": value}] if value is not None else [{"text": text_of(message.get("content")) or " "}]
     return {"toolResult": {"toolUseId": str(message.get("tool_call_id") or ""), "content": content}}
 
 
@@ -74,12 +70,7 @@ def _messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
     called: list[str] = []
 
     def add(role: str, blocks: list[dict[str, Any]]) -> None:
-        if not blocks:
-            return
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
+        append_turn(out, role, blocks, "content")
 
     for message in messages:
         role = message.get("role")
@@ -135,16 +126,7 @@ def converse_body(body: dict[str, Any]) -> dict[str, Any]:
     wire: dict[str, Any] = {"messages": messages}
     if system:
         wire["system"] = system
-    inference: dict[str, Any] = {}
-    limit = max_output_tokens(body)
-    if limit is not None:
-        inference["maxTokens"] = limit
-    for name, key in (("temperature", "temperature"), ("top_p", "topP")):
-        if body.get(name) is not None:
-            inference[key] = body[name]
-    stops = stop_sequences(body)
-    if stops:
-        inference["stopSequences"] = stops
+    inference = sampling(body, _INFERENCE)
     if inference:
         wire["inferenceConfig"] = inference
     tool_config = _tool_config(body, called)

@@ -27,11 +27,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.providers.base import Chunk
-from stellwerk.providers.shapes import ChunkWriter, choice, completion, digest, tool_call, usage
+from stellwerk.providers.shapes import ChunkWriter, choice, completion, digest, parse_object, tool_call, usage
 
 from .errors import exception_error
 from .eventstream import EventMessage, EventStreamDecoder
@@ -73,7 +71,7 @@ def converse_completion(data: dict[str, Any], model: str, created: int, seed: st
             calls.append(tool_call(str(use.get("toolUseId") or ""), str(use.get("name") or ""), use.get("input") or {}))
     text = "".join(texts)
     return completion(f"chatcmpl-{digest(seed)}", created, model,
-                      [choice(0, text if text or not calls else None, calls, finish_reason(data.get("stopReason")))],
+                      [choice(0, text, calls, finish_reason(data.get("stopReason")))],
                       _usage(data.get("usage")))
 
 
@@ -105,14 +103,11 @@ class BedrockStreamDecoder:
         if kind == "error":
             raise UpstreamError(Outcome.RETRY_HERE, f"{message.header(':error-code')}: "
                                 f"{message.header(':error-message')}", reason="protocol")
-        try:
-            data = orjson.loads(message.payload) if message.payload else {}
-        except orjson.JSONDecodeError:
-            raise UpstreamError(Outcome.RETRY_HERE, "upstream sent a malformed stream event", reason="malformed") from None
+        data = parse_object(message.payload, "stream event") if message.payload else {}
         if self._writer is None:
             now = self._clock()
             self._writer = ChunkWriter(f"chatcmpl-{digest(self._model, now)}", int(now), self._model)
-        return self._event(self._writer, message.header(":event-type"), data if isinstance(data, dict) else {})
+        return self._event(self._writer, message.header(":event-type"), data)
 
     def _event(self, writer: ChunkWriter, event: str, data: dict[str, Any]) -> list[Chunk]:
         block = int(data.get("contentBlockIndex") or 0)

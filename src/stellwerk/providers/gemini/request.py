@@ -28,14 +28,13 @@ import base64
 import binascii
 from typing import Any
 
-import orjson
-
 from stellwerk.providers.canonical import (
+    append_turn,
     arguments_object,
     content_parts,
     json_mode,
-    max_output_tokens,
-    stop_sequences,
+    result_object,
+    sampling,
     text_of,
     tool_choice,
     tool_names,
@@ -50,8 +49,9 @@ PROVIDER = "gemini"
 SIGNATURE_MARK = "__ts__"
 """Separates a tool call id from the Gemini thought signature carried in it (ids stay ``[A-Za-z0-9_-]``)."""
 
-_CONFIG = (("temperature", "temperature"), ("top_p", "topP"), ("seed", "seed"), ("n", "candidateCount"),
-           ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"))
+_CONFIG = {"temperature": "temperature", "top_p": "topP", "seed": "seed", "n": "candidateCount",
+           "presence_penalty": "presencePenalty", "frequency_penalty": "frequencyPenalty",
+           "max_tokens": "maxOutputTokens", "stop": "stopSequences"}
 
 
 def join_signature(call_id: str, signature: str | None) -> str:
@@ -98,12 +98,7 @@ def _model_parts(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _function_response(name: str, content: Any) -> dict[str, Any]:
     """Gemini wants an object: a JSON object result as is, anything else as ``{"output": text}``."""
-    text = text_of(content)
-    try:
-        value = orjson.loads(text) if text.startswith("{") else None
-    except orjson.JSONDecodeError:
-        value = None
-    return {"functionResponse": {"name": name, "response": value if isinstance(value, dict) else {"output": text}}}
+    return {"functionResponse": {"name": name, "response": result_object(content) or {"output": text_of(content)}}}
 
 
 def _contents(messages: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -112,12 +107,7 @@ def _contents(messages: list[dict[str, Any]]) -> tuple[list[str], list[dict[str,
     contents: list[dict[str, Any]] = []
 
     def add(role: str, parts: list[dict[str, Any]]) -> None:
-        if not parts:
-            return
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
+        append_turn(contents, role, parts, "parts")
 
     for message in messages:
         role = message.get("role")
@@ -162,13 +152,7 @@ def _tools(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
-    config = {wire: body[name] for name, wire in _CONFIG if body.get(name) is not None}
-    limit = max_output_tokens(body)
-    if limit is not None:
-        config["maxOutputTokens"] = limit
-    stops = stop_sequences(body)
-    if stops:
-        config["stopSequences"] = stops
+    config = sampling(body, _CONFIG)
     wants_json, schema = json_mode(body)
     if wants_json:
         config["responseMimeType"] = "application/json"

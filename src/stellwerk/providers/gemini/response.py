@@ -23,8 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.providers.base import Chunk
 from stellwerk.providers.shapes import (
@@ -32,6 +30,7 @@ from stellwerk.providers.shapes import (
     choice,
     completion,
     embeddings_list,
+    parse_object,
     tool_call,
     tool_call_id,
     usage,
@@ -121,8 +120,7 @@ def chat_completion(data: dict[str, Any], model: str, created: int) -> dict[str,
         calls = _Calls(f"{answer_id}/{position}")
         text, tool_calls = calls.take(_parts(candidate), stream=False)
         finish = finish_reason(candidate.get("finishReason"), bool(tool_calls)) or "stop"
-        content = text if text or not tool_calls else None
-        choices.append(choice(int(candidate.get("index") or position), content, tool_calls, finish))
+        choices.append(choice(int(candidate.get("index") or position), text, tool_calls, finish))
     return completion(f"chatcmpl-{answer_id}", created, str(data.get("modelVersion") or model), choices,
                       _usage(data))
 
@@ -149,13 +147,7 @@ class GeminiStreamDecoder:
         return chunks
 
     def _event(self, payload: bytes) -> list[Chunk]:
-        try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(Outcome.RETRY_HERE, "upstream sent a malformed stream event", reason="malformed") from None
-        if not isinstance(data, dict):
-            raise UpstreamError(Outcome.RETRY_HERE, "upstream sent a stream event that is not an object",
-                                reason="malformed")
+        data = parse_object(payload, "stream event")
         _check_blocked(data)
         if self._writer is None:
             created = int(self._clock())

@@ -29,9 +29,8 @@ from stellwerk.providers.canonical import (
     arguments_object,
     content_parts,
     json_mode,
-    max_output_tokens,
     reject_n,
-    stop_sequences,
+    sampling,
     text_of,
     tool_choice,
     tool_names,
@@ -41,7 +40,8 @@ from stellwerk.providers.canonical import (
 __all__ = ["chat_body", "embeddings_body"]
 
 PROVIDER = "ollama"
-_OPTIONS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
+_OPTIONS = {"temperature": "temperature", "top_p": "top_p", "seed": "seed", "presence_penalty": "presence_penalty",
+            "frequency_penalty": "frequency_penalty", "max_tokens": "num_predict", "stop": "stop"}
 
 
 def _message(message: dict[str, Any], names: dict[str, str]) -> dict[str, Any] | None:
@@ -67,17 +67,6 @@ def _message(message: dict[str, Any], names: dict[str, str]) -> dict[str, Any] |
     return wire
 
 
-def _options(body: dict[str, Any]) -> dict[str, Any]:
-    options = {name: body[name] for name in _OPTIONS if body.get(name) is not None}
-    limit = max_output_tokens(body)
-    if limit is not None:
-        options["num_predict"] = limit
-    stops = stop_sequences(body)
-    if stops:
-        options["stop"] = stops
-    return options
-
-
 def chat_body(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
     reject_n(body, PROVIDER)
     messages = body.get("messages") or []
@@ -91,7 +80,7 @@ def chat_body(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
     wants_json, schema = json_mode(body)
     if wants_json:
         wire["format"] = schema if schema is not None else "json"
-    options = _options(body)
+    options = sampling(body, _OPTIONS)
     if options:
         wire["options"] = options
     return wire

@@ -23,8 +23,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.providers.base import Chunk
 from stellwerk.providers.ndjson import NDJSONParser
@@ -34,6 +32,7 @@ from stellwerk.providers.shapes import (
     completion,
     digest,
     embeddings_list,
+    parse_object,
     tool_call,
     tool_call_id,
     usage,
@@ -97,9 +96,9 @@ def chat_completion(data: dict[str, Any], model: str, clock: Callable[[], float]
     created = _created(data, clock)
     seed = f"{data.get('created_at')}/{data.get('model')}"
     calls = _tool_calls(message, seed, 0, stream=False)
-    text = message.get("content") if isinstance(message.get("content"), str) else ""
+    text = str(message.get("content") or "")
     return completion(f"chatcmpl-{digest(seed)}", created, str(data.get("model") or model),
-                      [choice(0, text if text or not calls else None, calls, _finish(data, bool(calls)))],
+                      [choice(0, text, calls, _finish(data, bool(calls)))],
                       _usage(data))
 
 
@@ -125,10 +124,7 @@ class OllamaStreamDecoder:
         return chunks
 
     def _line(self, line: bytes) -> list[Chunk]:
-        try:
-            data = _check(orjson.loads(line))
-        except orjson.JSONDecodeError:
-            raise UpstreamError(Outcome.RETRY_HERE, "upstream sent a malformed stream line", reason="malformed") from None
+        data = _check(parse_object(line, "stream line"))
         if self._writer is None:
             self._seed = f"{data.get('created_at')}/{data.get('model')}"
             self._writer = ChunkWriter(f"chatcmpl-{digest(self._seed)}",

@@ -42,8 +42,8 @@ BUCKETS = 10_000
 
 
 class Variant(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    name: Annotated[str, Meta(min_length=1, max_length=64)]
-    """Shown in stats and the ``x-stellwerk-route`` header. Unique. Required."""
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
+    """Shown in stats and the ``x-stellwerk-route`` header (letters, digits, ``._:/@+-``). Unique. Required."""
     deployments: Annotated[list[str], Meta(min_length=1)]
     """Deployment ids of the model, tried in this order. Required."""
     percent: Annotated[float, Meta(ge=0, le=100)]
@@ -53,7 +53,7 @@ class Variant(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
 class ABOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     variants: Annotated[list[Variant], Meta(min_length=1)]
     """The variants, percentages adding up to 100; no deployment in two of them. Required."""
-    sticky_on: Annotated[str, Meta(pattern=r"^(user|header:[A-Za-z0-9-]+|metadata:.+)$")] = "user"
+    sticky_on: Annotated[str, Meta(pattern=r"^(user|header:[A-Za-z0-9-]+|metadata:[A-Za-z0-9._-]+)$")] = "user"
     """What keeps a user in their variant: ``user`` (the request's ``user`` or API key name),
     ``header:NAME`` or ``metadata:KEY``. Default ``user``."""
     salt: Annotated[str, Meta(max_length=256)] = ""

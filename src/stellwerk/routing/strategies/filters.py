@@ -239,11 +239,17 @@ class TagFilter:
             for key, want in required:
                 have = tags.get(key)
                 if have is None or (want is not None and have != want):
-                    removed.append((c.id, f"needs {key}={want or '*'} (has {have or 'none'})"))
+                    removed.append((c.id, f"needs {_show(key)}={_show(want or '*')} (has {have or 'none'})"))
                     break
             else:
                 kept.append(c)
         return kept, removed
+
+
+def _show(text: str) -> str:
+    """Request-supplied text made safe for a reason (reasons may end up in a response header)."""
+    text = text[:64]
+    return text if text.isascii() and text.isprintable() else ascii(text)
 
 
 class TierFilter:

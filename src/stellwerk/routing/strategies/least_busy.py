@@ -44,7 +44,7 @@ class LeastBusyStrategy:
             if tied > 1:
                 k = self._rng.randrange(tied)
                 ordered.insert(0, ordered.pop(k))
-        order = [Scored(c.id, c.in_flight, f"{c.in_flight} in flight") for c in ordered]
+        order = [Scored(c.id, c.in_flight, "by in-flight") for c in ordered]
         why = f"{ordered[0].in_flight} in flight"
         if len(ordered) > 1:
             why += f" vs {ordered[1].in_flight}"

@@ -1,0 +1,42 @@
+"""A sliding window counter (per-second buckets), for requests and tokens per minute."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+__all__ = ["SlidingCounter"]
+
+
+class SlidingCounter:
+    """Sum of what was added during the last ``window`` seconds. Time is injected."""
+
+    __slots__ = ("_clock", "_counts", "_stamps", "_total", "window")
+
+    def __init__(self, clock: Callable[[], float], window: int = 60) -> None:
+        self.window = window
+        self._clock = clock
+        self._counts = [0] * window
+        self._stamps = [-1] * window
+        self._total = 0
+
+    def _bucket(self) -> int:
+        second = int(self._clock())
+        n = self.window
+        i = second % n
+        if self._stamps[i] != second:
+            for j in range(n):
+                if self._stamps[j] != -1 and second - self._stamps[j] >= n:
+                    self._total -= self._counts[j]
+                    self._counts[j] = 0
+                    self._stamps[j] = -1
+            self._stamps[i] = second
+        return i
+
+    def add(self, amount: int = 1) -> None:
+        i = self._bucket()
+        self._counts[i] += amount
+        self._total += amount
+
+    def total(self) -> int:
+        self._bucket()
+        return self._total
