@@ -61,7 +61,7 @@ async def test_message_headers_usage_and_cost(start_sim: StartSim, start_gateway
     rid = raw.headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{24}", rid) and raw.headers["request-id"] == rid and message.id == f"msg_{rid}"
     assert raw.headers["x-stellwerk-deployment"] == "a" and raw.headers["x-stellwerk-attempts"] == "1"
-    assert float(raw.headers["x-stellwerk-cost"]) > 0
+    assert float(raw.headers["x-stellwerk-cost"]) > 0 and "x-stellwerk-route" in raw.headers
 
 
 async def test_max_tokens_stop_reason_and_client_request_id(start_sim: StartSim, start_gateway: StartGateway,
@@ -174,9 +174,11 @@ async def test_errors_have_anthropic_shape(start_sim: StartSim, start_gateway: S
     assert invalid.value.body["error"]["type"] == "invalid_request_error"
     assert invalid.value.body["error"]["message"].startswith("messages[0].content[0].source.media_type: ")
 
-    for body, words in ((b"{not json", "could not parse"), (b"", "empty"),
-                        (orjson.dumps({"model": "chat", "messages": HELLO}), "max_tokens: Field required")):
-        response = await request(gateway.port, "POST", "/v1/messages", body, {"content-type": "application/json"})
+    valid = orjson.dumps({"model": "chat", "max_tokens": 5, "messages": HELLO})
+    for body, words, extra in ((b"{not json", "could not parse", {}), (b"", "empty", {}),
+                               (orjson.dumps({"model": "chat", "messages": HELLO}), "max_tokens: Field required", {}),
+                               (valid, "x-stellwerk-timeout", {"x-stellwerk-timeout": "soon"})):
+        response = await request(gateway.port, "POST", "/v1/messages", body, {"content-type": "application/json", **extra})
         assert response.status == 400
         assert response.json["type"] == "error" and response.json["error"]["type"] == "invalid_request_error"
         assert words in response.json["error"]["message"]
@@ -224,7 +226,7 @@ async def test_stream_broken_off_ends_with_error_event(start_upstream: StartUpst
     assert [e["type"] for e in events[:4]] == ["message_start", "content_block_start", "ping", "content_block_delta"]
     assert events[3]["delta"] == {"type": "text_delta", "text": "partial"}
     assert events[-1]["type"] == "error" and events[-1]["error"]["type"] == "api_error"
-    assert "broke off" in events[-1]["error"]["message"]
+    assert "broke off and could not be continued elsewhere" in events[-1]["error"]["message"]
     assert "message_stop" not in [e["type"] for e in events]
 
     async with make_anthropic(gateway).messages.stream(model="chat", max_tokens=50, messages=HELLO) as stream:

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from stellwerk.errors import ConfigError
-from stellwerk.routing.strategies import build_strategy, get_strategy, options_type, parse_options, strategy_names
+from stellwerk.routing.strategies import build_strategy, options_type, parse_options, strategy_names
 from stellwerk.routing.strategies.base import Candidate, RequestFacts
 from stellwerk.routing.strategies.latency import LatencyOptions, LatencyStrategy
 
@@ -69,9 +69,3 @@ def test_errors_name_the_key(name: str, options: object, problem: str) -> None:
 def test_a_struct_of_the_wrong_kind_is_refused() -> None:
     with pytest.raises(ConfigError, match="expected CostOptions"):
         build_strategy("cost", LatencyOptions(), rng=random.Random(), clock=lambda: 0.0)
-
-
-def test_transitional_get_strategy_keeps_listed_order() -> None:
-    assert get_strategy("latency")(["a", "b"]) == ["a", "b"]
-    with pytest.raises(ConfigError):
-        get_strategy("fastest")

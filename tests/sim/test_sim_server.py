@@ -334,3 +334,16 @@ async def test_injected_rng_and_clock_are_used() -> None:
         assert sim.stats.rate_limited == 1 and sim.stats.error == 1
     finally:
         await sim.close()
+
+
+async def test_stream_error_event_mid_stream(sim: SimProvider, client: openai.AsyncOpenAI) -> None:
+    sim.update(stream_error_rate=1.0, error_statuses=[503], output_tokens=40)
+    stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    received = []
+    with pytest.raises(openai.APIError, match="overloaded"):
+        async for chunk in stream:
+            received.append(chunk)
+    assert received and not any(c.choices and c.choices[0].finish_reason for c in received)
+    with pytest.raises(openai.InternalServerError):  # not streamed: the status itself
+        await client.chat.completions.create(model="m", messages=MESSAGES)
+    assert sim.stats.stream_error == 2

@@ -51,26 +51,33 @@ __all__ = ["AnthropicAPI"]
 
 
 class AnthropicAPI:
-    """The two routes; ``parse_json`` is the gateway's body parser (it raises InvalidRequestError)."""
+    """The two routes. The gateway lends its readers of the request body (JSON, raising InvalidRequestError)
+    and of the ``x-stellwerk-timeout`` header, so both APIs read requests alike."""
 
-    def __init__(self, router: Router, parse_json: Callable[[Request], Any]) -> None:
+    def __init__(self, router: Router, parse_json: Callable[[Request], Any],
+                 timeout_of: Callable[[Request], float | None]) -> None:
         self.router = router
         self._parse_json = parse_json
+        self._timeout_of = timeout_of
 
     async def messages(self, request: Request, rid: str) -> Response | StreamingResponse:
         headers = [("x-request-id", rid), ("request-id", rid)]
         try:
             body, stream = to_chat_request(self._parse_json(request))
             model = body["model"]
+            timeout = self._timeout_of(request)
             if stream:
-                chat_stream = await self.router.chat_stream(body, request_id=rid, validated=True)
+                chat_stream = await self.router.chat_stream(body, request_id=rid, validated=True, timeout=timeout,
+                                                            headers=request.headers)
                 events = MessageEvents(f"msg_{rid}", model, estimate_tokens(prompt_chars(body)))
                 return StreamingResponse(_sse(chat_stream, events), headers=[
                     *headers,
                     ("x-stellwerk-deployment", chat_stream.deployment),
                     ("x-stellwerk-attempts", str(chat_stream.attempts)),
+                    ("x-stellwerk-route", chat_stream.route),
                 ])
-            result = await self.router.chat(body, request_id=rid, validated=True)
+            result = await self.router.chat(body, request_id=rid, validated=True, timeout=timeout,
+                                            headers=request.headers)
         except StellwerkError as err:
             return _error(err, headers)
         usage = anthropic_usage(result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_tokens)
@@ -80,6 +87,7 @@ class AnthropicAPI:
             ("x-stellwerk-deployment", result.deployment),
             ("x-stellwerk-attempts", str(result.attempts)),
             ("x-stellwerk-cost", f"{result.cost:.8f}"),
+            ("x-stellwerk-route", result.route),
         ])
 
     async def count_tokens(self, request: Request, rid: str) -> Response:
@@ -104,7 +112,8 @@ async def _sse(stream: ChatStream, events: MessageEvents) -> AsyncIterator[bytes
             if data:
                 yield data
     except StellwerkError as err:
-        message = f"The upstream stream from deployment '{stream.deployment}' broke off: {err.message}"
+        message = (f"The upstream stream from deployment '{stream.deployment}' broke off and could not be "
+                   f"continued elsewhere: {err.message}")
         status = err.upstream_status if isinstance(err, UpstreamError) else None
         yield events.error(status or 502, redact(message))
         return

@@ -73,7 +73,7 @@ class GatewayApp:
             "/admin/route": {"GET": self.admin_route, "POST": self.admin_route},
             "/admin/experiments": {"GET": self.admin_experiments},
         }
-        anthropic = AnthropicAPI(router, self._json)
+        anthropic = AnthropicAPI(router, self._json, self._timeout)
         routes["/v1/messages"] = {"POST": anthropic.messages}
         routes["/v1/messages/count_tokens"] = {"POST": anthropic.count_tokens}
         for path in ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/messages", "/v1/messages/count_tokens"):

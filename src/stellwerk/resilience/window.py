@@ -10,7 +10,7 @@ __all__ = ["SlidingCounter"]
 class SlidingCounter:
     """Sum of what was added during the last ``window`` seconds. Time is injected."""
 
-    __slots__ = ("_clock", "_counts", "_stamps", "_total", "window")
+    __slots__ = ("_clock", "_counts", "_last", "_stamps", "_total", "window")
 
     def __init__(self, clock: Callable[[], float], window: int = 60) -> None:
         self.window = window
@@ -18,25 +18,30 @@ class SlidingCounter:
         self._counts = [0] * window
         self._stamps = [-1] * window
         self._total = 0
+        self._last = -1
+        """The second of the most recent access: within it, no bucket can have expired."""
 
-    def _bucket(self) -> int:
-        second = int(self._clock())
+    def _bucket(self, second: int) -> int:
         n = self.window
         i = second % n
-        if self._stamps[i] != second:
-            for j in range(n):
-                if self._stamps[j] != -1 and second - self._stamps[j] >= n:
-                    self._total -= self._counts[j]
-                    self._counts[j] = 0
-                    self._stamps[j] = -1
-            self._stamps[i] = second
+        if second != self._last:
+            self._last = second
+            if self._stamps[i] != second:
+                for j in range(n):
+                    if self._stamps[j] != -1 and second - self._stamps[j] >= n:
+                        self._total -= self._counts[j]
+                        self._counts[j] = 0
+                        self._stamps[j] = -1
+                self._stamps[i] = second
         return i
 
     def add(self, amount: int = 1) -> None:
-        i = self._bucket()
+        i = self._bucket(int(self._clock()))
         self._counts[i] += amount
         self._total += amount
 
     def total(self) -> int:
-        self._bucket()
+        second = int(self._clock())
+        if second != self._last:
+            self._bucket(second)
         return self._total

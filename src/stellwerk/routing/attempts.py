@@ -172,7 +172,8 @@ class AttemptLoop(Generic[T]):
         timeout = min(group.ttft_timeout_for(dep) if self.stream else group.timeout_for(dep), remaining)
         self.tries[dep.id] = tries + 1
         ctx.attempts += 1
-        dep.routing.requests.add()
+        if dep.routing.count_usage:
+            dep.routing.requests.add()
         dep.in_flight += 1
         self.busy.add(dep.id)
         try:

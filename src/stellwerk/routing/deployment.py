@@ -84,9 +84,12 @@ class DeploymentHealth:
 class RoutingStats:
     """What latency-, throughput- and usage-aware strategies read (see :meth:`Deployment.snapshot`)."""
 
-    __slots__ = ("latency", "remaining_requests", "remaining_tokens", "requests", "spt", "tokens", "tps", "ttft")
+    __slots__ = ("count_usage", "latency", "remaining_requests", "remaining_tokens", "requests", "spt", "tokens", "tps",
+                 "ttft")
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], count_usage: bool = True) -> None:
+        self.count_usage = count_usage
+        """Count requests and tokens per minute (only deployments with limits, or usage-aware models, need it)."""
         self.latency = PeakEWMA()
         self.ttft = PeakEWMA()
         self.spt = EWMA()
@@ -124,7 +127,7 @@ class Deployment:
         self.budget = RetryBudget(model.retry_budget, clock)
         self.health = DeploymentHealth()
         self.resume = config.resume or ("prefill" if config.provider in _PREFILL_NATIVE else "instruct")
-        self.routing = RoutingStats(clock)
+        self.routing = RoutingStats(clock, count_usage=bool(config.rpm or config.tpm or model.strategy == "usage-aware"))
         self.weight = config.weight
         """Changeable at run time (admin API); starts as configured."""
         self._clock = clock
@@ -141,7 +144,8 @@ class Deployment:
             if completion_tokens >= 16 and generation > 0:
                 r.spt.observe(generation / completion_tokens, now)
                 r.tps.observe(completion_tokens / generation, now)
-        r.tokens.add(total_tokens)
+        if r.count_usage:
+            r.tokens.add(total_tokens)
 
     def snapshot(self) -> Candidate:
         now = self._clock()

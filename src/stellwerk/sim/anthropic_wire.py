@@ -126,25 +126,27 @@ def _usage(input_tokens: int, output_tokens: int) -> bytes:
 
 def message_body(turn: Turn) -> bytes:
     """The ``message`` object answering a non-streamed request."""
-    chat, reply = turn.chat, turn.reply
+    reply = turn.reply
     content: list[dict[str, Any]] = []
     if reply.tool is not None:
         tool_input = orjson.Fragment(reply.tool.arguments)
         content.append({"type": "tool_use", "id": tool_use_id(turn.seq), "name": reply.tool.name, "input": tool_input})
     elif reply.text is not None:
         content.append({"type": "text", "text": reply.text})
-    head = orjson.dumps(
-        {
-            "id": message_id(turn.seq),
-            "type": "message",
-            "role": "assistant",
-            "model": chat.model,
-            "content": content,
-            "stop_reason": _STOP[reply.finish],
-            "stop_sequence": None,
-        }
-    )
-    return head[:-1] + b',"usage":' + _usage(chat.prompt_tokens, reply.completion_tokens) + b"}"
+    return _message(turn, content, _STOP[reply.finish], reply.completion_tokens)
+
+
+def _message(turn: Turn, content: list[dict[str, Any]], stop_reason: str | None, output_tokens: int) -> bytes:
+    message = {
+        "id": message_id(turn.seq),
+        "type": "message",
+        "role": "assistant",
+        "model": turn.chat.model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+    }
+    return orjson.dumps(message)[:-1] + b',"usage":' + _usage(turn.chat.prompt_tokens, output_tokens) + b"}"
 
 
 def _event(name: bytes, data: bytes) -> bytes:
@@ -169,20 +171,8 @@ class MessageWriter(Framing):
     @staticmethod
     def start(turn: Turn) -> bytes:
         """``message_start``, the first block's ``content_block_start`` (if any) and a ``ping``."""
-        chat, reply = turn.chat, turn.reply
-        message = orjson.dumps(
-            {
-                "id": message_id(turn.seq),
-                "type": "message",
-                "role": "assistant",
-                "model": chat.model,
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-            }
-        )
-        usage = _usage(chat.prompt_tokens, 1)
-        out = _event(b"message_start", b'{"type":"message_start","message":%s,"usage":%s}}' % (message[:-1], usage))
+        reply = turn.reply
+        out = _event(b"message_start", b'{"type":"message_start","message":%s}' % _message(turn, [], None, 1))
         block: dict[str, Any] | None = {"type": "text", "text": ""}
         if reply.tool is not None:
             block = {"type": "tool_use", "id": tool_use_id(turn.seq), "name": reply.tool.name, "input": {}}

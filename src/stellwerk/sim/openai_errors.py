@@ -4,7 +4,8 @@ Statuses and codes as OpenAI sends them: 400 ``invalid_request_error`` (with ``c
 ``context_length_exceeded`` / ``content_policy_violation`` / parameter codes),
 401 ``invalid_api_key``, 404 ``model_not_found``, 429 ``rate_limit_exceeded`` (with
 ``Retry-After`` and ``x-ratelimit-*`` headers), 500 ``server_error``, 502
-``cf_bad_gateway``, 503 overloaded (``server_error``), 504 ``cf_gateway_timeout``.
+``cf_bad_gateway``, 503 overloaded (``server_error``), 504 ``cf_gateway_timeout``. A stream
+that fails after it started ends with ``data: {"error": {...}}`` (the SDK raises ``APIError``).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from stellwerk.http.server import Request, Response
 from stellwerk.sim.content import ReplyCache, estimate_tokens, schema_example
 
 __all__ = [
+    "BLOCKED",
     "ChatRequest",
     "Dialect",
     "EmbedRequest",

@@ -16,7 +16,8 @@ class SimStats:
 
     ``requests`` counts every API request (not ``/_sim/...``); each is counted once more
     under exactly one outcome (``invalid`` covers bad JSON/parameters, failed
-    auth and unknown routes or models). ``streams`` counts streamed chat requests.
+    auth and unknown routes or models), except answered info requests (model lists, token
+    counts), which count only as requests. ``streams`` counts streamed chat requests.
     """
 
     requests: int = 0

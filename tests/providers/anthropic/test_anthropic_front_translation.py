@@ -256,7 +256,7 @@ def normalized(body: dict[str, Any]) -> dict[str, Any]:
     return {"system": system, "items": items, "params": params}
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(body=requests())
 def test_round_trip_openai_anthropic_openai(body: dict[str, Any]) -> None:
     validate_chat(body)

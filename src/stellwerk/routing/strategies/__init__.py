@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import msgspec
 
@@ -69,14 +69,10 @@ __all__ = [
     "TagFilter",
     "TagFilterOptions",
     "build_strategy",
-    "get_strategy",
     "options_type",
     "parse_options",
     "strategy_names",
 ]
-
-T = TypeVar("T")
-
 
 class StrategyFactory(Protocol):
     def __call__(self, options: Any, /, *, rng: random.Random, clock: Clock) -> Strategy: ...
@@ -157,14 +153,3 @@ def build_strategy(
             raise ConfigError([f"{where}: expected {kind.__name__} for strategy '{name}', got {type(options).__name__}"])
         options = parse_options(name, options, where)
     return factory(options, rng=rng, clock=clock)
-
-
-def get_strategy(name: str) -> Callable[[Sequence[T]], Sequence[T]]:
-    """Transitional, for the router until it builds strategies with :func:`build_strategy`:
-    the deployments in listed order, whatever the (known) strategy."""
-    _spec(name, "strategy_options")
-    return _listed
-
-
-def _listed(candidates: Sequence[T]) -> Sequence[T]:
-    return candidates
