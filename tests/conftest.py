@@ -21,11 +21,11 @@ from support import GUARD, CaptureUpstream, Responder, default_respond
 # -- fixtures ----------------------------------------------------------------------------------------------------------
 @pytest.fixture
 async def start_sim() -> AsyncIterator[Callable[..., Awaitable[SimProvider]]]:
-    """``await start_sim(**profile_fields, api_key=None)`` starts a simulated provider."""
+    """``await start_sim(**profile_fields, api_key=None, protocol="openai")`` starts a simulated provider."""
     sims: list[SimProvider] = []
 
-    async def start(*, api_key: str | None = None, **fields: Any) -> SimProvider:
-        sim = SimProvider(Profile(**fields), api_key=api_key)
+    async def start(*, api_key: str | None = None, protocol: str = "openai", **fields: Any) -> SimProvider:
+        sim = SimProvider(Profile(**fields), protocol=protocol, api_key=api_key)
         await sim.start("127.0.0.1", 0)
         sims.append(sim)
         return sim

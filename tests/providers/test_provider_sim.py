@@ -8,14 +8,14 @@ that the simulator's failures are classified as the router expects.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import openai
 import pytest
 
 from stellwerk.gateway import Gateway
-from stellwerk.sim import Profile, SimProvider
+from stellwerk.sim import SimProvider
 
 PROTOCOLS = ["gemini", "ollama", "bedrock"]
 ACCESS_KEY = "AKIDSIMULATED"
@@ -28,19 +28,14 @@ MakeClient = Callable[[Gateway], openai.AsyncOpenAI]
 
 
 @pytest.fixture
-async def start_protocol_sim() -> AsyncIterator[StartProtocolSim]:
-    sims: list[SimProvider] = []
+def start_protocol_sim(start_sim: Callable[..., Awaitable[SimProvider]]) -> StartProtocolSim:
+    """``await start_protocol_sim(protocol, **profile_fields)``: a simulated provider checking the key its way."""
 
     async def start(protocol: str, **fields: Any) -> SimProvider:
         key = ACCESS_KEY if protocol == "bedrock" else f"{protocol}-sim-key-0123456789"
-        sim = SimProvider(Profile(**fields), protocol=protocol, api_key=key)
-        await sim.start("127.0.0.1", 0)
-        sims.append(sim)
-        return sim
+        return await start_sim(protocol=protocol, api_key=key, **fields)
 
-    yield start
-    for sim in sims:
-        await sim.close(grace=0.5)
+    return start
 
 
 def deployment(protocol: str, sim: SimProvider, id: str = "d", **fields: Any) -> dict[str, Any]:

@@ -46,8 +46,8 @@ class DeploymentConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     id: Name
     """Unique in the file; reported in ``x-stellwerk-deployment``. Required."""
     provider: str
-    """Wire protocol of the upstream: ``openai`` (any OpenAI-compatible server), ``azure``, ``gemini``,
-    ``ollama`` or ``bedrock`` (or another registered provider). Required."""
+    """Wire protocol of the upstream: ``openai`` (any OpenAI-compatible server), ``azure``, ``anthropic``,
+    ``gemini``, ``ollama`` or ``bedrock`` (or another registered provider). Required."""
     model: Annotated[str, Meta(min_length=1)]
     """The upstream's model name (for ``azure``: the deployment name). Required."""
     api_base: str | None = None

@@ -125,6 +125,7 @@ class Planner:
             and d.config.supports_tools and d.config.supports_vision and d.config.supports_json
             and d.config.context_window is None and d.config.max_output_tokens is None for d in deps)
         self._trivial_summary = f"failover: {deps[0].id} (listed first)" if deps else "failover"
+        self._trivial_order = [d.id for d in deps]
 
     def update_options(self, options: Mapping[str, Any]) -> None:
         """Change the strategy's options at run time (A/B percentages, weights...)."""
@@ -157,8 +158,11 @@ class Planner:
         group = self.group
         deps = [self._by_id[i] for i in only if i in self._by_id] if only else list(group.deployments)
         if self.trivial and not explain:
-            return deps, Decision(model=group.name, strategy=self.name, summary=self._trivial_summary if not only
-                                  else f"failover: {deps[0].id if deps else '-'} (listed first)", order=[])
+            if only:
+                return deps, Decision(model=group.name, strategy=self.name, order=[d.id for d in deps],
+                                      summary=f"failover: {deps[0].id if deps else '-'} (listed first)")
+            return deps, Decision(model=group.name, strategy=self.name, summary=self._trivial_summary,
+                                  order=self._trivial_order)
         request = facts()
         candidates = [d.snapshot() for d in deps]
         removed: list[tuple[str, str, str]] = []

@@ -272,7 +272,7 @@ class Router:
     def explain(self, ctx: RequestContext, served: str | None) -> str:
         """The ``x-stellwerk-route`` header: the decision, who served, and what happened on the way."""
         decision: Decision | None = ctx.decision
-        if decision is not None and not ctx.notes and not ctx.failed and not decision.order and decision.summary.isascii():
+        if decision is not None and not ctx.notes and not ctx.failed and decision.summary.isascii():
             return decision.summary  # the common case: the first choice answered at once
         parts = [decision.summary if decision is not None else "?"]
         if served is not None and decision is not None and decision.order and decision.order[0] != served:

@@ -20,6 +20,8 @@ assistant ``tool_calls``     ``tool_use`` blocks (``arguments`` JSON → ``input
 ``parallel_tool_calls``      ``tool_choice.disable_parallel_tool_use``
 ``response_format``          best effort: an instruction appended to ``system`` (JSON object,
                              or JSON matching the given schema); the answer is not checked
+a final assistant message    a prefill the model continues; trailing whitespace is trimmed
+                             (Anthropic refuses it)
 ===========================  ==========================================================
 
 Other parameters (``seed``, penalties, ``logit_bias``, ``logprobs``, ...) have no
@@ -74,6 +76,7 @@ def to_messages_request(body: dict[str, Any], deployment: DeploymentConfig, stre
             _append(messages, "user", [result])
         else:
             raise unsupported(_PROVIDER, f"'{role}' messages")
+    _trim_prefill(messages)
     for message in messages:
         blocks = message["content"]
         if len(blocks) == 1 and blocks[0].keys() == {"type", "text"}:
@@ -111,6 +114,22 @@ def _append(messages: list[dict[str, Any]], role: str, blocks: list[Block]) -> N
         messages[-1]["content"] = merged
     else:
         messages.append({"role": role, "content": blocks})
+
+
+def _trim_prefill(messages: list[dict[str, Any]]) -> None:
+    """A final assistant turn is a prefill the model continues, and Anthropic refuses one that ends in
+    whitespace: trim it (dropping what becomes empty)."""
+    if not messages or messages[-1]["role"] != "assistant":
+        return
+    blocks = messages[-1]["content"]
+    if blocks and blocks[-1]["type"] == "text":
+        text = blocks[-1]["text"].rstrip()
+        if text:
+            blocks[-1] = {"type": "text", "text": text}
+        else:
+            blocks.pop()
+    if not blocks:
+        messages.pop()
 
 
 def _blocks(content: Any, allowed: tuple[str, ...]) -> list[Block]:
