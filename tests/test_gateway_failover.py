@@ -22,6 +22,7 @@ from support import (
     RawResponse,
     chunk_event,
     closed_port_url,
+    completion_body,
     config,
     deployment,
     error_response,
@@ -64,7 +65,9 @@ async def test_connection_refused_fails_over(start_sim: StartSim, start_gateway:
     assert raw_embed.headers["x-stellwerk-deployment"] == "up"
 
 
-async def test_server_errors_are_retried_then_failed_over(start_sim: StartSim, start_gateway: StartGateway) -> None:
+async def test_server_errors_fail_over_then_repeat(start_sim: StartSim, start_upstream: StartUpstream,
+                                                   start_gateway: StartGateway) -> None:
+    """A 5xx moves on to the next deployment at once; repeats on one deployment come after, up to ``retries``."""
     bad = await start_sim(error_rate=1.0, error_statuses=(500,))
     good = await start_sim()
     gateway = await start_gateway(config(model("chat", deployment("bad", bad.base_url),
@@ -72,11 +75,28 @@ async def test_server_errors_are_retried_then_failed_over(start_sim: StartSim, s
     response = await chat(gateway)
     assert response.status == 200
     assert response.headers["x-stellwerk-deployment"] == "good"
-    assert response.headers["x-stellwerk-attempts"] == "4"
-    assert (bad.stats.requests, good.stats.requests) == (3, 1)
+    assert response.headers["x-stellwerk-attempts"] == "2"
+    assert (bad.stats.requests, good.stats.requests) == (1, 1)
     stats = (await request(gateway.port, "GET", "/admin/stats")).json
     assert stats["failovers"] == 1
-    assert stats["deployments"]["bad"]["failures"] == 3
+    assert stats["deployments"]["bad"]["failures"] == 1
+
+    calls = 0
+
+    async def twice_then_ok(req: Request) -> Response:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            return error_response(503, "overloaded", type_="server_error")
+        return Response(200, completion_body())
+
+    only = await start_upstream(twice_then_ok)
+    gateway = await start_gateway(config(model("chat", deployment("only", only.base_url), retries=2,
+                                               backoff={"base": 0.01})))
+    response = await chat(gateway)
+    assert response.status == 200
+    assert response.headers["x-stellwerk-attempts"] == "3"
+    assert only.count == 3
 
 
 async def test_upstream_400_is_returned_not_failed_over(start_upstream: StartUpstream, start_gateway: StartGateway,
@@ -131,8 +151,9 @@ async def test_malformed_upstream_body_fails_over(start_sim: StartSim, start_gat
                                                deployment("good", good.base_url), retries=1)))
     response = await chat(gateway)
     assert response.status == 200
-    assert response.headers["x-stellwerk-attempts"] == "3"
-    assert broken.stats.malformed == 2
+    assert response.headers["x-stellwerk-deployment"] == "good"
+    assert response.headers["x-stellwerk-attempts"] == "2"
+    assert broken.stats.malformed == 1
 
 
 async def test_rate_limited_everywhere_is_429(start_sim: StartSim, start_gateway: StartGateway,
@@ -210,7 +231,7 @@ async def test_stream_broken_mid_way_ends_with_an_error_event(start_sim: StartSi
     dropping = await start_sim(drop_mid_stream_rate=1.0, output_tokens=30)
     spare = await start_sim()
     gateway = await start_gateway(config(model("chat", deployment("dropping", dropping.base_url),
-                                               deployment("spare", spare.base_url))))
+                                               deployment("spare", spare.base_url), resume_streams=False)))
     response = await chat(gateway, stream=True)
     assert response.status == 200
     events = sse_events(response.body)
@@ -233,17 +254,33 @@ async def test_stream_broken_mid_way_ends_with_an_error_event(start_sim: StartSi
     assert stats["errors"] == 2
 
 
+async def test_stream_broken_mid_way_is_resumed_elsewhere(start_sim: StartSim, start_gateway: StartGateway,
+                                                          make_client: MakeClient) -> None:
+    dropping = await start_sim(drop_mid_stream_rate=1.0, output_tokens=30)
+    spare = await start_sim(output_tokens=5)
+    gateway = await start_gateway(config(model("chat", deployment("dropping", dropping.base_url),
+                                               deployment("spare", spare.base_url))))
+    stream = await make_client(gateway).chat.completions.create(model="chat", messages=USER, stream=True,
+                                                                stream_options={"include_usage": True})
+    chunks = [chunk async for chunk in stream]  # no APIError: the answer was continued on "spare"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert len({c.id for c in chunks}) == 1
+    assert chunks[-1].usage is not None
+    assert spare.stats.requests == 1 and dropping.stats.drop == 1
+
+
 async def test_stream_error_event_from_upstream_mid_way(start_upstream: StartUpstream,
                                                         start_gateway: StartGateway) -> None:
     async def respond(req: Request) -> StreamingResponse:
         async def chunks() -> AsyncIterator[bytes]:
             yield chunk_event({"role": "assistant", "content": ""}) + chunk_event({"content": "Hal"})
+            await asyncio.sleep(0.05)  # let the first chunks go out on their own
             yield b'data: {"error": {"message": "The server had an error", "type": "server_error"}}\n\n'
 
         return StreamingResponse(chunks())
 
     up = await start_upstream(respond)
-    gateway = await start_gateway(config(model("chat", deployment("a", up.base_url))))
+    gateway = await start_gateway(config(model("chat", deployment("a", up.base_url), resume_streams=False)))
     events = sse_events((await chat(gateway, stream=True)).body)
     assert orjson.loads(events[1])["choices"][0]["delta"]["content"] == "Hal"
     error = orjson.loads(events[-1])["error"]
@@ -315,6 +352,7 @@ async def test_secrets_redacted_from_client_errors_and_stream_errors(start_upstr
         if orjson.loads(req.body).get("stream"):
             async def chunks() -> AsyncIterator[bytes]:
                 yield chunk_event({"role": "assistant", "content": ""})
+                await asyncio.sleep(0.05)
                 yield b"data: " + orjson.dumps({"error": {"message": f"bad key {told}"}}) + b"\n\n"
 
             return StreamingResponse(chunks())
@@ -322,7 +360,7 @@ async def test_secrets_redacted_from_client_errors_and_stream_errors(start_upstr
 
     up = await start_upstream(respond)
     gateway = await start_gateway(config(model("chat", deployment(
-        "a", up.base_url, api_key=KEY_B, headers={"X-Upstream-Token": HEADER_SECRET}))))
+        "a", up.base_url, api_key=KEY_B, headers={"X-Upstream-Token": HEADER_SECRET}), resume_streams=False)))
     bad = await chat(gateway)
     assert bad.status == 400 and "Invalid request" in bad.json["error"]["message"]
     streamed = await chat(gateway, stream=True)

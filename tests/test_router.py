@@ -163,18 +163,47 @@ async def test_unknown_model_and_invalid_request(start_sim: StartSim, routers: C
 
 
 # -- the attempt loop --------------------------------------------------------------------------------------------------
-async def test_retries_then_fails_over(start_sim: StartSim, routers: Callable[..., Router]) -> None:
+async def test_transient_failure_moves_on_at_once(start_sim: StartSim, routers: Callable[..., Router]) -> None:
+    """A 5xx sends the request to the next untried deployment first (retry somewhere else)."""
     bad = await start_sim(error_rate=1.0, error_statuses=(500,))
     good = await start_sim()
     records = Recorder()
     router = routers(model("chat", deployment("a", bad.base_url), deployment("b", good.base_url), retries=2),
                      listeners=[records])
     result = await router.chat(model="chat", messages=USER)
-    assert (result.deployment, result.attempts) == ("b", 4)
-    assert bad.stats.requests == 3 and good.stats.requests == 1
-    attempts = records[0].attempts
-    assert [(a.deployment, a.status, a.outcome) for a in attempts] == [("a", 500, Outcome.RETRY_HERE)] * 3
-    assert records[0].upstream_attempts == 4
+    assert (result.deployment, result.attempts) == ("b", 2)
+    assert bad.stats.requests == 1 and good.stats.requests == 1
+    assert [(a.deployment, a.status, a.outcome) for a in records[0].attempts] == [("a", 500, Outcome.RETRY_HERE)]
+    assert records[0].upstream_attempts == 2
+
+
+def failing_times(n: int, status: int = 503) -> Callable[[Request], Awaitable[Response]]:
+    """A responder that fails ``n`` times, then answers."""
+    calls = 0
+
+    async def respond(req: Request) -> Response:
+        nonlocal calls
+        calls += 1
+        if calls <= n:
+            return Response(status, orjson.dumps({"error": {"message": "overloaded", "type": "server_error"}}))
+        return Response(200, completion_body())
+
+    return respond
+
+
+@pytest.mark.parametrize(("retries", "answered"), [(2, True), (1, False), (0, False)])
+async def test_retries_repeat_on_the_only_deployment(retries: int, answered: bool, start_upstream: StartUpstream,
+                                                     routers: Callable[..., Router]) -> None:
+    up = await start_upstream(failing_times(2))
+    router = routers(model("chat", deployment("a", up.base_url), retries=retries, backoff={"base": 0.01}))
+    if answered:
+        result = await router.chat(model="chat", messages=USER)
+        assert (result.deployment, result.attempts) == ("a", 3)
+    else:
+        with pytest.raises(AllAttemptsFailedError) as info:
+            await router.chat(model="chat", messages=USER)
+        assert len(info.value.attempts) == retries + 1
+    assert up.count == min(3, retries + 1)
 
 
 async def test_move_on_outcomes_are_not_retried_on_the_same_deployment(
@@ -199,9 +228,11 @@ async def test_context_too_long_moves_on_and_is_400_when_nobody_fits(
                      model("tiny", deployment("c", small.base_url)))
     assert (await router.chat(model="chat", messages=long)).deployment == "b"
     assert small.stats.requests == 1  # not retried: it would not fit next time either
-    with pytest.raises(AllAttemptsFailedError) as info:
+    with pytest.raises(InvalidRequestError) as info:
         await router.chat(model="tiny", messages=long)
     assert info.value.status == 400
+    assert info.value.code == "context_length_exceeded"
+    assert small.stats.requests == 2
 
 
 async def test_client_error_is_returned_at_once(start_upstream: StartUpstream, routers: Callable[..., Router]) -> None:
@@ -228,7 +259,7 @@ async def test_all_attempts_failed_status(
 ) -> None:
     bases: list[str] = []
     if kind == "rate_limited":
-        bases = [(await start_sim(rate_limit_rate=1.0, retry_after_s=1)).base_url for _ in range(2)]
+        bases = [(await start_sim(rate_limit_rate=1.0, retry_after_s=0)).base_url for _ in range(2)]
     elif kind == "hang":
         bases = [(await start_sim(hang_rate=1.0)).base_url for _ in range(2)]
     elif kind == "refused":
@@ -237,13 +268,15 @@ async def test_all_attempts_failed_status(
         bases = [closed_port_url(), (await start_sim(error_rate=1.0, error_statuses=(503,))).base_url]
     records = Recorder()
     router = routers(model("chat", *(deployment(f"d{i}", b) for i, b in enumerate(bases)), retries=1,
-                           timeout=0.1 if kind == "hang" else GUARD),
+                           timeout=0.1 if kind == "hang" else GUARD, backoff={"base": 0.01}),
                      listeners=[records])
     with pytest.raises(AllAttemptsFailedError) as info:
         await router.chat(model="chat", messages=USER)
     err = info.value
     assert err.status == status
-    assert [a.deployment for a in err.attempts] == ["d0", "d0", "d1", "d1"]
+    tried = [a.deployment for a in err.attempts]
+    assert sorted(tried) == ["d0", "d0", "d1", "d1"]  # 1 + retries each...
+    assert tried[:2] == ["d0", "d1"]  # ...every deployment once before any repeat
     for name in ("d0", "d1"):
         assert f"{name}: " in err.message
     assert records[0].status == status and records[0].deployment is None and len(records[0].attempts) == 4
@@ -284,18 +317,42 @@ async def test_stream_breaking_mid_way_raises_and_records(start_sim: StartSim, r
     dropping = await start_sim(drop_mid_stream_rate=1.0, output_tokens=20)
     good = await start_sim()
     records = Recorder()
-    router = routers(model("chat", deployment("a", dropping.base_url), deployment("b", good.base_url)),
-                     listeners=[records])
+    router = routers(model("chat", deployment("a", dropping.base_url), deployment("b", good.base_url),
+                           resume_streams=False), listeners=[records])
     stream = await router.chat_stream(model="chat", messages=USER)
     assert stream.deployment == "a"  # committed once the first chunk arrived
     with pytest.raises(UpstreamError) as info:
         async for _ in stream:
             pass
     assert info.value.outcome is Outcome.RETRY_HERE
-    assert good.stats.requests == 0  # a started answer is never silently replaced
+    assert good.stats.requests == 0  # resuming is off: the broken answer is not continued elsewhere
     [record] = records
     assert record.status == 502 and record.deployment is None
     assert record.attempts[-1].deployment == "a"
+
+
+async def test_stream_breaking_mid_way_is_resumed_elsewhere(start_sim: StartSim, start_upstream: StartUpstream,
+                                                            routers: Callable[..., Router]) -> None:
+    dropping = await start_sim(drop_mid_stream_rate=1.0, output_tokens=20)
+    spare = await start_upstream()
+    records = Recorder()
+    router = routers(model("chat", deployment("a", dropping.base_url), deployment("b", spare.base_url)),
+                     listeners=[records])
+    stream = await router.chat_stream(model="chat", messages=USER, max_tokens=50)
+    chunks = [chunk async for chunk in stream]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text.endswith("Hello from upstream")
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert len({c["id"] for c in chunks}) == 1  # one answer, under the original chunk id
+    assert stream.deployment == "b"
+    # The spare was asked to continue the partial answer, not to start over.
+    continued = spare.last.json
+    partial = text.removesuffix("Hello from upstream")
+    assert partial and continued["messages"][:len(USER)] == USER
+    assert {"role": "assistant", "content": partial} in continued["messages"]
+    assert continued["max_tokens"] < 50
+    [record] = records
+    assert record.status == 200 and record.deployment == "b"
 
 
 async def test_abandoned_stream_closes_the_upstream_connection(

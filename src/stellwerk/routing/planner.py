@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -29,10 +29,13 @@ from stellwerk.routing.strategies import (
     TagFilterOptions,
     build_strategy,
 )
-from stellwerk.routing.task import Embedder, TaskOptions, TaskRequest, TaskRouter, load_embedder
+from stellwerk.routing.task import TaskOptions, TaskRequest
 from stellwerk.usage import estimate_tokens, prompt_chars
 
 from .deployment import Deployment, ModelGroup
+
+if TYPE_CHECKING:
+    from stellwerk.routing.task import Embedder, TaskRouter
 
 __all__ = ["Decision", "Planner", "request_facts"]
 
@@ -105,6 +108,8 @@ class Planner:
         self.name = cfg.strategy
         self.task: TaskRouter | None = None
         if cfg.strategy == "task":
+            from stellwerk.routing.task import TaskRouter, load_embedder
+
             options = msgspec.convert(cfg.strategy_options, TaskOptions)
             needs_embedder = any(route.examples is None or route.examples for route in options.routes)
             embedder = None

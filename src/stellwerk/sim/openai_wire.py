@@ -282,7 +282,8 @@ class ChunkWriter(Framing):
         common += b'"service_tier":"default","system_fingerprint":"%s",' % FINGERPRINT.encode()
         self._usage_null = b',"usage":null' if include_usage else b""
         tail = b',"logprobs":null,"finish_reason":null}]' + self._usage_null + b"}\n\n"
-        super().__init__(b"data: " + common + b'"choices":[{"index":0,"delta":', tail)
+        self._head = b"data: " + common + b'"choices":[{"index":0,"delta":'  # Framing's fields, set without a call
+        self._tail = tail
         self._usage_head = b"data: " + common + b'"choices":[],"usage":'
 
     def role(self) -> bytes:

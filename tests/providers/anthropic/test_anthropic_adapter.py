@@ -116,6 +116,8 @@ def test_request_json_object_instruction_and_prefill() -> None:
     data = wire(body)
     assert data["system"] == "Answer with a single valid JSON object and nothing else."
     assert data["messages"][-1] == {"role": "assistant", "content": "{"}  # Anthropic refuses trailing whitespace
+    body["messages"][-1]["content"] = [{"type": "text", "text": "a "}, {"type": "text", "text": " "}]
+    assert wire(body)["messages"][-1] == {"role": "assistant", "content": "a"}
     body["messages"][-1]["content"] = "  "
     assert wire(body)["messages"] == [{"role": "user", "content": "List two colours"}]
 

@@ -15,12 +15,13 @@ import pytest
 
 from stellwerk.gateway import Gateway
 from stellwerk.http.server import Request, Response, StreamingResponse
-from stellwerk.sim import Profile, SimProvider
+from stellwerk.sim import SimProvider
 from support import USER, CaptureUpstream, config, deployment, model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KEY = "sk-ant-api03-e2e-0123456789abcdef"
 
+StartSim = Callable[..., Awaitable[SimProvider]]
 StartUpstream = Callable[..., Awaitable[CaptureUpstream]]
 StartGateway = Callable[..., Awaitable[Gateway]]
 MakeClient = Callable[[Gateway], openai.AsyncOpenAI]
@@ -248,32 +249,15 @@ async def test_anthropic_sdk_through_both_translations(start_upstream: StartUpst
 
 # -- through the simulated provider speaking Anthropic's protocol ------------------------------------------------------
 SIM_KEY = "sk-ant-sim-0123456789abcdef"
-StartClaudeSim = Callable[..., Awaitable[SimProvider]]
-
-
-@pytest.fixture
-async def start_claude_sim() -> AsyncIterator[StartClaudeSim]:
-    """``await start_claude_sim(**profile_fields)``: a simulated provider speaking the Messages API (key checked)."""
-    sims: list[SimProvider] = []
-
-    async def start(**fields: Any) -> SimProvider:
-        sim = SimProvider(Profile(**fields), protocol="anthropic", api_key=SIM_KEY)
-        await sim.start("127.0.0.1", 0)
-        sims.append(sim)
-        return sim
-
-    yield start
-    for sim in sims:
-        await sim.close(grace=0.5)
 
 
 def sim_claude(id: str, sim: SimProvider) -> dict[str, Any]:
     return {"id": id, "provider": "anthropic", "model": "claude-sim", "api_base": sim.base_url, "api_key": SIM_KEY}
 
 
-async def test_sim_openai_sdk_stream_and_tools(start_claude_sim: StartClaudeSim, start_gateway: StartGateway,
+async def test_sim_openai_sdk_stream_and_tools(start_sim: StartSim, start_gateway: StartGateway,
                                                make_client: MakeClient) -> None:
-    sim = await start_claude_sim(output_tokens=6)
+    sim = await start_sim(protocol="anthropic", api_key=SIM_KEY, output_tokens=6)
     gateway = await start_gateway(config(model("chat", sim_claude("claude", sim))))
     client = make_client(gateway)
     completion = await client.chat.completions.create(model="chat", messages=USER)
@@ -297,9 +281,9 @@ async def test_sim_openai_sdk_stream_and_tools(start_claude_sim: StartClaudeSim,
     assert sim.stats.requests == 3 and sim.stats.ok == 3
 
 
-async def test_sim_anthropic_sdk_end_to_end(start_claude_sim: StartClaudeSim, start_gateway: StartGateway,
+async def test_sim_anthropic_sdk_end_to_end(start_sim: StartSim, start_gateway: StartGateway,
                                             make_anthropic: Callable[[Gateway], anthropic.AsyncAnthropic]) -> None:
-    sim = await start_claude_sim(output_tokens=4)
+    sim = await start_sim(protocol="anthropic", api_key=SIM_KEY, output_tokens=4)
     gateway = await start_gateway(config(model("chat", sim_claude("claude", sim))))
     client = make_anthropic(gateway)
     message = await client.messages.create(model="chat", max_tokens=50, messages=[{"role": "user", "content": "Hi"}])
@@ -312,10 +296,9 @@ async def test_sim_anthropic_sdk_end_to_end(start_claude_sim: StartClaudeSim, st
     assert final.stop_reason == "tool_use" and call.name == "get_weather" and set(call.input) == {"location"}
 
 
-async def test_sim_overloaded_fails_over_to_openai(start_claude_sim: StartClaudeSim,
-                                                   start_sim: Callable[..., Awaitable[SimProvider]],
-                                                   start_gateway: StartGateway, make_client: MakeClient) -> None:
-    busy = await start_claude_sim(error_rate=1.0, error_statuses=[529])
+async def test_sim_overloaded_fails_over_to_openai(start_sim: StartSim, start_gateway: StartGateway,
+                                                   make_client: MakeClient) -> None:
+    busy = await start_sim(protocol="anthropic", api_key=SIM_KEY, error_rate=1.0, error_statuses=[529])
     spare = await start_sim()
     gateway = await start_gateway(config(model("chat", sim_claude("claude", busy), deployment("gpt", spare.base_url),
                                                retries=0)))

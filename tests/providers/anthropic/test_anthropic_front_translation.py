@@ -247,6 +247,11 @@ def normalized(body: dict[str, Any]) -> dict[str, Any]:
                          (role, "text", part["text"]) if role != "tool" else (role, message["tool_call_id"], part["text"]))
         items += [(role, "call", c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"] or "{}"))
                   for c in message.get("tool_calls") or ()]
+    if body["messages"][-1]["role"] == "assistant":  # a final assistant turn is a prefill: trimmed
+        while items and items[-1][:2] == ("assistant", "text") and not items[-1][2].rstrip():
+            items.pop()
+        if items and items[-1][:2] == ("assistant", "text"):
+            items[-1] = (*items[-1][:2], items[-1][2].rstrip())
     params = {k: v for k, v in body.items() if k in ("max_tokens", "temperature", "top_p", "top_k", "user", "tools")}
     if "stop" in body:
         params["stop"] = [body["stop"]] if isinstance(body["stop"], str) else body["stop"]

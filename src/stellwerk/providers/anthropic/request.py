@@ -122,12 +122,10 @@ def _trim_prefill(messages: list[dict[str, Any]]) -> None:
     if not messages or messages[-1]["role"] != "assistant":
         return
     blocks = messages[-1]["content"]
+    while blocks and blocks[-1]["type"] == "text" and not blocks[-1]["text"].rstrip():
+        blocks.pop()
     if blocks and blocks[-1]["type"] == "text":
-        text = blocks[-1]["text"].rstrip()
-        if text:
-            blocks[-1] = {"type": "text", "text": text}
-        else:
-            blocks.pop()
+        blocks[-1] = {"type": "text", "text": blocks[-1]["text"].rstrip()}
     if not blocks:
         messages.pop()
 

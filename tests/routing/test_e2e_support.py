@@ -1,0 +1,137 @@
+"""Helpers shared by the routing end-to-end tests (``test_e2e_*.py``); this module holds no tests.
+
+Each test starts simulated providers (the ``start_sim`` fixture) and a gateway in
+front of them with :func:`routed`: the real :class:`~stellwerk.gateway.Gateway`, or,
+when a test needs to move time or seed the router's RNG, the same wiring with the
+clock and the RNG injected (:class:`InjectedGateway`). Requests go through the
+official ``openai`` SDK where its view matters, and through Stellwerk's own pooled
+HTTP client in loops (several times cheaper per request). What each simulated
+provider served is read from ``sim.stats``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+import orjson
+
+from stellwerk.config import load_dict
+from stellwerk.events import StatsCollector
+from stellwerk.gateway import Gateway
+from stellwerk.gateway.app import GatewayApp
+from stellwerk.gateway.errors import http_layer_error
+from stellwerk.http.client import HTTPClient
+from stellwerk.http.server import HTTPServer
+from stellwerk.routing import Router
+from stellwerk.sim import SimProvider
+from support import GUARD, RawResponse, request
+
+__all__ = ["Answer", "InjectedGateway", "Routed", "SkewClock", "StartSim", "routed", "say", "served"]
+
+StartSim = Callable[..., Awaitable[SimProvider]]
+
+
+class SkewClock:
+    """``time.monotonic()`` plus an offset that a test moves forward *between* requests (never during
+    one), so that rate-limit windows and decaying latency averages are crossed without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+class InjectedGateway(Gateway):
+    """The gateway wired exactly as :class:`Gateway` does it, with the router's clock and RNG injected
+    (``Gateway`` does not accept them)."""
+
+    def __init__(self, data: dict[str, Any], *, clock: Callable[[], float], seed: int) -> None:
+        self.config = load_dict(data, env={})
+        self.stats = StatsCollector()
+        self.router = Router(self.config, listeners=[self.stats], clock=clock, rng=random.Random(seed))
+        self.app = GatewayApp(self.router, self.stats)
+        self.server = HTTPServer(self.app, max_body_size=self.config.server.max_body_size,
+                                 keepalive_timeout=self.config.server.keepalive_timeout, error_body=http_layer_error)
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+    @property
+    def deployment(self) -> str:
+        return self.headers["x-stellwerk-deployment"]
+
+    @property
+    def route(self) -> str:
+        return self.headers["x-stellwerk-route"]
+
+
+def say(text: str = "Hello there") -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+class Routed:
+    """A running gateway with two clients: ``sdk`` (the official SDK) and :meth:`chat` (Stellwerk's HTTP client)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.sdk = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="client-key", max_retries=0, timeout=GUARD)
+        self._http = HTTPClient()
+        self._url = f"{gateway.base_url}/chat/completions"
+
+    async def chat(self, model: str, text: str = "Hello there", *, headers: Mapping[str, str] | None = None,
+                   **params: Any) -> Answer:
+        """One complete chat; answers of any status are returned, not raised."""
+        body = orjson.dumps({"model": model, "messages": say(text), **params})
+        response = await self._http.request(
+            "POST", self._url, [("content-type", "application/json"), *(headers or {}).items()], body, timeout=GUARD)
+        data = await response.read(GUARD)
+        return Answer(response.status, dict(response.headers), orjson.loads(data))
+
+    async def admin(self, method: str, path: str, body: Any = b"", headers: Mapping[str, str] | None = None,
+                    **query: str) -> RawResponse:
+        """An admin request, e.g. ``admin("GET", "/admin/route", model="chat", prompt="Hi")``."""
+        if query:
+            path = f"{path}?{urllib.parse.urlencode(query)}"
+        return await request(self.gateway.port, method, path, body, dict(headers or {}))
+
+    async def close(self) -> None:
+        await self.sdk.close()
+        await self._http.close()
+        await self.gateway.close()
+
+
+@contextlib.asynccontextmanager
+async def routed(data: dict[str, Any], *, clock: Callable[[], float] | None = None,
+                 seed: int | None = None) -> AsyncIterator[Routed]:
+    """A gateway for config ``data`` on an ephemeral port: :class:`Gateway` itself, or an
+    :class:`InjectedGateway` when ``clock`` or ``seed`` is given. Closed on exit."""
+    if clock is None and seed is None:
+        gateway: Gateway = Gateway(load_dict(data, env={}))
+    else:
+        gateway = InjectedGateway(data, clock=clock or time.monotonic, seed=seed or 0)
+    await gateway.start("127.0.0.1", 0)
+    running = Routed(gateway)
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+def served(*sims: SimProvider) -> list[int]:
+    """Chat requests each simulated provider answered successfully."""
+    return [sim.stats.ok for sim in sims]
