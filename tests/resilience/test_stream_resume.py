@@ -295,9 +295,30 @@ async def test_concurrent_cut_streams_all_complete_and_release_their_slots(
     second = await streamers("second")
     gateway = await start_gateway(config(model("chat", deployment("first", first.base_url),
                                                deployment("second", second.base_url, resume="prefill"),
-                                               breaker={"consecutive_failures": 1000})))
+                                               breaker={"consecutive_failures": 1000}, retry_budget={"ratio": 1})))
     client = make_client(gateway)
     results = await asyncio.wait_for(asyncio.gather(*(sdk_stream(client) for _ in range(30))), GUARD * 2)
     assert all(text == KNOWN and ids == {"chatcmpl-first"} for text, ids, _ in results)
     assert len(first.requests) == len(second.requests) == 30
+    assert all(d["in_flight"] == 0 for d in (await health(gateway)).values())
+
+
+async def test_a_mass_cut_resumes_within_the_budget_and_never_truncates(
+        streamers: Callable[..., Awaitable[Streamer]], start_gateway: StartGateway) -> None:
+    """40 streams cut at once (a provider crash): resumes are retries, bounded by the default budget
+    (20 % + a reserve of 10); every stream ends either complete with [DONE] or with stream_interrupted."""
+    first = await streamers("first", cut_after=6)
+    second = await streamers("second")
+    gateway = await start_gateway(config(model("chat", deployment("first", first.base_url),
+                                               deployment("second", second.base_url, resume="prefill"),
+                                               breaker={"consecutive_failures": 1000})))
+    runs = await asyncio.wait_for(asyncio.gather(*(raw_events(gateway) for _ in range(40))), GUARD * 2)
+    complete = [e for e in runs if e[-1] == b"[DONE]"]
+    for events in runs:
+        if events[-1] == b"[DONE]":
+            assert text_of(events) == KNOWN
+        else:
+            assert_interrupted(events)
+            assert text_of(events) == "".join(PIECES[:6])
+    assert 10 <= len(complete) == len(second.requests) <= 0.2 * 80 + 10 + 1
     assert all(d["in_flight"] == 0 for d in (await health(gateway)).values())

@@ -24,7 +24,7 @@ async def test_slow_deployment_gets_fewer_requests_under_concurrency(start_sim: 
     async with routed(data) as gw:
         await asyncio.gather(*(worker(gw) for _ in range(4)))
     n_slow, n_fast = served(slow, fast)
-    assert n_slow + n_fast == 40; print("SLOW", n_slow)
+    assert n_slow + n_fast == 40
     assert n_slow <= 10 < 30 <= n_fast  # round robin would give 20/20
     assert all(a.status == 200 for a in answers)
     for a in answers:

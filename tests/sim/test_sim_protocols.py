@@ -15,6 +15,7 @@ import pytest
 from sim_support import AUTH, KEY, chat_request, running
 
 from stellwerk.sim import PROTOCOLS, SimProvider, dialect_for
+from stellwerk.sim.protocol import Route, RouteSpec, RouteTable
 
 ALL = sorted(PROTOCOLS)
 AUTH_FAILURE = {"openai": 401, "anthropic": 401, "gemini": 400, "ollama": 401, "bedrock": 403}
@@ -25,6 +26,23 @@ def test_registry_names_five_protocols() -> None:
     assert dialect_for("gemini").name == "gemini"
     with pytest.raises(ValueError, match="unknown protocol 'grpc'"):
         SimProvider(protocol="grpc")
+
+
+def test_route_table_matches_fixed_paths_models_and_query_conditions() -> None:
+    table = RouteTable(
+        [
+            RouteSpec("POST", "/v1/messages", Route("chat")),
+            RouteSpec("POST", "/m/{model}:go", Route("chat", stream=True), query="alt=sse"),
+            RouteSpec("POST", "/m/{model}:go", Route("chat", variant="array")),
+        ]
+    )
+    assert table.match("POST", "/v1/messages", "") == Route("chat")
+    assert table.match("GET", "/v1/messages", "") is None
+    assert table.match("POST", "/m/a%3A0:go", "key=k&alt=sse") == Route("chat", "a:0", stream=True)
+    assert table.match("POST", "/m/a:go", "") == Route("chat", "a", variant="array")
+    assert table.match("POST", "/m/:go", "") is None  # an empty model matches nothing
+    with pytest.raises(ValueError, match="query condition"):
+        RouteTable([RouteSpec("GET", "/x", Route("info"), query="a=b")])
 
 
 @pytest.mark.parametrize("protocol", ALL)

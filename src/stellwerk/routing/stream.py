@@ -90,10 +90,8 @@ class ChatStream:
         opened.deployment.in_flight += 1
 
     # -- reading the upstream -----------------------------------------------
-    async def _read(self, opened: Opened) -> AsyncIterator[list[Chunk]]:
-        """One upstream's chunks; raises UpstreamError if it breaks off before the answer is complete."""
-        if opened.first:
-            yield opened.first
+    async def _next_batch(self, opened: Opened) -> list[Chunk] | None:
+        """The next chunks of one upstream (None at its end); UpstreamError if it breaks off early."""
         decoder = opened.decoder
         response, idle = opened.response, opened.idle_timeout
         try:
@@ -101,12 +99,13 @@ class ChatStream:
                 data = await response.next_chunk(idle)
                 if not data:
                     if self._finished:
-                        return  # complete answer; the server just omitted its end marker
+                        return None  # complete answer; the server just omitted its end marker
                     raise UpstreamError(Outcome.RETRY_HERE, "upstream ended the stream before the answer was complete",
                                         reason="read")
                 batch = decoder.feed(data)
                 if batch:
-                    yield batch
+                    return batch
+            return None
         except TransportError as err:
             raise transport_error(err) from None
 
@@ -116,22 +115,28 @@ class ChatStream:
         try:
             while True:
                 try:
-                    async for batch in self._read(self._opened):
-                        kept = self._account(batch)
-                        if kept:
-                            yield kept
-                    return
+                    opened = self._opened
+                    if opened.first:
+                        batch, opened.first = opened.first, []
+                    else:
+                        next_batch = await self._next_batch(opened)
+                        if next_batch is None:
+                            return
+                        batch = next_batch
+                    kept = self._account(batch)
+                    if kept:
+                        yield kept
                 except UpstreamError as err:
                     broken = self._opened.deployment
                     err.message = redact(err.message, broken.endpoint.secrets)
                     self._failed.append(Attempt(broken.id, err.outcome, err.message, err.upstream_status, err.reason))
                     broken.breaker.record(False)
                     broken.health.failure(self._clock(), err.message)
-                    opened = await self._continue_elsewhere(err)
-                    if opened is None:
+                    resumed = await self._continue_elsewhere(err)
+                    if resumed is None:
                         error = err
                         raise
-                    self._switch(opened)
+                    self._switch(resumed)
         except UpstreamError:
             status = 502
             raise

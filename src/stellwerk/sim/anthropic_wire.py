@@ -29,19 +29,20 @@ from stellwerk.sim.anthropic_errors import AnthropicErrors, error_body, invalid_
 from stellwerk.sim.content import estimate_tokens
 from stellwerk.sim.protocol import (
     ChatRequest,
-    EmbedRequest,
     Finish,
     Framing,
     Route,
+    RouteSpec,
     StreamPlan,
     Turn,
     WireError,
     bearer_token,
-    fragments,
     is_count,
     load_object,
+    required_string,
     rfc3339,
     scan_text,
+    stream_deltas,
 )
 
 __all__ = ["AnthropicDialect", "MessageWriter", "message_body", "parse_messages"]
@@ -58,9 +59,7 @@ def parse_messages(body: bytes, trigger: str = "", *, count_only: bool = False) 
     ``count_only`` (``/v1/messages/count_tokens``) does not require ``max_tokens``.
     """
     data = load_object(body, _NOT_JSON)
-    model = data.get("model")
-    if not isinstance(model, str) or not model:
-        raise invalid_request("model: Field required")
+    model = required_string(data, "model", invalid_request("model: Field required"))
     messages = data.get("messages")
     if not isinstance(messages, list):
         raise invalid_request("messages: Field required" if messages is None else "messages: Input should be a valid list")
@@ -205,9 +204,6 @@ def input_json_delta(fragment: str) -> bytes:
 
 
 # -- the dialect ------------------------------------------------------------------------------------------------------
-_MESSAGES: Final = Route("chat")
-_COUNT: Final = Route("info", variant="count_tokens")
-_MODELS: Final = Route("info")
 
 
 class AnthropicDialect:
@@ -221,15 +217,11 @@ class AnthropicDialect:
     name: Final = "anthropic"
     base_path: Final = ""
     errors: Final = AnthropicErrors()
-
-    def route(self, method: str, path: str, query: str) -> Route | None:
-        if method == "POST" and path == "/v1/messages":
-            return _MESSAGES
-        if method == "POST" and path == "/v1/messages/count_tokens":
-            return _COUNT
-        if method == "GET" and path == "/v1/models":
-            return _MODELS
-        return None
+    routes: Final = (
+        RouteSpec("POST", "/v1/messages", Route("chat")),
+        RouteSpec("POST", "/v1/messages/count_tokens", Route("info", variant="count_tokens")),
+        RouteSpec("GET", "/v1/models", Route("info")),
+    )
 
     def authorize(self, req: Request, api_key: str | None) -> Response | None:
         if api_key is not None:
@@ -250,9 +242,6 @@ class AnthropicDialect:
     def parse_chat(self, req: Request, route: Route, trigger: str) -> ChatRequest:
         return parse_messages(req.body, trigger)
 
-    def parse_embed(self, req: Request, route: Route) -> EmbedRequest:
-        raise WireError(404, error_body("not_found_error", "Not found"))  # no embeddings route is ever given
-
     def completion(self, turn: Turn) -> bytes:
         return message_body(turn)
 
@@ -260,13 +249,8 @@ class AnthropicDialect:
         return text_delta(text)
 
     def stream(self, turn: Turn, text: Sequence[bytes]) -> StreamPlan:
-        deltas: Sequence[bytes] = text
-        if turn.reply.tool is not None:
-            deltas = [input_json_delta(f) for f in fragments(turn.reply.tool.arguments, turn.chunk_chars)]
+        deltas = stream_deltas(turn, text, input_json_delta)
         return StreamPlan(MessageWriter(), MessageWriter.start(turn), deltas, MessageWriter.finish(turn))
-
-    def embeddings(self, emb: EmbedRequest, route: Route, vectors: list[list[float]], duration: float) -> bytes:
-        raise NotImplementedError("Anthropic has no embeddings route")
 
     def info(self, req: Request, route: Route, models: Sequence[str], accept_any: bool, created: float) -> Response:
         if route.variant == "count_tokens":

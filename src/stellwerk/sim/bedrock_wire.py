@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, Final
-from urllib.parse import unquote
 
 import orjson
 
@@ -30,17 +29,17 @@ from stellwerk.sim.content import estimate_tokens
 from stellwerk.sim.eventstream import event_headers, frame
 from stellwerk.sim.protocol import (
     ChatRequest,
-    EmbedRequest,
     Finish,
     Route,
+    RouteSpec,
     StreamPlan,
     Turn,
     WireError,
     bearer_token,
-    fragments,
     is_count,
     load_object,
     scan_text,
+    stream_deltas,
 )
 
 __all__ = ["BedrockDialect", "FrameWriter", "converse_response", "parse_converse"]
@@ -203,14 +202,10 @@ class BedrockDialect:
     name: Final = "bedrock"
     base_path: Final = ""
     errors: Final = BedrockErrors()
-
-    def route(self, method: str, path: str, query: str) -> Route | None:
-        if method != "POST" or not path.startswith("/model/"):
-            return None
-        model, _, action = path[len("/model/") :].rpartition("/")
-        if not model or action not in ("converse", "converse-stream"):
-            return None
-        return Route("chat", unquote(model), stream=action == "converse-stream")
+    routes: Final = (
+        RouteSpec("POST", "/model/{model}/converse", Route("chat")),
+        RouteSpec("POST", "/model/{model}/converse-stream", Route("chat", stream=True)),
+    )
 
     def authorize(self, req: Request, api_key: str | None) -> Response | None:
         auth = req.headers.get("authorization")
@@ -227,9 +222,6 @@ class BedrockDialect:
     def parse_chat(self, req: Request, route: Route, trigger: str) -> ChatRequest:
         return parse_converse(req.body, route.model or "", route.stream, trigger)
 
-    def parse_embed(self, req: Request, route: Route) -> EmbedRequest:
-        raise validation("Embeddings are not served by the Converse API.")  # no embeddings route is ever given
-
     def completion(self, turn: Turn) -> bytes:
         return converse_response(turn)
 
@@ -237,14 +229,9 @@ class BedrockDialect:
         return text_delta(text)
 
     def stream(self, turn: Turn, text: Sequence[bytes]) -> StreamPlan:
-        deltas: Sequence[bytes] = text
-        if turn.reply.tool is not None:
-            deltas = [tool_input_delta(f) for f in fragments(turn.reply.tool.arguments, turn.chunk_chars)]
         writer = FrameWriter()
+        deltas = stream_deltas(turn, text, tool_input_delta)
         return StreamPlan(writer, writer.start(turn), deltas, writer.finish(turn), "application/vnd.amazon.eventstream")
-
-    def embeddings(self, emb: EmbedRequest, route: Route, vectors: list[list[float]], duration: float) -> bytes:
-        raise NotImplementedError("Bedrock Converse has no embeddings route")
 
     def info(self, req: Request, route: Route, models: Sequence[str], accept_any: bool, created: float) -> Response:
         return self.errors.not_found(req.method, req.path)

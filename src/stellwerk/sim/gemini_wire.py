@@ -38,6 +38,7 @@ from stellwerk.sim.protocol import (
     Finish,
     Framing,
     Route,
+    RouteSpec,
     StreamPlan,
     Turn,
     WireError,
@@ -215,7 +216,6 @@ class ChunkWriter(Framing):
 
 
 # -- the dialect ------------------------------------------------------------------------------------------------------
-_MODELS: Final = Route("info")
 
 
 def _query(query: str, name: str) -> str | None:
@@ -234,34 +234,20 @@ class GeminiDialect:
     name: Final = "gemini"
     base_path: Final = ""
     errors: Final = GeminiErrors()
-
-    def route(self, method: str, path: str, query: str) -> Route | None:
-        for version in ("/v1beta/", "/v1/"):
-            if path.startswith(version):
-                rest = path[len(version) :]
-                break
-        else:
-            return None
-        if method == "GET":
-            if rest == "models":
-                return _MODELS
-            if rest.startswith("models/") and ":" not in rest:
-                return Route("info", model=rest[len("models/") :])
-            return None
-        model, colon, action = rest[len("models/") :].rpartition(":")
-        if method != "POST" or not rest.startswith("models/") or not colon or not model:
-            return None
-        if action == "generateContent":
-            return Route("chat", model)
-        if action == "streamGenerateContent":
-            return Route("chat", model, stream=True, variant="" if _query(query, "alt") == "sse" else "array")
-        if action == "embedContent":
-            return Route("embed", model)
-        if action == "batchEmbedContents":
-            return Route("embed", model, variant="batch")
-        if action == "countTokens":
-            return Route("info", model, variant="count")
-        return None
+    routes: Final = tuple(
+        RouteSpec(method, version + path, route, query)
+        for version in ("/v1beta", "/v1")
+        for method, path, route, query in (
+            ("POST", "/models/{model}:generateContent", Route("chat"), ""),
+            ("POST", "/models/{model}:streamGenerateContent", Route("chat", stream=True), "alt=sse"),
+            ("POST", "/models/{model}:streamGenerateContent", Route("chat", stream=True, variant="array"), ""),
+            ("POST", "/models/{model}:embedContent", Route("embed"), ""),
+            ("POST", "/models/{model}:batchEmbedContents", Route("embed", variant="batch"), ""),
+            ("POST", "/models/{model}:countTokens", Route("info", variant="count"), ""),
+            ("GET", "/models", Route("info"), ""),
+            ("GET", "/models/{model}", Route("info"), ""),
+        )
+    )
 
     def authorize(self, req: Request, api_key: str | None) -> Response | None:
         if api_key is None:

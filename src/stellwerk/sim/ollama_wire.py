@@ -30,11 +30,13 @@ from stellwerk.sim.protocol import (
     Finish,
     Framing,
     Route,
+    RouteSpec,
     StreamPlan,
     Turn,
     bearer_token,
     is_count,
     load_object,
+    required_string,
     rfc3339,
     scan_text,
 )
@@ -49,10 +51,7 @@ _LOAD_NS: Final = 1_000_000
 
 # -- requests -------------------------------------------------------------------------------------------------------
 def _model(data: dict[str, Any]) -> str:
-    model = data.get("model")
-    if not isinstance(model, str) or not model:
-        raise bad_request("model is required")
-    return model
+    return required_string(data, "model", bad_request("model is required"))
 
 
 def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
@@ -157,9 +156,6 @@ class LineWriter(Framing):
 
 
 # -- the dialect ------------------------------------------------------------------------------------------------------
-_CHAT: Final = Route("chat")
-_EMBED: Final = Route("embed")
-_TAGS: Final = Route("info")
 
 
 class OllamaDialect:
@@ -172,15 +168,11 @@ class OllamaDialect:
     name: Final = "ollama"
     base_path: Final = ""
     errors: Final = OllamaErrors()
-
-    def route(self, method: str, path: str, query: str) -> Route | None:
-        if method == "POST" and path == "/api/chat":
-            return _CHAT
-        if method == "POST" and path == "/api/embed":
-            return _EMBED
-        if method == "GET" and path == "/api/tags":
-            return _TAGS
-        return None
+    routes: Final = (
+        RouteSpec("POST", "/api/chat", Route("chat")),
+        RouteSpec("POST", "/api/embed", Route("embed")),
+        RouteSpec("GET", "/api/tags", Route("info")),
+    )
 
     def authorize(self, req: Request, api_key: str | None) -> Response | None:
         if api_key is None:

@@ -33,13 +33,15 @@ from stellwerk.sim.protocol import (
     Finish,
     Framing,
     Route,
+    RouteSpec,
     StreamPlan,
     Turn,
     bearer_token,
-    fragments,
     is_count,
     load_object,
+    required_string,
     scan_text,
+    stream_deltas,
 )
 
 __all__ = [
@@ -84,10 +86,7 @@ def _invalid(message: str, param: str | None = None, code: str | None = None) ->
 
 # -- requests -----------------------------------------------------------------------------------------------------
 def _model(data: dict[str, Any]) -> str:
-    model = data.get("model")
-    if not isinstance(model, str) or not model:
-        raise _invalid("you must provide a model parameter")
-    return model
+    return required_string(data, "model", _invalid("you must provide a model parameter"))
 
 
 def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
@@ -341,9 +340,6 @@ def model_list(models: Sequence[str], created: int) -> bytes:
 
 # -- the dialect --------------------------------------------------------------------------------------------------
 _FINISH: Final[dict[Finish, str]] = {"stop": "stop", "length": "length", "tool": "tool_calls", "blocked": "content_filter"}
-_CHAT: Final = Route("chat")
-_EMBED: Final = Route("embed")
-_MODELS: Final = Route("info")
 
 
 class OpenAIDialect:
@@ -356,21 +352,16 @@ class OpenAIDialect:
     name: Final = "openai"
     base_path: Final = "/v1"
     errors: Final = OpenAIErrors()
-
-    def route(self, method: str, path: str, query: str) -> Route | None:
-        if path.startswith("/v1/"):
-            path = path[3:]
-        if method == "POST":
-            if path == "/chat/completions":
-                return _CHAT
-            if path == "/embeddings":
-                return _EMBED
-        elif method == "GET":
-            if path == "/models":
-                return _MODELS
-            if path.startswith("/models/"):
-                return Route("info", model=path[len("/models/") :])
-        return None
+    routes: Final = tuple(
+        RouteSpec(method, prefix + path, route)
+        for prefix in ("/v1", "")
+        for method, path, route in (
+            ("POST", "/chat/completions", Route("chat")),
+            ("POST", "/embeddings", Route("embed")),
+            ("GET", "/models", Route("info")),
+            ("GET", "/models/{model}", Route("info")),
+        )
+    )
 
     def authorize(self, req: Request, api_key: str | None) -> Response | None:
         if api_key is None:
@@ -401,10 +392,9 @@ class OpenAIDialect:
     def stream(self, turn: Turn, text: Sequence[bytes]) -> StreamPlan:
         chat, reply = turn.chat, turn.reply
         writer = ChunkWriter(f"chatcmpl-sim{turn.seq:020d}", int(turn.created), chat.model, chat.include_usage)
-        deltas: Sequence[bytes] = text
+        deltas = stream_deltas(turn, text, tool_arguments_delta)
         if reply.tool is not None:
             first = writer.tool_start(tool_call_id(turn.seq), reply.tool.name)
-            deltas = [tool_arguments_delta(f) for f in fragments(reply.tool.arguments, turn.chunk_chars)]
         else:
             first = writer.role()
         closing = [writer.finish(_FINISH[reply.finish])]

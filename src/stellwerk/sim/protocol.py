@@ -3,7 +3,7 @@
 The server (:mod:`stellwerk.sim.server`) is protocol-free; it asks the dialect of its
 protocol for everything that touches the wire. One chat request goes::
 
-    dialect.route(method, path, query)  -> Route      (None: the protocol's 404)
+    RouteTable(dialect.routes).match()  -> Route      (None: the protocol's 404)
     dialect.authorize(request, api_key) -> None, or the protocol's 401/403
     dialect.parse_chat(request, route)  -> ChatRequest (or raises WireError: the protocol's 400)
     Behaviour.decide(...)               -> Decision   (see behaviour.py)
@@ -18,8 +18,9 @@ A dialect is a plain object; :data:`stellwerk.sim.dialects.PROTOCOLS` maps proto
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
-from typing import Any, Literal, NamedTuple, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from urllib.parse import unquote
 
 import orjson
 
@@ -31,6 +32,7 @@ __all__ = [
     "ChatRequest",
     "Dialect",
     "EmbedRequest",
+    "Embedder",
     "Endpoint",
     "ErrorShapes",
     "Finish",
@@ -38,6 +40,8 @@ __all__ = [
     "Reply",
     "ReplyPlanner",
     "Route",
+    "RouteSpec",
+    "RouteTable",
     "StreamPlan",
     "StreamWriter",
     "ToolCall",
@@ -48,9 +52,11 @@ __all__ = [
     "fragments",
     "is_count",
     "load_object",
+    "required_string",
     "rfc3339",
     "scan_text",
     "simulated_error",
+    "stream_deltas",
 ]
 
 
@@ -88,6 +94,50 @@ class Route(NamedTuple):
     """Protocol-specific detail, e.g. Gemini's ``"batch"`` (batchEmbedContents) or ``"array"`` (stream without alt=sse)."""
 
 
+class RouteSpec(NamedTuple):
+    """One row of a protocol's routing table."""
+
+    method: str
+    path: str
+    """The path; one ``{model}`` placeholder takes the model from the path (percent-decoded)."""
+    route: Route
+    query: str = ""
+    """A ``name=value`` pair the query string must hold ("" matches any query)."""
+
+
+class RouteTable:
+    """Matches requests against a protocol's :class:`RouteSpec` rows: fixed paths by one dict lookup,
+    ``{model}`` paths (and rows with a query condition) in table order."""
+
+    __slots__ = ("_fixed", "_patterns")
+
+    def __init__(self, specs: Iterable[RouteSpec]) -> None:
+        self._fixed: dict[tuple[str, str], Route] = {}
+        self._patterns: list[tuple[str, str, str, str, Route]] = []
+        for spec in specs:
+            if "{model}" in spec.path or spec.query:
+                prefix, placeholder, suffix = spec.path.partition("{model}")
+                if not placeholder:
+                    raise ValueError(f"{spec.path}: a query condition needs a {{model}} path")
+                self._patterns.append((spec.method, prefix, suffix, spec.query, spec.route))
+            else:
+                self._fixed.setdefault((spec.method, spec.path), spec.route)
+
+    def match(self, method: str, path: str, query: str) -> Route | None:
+        route = self._fixed.get((method, path))
+        if route is not None or not self._patterns:
+            return route
+        for want_method, prefix, suffix, want_query, template in self._patterns:
+            if method != want_method or len(path) <= len(prefix) + len(suffix):
+                continue
+            if not path.startswith(prefix) or not path.endswith(suffix):
+                continue
+            if want_query and want_query not in query.split("&"):
+                continue
+            return template._replace(model=unquote(path[len(prefix) : len(path) - len(suffix)]))
+        return None
+
+
 class ChatRequest(NamedTuple):
     """What the sim needs from a chat request in any protocol (a tuple: cheap to build on the hot path)."""
 
@@ -113,6 +163,14 @@ class EmbedRequest(NamedTuple):
     base64: bool
     dimensions: int | None
     prompt_tokens: int
+
+
+def required_string(data: dict[str, Any], key: str, error: WireError) -> str:
+    """``data[key]`` if it is a non-empty string, else raise ``error``."""
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise error
+    return value
 
 
 def load_object(body: bytes, error: WireError) -> dict[str, Any]:
@@ -234,6 +292,13 @@ def fragments(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
+def stream_deltas(turn: Turn, text: Sequence[bytes], tool_delta: Callable[[str], bytes]) -> Sequence[bytes]:
+    """The deltas of a stream: ``text``, or for a tool call its arguments in fragments encoded by ``tool_delta``."""
+    if turn.reply.tool is None:
+        return text
+    return [tool_delta(f) for f in fragments(turn.reply.tool.arguments, turn.chunk_chars)]
+
+
 def is_count(value: object) -> bool:
     """``value`` is an integer >= 1 (and not a bool): a token limit or a dimension."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
@@ -327,6 +392,15 @@ class ErrorShapes(Protocol):
         """The answer to a prompt with the trigger word, or None to answer 200 with a ``"blocked"`` reply."""
 
 
+@runtime_checkable
+class Embedder(Protocol):
+    """What a dialect with ``"embed"`` routes adds (OpenAI, Gemini, Ollama)."""
+
+    def parse_embed(self, req: Request, route: Route) -> EmbedRequest: ...
+
+    def embeddings(self, emb: EmbedRequest, route: Route, vectors: list[list[float]], duration: float) -> bytes: ...
+
+
 class Dialect(Protocol):
     """One wire protocol: routes, auth, parsing and bodies."""
 
@@ -340,7 +414,9 @@ class Dialect(Protocol):
     @property
     def errors(self) -> ErrorShapes: ...
 
-    def route(self, method: str, path: str, query: str) -> Route | None: ...
+    @property
+    def routes(self) -> Sequence[RouteSpec]:
+        """The routing table (see :class:`RouteTable`); unmatched requests get ``errors.not_found``."""
 
     def authorize(self, req: Request, api_key: str | None) -> Response | None:
         """None if the request may pass, else the protocol's 401/403."""
@@ -350,8 +426,6 @@ class Dialect(Protocol):
 
     def parse_chat(self, req: Request, route: Route, trigger: str) -> ChatRequest: ...
 
-    def parse_embed(self, req: Request, route: Route) -> EmbedRequest: ...
-
     def completion(self, turn: Turn) -> bytes: ...
 
     def text_delta(self, text: str) -> bytes:
@@ -359,8 +433,6 @@ class Dialect(Protocol):
 
     def stream(self, turn: Turn, text: Sequence[bytes]) -> StreamPlan:
         """The stream for ``turn``; ``text`` holds the text deltas (empty for tool calls and blocked prompts)."""
-
-    def embeddings(self, emb: EmbedRequest, route: Route, vectors: list[list[float]], duration: float) -> bytes: ...
 
     def info(self, req: Request, route: Route, models: Sequence[str], accept_any: bool, created: float) -> Response:
         """Answer an ``"info"`` route (model lists, token counts)."""

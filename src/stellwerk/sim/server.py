@@ -43,7 +43,17 @@ from stellwerk.sim.behaviour import Behaviour, Decision, Outcome
 from stellwerk.sim.content import embedding
 from stellwerk.sim.dialects import dialect_for
 from stellwerk.sim.profile import Profile, ProfileError
-from stellwerk.sim.protocol import BLOCKED, ReplyPlanner, Route, StreamPlan, Turn, WireError, fragments
+from stellwerk.sim.protocol import (
+    BLOCKED,
+    Embedder,
+    ReplyPlanner,
+    Route,
+    RouteTable,
+    StreamPlan,
+    Turn,
+    WireError,
+    fragments,
+)
 from stellwerk.sim.stats import SimStats, StatsCounter
 
 __all__ = ["SimProvider"]
@@ -96,6 +106,8 @@ class SimProvider:
         max_body_size: int = 32 * 1024 * 1024,
     ) -> None:
         self._dialect = dialect_for(protocol)
+        self._routes = RouteTable(self._dialect.routes)
+        self._embedder = self._dialect if isinstance(self._dialect, Embedder) else None
         self._initial = profile or Profile()
         self._profile = self._initial
         self._api_key = api_key
@@ -210,14 +222,14 @@ class SimProvider:
         denied = dialect.authorize(req, self._api_key)
         if denied is not None:
             return self._invalid(denied)
-        route = dialect.route(req.method, path, req.query)
+        route = self._routes.match(req.method, path, req.query)
         if route is None:
             return self._invalid(dialect.errors.not_found(req.method, path))
         endpoint = route.endpoint
         if endpoint == "chat":
             return await self._chat(req, route)
-        if endpoint == "embed":
-            return await self._embeddings(req, route)
+        if endpoint == "embed" and self._embedder is not None:
+            return await self._embeddings(self._embedder, req, route)
         profile = self._profile
         response = dialect.info(req, route, profile.models, profile.accept_any_model, self._wall_clock())
         if response.status >= 400:
@@ -349,11 +361,11 @@ class SimProvider:
         finally:
             self._hung.discard(task)
 
-    async def _embeddings(self, req: Request, route: Route) -> Response | StreamingResponse:
+    async def _embeddings(self, embedder: Embedder, req: Request, route: Route) -> Response | StreamingResponse:
         profile = self._profile
         dialect = self._dialect
         try:
-            emb = dialect.parse_embed(req, route)
+            emb = embedder.parse_embed(req, route)
         except WireError as exc:
             return self._invalid(exc.response())
         if not profile.accept_any_model and emb.model not in profile.models:
@@ -368,7 +380,7 @@ class SimProvider:
             raise _Refuse
         dims = emb.dimensions or profile.embedding_dimensions
         vectors = [embedding(i if isinstance(i, str) else repr(i), dims) for i in emb.inputs]
-        body = dialect.embeddings(emb, route, vectors, decision.ttft)
+        body = embedder.embeddings(emb, route, vectors, decision.ttft)
         if decision.outcome is _MALFORMED:
             body = body[: len(body) // 2]
         return Response(200, body, dialect.headers(self._next_id()))

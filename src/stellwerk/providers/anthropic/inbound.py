@@ -144,7 +144,7 @@ def _message(message: Any, where: str) -> list[Message]:
         raise _bad(f"expected an object, but got {typename(message)}.", where)
     role = message.get("role")
     if role not in ("user", "assistant", "system"):
-        raise _bad(f"expected 'user' or 'assistant', but got {role!r}.", f"{where}.role")
+        raise _bad(f"expected 'user' or 'assistant' (or 'system'), but got {role!r}.", f"{where}.role")
     content = message.get("content")
     if isinstance(content, str):
         return [{"role": role, "content": content}]

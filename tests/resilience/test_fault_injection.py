@@ -1,0 +1,386 @@
+"""Fault injection through a running gateway against simulated providers, one failure kind at a time.
+
+Each test puts concurrent load (JSON and streamed requests, the official SDK)
+through the gateway while one deployment misbehaves, and asserts
+
+- what the client saw: every request answered while a healthy deployment
+  exists; a clear 429/502/503/504 when none does;
+- how many upstream attempts were made (the sims' counters): no retry storm;
+- that a recovered deployment gets traffic back (breaker half-open -> closed,
+  or an active health check).
+
+Waits are bounded by hang guards; no test asserts a duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+import pytest
+
+from stellwerk.gateway import Gateway
+from stellwerk.sim import Outage, SimProvider
+from support import (
+    GUARD,
+    USER,
+    CaptureUpstream,
+    RawConnection,
+    closed_port_url,
+    config,
+    deployment,
+    http_request,
+    model,
+    request,
+)
+
+StartSim = Callable[..., Awaitable[SimProvider]]
+StartGateway = Callable[..., Awaitable[Gateway]]
+StartUpstream = Callable[..., Awaitable[CaptureUpstream]]
+MakeClient = Callable[[Gateway], openai.AsyncOpenAI]
+
+FOREVER = (Outage(start=0, duration=3600),)
+LONG_OPEN = {"open_time": 60, "max_open_time": 60}
+"""Breakers that stay open for the whole test once tripped (attempt counts do not depend on timing)."""
+SHORT_OPEN = {"open_time": 0.1, "max_open_time": 0.1, "jitter": 0}
+
+
+@dataclass
+class Answer:
+    status: int
+    deployment: str | None
+    text: str = ""
+    finish: str | None = None
+    error: str = ""
+    stream: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.status == 200 and not self.error and bool(self.text) and self.finish == "stop"
+
+
+async def _parsed(raw: Any) -> Any:
+    parsed = raw.parse()
+    return await parsed if inspect.isawaitable(parsed) else parsed
+
+
+async def ask(client: openai.AsyncOpenAI, stream: bool, headers: dict[str, str] | None = None) -> Answer:
+    create = client.chat.completions.with_raw_response.create
+    try:
+        if not stream:
+            raw = await create(model="chat", messages=USER, extra_headers=headers)  # type: ignore[arg-type]
+            completion = await _parsed(raw)
+            choice = completion.choices[0]
+            return Answer(200, raw.headers.get("x-stellwerk-deployment"), choice.message.content or "",
+                          choice.finish_reason)
+        raw = await create(model="chat", messages=USER, stream=True, extra_headers=headers)  # type: ignore[arg-type]
+        answer = Answer(200, raw.headers.get("x-stellwerk-deployment"), stream=True)
+        try:
+            async for chunk in await _parsed(raw):
+                for c in chunk.choices:
+                    answer.text += c.delta.content or ""
+                    answer.finish = c.finish_reason or answer.finish
+        except openai.APIError as err:
+            answer.error = str(err)
+        return answer
+    except openai.APIStatusError as err:
+        return Answer(err.status_code, err.response.headers.get("x-stellwerk-deployment"), error=str(err),
+                      stream=stream)
+
+
+async def drive(gateway: Gateway, client: openai.AsyncOpenAI, n: int, concurrency: int, *,
+                streams: str = "half") -> list[Answer]:
+    """``n`` requests, ``concurrency`` at a time; ``streams``: ``half`` (every other one), ``all`` or ``none``."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> Answer:
+        async with gate:
+            return await ask(client, streams == "all" or (streams == "half" and i % 2 == 1))
+
+    return await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(n))), GUARD * 4)
+
+
+async def health(gateway: Gateway) -> dict[str, Any]:
+    deployments: dict[str, Any] = (await request(gateway.port, "GET", "/admin/health")).json["models"]["chat"][
+        "deployments"]
+    return deployments
+
+
+def attempts(*sims: SimProvider) -> int:
+    return sum(s.stats.requests for s in sims)
+
+
+def assert_all_complete(answers: list[Answer], by: str | None = None) -> None:
+    failed = [a for a in answers if not a.complete]
+    assert not failed, f"{len(failed)}/{len(answers)} not answered, e.g. {failed[0]}"
+    if by is not None:
+        assert {a.deployment for a in answers if not a.stream} <= {by}
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], poll: float = 0.02) -> None:
+    async with asyncio.timeout(GUARD):
+        while not await check():
+            await asyncio.sleep(poll)
+
+
+# -- one deployment broken, one healthy: every request answered, bounded attempts ------------------------------------
+N, C = 80, 16
+
+
+async def two(start_gateway: StartGateway, broken_url: str, healthy_url: str, **fields: Any) -> Gateway:
+    fields.setdefault("breaker", LONG_OPEN)
+    return await start_gateway(config(model("chat", deployment("broken", broken_url),
+                                            deployment("healthy", healthy_url), **fields)))
+
+
+@pytest.mark.parametrize("mode", ["status", "refuse"])
+async def test_outage(mode: str, start_sim: StartSim, start_gateway: StartGateway, make_client: MakeClient) -> None:
+    broken = await start_sim(outages=(Outage(start=0, duration=3600, mode=mode),))  # type: ignore[arg-type]
+    healthy = await start_sim()
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url)
+    answers = await drive(gateway, make_client(gateway), N, C)
+    assert_all_complete(answers, by="healthy")
+    assert healthy.stats.requests == N
+    assert broken.stats.requests <= 5 + C  # tripped after 5 failures; at most C were in flight then
+    state = await health(gateway)
+    assert state["broken"]["breaker"]["state"] == "open" and state["healthy"]["breaker"]["state"] == "closed"
+    assert all(d["in_flight"] == 0 for d in state.values())
+
+
+async def test_connection_refused(start_sim: StartSim, start_gateway: StartGateway, make_client: MakeClient) -> None:
+    healthy = await start_sim()
+    gateway = await two(start_gateway, closed_port_url(), healthy.base_url)
+    answers = await drive(gateway, make_client(gateway), N, C)
+    assert_all_complete(answers, by="healthy")
+    assert healthy.stats.requests == N
+    assert (await health(gateway))["broken"]["breaker"]["trips"] == 1
+
+
+async def test_flapping(start_sim: StartSim, start_gateway: StartGateway, make_client: MakeClient) -> None:
+    """Down for 50 ms of every 100 ms; breakers open for 100 ms: traffic keeps coming back to it."""
+    broken = await start_sim(latency_ms=5, outages=(Outage(start=0, duration=0.05, every=0.1),))
+    healthy = await start_sim(latency_ms=5)
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url, breaker=SHORT_OPEN)
+    answers = await drive(gateway, make_client(gateway), 160, C)
+    assert_all_complete(answers)
+    assert broken.stats.ok > 0  # it answers when up
+    assert attempts(broken, healthy) <= 160 * 1.2 + 10 + 1  # bounded by the retry budget
+
+
+async def test_429_storm_with_retry_after(start_sim: StartSim, start_gateway: StartGateway,
+                                          make_client: MakeClient) -> None:
+    broken = await start_sim(rate_limit_rate=1.0, retry_after_s=1)
+    healthy = await start_sim()
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url)
+    answers = await drive(gateway, make_client(gateway), N, C)
+    assert_all_complete(answers, by="healthy")
+    assert broken.stats.requests <= 5 + C and healthy.stats.requests == N
+
+
+async def test_5xx_burst_then_recovery_through_half_open(start_sim: StartSim, start_gateway: StartGateway,
+                                                         make_client: MakeClient) -> None:
+    broken = await start_sim(error_rate=1.0, error_statuses=(500, 502, 503))
+    healthy = await start_sim()
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url, breaker=SHORT_OPEN)
+    client = make_client(gateway)
+    assert_all_complete(await drive(gateway, client, N, C))
+    assert (await health(gateway))["broken"]["breaker"]["trips"] >= 1
+    broken.update(error_rate=0.0)  # the burst is over
+
+    async def served_by_broken() -> bool:
+        return (await ask(client, stream=False)).deployment == "broken"
+
+    await wait_until(served_by_broken)  # the half-open probe succeeded
+    assert (await health(gateway))["broken"]["breaker"]["state"] == "closed"
+    answers = await drive(gateway, client, 20, 5)
+    assert_all_complete(answers, by="broken")
+
+
+async def test_a_sub_threshold_error_rate_does_not_fail_requests(start_sim: StartSim, start_gateway: StartGateway,
+                                                                 make_client: MakeClient) -> None:
+    """30 % 5xx on the first deployment: too few to trip the breaker (5 in a row, or 50 %); every one of
+    those requests must still be failed over to the healthy deployment."""
+    broken = await start_sim(error_rate=0.3, seed=3)
+    healthy = await start_sim()
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url, breaker={})
+    answers = await drive(gateway, make_client(gateway), 200, 20, streams="none")
+    failed = [a for a in answers if not a.complete]
+    assert not failed, f"{len(failed)}/200 failed with a healthy deployment available: {failed[0].error[:300]}"
+
+
+async def test_hangs(start_sim: StartSim, start_gateway: StartGateway, make_client: MakeClient) -> None:
+    broken = await start_sim(hang_rate=1.0)
+    healthy = await start_sim()
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url, timeout=0.3)
+    answers = await drive(gateway, make_client(gateway), 60, 12)
+    assert_all_complete(answers, by="healthy")
+    assert broken.stats.requests <= 5 + 12 and broken.stats.hang == broken.stats.requests
+    assert all(d["in_flight"] == 0 for d in (await health(gateway)).values())
+
+
+async def test_slow_first_token(start_sim: StartSim, start_gateway: StartGateway, make_client: MakeClient) -> None:
+    broken = await start_sim(latency_ms=3000)
+    healthy = await start_sim()
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url, ttft_timeout=0.2, timeout=10)
+    answers = await drive(gateway, make_client(gateway), 40, 10, streams="all")
+    assert_all_complete(answers)
+    assert {a.deployment for a in answers} == {"healthy"}
+    assert broken.stats.requests <= 5 + 10
+
+
+async def test_mid_stream_cuts_are_resumed(start_sim: StartSim, start_gateway: StartGateway,
+                                           make_client: MakeClient) -> None:
+    broken = await start_sim(drop_mid_stream_rate=1.0, output_tokens=24)
+    healthy = await start_sim(output_tokens=24)
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url, breaker={})
+    answers = await drive(gateway, make_client(gateway), N, C)
+    assert_all_complete(answers)
+    assert attempts(broken, healthy) <= N * 1.2 + 10 + C + 1
+    assert all(d["in_flight"] == 0 for d in (await health(gateway)).values())
+
+
+async def test_a_deployment_cutting_every_stream_is_ejected(start_sim: StartSim, start_gateway: StartGateway,
+                                                            make_client: MakeClient) -> None:
+    """Every stream it starts breaks off: its breaker must trip (5 failures in a row), not count
+    each stream as one success (first chunk) plus one failure (the cut)."""
+    broken = await start_sim(drop_mid_stream_rate=1.0, output_tokens=24)
+    healthy = await start_sim(output_tokens=24)
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url,
+                        breaker={**LONG_OPEN, "consecutive_failures": 5, "failure_rate": 0.9})
+    client = make_client(gateway)
+    for _ in range(12):
+        assert (await ask(client, stream=True)).complete
+    assert (await health(gateway))["broken"]["breaker"]["state"] == "open"
+    assert broken.stats.requests <= 5
+
+
+async def test_malformed_bodies(start_sim: StartSim, start_gateway: StartGateway, make_client: MakeClient) -> None:
+    broken = await start_sim(malformed_rate=1.0)
+    healthy = await start_sim()
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url)
+    answers = await drive(gateway, make_client(gateway), N, C)
+    assert_all_complete(answers)
+    assert attempts(broken, healthy) <= N * 1.2 + 10 + C + 1
+
+
+# -- nothing healthy: a clear status, quickly, without a storm ----------------------------------------------------------
+@pytest.mark.parametrize(("kind", "expected"), [("outage", 502), ("refused", 503), ("hang", 504), ("429", 429)])
+async def test_when_nothing_is_healthy_the_client_gets_a_clear_status(
+        kind: str, expected: int, start_sim: StartSim, start_gateway: StartGateway, make_client: MakeClient) -> None:
+    profile: dict[str, Any] = {"outage": {"outages": FOREVER}, "hang": {"hang_rate": 1.0},
+                               "429": {"rate_limit_rate": 1.0, "retry_after_s": 30}}.get(kind, {})
+    sims = [await start_sim(**profile), await start_sim(**profile)]
+    urls = [closed_port_url(), closed_port_url()] if kind == "refused" else [s.base_url for s in sims]
+    gateway = await start_gateway(config(model("chat", deployment("a", urls[0]), deployment("b", urls[1]),
+                                               timeout=0.2, breaker=LONG_OPEN)))
+    answers = await drive(gateway, make_client(gateway), 30, 10)
+    assert {a.status for a in answers} == {expected}, {a.status for a in answers}
+    if kind == "429":
+        raw = await request(gateway.port, "POST", "/v1/chat/completions", {"model": "chat", "messages": USER})
+        assert raw.headers["retry-after"]
+    # bounded by the retry budget (20 % + a reserve of 10), not 30 x 2 deployments x (1 + retries)
+    assert attempts(*sims) <= 30 * 1.2 + 10 + 1
+
+
+# -- recovery through active health checks --------------------------------------------------------------------------
+async def test_a_health_check_gives_a_recovered_deployment_its_traffic_back(
+        start_sim: StartSim, start_gateway: StartGateway, make_client: MakeClient) -> None:
+    broken = await start_sim(outages=FOREVER)
+    healthy = await start_sim()
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url,
+                        health_check={"interval": 0.2, "timeout": 1, "kind": "chat"})
+    client = make_client(gateway)
+    assert_all_complete(await drive(gateway, client, 20, 5), by="healthy")
+
+    async def probed_dead() -> bool:
+        state = (await health(gateway))["broken"]
+        return state["probe"] is not None and state["probe"]["ok"] is False
+
+    await wait_until(probed_dead)
+    assert (await health(gateway))["broken"]["breaker"]["state"] == "open"
+    broken.update(outages=[])
+
+    async def closed_while_busy() -> bool:
+        await ask(client, stream=False)  # real traffic on the healthy one meanwhile
+        return bool((await health(gateway))["broken"]["breaker"]["state"] == "closed")
+
+    await wait_until(closed_while_busy)  # the breaker was open for 60 s: only a probe can have closed it
+    assert (await ask(client, stream=False)).deployment == "broken"
+    assert gateway.router.prober.skipped >= 1  # the busy, healthy deployment was not probed every time
+
+
+# -- admin view, deadline header, client disconnects ----------------------------------------------------------------
+async def test_admin_health_shows_breakers_budgets_and_panic(start_sim: StartSim, start_gateway: StartGateway,
+                                                             make_client: MakeClient) -> None:
+    broken = await start_sim(outages=FOREVER)
+    healthy = await start_sim()
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url)
+    await drive(gateway, make_client(gateway), 10, 1)
+    chat = (await request(gateway.port, "GET", "/admin/health")).json["models"]["chat"]
+    assert (chat["healthy"], chat["deployments_total"], chat["panic"]) == (1, 2, False)
+    dead = chat["deployments"]["broken"]
+    assert dead["available"] is False and dead["breaker"]["state"] == "open" and dead["breaker"]["trips"] == 1
+    assert dead["failures"] == 5 and "503" in (dead["last_error"] or "") or dead["last_error"]
+    assert chat["deployments"]["healthy"]["successes"] == 10
+    assert chat["retry_budget"]["requests_in_window"] == 10
+
+
+async def test_x_stellwerk_timeout_lowers_the_deadline(start_upstream: StartUpstream,
+                                                       start_gateway: StartGateway) -> None:
+    upstream = await start_upstream()
+    upstream.respond = upstream.hang_forever
+    gateway = await start_gateway(config(model("chat", deployment("slow", upstream.base_url), timeout=30)))
+    response = await asyncio.wait_for(request(gateway.port, "POST", "/v1/chat/completions",
+                                              {"model": "chat", "messages": USER},
+                                              headers={"x-stellwerk-timeout": "0.3"}), GUARD)
+    assert response.status == 504
+    await asyncio.wait_for(upstream.cancelled.wait(), GUARD)  # the upstream request was given up
+    bad = await request(gateway.port, "POST", "/v1/chat/completions", {"model": "chat", "messages": USER},
+                        headers={"x-stellwerk-timeout": "soon"})
+    assert bad.status == 400 and "x-stellwerk-timeout" in bad.json["error"]["message"]
+
+
+async def test_a_client_disconnect_mid_stream_cancels_the_upstream_and_frees_the_slot(
+        start_upstream: StartUpstream, start_gateway: StartGateway) -> None:
+    upstream = await start_upstream()
+    upstream.respond = upstream.stream_then_hang
+    gateway = await start_gateway(config(model("chat", deployment("up", upstream.base_url, max_in_flight=1))))
+    body = b'{"model": "chat", "messages": [{"role": "user", "content": "Hi"}], "stream": true}'
+    conn = await RawConnection.open(gateway.port)
+    await conn.send(http_request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"}))
+    head = await conn.read_head()
+    assert head.status == 200
+    assert b"partial" in (await conn.read_chunk() or b"") + (await conn.read_chunk() or b"")
+    await asyncio.wait_for(upstream.started.wait(), GUARD)
+    await conn.close()
+    await asyncio.wait_for(upstream.cancelled.wait(), GUARD)
+
+    async def released() -> bool:
+        return bool((await health(gateway))["up"]["in_flight"] == 0)
+
+    await wait_until(released)
+    state = (await health(gateway))["up"]
+    assert state["failures"] == 0 and state["breaker"]["consecutive_failures"] == 0  # not the deployment's fault
+
+
+async def test_a_client_disconnect_while_waiting_cancels_the_upstream(start_upstream: StartUpstream,
+                                                                      start_gateway: StartGateway) -> None:
+    upstream = await start_upstream()
+    upstream.respond = upstream.hang_forever
+    gateway = await start_gateway(config(model("chat", deployment("up", upstream.base_url))))
+    conn = await RawConnection.open(gateway.port)
+    await conn.send(http_request("POST", "/v1/chat/completions", b'{"model": "chat", "messages": '
+                                 b'[{"role": "user", "content": "Hi"}]}', {"Content-Type": "application/json"}))
+    await asyncio.wait_for(upstream.started.wait(), GUARD)
+    await conn.close()
+    await asyncio.wait_for(upstream.cancelled.wait(), GUARD)
+
+    async def released() -> bool:
+        return bool((await health(gateway))["up"]["in_flight"] == 0)
+
+    await wait_until(released)
+    assert (await health(gateway))["up"]["breaker"]["consecutive_failures"] == 0
