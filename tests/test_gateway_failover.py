@@ -134,8 +134,8 @@ async def test_bad_key_moves_on(start_sim: StartSim, start_gateway: StartGateway
 async def test_hang_times_out_and_fails_over(start_sim: StartSim, start_gateway: StartGateway) -> None:
     hung = await start_sim(hang_rate=1.0)
     good = await start_sim()
-    gateway = await start_gateway(config(model("chat", deployment("hung", hung.base_url),
-                                               deployment("good", good.base_url), retries=0, timeout=0.3)))
+    gateway = await start_gateway(config(model("chat", deployment("hung", hung.base_url, timeout=0.3),
+                                               deployment("good", good.base_url), retries=0)))
     response = await chat(gateway)
     assert response.status == 200 and response.headers["x-stellwerk-deployment"] == "good"
     stream = await chat(gateway, stream=True)
@@ -269,22 +269,43 @@ async def test_stream_broken_mid_way_is_resumed_elsewhere(start_sim: StartSim, s
     assert spare.stats.requests == 1 and dropping.stats.drop == 1
 
 
-async def test_stream_error_event_from_upstream_mid_way(start_upstream: StartUpstream,
-                                                        start_gateway: StartGateway) -> None:
+async def stream_released(gateway: Gateway, release: asyncio.Event) -> list[bytes]:
+    """Stream a chat; once the client has the first chunk, ``release`` the upstream's next move. All events."""
+    async with await RawConnection.open(gateway.port) as conn:
+        await conn.send(http_request("POST", "/v1/chat/completions", orjson.dumps({**CHAT, "stream": True})))
+        head = await conn.read_head()
+        assert head.status == 200
+        parts = [await conn.read_chunk() or b""]
+        release.set()
+        while (chunk := await conn.read_chunk()) is not None:
+            parts.append(chunk)
+    return sse_events(b"".join(parts))
+
+
+def first_chunks_then(release: asyncio.Event, last: Callable[[Request], bytes]) -> Callable[[Request],
+                                                                                            Awaitable[StreamingResponse]]:
+    """A stream: two chunks, then (once released) the event ``last(request)``."""
     async def respond(req: Request) -> StreamingResponse:
         async def chunks() -> AsyncIterator[bytes]:
             yield chunk_event({"role": "assistant", "content": ""}) + chunk_event({"content": "Hal"})
-            await asyncio.sleep(0.05)  # let the first chunks go out on their own
-            yield b'data: {"error": {"message": "The server had an error", "type": "server_error"}}\n\n'
+            await release.wait()
+            yield last(req)
 
         return StreamingResponse(chunks())
 
-    up = await start_upstream(respond)
+    return respond
+
+
+async def test_stream_error_event_from_upstream_mid_way(start_upstream: StartUpstream,
+                                                        start_gateway: StartGateway) -> None:
+    release = asyncio.Event()
+    error = b'data: {"error": {"message": "The server had an error", "type": "server_error"}}\n\n'
+    up = await start_upstream(first_chunks_then(release, lambda req: error))
     gateway = await start_gateway(config(model("chat", deployment("a", up.base_url), resume_streams=False)))
-    events = sse_events((await chat(gateway, stream=True)).body)
+    events = await stream_released(gateway, release)
     assert orjson.loads(events[1])["choices"][0]["delta"]["content"] == "Hal"
-    error = orjson.loads(events[-1])["error"]
-    assert error["code"] == "stream_interrupted" and "The server had an error" in error["message"]
+    final = orjson.loads(events[-1])["error"]
+    assert final["code"] == "stream_interrupted" and "The server had an error" in final["message"]
 
 
 # -- secrets -----------------------------------------------------------------------------------------------------------
@@ -346,27 +367,32 @@ async def test_secrets_redacted_from_client_errors_and_stream_errors(start_upstr
                                                                      start_gateway: StartGateway,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    release = asyncio.Event()
+
+    def told(req: Request) -> str:
+        return f"{req.headers.get('authorization')} / {req.headers.get('x-upstream-token')}"
+
+    def error_event(req: Request) -> bytes:
+        return b"data: " + orjson.dumps({"error": {"message": f"bad key {told(req)}"}}) + b"\n\n"
+
+    streaming = first_chunks_then(release, error_event)
 
     async def respond(req: Request) -> Response | StreamingResponse:
-        told = f"{req.headers.get('authorization')} / {req.headers.get('x-upstream-token')}"
         if orjson.loads(req.body).get("stream"):
-            async def chunks() -> AsyncIterator[bytes]:
-                yield chunk_event({"role": "assistant", "content": ""})
-                await asyncio.sleep(0.05)
-                yield b"data: " + orjson.dumps({"error": {"message": f"bad key {told}"}}) + b"\n\n"
-
-            return StreamingResponse(chunks())
-        return error_response(400, f"Invalid request, and by the way your key is {told}")
+            return await streaming(req)
+        return error_response(400, f"Invalid request, and by the way your key is {told(req)}")
 
     up = await start_upstream(respond)
     gateway = await start_gateway(config(model("chat", deployment(
         "a", up.base_url, api_key=KEY_B, headers={"X-Upstream-Token": HEADER_SECRET}), resume_streams=False)))
     bad = await chat(gateway)
     assert bad.status == 400 and "Invalid request" in bad.json["error"]["message"]
-    streamed = await chat(gateway, stream=True)
-    assert orjson.loads(sse_events(streamed.body)[-1])["error"]["code"] == "stream_interrupted"
+    events = await stream_released(gateway, release)
+    final = orjson.loads(events[-1])["error"]
+    assert final["code"] == "stream_interrupted" and "bad key" in final["message"]
+    assert up.last.headers["authorization"] == f"Bearer {KEY_B}"
     for secret in (KEY_B, HEADER_SECRET):
-        assert secret not in bad.body.decode() + streamed.body.decode()
+        assert secret not in bad.body.decode() + b"".join(events).decode()
         assert secret not in caplog.text
 
 
@@ -454,7 +480,7 @@ async def test_stream_stalling_mid_way_times_out_with_an_error_event(start_upstr
     up = await start_upstream()
     up.respond = _stream_of([chunk_event({"role": "assistant", "content": ""}), chunk_event({"content": "Hel"})],
                             hang=up)
-    gateway = await start_gateway(config(model("chat", deployment("a", up.base_url), timeout=0.2)))
+    gateway = await start_gateway(config(model("chat", deployment("a", up.base_url), idle_timeout=0.2)))
     events = sse_events((await chat(gateway, stream=True)).body)
     assert orjson.loads(events[-1])["error"]["code"] == "stream_interrupted"
     async with asyncio.timeout(GUARD):

@@ -351,7 +351,7 @@ async def test_back_pressure_pauses_a_stream_to_a_slow_reader(serve: Serve) -> N
         # Do not read; wait until production stalls (or finishes, which would be a failure).
         last = -1
         async with asyncio.timeout(GUARD):
-            while produced != last and produced < total:
+            while produced == 0 or (produced != last and produced < total):
                 last = produced
                 await asyncio.sleep(0.05)
         assert produced < total, "the producer was never paused by a client that does not read"
@@ -362,29 +362,50 @@ async def test_back_pressure_pauses_a_stream_to_a_slow_reader(serve: Serve) -> N
         assert received == total * len(piece)
 
 
+class Gate:
+    """A handler that answers ``/wait`` only once released (``started`` tells when it is in flight)."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, req: Request) -> Response:
+        if req.path == "/wait":
+            self.started.set()
+            await self.release.wait()
+        return Response(200, orjson.dumps({"path": req.path}))
+
+
 async def test_idle_keep_alive_connections_are_closed(serve: Serve) -> None:
-    server = await serve(Echo(), keepalive_timeout=30.0)
+    gate = Gate()
+    server = await serve(gate, keepalive_timeout=30.0)
     async with await open_conn(server) as idle, await open_conn(server) as busy:
         await idle.send(http_request("GET", "/"))
         await idle.read_response()
-        await busy.send(http_request("GET", "/", headers={"x-delay": "0.2"}))
-        await asyncio.sleep(0.05)
+        await busy.send(http_request("GET", "/wait"))
+        async with asyncio.timeout(GUARD):
+            await gate.started.wait()
         later = server.loop.time() + 60  # as if a minute went by
         for connection in list(server.connections):
             connection.close_if_idle(later, server.keepalive_timeout)
         assert await idle.at_eof()
+        gate.release.set()
         assert (await busy.read_response()).status == 200  # in flight: not idle
 
 
 async def test_close_lets_in_flight_requests_finish(serve: Serve) -> None:
-    server = await serve(Echo())
+    gate = Gate()
+    server = await serve(gate)
     conn = await open_conn(server)
     try:
-        await conn.send(http_request("GET", "/slow", headers={"x-delay": "0.1"}))
-        await asyncio.sleep(0.02)
+        await conn.send(http_request("GET", "/wait"))
+        async with asyncio.timeout(GUARD):
+            await gate.started.wait()
         closing = asyncio.create_task(server.close(grace=GUARD))
+        await asyncio.sleep(0)
+        gate.release.set()
         response = await conn.read_response()
-        assert response.status == 200 and response.json["path"] == "/slow"
+        assert response.status == 200 and response.json["path"] == "/wait"
         await closing
         assert await conn.at_eof()
     finally:

@@ -7,12 +7,12 @@ transport whose scripted behaviours move that clock (see resilience_support).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-
 from resilience_support import (
     NO_BREAKER,
     NO_JITTER_BREAKER,
@@ -28,6 +28,7 @@ from resilience_support import (
     status,
     timeout,
 )
+
 from stellwerk import AllAttemptsFailedError, Router, UpstreamError
 from stellwerk.errors import ContentPolicyError, ContextWindowExceededError
 
@@ -129,10 +130,8 @@ async def test_a_retry_after_beyond_max_retry_after_is_never_retried_early(route
     """backoff.py: "A longer requested wait is not honoured here: the outcome is then MOVE_ON"."""
     transport.script("a", status(429, headers={"retry-after": "5"}), ok())
     router = routers(fake_model("chat", "a", retries=1, backoff={"max_retry_after": 2}))
-    try:
+    with contextlib.suppress(AllAttemptsFailedError):
         await chat(router)
-    except AllAttemptsFailedError:
-        pass
     # Either no retry at all (move on), or a retry no earlier than the upstream asked for.
     assert all(s >= 5 for s in time.sleeps), f"retried {time.sleeps} s after a 429 asking for 5 s"
 
@@ -161,19 +160,27 @@ async def test_the_retry_budget_bounds_attempts_when_everything_fails(routers: A
 async def test_the_retry_budget_refills_as_the_window_slides(routers: Any, transport: FakeTransport,
                                                              time: VirtualTime) -> None:
     transport.script("a", status(503))
-    transport.script("b", ok())
-    router = routers(fake_model("chat", "a", "b", retry_budget={"ratio": 0, "min_per_second": 0.5, "window": 4},
-                                breaker=NO_BREAKER))
-    answered = 0
+    router = routers(fake_model("chat", "a", retries=1, retry_budget={"ratio": 0, "min_per_second": 0.5, "window": 4},
+                                breaker=NO_BREAKER, backoff={"base": 0, "cap": 0}))
     for _ in range(6):
-        try:
+        with pytest.raises(AllAttemptsFailedError):
             await chat(router)
-            answered += 1
-        except AllAttemptsFailedError:
-            pass
-    assert answered == 2  # a reserve of 0.5/s x 4 s: two failovers, then the budget is spent
+    assert len(transport.calls) == 6 + 2  # a reserve of 0.5/s x 4 s: two retries, then the budget is spent
     time.advance(5)
-    assert (await chat(router)).deployment == "b"
+    with pytest.raises(AllAttemptsFailedError):
+        await chat(router)
+    assert len(transport.calls) == 8 + 2  # the window slid: a retry again
+
+
+async def test_a_retry_budget_bounds_repeats_on_a_single_deployment(routers: Any, transport: FakeTransport,
+                                                                    time: VirtualTime) -> None:
+    transport.script("a", status(503))
+    router = routers(fake_model("chat", "a", retries=3, breaker=NO_BREAKER, backoff={"base": 0, "cap": 0}))
+    for _ in range(100):
+        time.advance(0.01)
+        with pytest.raises(AllAttemptsFailedError):
+            await chat(router)
+    assert len(transport.calls) <= 100 * 1.2 + 10 + 1
 
 
 # -- circuit breaker ------------------------------------------------------------------------------------------------

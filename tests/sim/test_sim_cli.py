@@ -42,6 +42,14 @@ def test_overrides_apply_on_top_of_the_preset() -> None:
     assert cli.build_profile(parse("--error-rate", "0.5", "--output-tokens", "4")).error_rate == 0.5
 
 
+def test_protocol_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse().protocol == "openai"
+    assert parse("--protocol", "bedrock").protocol == "bedrock"
+    with pytest.raises(SystemExit):
+        parse("--protocol", "grpc")
+    assert "invalid choice: 'grpc'" in capsys.readouterr().err
+
+
 def test_bad_profile_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert cli.run(parse("--profile", "nonsense")) == 2
     assert "unknown preset" in capsys.readouterr().err

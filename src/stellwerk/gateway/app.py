@@ -162,6 +162,7 @@ class GatewayApp:
             ("x-stellwerk-deployment", result.deployment),
             ("x-stellwerk-attempts", str(result.attempts)),
             ("x-stellwerk-cost", f"{result.cost:.8f}"),
+            ("x-stellwerk-route", result.route),
         ])
 
     async def list_models(self, request: Request, rid: str) -> Response:

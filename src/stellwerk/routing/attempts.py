@@ -11,9 +11,12 @@ Written as a plain loop (TensorZero style), every attempt's error collected:
    deployment at once; only when all were tried does a deployment get a repeat
    attempt (up to ``retries`` each), after a jittered exponential backoff that
    honours a short Retry-After.
-3. Every attempt after the first must be paid for from the model's retry
-   budget and the target deployment's, so that when everything fails the
-   upstream load stays near one attempt per client request.
+3. A repeated attempt on a deployment (a true retry), moving on to a
+   deployment that is failing as well, and every hedge must be paid for from
+   the model's retry budget (a retry also from the deployment's), so that
+   when everything fails the upstream load stays near one attempt per client
+   request. Moving on to a deployment that answers is free: failover to a
+   healthy deployment is never refused.
 4. Stop at the request's deadline. A client error is returned at once; a
    content-policy refusal ends this model (its fallbacks decide); a
    context-too-long answer skips that deployment.
@@ -87,6 +90,7 @@ class AttemptLoop(Generic[T]):
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
         stream: bool = False,
+        context_skips: int = 0,
     ) -> None:
         self.group = group
         self.op = operation
@@ -100,24 +104,21 @@ class AttemptLoop(Generic[T]):
         self.busy: set[str] = set()
         """Deployments with an attempt running right now (hedging)."""
         self.retry_after: dict[str, float | None] = {}
-        self.context_skips = 0
+        self.context_skips = context_skips
+        """Deployments the prompt does not fit (removed by the planner, or answered so)."""
+        self.other_failures = 0
         self.plan, self.panic = self._plan(order)
 
     # -- planning -----------------------------------------------------------
     def _plan(self, order: Sequence[Deployment]) -> tuple[list[Deployment], bool]:
         plan = list(order)
-        tokens = self.ctx.prompt_tokens
-        if tokens is not None:
-            fits = [d for d in plan if d.config.context_window is None or d.config.context_window >= tokens]
-            if len(fits) < len(plan):
-                skipped = [d.id for d in plan if d not in fits]
-                self.context_skips = len(skipped)
-                self.ctx.notes.append(f"prompt of ~{tokens} tokens skips {', '.join(skipped)} (context window)")
-                plan = fits
         healthy = [d for d in plan if d.breaker.available()]
         panic = bool(plan) and len(healthy) < self.group.config.panic_threshold * len(plan)
         if panic:
-            self.ctx.notes.append(f"panic: only {len(healthy)}/{len(plan)} healthy, ignoring health")
+            # Envoy's panic mode, for ordered strategies: the unhealthy become last resorts
+            # instead of being excluded; the healthy are still tried first.
+            self.ctx.notes.append(f"panic: only {len(healthy)}/{len(plan)} healthy, trying the others as well")
+            plan = healthy + [d for d in plan if d not in healthy]
         return plan, panic
 
     def _pick(self) -> Deployment | None:
@@ -139,21 +140,26 @@ class AttemptLoop(Generic[T]):
         return best
 
     # -- one attempt ----------------------------------------------------------
-    async def _one(self, dep: Deployment, first: bool) -> T | _Failed:
+    async def _one(self, dep: Deployment) -> T | _Failed:
         """Run one attempt with all bookkeeping. Raises only for answers that end the model."""
         ctx, group = self.ctx, self.group
         now = self.clock()
         tries = self.tries.get(dep.id, 0)
-        if not first:
+        # Paid from the model's retry budget: a repeat on a deployment this request already tried,
+        # and moving on to a deployment that is failing too (its last answer was a failure). Moving
+        # on to one that is answering is free: that is plain failover, and must never be refused
+        # while a healthy deployment exists.
+        if tries or (ctx.attempts and dep.breaker.policy.consecutive):
             if not group.budget.try_withdraw():
                 ctx.notes.append("retry budget of the model is spent")
                 self.done.update(d.id for d in self.plan)
                 return _FAILED
-            if tries and not dep.budget.try_withdraw():
+        if tries:
+            if not dep.budget.try_withdraw():
                 ctx.notes.append(f"retry budget of {dep.id} is spent")
                 self.done.add(dep.id)
                 return _FAILED
-        if tries == 0:
+        else:
             dep.budget.deposit()
         if tries:
             wait = group.backoff.delay(tries, self.retry_after.get(dep.id))
@@ -188,7 +194,8 @@ class AttemptLoop(Generic[T]):
             self.busy.discard(dep.id)
         elapsed = self.clock() - now
         ctx.last_elapsed = elapsed
-        dep.breaker.record(True)
+        if not self.stream:
+            dep.breaker.record(True)  # a stream's success is judged when it completes (ChatStream)
         dep.health.success(self.clock(), None if self.stream else elapsed, elapsed if self.stream else None)
         return result
 
@@ -209,8 +216,10 @@ class AttemptLoop(Generic[T]):
             return _FAILED
         dep.breaker.record(False)
         dep.health.failure(self.clock(), err.message)
-        if outcome is Outcome.MOVE_ON:
-            self.done.add(dep.id)
+        self.other_failures += 1
+        limit = self.group.config.backoff.max_retry_after
+        if outcome is Outcome.MOVE_ON or (err.retry_after is not None and err.retry_after > limit):
+            self.done.add(dep.id)  # asked to wait longer than we would: try elsewhere, not here again
         else:
             self.retry_after[dep.id] = err.retry_after
         return _FAILED
@@ -219,7 +228,6 @@ class AttemptLoop(Generic[T]):
     async def run(self) -> tuple[T, Deployment]:
         self.group.budget.deposit()
         hedge = self.group.config.hedge
-        first = True
         while True:
             if self.clock() >= self.ctx.deadline:
                 self.ctx.notes.append("deadline reached")
@@ -228,11 +236,10 @@ class AttemptLoop(Generic[T]):
             if dep is None:
                 break
             if hedge is not None:
-                won = await self._hedged(dep, first)
+                won = await self._hedged(dep)
             else:
-                result = await self._one(dep, first)
+                result = await self._one(dep)
                 won = None if isinstance(result, _Failed) else (result, dep)
-            first = False
             if won is not None:
                 return won
         if (self.plan and self.context_skips >= len(self.plan)) or (not self.plan and self.context_skips):
@@ -249,11 +256,11 @@ class AttemptLoop(Generic[T]):
             observed = dep.health.latency * 1.5
         return None if observed is None else max(hedge.min_delay, observed)
 
-    async def _hedged(self, dep: Deployment, first: bool) -> tuple[T, Deployment] | None:
+    async def _hedged(self, dep: Deployment) -> tuple[T, Deployment] | None:
         hedge = self.group.config.hedge
         assert hedge is not None
         tasks: dict[asyncio.Task[T | _Failed], Deployment] = {
-            asyncio.ensure_future(self._one(dep, first)): dep}
+            asyncio.ensure_future(self._one(dep)): dep}
         hedges = 0
         delay = self._hedge_delay(dep)
         try:
@@ -261,9 +268,9 @@ class AttemptLoop(Generic[T]):
                 done, _ = await asyncio.wait(tasks, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
                 if not done:
                     nxt = self._pick() if hedges < hedge.max_hedges else None
-                    if nxt is not None and self.group.budget.can_withdraw():
+                    if nxt is not None and self.group.budget.try_withdraw():
                         self.ctx.notes.append(f"hedged: {dep.id} silent for {delay:.3f}s, also trying {nxt.id}")
-                        tasks[asyncio.ensure_future(self._one(nxt, False))] = nxt
+                        tasks[asyncio.ensure_future(self._one(nxt))] = nxt
                         hedges += 1
                     else:
                         delay = None

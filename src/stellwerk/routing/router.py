@@ -30,9 +30,7 @@ from stellwerk.errors import (
     ContentPolicyError,
     ContextWindowExceededError,
     ModelNotFoundError,
-    Outcome,
     StellwerkError,
-    UpstreamError,
 )
 from stellwerk.events import Listener, RequestRecord, emit
 from stellwerk.http.client import HTTPClient, Transport
@@ -215,6 +213,7 @@ class Router:
         stream: bool = False,
         tried: Mapping[str, int] | None = None,
         headers: Mapping[str, str] | None = None,
+        usable: Callable[[Deployment], bool] | None = None,
     ) -> tuple[T, Deployment]:
         queue = [model]
         visited: set[str] = set()
@@ -236,18 +235,21 @@ class Router:
                     continue
                 only = route.order
             if self._needs_tokens[name] and ctx.prompt_tokens is None:
-                output = body.get("max_completion_tokens") or body.get("max_tokens") or 0
-                ctx.prompt_tokens = count_prompt_tokens(body) + (output if isinstance(output, int) else 0)
+                ctx.prompt_tokens = count_prompt_tokens(body)
             tokens = ctx.prompt_tokens
             order, decision = planner.plan(
                 lambda t=tokens: request_facts(body, headers, stream, t), only=only)  # type: ignore[misc]
             ctx.decision = decision
+            context_removed = 0
             for dep_id, filter_name, why in decision.removed:
                 ctx.notes.append(f"{dep_id} removed by {filter_name}: {why}")
+                context_removed += why.startswith("context")
             loop: AttemptLoop[T] = AttemptLoop(group, order, make_op(group), ctx, clock=self._clock,
-                                               sleep=self._sleep, stream=stream)
+                                               sleep=self._sleep, stream=stream, context_skips=context_removed)
             if tried:
                 loop.tries.update({k: v for k, v in tried.items() if k in {d.id for d in group.deployments}})
+            if usable is not None:
+                loop.done.update(d.id for d in group.deployments if not usable(d))
             try:
                 return await loop.run()
             except ModelFailed as failed:
@@ -400,15 +402,15 @@ class Router:
             def make_resume_op(g: ModelGroup) -> Op[Opened]:
                 async def op(deployment: Deployment, attempt_timeout: float) -> Opened:
                     resumed = continuation_body(request, partial, deployment.resume, produced)
-                    if resumed is None:
-                        raise UpstreamError(Outcome.MOVE_ON, "this deployment does not resume streams", reason="skip")
+                    assert resumed is not None  # deployments with resume: off are not usable here
                     return await operations.open_stream(transport, clock, g, deployment, resumed, attempt_timeout)
                 return op
 
             ctx.notes.append(f"stream from {broken} broke off after {len(partial)} characters; resuming")
             try:
                 resumed_stream, _ = await self._route(group.name, ctx, make_resume_op, request, stream=True,
-                                                      tried=broken_counts, headers=headers)
+                                                      tried=broken_counts, headers=headers,
+                                                      usable=lambda d: d.resume != "off")
             except StellwerkError:
                 return None
             return resumed_stream

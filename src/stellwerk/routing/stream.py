@@ -107,6 +107,8 @@ class ChatStream:
                     return batch
             return None
         except TransportError as err:
+            if self._finished:
+                return None  # the answer was complete; only the end marker was lost
             raise transport_error(err) from None
 
     async def _batches(self) -> AsyncIterator[list[Chunk]]:
@@ -142,6 +144,7 @@ class ChatStream:
             raise
         except BaseException:
             status = 499  # cancelled: the client went away
+            self._opened.deployment.breaker.release()
             raise
         finally:
             self._opened.response.close()
@@ -217,6 +220,7 @@ class ChatStream:
         self.cost = self.usage.cost(dep.config.price) + self._earlier_cost
         if error is None and status == 200:
             now = self._clock()
+            dep.breaker.record(True)
             dep.health.success(now, now - self._started, None)
             dep.observe(now - self._started, self._ttft, self.usage.completion_tokens, self.usage.total_tokens)
         emit(self._listeners, RequestRecord(
@@ -252,4 +256,5 @@ class ChatStream:
         """Abandon the stream (closes the upstream connection)."""
         if not self._closed:
             self._opened.response.close()
+            self._opened.deployment.breaker.release()
             self._record(499, None)

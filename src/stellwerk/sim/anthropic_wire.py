@@ -20,6 +20,7 @@ A tool call is a ``tool_use`` block whose input streams as ``input_json_delta`` 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Final
 
 import orjson
@@ -48,7 +49,8 @@ from stellwerk.sim.protocol import (
 __all__ = ["AnthropicDialect", "MessageWriter", "message_body", "parse_messages"]
 
 _STOP: Final[dict[Finish, str]] = {"stop": "end_turn", "length": "max_tokens", "tool": "tool_use", "blocked": "refusal"}
-_NOT_JSON: Final = invalid_request("There was an error parsing the body of your request as JSON.")
+_NOT_JSON: Final = partial(invalid_request, "There was an error parsing the body of your request as JSON.")
+_NO_MODEL: Final = partial(invalid_request, "model: Field required")
 _USAGE_EXTRA: Final = b'"cache_creation_input_tokens":0,"cache_read_input_tokens":0'
 
 
@@ -59,7 +61,7 @@ def parse_messages(body: bytes, trigger: str = "", *, count_only: bool = False) 
     ``count_only`` (``/v1/messages/count_tokens``) does not require ``max_tokens``.
     """
     data = load_object(body, _NOT_JSON)
-    model = required_string(data, "model", invalid_request("model: Field required"))
+    model = required_string(data, "model", _NO_MODEL)
     messages = data.get("messages")
     if not isinstance(messages, list):
         raise invalid_request("messages: Field required" if messages is None else "messages: Input should be a valid list")

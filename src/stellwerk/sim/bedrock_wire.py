@@ -19,6 +19,7 @@ SigV4 (``AWS4-HMAC-SHA256 Credential=KEYID/...``) or a Bedrock API key (``Bearer
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Final
 
 import orjson
@@ -47,7 +48,7 @@ __all__ = ["BedrockDialect", "FrameWriter", "converse_response", "parse_converse
 _STOP: Final[dict[Finish, str]] = {
     "stop": "end_turn", "length": "max_tokens", "tool": "tool_use", "blocked": "content_filtered",
 }  # fmt: skip
-_NOT_JSON: Final = validation("Malformed input request, please reformat your input and try again.")
+_NOT_JSON: Final = partial(validation, "Malformed input request, please reformat your input and try again.")
 _HEADERS: Final = {
     name: event_headers(name)
     for name in ("messageStart", "contentBlockStart", "contentBlockDelta", "contentBlockStop", "messageStop", "metadata")

@@ -18,6 +18,7 @@ ends with ``finishReason: "MAX_TOKENS"``; the content-policy trigger gets
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Final
 from urllib.parse import parse_qs
 
@@ -50,7 +51,7 @@ from stellwerk.sim.protocol import (
 __all__ = ["ChunkWriter", "GeminiDialect", "generate_response", "parse_embed", "parse_generate"]
 
 _FINISH: Final[dict[Finish, str]] = {"stop": "STOP", "length": "MAX_TOKENS", "tool": "STOP", "blocked": "SAFETY"}
-_NOT_JSON: Final = invalid_argument("Invalid JSON payload received. Unexpected token.")
+_NOT_JSON: Final = partial(invalid_argument, "Invalid JSON payload received. Unexpected token.")
 _CANDIDATE_HEAD: Final = b'{"candidates":[{"content":{"parts":['
 
 
@@ -290,9 +291,9 @@ class GeminiDialect:
 
     def info(self, req: Request, route: Route, models: Sequence[str], accept_any: bool, created: float) -> Response:
         if route.variant == "count":
-            data = load_object(req.body, _NOT_JSON) if req.body else {}
-            request = data.get("generateContentRequest", data)
             try:
+                data = load_object(req.body, _NOT_JSON) if req.body else {}
+                request = data.get("generateContentRequest", data)
                 chat = parse_generate(orjson.dumps(request), route.model or "", False)
             except WireError as exc:
                 return exc.response()

@@ -17,6 +17,7 @@ a JSON schema) asks for JSON.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Final
 
 import orjson
@@ -44,14 +45,15 @@ from stellwerk.sim.protocol import (
 __all__ = ["LineWriter", "OllamaDialect", "chat_response", "parse_chat", "parse_embed"]
 
 _DONE: Final[dict[Finish, str]] = {"stop": "stop", "length": "length", "tool": "stop", "blocked": "stop"}
-_NOT_JSON: Final = bad_request("invalid character 'o' looking for beginning of value")
+_NOT_JSON: Final = partial(bad_request, "invalid character 'o' looking for beginning of value")
+_NO_MODEL: Final = partial(bad_request, "model is required")
 _LOAD_NS: Final = 1_000_000
 """Reported model load time: the model is always warm."""
 
 
 # -- requests -------------------------------------------------------------------------------------------------------
 def _model(data: dict[str, Any]) -> str:
-    return required_string(data, "model", bad_request("model is required"))
+    return required_string(data, "model", _NO_MODEL)
 
 
 def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:

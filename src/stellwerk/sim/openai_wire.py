@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Final
 
 import orjson
@@ -70,12 +71,14 @@ _USAGE_DETAILS: Final = (
     b'"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,'
     b'"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}'
 )
-_NOT_JSON: Final = WireError(
+_NOT_JSON: Final = partial(
+    WireError,
     400,
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
     "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
     "invalid_request_error",
 )
+_NO_MODEL: Final = partial(WireError, 400, "you must provide a model parameter", "invalid_request_error")
 
 EmbeddingsRequest = EmbedRequest
 
@@ -86,7 +89,7 @@ def _invalid(message: str, param: str | None = None, code: str | None = None) ->
 
 # -- requests -----------------------------------------------------------------------------------------------------
 def _model(data: dict[str, Any]) -> str:
-    return required_string(data, "model", _invalid("you must provide a model parameter"))
+    return required_string(data, "model", _NO_MODEL)
 
 
 def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
@@ -393,10 +396,8 @@ class OpenAIDialect:
         chat, reply = turn.chat, turn.reply
         writer = ChunkWriter(f"chatcmpl-sim{turn.seq:020d}", int(turn.created), chat.model, chat.include_usage)
         deltas = stream_deltas(turn, text, tool_arguments_delta)
-        if reply.tool is not None:
-            first = writer.tool_start(tool_call_id(turn.seq), reply.tool.name)
-        else:
-            first = writer.role()
+        tool = reply.tool
+        first = writer.role() if tool is None else writer.tool_start(tool_call_id(turn.seq), tool.name)
         closing = [writer.finish(_FINISH[reply.finish])]
         if chat.include_usage:
             closing.append(writer.usage(chat.prompt_tokens, reply.completion_tokens))

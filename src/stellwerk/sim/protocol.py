@@ -12,7 +12,9 @@ protocol for everything that touches the wire. One chat request goes::
     dialect.stream(turn, text_deltas)   -> StreamPlan (streamed: framed events around unframed deltas)
     dialect.errors.*                    -> the protocol's error answers (429, 5xx, context window, ...)
 
-A dialect is a plain object; :data:`stellwerk.sim.dialects.PROTOCOLS` maps protocol names to them.
+Embeddings go the same way through :class:`Embedder` (``parse_embed``, ``embeddings``), which only
+the protocols with embedding routes implement. A dialect is a plain object;
+:data:`stellwerk.sim.dialects.PROTOCOLS` maps protocol names to their factories.
 """
 
 from __future__ import annotations
@@ -165,22 +167,25 @@ class EmbedRequest(NamedTuple):
     prompt_tokens: int
 
 
-def required_string(data: dict[str, Any], key: str, error: WireError) -> str:
-    """``data[key]`` if it is a non-empty string, else raise ``error``."""
+def required_string(data: dict[str, Any], key: str, error: Callable[[], WireError]) -> str:
+    """``data[key]`` if it is a non-empty string, else raise ``error()``.
+
+    Errors come from factories: raising one shared exception object again and again would grow its traceback.
+    """
     value = data.get(key)
     if not isinstance(value, str) or not value:
-        raise error
+        raise error()
     return value
 
 
-def load_object(body: bytes, error: WireError) -> dict[str, Any]:
-    """``body`` parsed as a JSON object, else raise ``error``."""
+def load_object(body: bytes, error: Callable[[], WireError]) -> dict[str, Any]:
+    """``body`` parsed as a JSON object, else raise ``error()``."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         data = None
     if not isinstance(data, dict):
-        raise error
+        raise error()
     return data
 
 

@@ -6,12 +6,13 @@
 scripts every protocol; everything that touches the wire is the protocol's
 :class:`~stellwerk.sim.protocol.Dialect` (see :data:`~stellwerk.sim.dialects.PROTOCOLS`).
 
-Routes, per protocol::
+Routes, per protocol (each dialect's ``routes`` table, matched by one :class:`~stellwerk.sim.protocol.RouteTable`)::
 
     openai     POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models[/{id}]   (/v1 optional)
     anthropic  POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models
     gemini     POST /v1beta/models/{model}:generateContent | :streamGenerateContent[?alt=sse]
-                    | :embedContent | :batchEmbedContents, GET /v1beta/models              (/v1 too)
+                    | :embedContent | :batchEmbedContents | :countTokens,
+               GET /v1beta/models[/{model}]                                            (/v1 too)
     ollama     POST /api/chat, POST /api/embed, GET /api/tags
     bedrock    POST /model/{modelId}/converse, POST /model/{modelId}/converse-stream
     every one  GET /_sim/stats, GET /_sim/profile, POST /_sim/profile (JSON object of fields to change),
