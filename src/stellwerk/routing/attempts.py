@@ -149,11 +149,11 @@ class AttemptLoop(Generic[T]):
         # and moving on to a deployment that is failing too (its last answer was a failure). Moving
         # on to one that is answering is free: that is plain failover, and must never be refused
         # while a healthy deployment exists.
-        if tries or (ctx.attempts and dep.breaker.policy.consecutive):
-            if not group.budget.try_withdraw():
-                ctx.notes.append("retry budget of the model is spent")
-                self.done.update(d.id for d in self.plan)
-                return _FAILED
+        paid = bool(tries) or bool(ctx.attempts and dep.breaker.policy.consecutive)
+        if paid and not group.budget.try_withdraw():
+            ctx.notes.append("retry budget of the model is spent")
+            self.done.update(d.id for d in self.plan)
+            return _FAILED
         if tries:
             if not dep.budget.try_withdraw():
                 ctx.notes.append(f"retry budget of {dep.id} is spent")
