@@ -151,8 +151,9 @@ async def test_the_retry_budget_bounds_attempts_when_everything_fails(routers: A
         if i == 0:
             first_request_attempts = len(transport.calls)
     assert first_request_attempts == 12  # alone, a request may use all of 3 x (1 + 3) attempts
-    # ratio 0.2 and a reserve of 1/s over 10 s: at most 100 + 0.2 * 100 + 10 attempts, not 1200
-    assert len(transport.calls) <= 100 * 1.2 + 10 + 1
+    # ratio 0.2 and a reserve of 1/s over 10 s: at most 100 + 0.2 * 100 + 10 attempts (plus, at most,
+    # one free move to each deployment not yet known to fail), not 1200
+    assert len(transport.calls) <= 100 * 1.2 + 10 + 2 + 1
     budget = router.health()["models"]["chat"]["retry_budget"]
     assert budget["retries_in_window"] <= budget["retries_allowed"] + 1
 

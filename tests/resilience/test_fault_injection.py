@@ -292,8 +292,9 @@ async def test_when_nothing_is_healthy_the_client_gets_a_clear_status(
                                                timeout=0.2, breaker=LONG_OPEN)))
     answers = await drive(gateway, 30, 10)
     assert {a.status for a in answers} == {expected}, {a.status for a in answers}
-    # bounded by the retry budget (20 % + a reserve of 10), not 30 x 2 deployments x (1 + retries)
-    assert attempts(*sims) <= 30 * 1.2 + 10 + 1
+    # bounded by the retry budget (20 % + a reserve of 10), not 30 x 2 deployments x (1 + retries); moving
+    # on to the other deployment may be free until it is known to fail: once per request in flight (10)
+    assert attempts(*sims) <= 30 * 1.2 + 10 + 10 + 1
     if kind == "429":
         raw = await request(gateway.port, "POST", "/v1/chat/completions", {"model": "chat", "messages": USER})
         assert raw.status == 429 and raw.headers["retry-after"]

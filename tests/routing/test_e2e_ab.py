@@ -7,8 +7,9 @@ import re
 from collections import Counter
 from typing import Any
 
-from support import config, deployment, model
 from test_e2e_support import Routed, StartSim, routed
+
+from support import config, deployment, model
 
 PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
 USERS = [f"user-{i}" for i in range(150)]

@@ -6,9 +6,9 @@ import re
 from typing import Any
 
 import pytest
+from test_e2e_support import StartSim, routed, served
 
 from support import config, deployment, model
-from test_e2e_support import Routed, StartSim, routed, served
 
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from support import config, deployment, model, request
 from test_e2e_support import StartSim, routed, served
+
+from support import config, deployment, model, request
 
 STRATEGIES: dict[str, dict[str, Any]] = {
     "failover": {},

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 
-from support import config, deployment, model
 from test_e2e_support import Routed, SkewClock, StartSim, routed, served
+
+from support import config, deployment, model
 
 OPTIONS = {"min_observations": 2, "explore_probability": 0.0}
 

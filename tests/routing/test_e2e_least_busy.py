@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 
-from support import config, deployment, model
 from test_e2e_support import Answer, Routed, StartSim, routed, served
+
+from support import config, deployment, model
 
 
 async def test_slow_deployment_gets_fewer_requests_under_concurrency(start_sim: StartSim) -> None:

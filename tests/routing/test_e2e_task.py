@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_e2e_support import StartSim, routed, served
 
 from support import config, deployment, model
-from test_e2e_support import StartSim, routed, served
 
 CODE = "Write a Python function that parses a CSV file and returns a list of dicts."
 MATH = "Solve for x: 3x + 7 = 22."

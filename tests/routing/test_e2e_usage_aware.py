@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
-from support import config, deployment, model
 from test_e2e_support import SkewClock, StartSim, routed, served
+
+from support import config, deployment, model
 
 
 async def test_a_burst_never_exceeds_rpm_and_the_window_reopens(start_sim: StartSim) -> None:

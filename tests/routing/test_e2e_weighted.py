@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from support import config, deployment, model
 from test_e2e_support import StartSim, routed, served
+
+from support import config, deployment, model
 
 
 async def test_weights_3_to_1_split_exactly_and_change_at_run_time(start_sim: StartSim) -> None:

@@ -17,9 +17,12 @@ def error_body(status: int, message: str, error_type: str | None = None, code: s
     return orjson.dumps({"error": {"message": message, "type": error_type, "param": param, "code": code}})
 
 
-def http_layer_error(status: int, message: str) -> bytes:
-    """Body for errors the HTTP layer raises itself (malformed HTTP, 413)."""
-    code = {413: "request_too_large", 400: "bad_request"}.get(status)
+def http_layer_error(status: int, message: str, path: str = "") -> bytes:
+    """Body for errors the HTTP layer answers itself (malformed HTTP, 413), in the shape of the API asked."""
+    if path.rstrip("/").endswith(("/messages", "/messages/count_tokens")):
+        kind = {413: "request_too_large"}.get(status, "invalid_request_error")
+        return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+    code = {413: "request_too_large", 400: "bad_request", 431: "request_header_fields_too_large"}.get(status)
     return error_body(status, message, code=code)
 
 

@@ -113,10 +113,11 @@ class StreamingResponse:
 
 
 Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
-ErrorBodyFactory = Callable[[int, str], bytes]
+ErrorBodyFactory = Callable[[int, str, str], bytes]
+"""``(status, message, path)`` → body, for errors the HTTP layer answers itself (the path may be ``""``)."""
 
 
-def error_body_factory(status: int, message: str) -> bytes:
+def error_body_factory(status: int, message: str, path: str = "") -> bytes:
     """Default body for errors raised by the HTTP layer itself (400/413/500)."""
     import orjson
 
@@ -299,7 +300,8 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        body = self._server.error_body(status, message)
+        path = self._url.split(b"?", 1)[0].decode("latin-1", "replace") if self._url else ""
+        body = self._server.error_body(status, message, path)
         head = _head(status, "application/json", None, keep_alive=False)
         head += b"\r\ncontent-length: %d\r\n\r\n" % len(body)
         transport.write(bytes(head) + body)
@@ -319,7 +321,7 @@ class _Connection(asyncio.Protocol):
                     raise
                 except Exception:
                     log.exception("unhandled error in handler for %s %s", request.method, request.path)
-                    response = Response(500, self._server.error_body(500, "internal server error"))
+                    response = Response(500, self._server.error_body(500, "internal server error", request.path))
                 if isinstance(response, StreamingResponse):
                     keep_alive = await self._send_stream(response, keep_alive)
                 else:
