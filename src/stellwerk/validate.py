@@ -135,14 +135,19 @@ def _check_tools(tools: Any) -> None:
                         f"tools[{k}].function.parameters")
 
 
-def validate_chat(body: Any) -> tuple[str, bool]:
-    """Validate a Chat Completions request; return ``(model, stream)``."""
+def _model_of(body: Any) -> str:
     if not isinstance(body, dict):
         raise _fail(f"The request body must be a JSON object, but got {_typename(body)}.", None)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _fail("Missing required parameter: 'model'." if model is None else
                     f"Invalid type for 'model': expected a non-empty string, but got {_typename(model)}.", "model")
+    return model
+
+
+def validate_chat(body: Any) -> tuple[str, bool]:
+    """Validate a Chat Completions request; return ``(model, stream)``."""
+    model = _model_of(body)
     messages = body.get("messages")
     if messages is None:
         raise _fail("Missing required parameter: 'messages'.", "messages")
@@ -183,12 +188,7 @@ def validate_chat(body: Any) -> tuple[str, bool]:
 
 def validate_embeddings(body: Any) -> str:
     """Validate an Embeddings request; return the model name."""
-    if not isinstance(body, dict):
-        raise _fail(f"The request body must be a JSON object, but got {_typename(body)}.", None)
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise _fail("Missing required parameter: 'model'." if model is None else
-                    f"Invalid type for 'model': expected a non-empty string, but got {_typename(model)}.", "model")
+    model = _model_of(body)
     data = body.get("input")
     if data is None:
         raise _fail("Missing required parameter: 'input'.", "input")

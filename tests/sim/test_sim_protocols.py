@@ -15,7 +15,8 @@ import pytest
 from sim_support import AUTH, KEY, chat_request, running
 
 from stellwerk.sim import PROTOCOLS, SimProvider, dialect_for
-from stellwerk.sim.protocol import Route, RouteSpec, RouteTable
+from stellwerk.http.server import Request
+from stellwerk.sim.protocol import Route, RouteSpec, RouteTable, WireError
 
 ALL = sorted(PROTOCOLS)
 AUTH_FAILURE = {"openai": 401, "anthropic": 401, "gemini": 400, "ollama": 401, "bedrock": 403}
@@ -43,6 +44,21 @@ def test_route_table_matches_fixed_paths_models_and_query_conditions() -> None:
     assert table.match("POST", "/m/:go", "") is None  # an empty model matches nothing
     with pytest.raises(ValueError, match="query condition"):
         RouteTable([RouteSpec("GET", "/x", Route("info"), query="a=b")])
+
+
+@pytest.mark.parametrize("protocol", ALL)
+def test_each_rejection_is_a_new_exception(protocol: str) -> None:
+    """A shared exception object raised again and again would grow its traceback without bound."""
+    dialect = dialect_for(protocol)
+    path, _ = chat_request(protocol)
+    route = RouteTable(dialect.routes).match("POST", path, "")
+    assert route is not None
+    raised = []
+    for body in (b"{oops", b"{oops", b"{}", b"{}"):
+        with pytest.raises(WireError) as info:
+            dialect.parse_chat(Request("POST", path, "", {}, body), route, "")
+        raised.append(info.value)
+    assert len({id(e) for e in raised}) == 4
 
 
 @pytest.mark.parametrize("protocol", ALL)

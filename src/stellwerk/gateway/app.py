@@ -38,6 +38,7 @@ from stellwerk.errors import ConfigError, StellwerkError
 from stellwerk.events import StatsCollector
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.routing import Router
+from stellwerk.routing.router import Result
 from stellwerk.validate import validate_chat, validate_embeddings
 
 from .anthropic_api import AnthropicAPI
@@ -143,27 +144,14 @@ class GatewayApp:
                 ("x-stellwerk-attempts", str(result_stream.attempts)),
                 ("x-stellwerk-route", result_stream.route),
             ])
-        result = await self.router.chat(body, request_id=rid, validated=True, timeout=timeout, headers=request.headers)
-        return Response(200, result.raw if result.raw is not None else orjson.dumps(result.data), [
-            ("x-request-id", rid),
-            ("x-stellwerk-deployment", result.deployment),
-            ("x-stellwerk-attempts", str(result.attempts)),
-            ("x-stellwerk-cost", f"{result.cost:.8f}"),
-            ("x-stellwerk-route", result.route),
-        ])
+        return _answer(await self.router.chat(body, request_id=rid, validated=True, timeout=timeout,
+                                              headers=request.headers))
 
     async def embeddings(self, request: Request, rid: str) -> Response:
         body = self._json(request)
         validate_embeddings(body)
-        result = await self.router.embeddings(body, request_id=rid, validated=True, timeout=self._timeout(request),
-                                              headers=request.headers)
-        return Response(200, result.raw if result.raw is not None else orjson.dumps(result.data), [
-            ("x-request-id", rid),
-            ("x-stellwerk-deployment", result.deployment),
-            ("x-stellwerk-attempts", str(result.attempts)),
-            ("x-stellwerk-cost", f"{result.cost:.8f}"),
-            ("x-stellwerk-route", result.route),
-        ])
+        return _answer(await self.router.embeddings(body, request_id=rid, validated=True,
+                                                    timeout=self._timeout(request), headers=request.headers))
 
     async def list_models(self, request: Request, rid: str) -> Response:
         return Response(200, self._models_body, [("x-request-id", rid)])
@@ -225,6 +213,16 @@ class GatewayApp:
         snapshot: dict[str, Any] = self.stats.snapshot() if self.stats is not None else {}
         snapshot["uptime_s"] = round(time.time() - self.started, 3)
         return Response(200, orjson.dumps(snapshot), [("x-request-id", rid)])
+
+
+def _answer(result: Result) -> Response:
+    return Response(200, result.body, [
+        ("x-request-id", result.request_id),
+        ("x-stellwerk-deployment", result.deployment),
+        ("x-stellwerk-attempts", str(result.attempts)),
+        ("x-stellwerk-cost", f"{result.cost:.8f}"),
+        ("x-stellwerk-route", result.route),
+    ])
 
 
 def _bad(message: str) -> StellwerkError:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+import orjson
 
 from stellwerk.config import Config, load_dict, load_file
 from stellwerk.errors import (
@@ -46,13 +47,13 @@ from .planner import Decision, Planner, request_facts
 from .probe import HealthProber
 from .stream import ChatStream
 
-__all__ = ["ChatResult", "EmbeddingsResult", "Router"]
+__all__ = ["ChatResult", "EmbeddingsResult", "Result", "Router"]
 
 T = TypeVar("T")
 
 
-class ChatResult(msgspec.Struct):
-    """A complete chat answer. ``data`` is the OpenAI ``chat.completion`` object."""
+class Result(msgspec.Struct):
+    """A complete answer: the OpenAI-shaped ``data``, and how it was obtained."""
 
     data: dict[str, Any]
     raw: bytes | None
@@ -68,6 +69,15 @@ class ChatResult(msgspec.Struct):
     """Why this deployment answered (the ``x-stellwerk-route`` header)."""
 
     @property
+    def body(self) -> bytes:
+        """The answer as JSON bytes."""
+        return self.raw if self.raw is not None else orjson.dumps(self.data)
+
+
+class ChatResult(Result):
+    """A complete chat answer. ``data`` is the OpenAI ``chat.completion`` object."""
+
+    @property
     def text(self) -> str | None:
         """The first choice's message content."""
         choices = self.data.get("choices") or [{}]
@@ -76,17 +86,8 @@ class ChatResult(msgspec.Struct):
         return content if isinstance(content, str) else None
 
 
-class EmbeddingsResult(msgspec.Struct):
-    data: dict[str, Any]
-    raw: bytes | None
-    model: str
-    deployment: str
-    attempts: int
-    usage: Usage
-    cost: float
-    latency: float
-    request_id: str
-    route: str = ""
+class EmbeddingsResult(Result):
+    """Embeddings. ``data`` is the OpenAI embeddings list object."""
 
 
 def _new_request_id() -> str:
