@@ -82,6 +82,7 @@ async def test_embeddings_count_tokens_and_models() -> None:
         assert resp["embeddings"][0]["values"] != resp["embeddings"][1]["values"]
         _, body = chat_request("gemini")
         assert (await client.post("/v1beta/models/m:countTokens", json=body)).json() == {"totalTokens": 7}
+        assert (await client.post("/v1beta/models/m:countTokens", content=b"{oops")).status_code == 400
         models = (await client.get("/v1beta/models")).json()["models"]
         assert [m["name"] for m in models] == ["models/sim-model"]
         assert (await client.get("/v1/models/other")).json()["name"] == "models/other"

@@ -14,8 +14,8 @@ import orjson
 import pytest
 from sim_support import AUTH, KEY, chat_request, running
 
-from stellwerk.sim import PROTOCOLS, SimProvider, dialect_for
 from stellwerk.http.server import Request
+from stellwerk.sim import PROTOCOLS, SimProvider, dialect_for
 from stellwerk.sim.protocol import Route, RouteSpec, RouteTable, WireError
 
 ALL = sorted(PROTOCOLS)
