@@ -128,7 +128,27 @@ async def test_runtime_strategy_updates_are_validated(start_sim: StartSim) -> No
         fixed = await gw.admin("PUT", "/admin/models/fast/strategy", {"explore_probability": 0.5})
         assert fixed.status == 400
         assert "cannot change its options at run time" in fixed.json["error"]["message"]
-        # As at load time, a variant must name deployments of the model.
-        unknown_dep = await gw.admin("PUT", "/admin/models/svc/strategy", variants(("stable", "a", 50), ("canary", "zz", 50)))
-        assert unknown_dep.status == 400, "a variant naming an unknown deployment was accepted"
-        assert "zz" in unknown_dep.json["error"]["message"]
+        assert (await gw.chat("svc", user="u")).status == 200  # nothing above changed the experiment
+
+
+async def test_runtime_variants_must_name_deployments_of_the_model(start_sim: StartSim) -> None:
+    # As when the config is loaded ("variant 'x' names unknown deployment 'zz'").
+    a, b = await start_sim(), await start_sim()
+    data = config(model("svc", deployment("a", a.base_url), deployment("b", b.base_url), strategy="ab",
+                        strategy_options=variants(("stable", "a", 95), ("canary", "b", 5))))
+    async with routed(data) as gw:
+        unknown = await gw.admin("PUT", "/admin/models/svc/strategy", variants(("stable", "a", 50), ("canary", "zz", 50)))
+    assert unknown.status == 400, "a variant naming an unknown deployment was accepted"
+    assert "zz" in unknown.json["error"]["message"]
+
+
+async def test_runtime_update_of_a_task_model_says_it_cannot(start_sim: StartSim) -> None:
+    sim = await start_sim()
+    data = config(model("plain", deployment("a", sim.base_url)),
+                  model("auto", deployment("b", sim.base_url), strategy="task", strategy_options={
+                      "default": "any", "routes": [{"name": "any", "target": "plain", "examples": []}]}))
+    async with routed(data) as gw:
+        answer = await gw.admin("PUT", "/admin/models/auto/strategy", {"default": "any"})
+    assert answer.status == 400
+    # Not "strategy: expected one of ab, cost, ..., got 'task'": task is a valid strategy.
+    assert "cannot change its options at run time" in answer.json["error"]["message"], answer.json

@@ -133,3 +133,24 @@ async def test_tags_restrict_the_deployments(start_sim: StartSim) -> None:
         nowhere = await gw.chat("chat", headers={"x-stellwerk-tags": "region=mars"})
         assert nowhere.status >= 400
         assert served(eu_1, eu_2, us) == before
+
+
+async def test_candidates_carry_their_position_in_the_config(start_sim: StartSim) -> None:
+    sim = await start_sim()
+    data = config(model("chat", *(deployment(f"d{i}", sim.base_url) for i in range(3)), strategy="weighted"))
+    async with routed(data) as gw:
+        step = (await gw.admin("GET", "/admin/route", model="chat")).json["steps"][0]
+    assert [(c["id"], c["index"]) for c in step["candidates"]] == [("d0", 0), ("d1", 1), ("d2", 2)]
+
+
+async def test_a_required_tag_is_honoured_whatever_the_strategy(start_sim: StartSim) -> None:
+    # No deployment carries region=eu: a request requiring it is refused alike by failover and weighted,
+    # instead of failover (whose untagged models take a fast path without filters) ignoring the header.
+    sim = await start_sim()
+    data = config(model("fo", deployment("a", sim.base_url)), model("w", deployment("b", sim.base_url), strategy="weighted"))
+    async with routed(data) as gw:
+        weighted = await gw.chat("w", headers={"x-stellwerk-tags": "region=eu"})
+        failover = await gw.chat("fo", headers={"x-stellwerk-tags": "region=eu"})
+    assert weighted.status >= 400
+    assert failover.status == weighted.status, failover.headers.get("x-stellwerk-route")
+    assert sim.stats.requests == 0

@@ -182,6 +182,13 @@ class ChatStream:
                 self.usage = usage_from(usage) or self.usage
                 if not choices and not self._include_usage:
                     continue  # we asked for it; the client did not
+                if resumed and isinstance(usage, dict) and self._earlier_tokens:
+                    # The client is told about the whole answer, not just the continuation.
+                    completion = int(usage.get("completion_tokens") or 0) + self._earlier_tokens
+                    usage = {**usage, "completion_tokens": completion,
+                             "total_tokens": int(usage.get("prompt_tokens") or 0) + completion}
+                    data = {**data, "usage": usage}
+                    chunk = (data, None)
             if self._identity is None and "id" in data:
                 self._identity = {"id": data.get("id"), "created": data.get("created"), "model": data.get("model")}
             if choices:

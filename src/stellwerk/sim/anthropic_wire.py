@@ -41,6 +41,7 @@ from stellwerk.sim.protocol import (
     is_count,
     load_object,
     required_string,
+    resume_words,
     rfc3339,
     scan_text,
     stream_deltas,
@@ -81,7 +82,7 @@ def parse_messages(body: bytes, trigger: str = "", *, count_only: bool = False) 
     tool_name, tool_parameters = _pick_tool(data)
     return ChatRequest(
         model, data.get("stream") is True, False, max_tokens, estimate_tokens(chars), flagged, tool_name,
-        tool_parameters, "text", None,
+        tool_parameters, "text", None, resume_words(messages),
     )  # fmt: skip
 
 

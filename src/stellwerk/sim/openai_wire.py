@@ -41,6 +41,7 @@ from stellwerk.sim.protocol import (
     is_count,
     load_object,
     required_string,
+    resume_words,
     scan_text,
     stream_deltas,
 )
@@ -123,7 +124,7 @@ def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
     response_format, schema = _response_format(data.get("response_format"))
     return ChatRequest(
         model, stream, include_usage, max_tokens, estimate_tokens(chars), flagged, tool_name, tool_parameters,
-        response_format, schema,
+        response_format, schema, resume_words(messages),
     )  # fmt: skip
 
 

@@ -157,6 +157,8 @@ class ChatRequest(NamedTuple):
     response_format: str
     """``"text"``, ``"json_object"`` or ``"json_schema"``."""
     json_schema: Any
+    resume_words: int = 0
+    """Words of a partial answer to continue (see :func:`resume_words`); 0 for a new answer."""
 
 
 class EmbedRequest(NamedTuple):
@@ -187,6 +189,33 @@ def load_object(body: bytes, error: Callable[[], WireError]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise error()
     return data
+
+
+def _plain_text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def resume_words(messages: Sequence[object]) -> int:
+    """How many words of a cut-off answer the request asks the sim to continue.
+
+    A conversation that ends with an assistant message (a *prefill*), or with an assistant
+    message followed by a user message asking to continue, continues the sim's deterministic
+    reply after that many words, so that partial answer + continuation = the whole reply.
+    """
+    if not messages or not isinstance(messages[-1], dict):
+        return 0
+    last = messages[-1]
+    if last.get("role") == "assistant":
+        return len(_plain_text(last.get("content")).split())
+    if len(messages) >= 2 and last.get("role") == "user" and "continue" in _plain_text(last.get("content")).lower():
+        before = messages[-2]
+        if isinstance(before, dict) and before.get("role") == "assistant":
+            return len(_plain_text(before.get("content")).split())
+    return 0
 
 
 def scan_text(contents: Iterable[object], needle: str) -> tuple[int, bool]:
@@ -260,6 +289,12 @@ class ReplyPlanner:
             return Reply(content, 0, None, "stop", estimate_tokens(len(content)))
         n: int = output_tokens
         finish: Finish = "stop"
+        if chat.resume_words and chat.response_format == "text":
+            k = min(chat.resume_words, n)
+            end = n if chat.max_tokens is None else min(n, k + chat.max_tokens)
+            rest = self.words.words(n)[k:end]
+            text = (" " + " ".join(rest)) if rest else ""
+            return Reply(text, 0, None, "stop" if end == n else "length", len(rest))
         if chat.max_tokens is not None and chat.max_tokens < n:
             n, finish = chat.max_tokens, "length"
         if chat.response_format == "json_object":
