@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -239,8 +238,9 @@ def render(rows: list[tuple[Scenario, RunResult, RunResult]], args: argparse.Nam
     out = [
         f"Run {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, Python {sys.version.split()[0]}: "
         f"open-loop load of {args.rate:g} requests/s for {args.duration:g} s per run (evenly spaced, at most "
-        f"{args.max_in_flight} in flight), every other one streamed. Sims: {BASE.latency_ms:g} ms mean time to first token (lognormal, "
-        f"sigma {BASE.latency_sigma:g}), {BASE.tokens_per_second:g}-{BASE.tokens_per_second_max:g} tokens/s, "
+        f"{args.max_in_flight} in flight), every other one streamed. Sims: {BASE.latency_ms:g} ms mean time "
+        f"to first token (lognormal, sigma {BASE.latency_sigma:g}), "
+        f"{BASE.tokens_per_second:g}-{BASE.tokens_per_second_max:g} tokens/s, "
         f"{BASE.output_tokens} tokens per answer. Stellwerk: 3 deployments, `failover`, default resilience "
         f"settings, `timeout: {TIMEOUT:g}`. Direct: the client calls the first (broken) deployment itself. "
         f"Clients give up after {CLIENT_TIMEOUT:g} s. Latency percentiles cover all requests, failures "

@@ -280,6 +280,21 @@ async def test_a_sub_threshold_error_rate_does_not_fail_requests(start_sim: Star
     assert not failed, f"{len(failed)}/200 failed with a healthy deployment available: {failed[0].error[:300]}"
 
 
+async def test_upstream_attempts_are_exactly_the_counted_ones(start_sim: StartSim,
+                                                              start_gateway: StartGateway) -> None:
+    """An upstream that worked on a request for 50 ms and then dropped the connection received it: the
+    transport must not send it again behind the attempt loop's back (uncounted, unbudgeted, and a chat
+    completion is not idempotent)."""
+    sim = await start_sim(latency_ms=50)
+    gateway = await start_gateway(config(model("chat", deployment("only", sim.base_url), retries=0)))
+    assert (await ask(gateway, stream=False)).complete  # leaves a pooled keep-alive connection upstream
+    sim.update(drop_mid_stream_rate=1.0)
+    response = await request(gateway.port, "POST", "/v1/chat/completions", {"model": "chat", "messages": USER})
+    assert response.status == 502
+    assert response.headers["x-stellwerk-attempts"] == "1"
+    assert sim.stats.requests == 2, f"the upstream received {sim.stats.requests - 1} requests for 1 attempt"
+
+
 # -- nothing healthy: a clear status, quickly, without a storm ----------------------------------------------------------
 @pytest.mark.parametrize(("kind", "expected"), [("outage", 502), ("refused", 503), ("hang", 504), ("429", 429)])
 async def test_when_nothing_is_healthy_the_client_gets_a_clear_status(

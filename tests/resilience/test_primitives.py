@@ -140,7 +140,7 @@ def test_breaker_release_frees_the_probe_without_judging() -> None:
 
 
 def test_breaker_recover_and_force_open() -> None:
-    breaker, clock = make_breaker()
+    breaker, _ = make_breaker()
     breaker.force_open(10)
     assert not breaker.available()
     breaker.recover()
@@ -149,7 +149,7 @@ def test_breaker_recover_and_force_open() -> None:
 
 @pytest.mark.parametrize("ok", [True, False])
 def test_stragglers_after_a_trip_are_ignored(ok: bool) -> None:
-    breaker, clock = make_breaker()
+    breaker, _ = make_breaker()
     for _ in range(3):
         breaker.record(False)
     until = breaker.open_until

@@ -165,6 +165,7 @@ def _check_strategies(config: Config, names: set[str], known: set[str] | None) -
     """Each model's ``strategy_options`` against its strategy's options type."""
     from stellwerk.routing.strategies import parse_options
     from stellwerk.routing.task import TaskOptions
+    from stellwerk.routing.task import check as check_task
 
     problems: list[str] = []
     for i, model in enumerate(config.models):
@@ -175,8 +176,10 @@ def _check_strategies(config: Config, names: set[str], known: set[str] | None) -
             try:
                 options = msgspec.convert(model.strategy_options, TaskOptions)
             except msgspec.ValidationError as err:
-                problems.append(f"{where}: {_msgspec_problem(err)}")
+                problem = _fix_missing(_msgspec_problem(err))
+                problems.append(f"{where}{problem[6:]}" if problem.startswith("<root>") else f"{where}.{problem}")
                 continue
+            problems.extend(check_task(options, where))
             ids = {d.id for d in model.deployments}
             for route in options.routes:
                 if route.target is not None and route.target not in names:

@@ -45,8 +45,8 @@ Operation = Callable[[Deployment, float], Awaitable[T]]
 class RequestContext:
     """What one client request carries across attempts, models and fallbacks."""
 
-    __slots__ = ("attempts", "deadline", "decision", "failed", "last_elapsed", "notes", "prompt_tokens", "request_id",
-                 "started")
+    __slots__ = ("attempts", "deadline", "decision", "failed", "last_elapsed", "notes", "prompt_tokens", "removed",
+                 "request_id", "reserve_tokens", "started")
 
     def __init__(self, request_id: str, started: float, deadline: float) -> None:
         self.request_id = request_id
@@ -60,6 +60,11 @@ class RequestContext:
         """Decisions worth explaining (skips, panic mode, budget exhaustion, fallbacks)."""
         self.decision: Any = None
         """The planner's decision for the model that answered (a ``planner.Decision``)."""
+        self.removed: list[tuple[str, str, str]] = []
+        """``(deployment, filter, why)`` for every deployment a planner's filter removed."""
+        self.reserve_tokens = 0
+        """Tokens counted against a deployment's per-minute window when an attempt starts (corrected
+        to the real usage when the answer arrives), so that a burst cannot overrun ``tpm``."""
         self.last_elapsed = 0.0
         """Seconds the winning attempt took (to the answer, or to a stream's first chunk)."""
 
@@ -180,6 +185,7 @@ class AttemptLoop(Generic[T]):
         ctx.attempts += 1
         if dep.routing.count_usage:
             dep.routing.requests.add()
+            dep.routing.tokens.add(ctx.reserve_tokens)
         dep.in_flight += 1
         self.busy.add(dep.id)
         try:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import collections
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from stellwerk.config import DeploymentConfig, ModelConfig
 from stellwerk.providers import Adapter, Endpoint, get_adapter
+from stellwerk.providers.ratelimit import parse_duration
 from stellwerk.resilience.backoff import Backoff
 from stellwerk.resilience.breaker import CircuitBreaker
 from stellwerk.resilience.budget import RetryBudget
@@ -84,12 +85,13 @@ class DeploymentHealth:
 class RoutingStats:
     """What latency-, throughput- and usage-aware strategies read (see :meth:`Deployment.snapshot`)."""
 
-    __slots__ = ("count_usage", "latency", "remaining_requests", "remaining_tokens", "requests", "spt", "tokens", "tps",
-                 "ttft")
+    __slots__ = ("_clock", "count_usage", "latency", "limit_requests", "limit_tokens", "remaining_requests",
+                 "remaining_tokens", "remaining_until", "requests", "spt", "tokens", "tps", "ttft")
 
     def __init__(self, clock: Callable[[], float], count_usage: bool = True) -> None:
         self.count_usage = count_usage
         """Count requests and tokens per minute (only deployments with limits, or usage-aware models, need it)."""
+        self._clock = clock
         self.latency = PeakEWMA()
         self.ttft = PeakEWMA()
         self.spt = EWMA()
@@ -100,23 +102,42 @@ class RoutingStats:
         self.tokens = SlidingCounter(clock, 60)
         self.remaining_requests: int | None = None
         self.remaining_tokens: int | None = None
+        self.remaining_until = 0.0
+        """The provider's remaining counts are forgotten after their reset time (default 60 s)."""
+        self.limit_requests: int | None = None
+        self.limit_tokens: int | None = None
 
-    def rate_limit_headers(self, headers: dict[str, str]) -> None:
-        """Remember the provider's ``x-ratelimit-remaining-*`` headers, when it sends them."""
-        value = headers.get("x-ratelimit-remaining-requests")
-        if value is not None and value.isdigit():
-            self.remaining_requests = int(value)
-        value = headers.get("x-ratelimit-remaining-tokens")
-        if value is not None and value.isdigit():
-            self.remaining_tokens = int(value)
+    def rate_limit_headers(self, headers: Mapping[str, str]) -> None:
+        """Remember the provider's ``x-ratelimit-*`` headers, when it sends them, until they reset."""
+        if "x-ratelimit-remaining-requests" not in headers and "x-ratelimit-remaining-tokens" not in headers:
+            return
+        self.remaining_requests = _count(headers.get("x-ratelimit-remaining-requests"))
+        self.remaining_tokens = _count(headers.get("x-ratelimit-remaining-tokens"))
+        self.limit_requests = _count(headers.get("x-ratelimit-limit-requests")) or self.limit_requests
+        self.limit_tokens = _count(headers.get("x-ratelimit-limit-tokens")) or self.limit_tokens
+        resets = [parse_duration(headers[h]) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+                  if h in headers]
+        known = [r for r in resets if r is not None]
+        self.remaining_until = self._clock() + (max(known) if known else 60.0)
+
+    def remaining(self) -> tuple[int | None, int | None]:
+        if self._clock() >= self.remaining_until:
+            return None, None
+        return self.remaining_requests, self.remaining_tokens
+
+
+def _count(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
 
 
 class Deployment:
-    __slots__ = ("_clock", "adapter", "breaker", "budget", "config", "endpoint", "health", "id", "in_flight", "model",
-                 "resume", "routing", "weight")
+    __slots__ = ("_clock", "adapter", "breaker", "budget", "config", "endpoint", "health", "id", "in_flight", "index",
+                 "model", "resume", "routing", "weight")
 
     def __init__(self, config: DeploymentConfig, model: ModelConfig, clock: Callable[[], float],
-                 rng: random.Random) -> None:
+                 rng: random.Random, index: int = 0) -> None:
+        self.index = index
+        """Position in the model's list of deployments."""
         self.config = config
         self.id = config.id
         self.model = model.name
@@ -150,13 +171,15 @@ class Deployment:
     def snapshot(self) -> Candidate:
         now = self._clock()
         r, c = self.routing, self.config
+        remaining_requests, remaining_tokens = r.remaining()
         return Candidate(
-            id=self.id, weight=self.weight, priority=c.priority, input_per_mtok=c.price.input_per_mtok,
+            id=self.id, index=self.index, weight=self.weight, priority=c.priority, input_per_mtok=c.price.input_per_mtok,
             output_per_mtok=c.price.output_per_mtok, in_flight=self.in_flight, latency=r.latency.value(now),
             ttft=r.ttft.value(now), seconds_per_token=r.spt.value(), tokens_per_second=r.tps.value(),
             observations=r.latency.count + r.ttft.count, healthy=self.breaker.available(), rpm_limit=c.rpm,
             tpm_limit=c.tpm, rpm_used=r.requests.total(), tpm_used=r.tokens.total(),
-            remaining_requests=r.remaining_requests, remaining_tokens=r.remaining_tokens,
+            remaining_requests=remaining_requests, remaining_tokens=remaining_tokens,
+            limit_requests=r.limit_requests, limit_tokens=r.limit_tokens,
             context_window=c.context_window, max_output_tokens=c.max_output_tokens, supports_tools=c.supports_tools,
             supports_vision=c.supports_vision, supports_json=c.supports_json, tier=c.tier, tags=c.tags,
         )
@@ -179,7 +202,7 @@ class ModelGroup:
     def __init__(self, config: ModelConfig, clock: Callable[[], float], rng: random.Random) -> None:
         self.config = config
         self.name = config.name
-        self.deployments = tuple(Deployment(d, config, clock, rng) for d in config.deployments)
+        self.deployments = tuple(Deployment(d, config, clock, rng, i) for i, d in enumerate(config.deployments))
         self.strategy_name = config.strategy
         self.budget = RetryBudget(config.retry_budget, clock)
         self.backoff = Backoff(config.backoff, rng)

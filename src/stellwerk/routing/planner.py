@@ -136,7 +136,14 @@ class Planner:
         """Change the strategy's options at run time (A/B percentages, weights...)."""
         from stellwerk.routing.strategies import parse_options
 
+        if self.task is not None:
+            raise ValueError("strategy 'task' cannot change its options at run time; change the config")
         parsed = parse_options(self.name, options)
+        for variant in getattr(parsed, "variants", None) or ():
+            unknown = [d for d in variant.deployments if d not in self._by_id]
+            if unknown:
+                raise ValueError(f"variants: variant '{variant.name}' names unknown deployment(s) {', '.join(unknown)} "
+                                 f"(model '{self.group.name}' has {', '.join(self._by_id)})")
         update = getattr(self.strategy, "update", None)
         if update is None:
             raise ValueError(f"strategy '{self.name}' cannot change its options at run time")
@@ -159,10 +166,11 @@ class Planner:
                         route=decision.route, target=target)
 
     def plan(self, facts: Callable[[], RequestFacts], *, only: list[str] | None = None,
-             explain: bool = False) -> tuple[list[Deployment], Decision]:
+             explain: bool = False, tagged: bool = False) -> tuple[list[Deployment], Decision]:
+        """``tagged``: the request itself requires tags (header or metadata), so filters must run."""
         group = self.group
         deps = [self._by_id[i] for i in only if i in self._by_id] if only else list(group.deployments)
-        if self.trivial and not explain:
+        if self.trivial and not explain and not tagged:
             if only:
                 return deps, Decision(model=group.name, strategy=self.name, order=[d.id for d in deps],
                                       summary=f"failover: {deps[0].id if deps else '-'} (listed first)")

@@ -148,6 +148,8 @@ class Router:
         embedders: dict[str, Any] = {}  # shared by every task model (an embedding model is ~30 MB)
         self._planners = {name: Planner(g, rng=self._rng, clock=clock, embedders=embedders)
                           for name, g in self._groups.items()}
+        self._planner_of = {d.model: self._planners[d.model] for g in self._groups.values() for d in g.deployments}
+        self._planner_of.update({d.id: self._planners[d.model] for g in self._groups.values() for d in g.deployments})
         self._transport: Transport = transport if transport is not None else HTTPClient()
         self._owns_transport = transport is None
         self._listeners = tuple(listeners)
@@ -238,12 +240,19 @@ class Router:
             if self._needs_tokens[name] and ctx.prompt_tokens is None:
                 ctx.prompt_tokens = count_prompt_tokens(body)
             tokens = ctx.prompt_tokens
+            metadata = body.get("metadata")
+            tagged = "x-stellwerk-tags" in headers or (isinstance(metadata, dict) and "tags" in metadata)
             order, decision = planner.plan(
-                lambda t=tokens: request_facts(body, headers, stream, t), only=only)  # type: ignore[misc]
+                lambda t=tokens: request_facts(body, headers, stream, t), only=only, tagged=tagged)  # type: ignore[misc]
+            if group.deployments and any(d.routing.count_usage for d in group.deployments):
+                output = body.get("max_completion_tokens") or body.get("max_tokens")
+                ctx.reserve_tokens = (tokens if tokens is not None else estimate_tokens(prompt_chars(body))) + (
+                    output if isinstance(output, int) else 256)
             ctx.decision = decision
             context_removed = 0
             for dep_id, filter_name, why in decision.removed:
                 ctx.notes.append(f"{dep_id} removed by {filter_name}: {why}")
+                ctx.removed.append((dep_id, filter_name, why))
                 context_removed += why.startswith("context")
             loop: AttemptLoop[T] = AttemptLoop(group, order, make_op(group), ctx, clock=self._clock,
                                                sleep=self._sleep, stream=stream, context_skips=context_removed)
@@ -270,6 +279,14 @@ class Router:
             tried_text = "; ".join(a.describe() for a in ctx.failed)
             raise ContentPolicyError(f"The request was refused by the provider's content policy. Tried: {tried_text}",
                                      ctx.failed)
+        if not ctx.failed and ctx.removed:
+            # Nothing was attempted: the filters left no deployment. Say which and why.
+            why = "; ".join(f"{d} ({f}: {w})" for d, f, w in ctx.removed[:8])
+            at_limit = all(f == "limits" for _, f, _ in ctx.removed)
+            error = AllAttemptsFailedError(model, [], 429 if at_limit else 503)
+            error.message = (f"No deployment of model '{model}' can take this request now: {why}."
+                             + (" Retry after the rate-limit window." if at_limit else ""))
+            raise error
         raise AllAttemptsFailedError(model, ctx.failed, _final_status(ctx.failed))
 
     def explain(self, ctx: RequestContext, served: str | None) -> str:
@@ -287,20 +304,23 @@ class Router:
         text = text.encode("ascii", "replace").decode("ascii").replace("\r", " ").replace("\n", " ")
         return text if len(text) <= 400 else text[:399] + "~"
 
-    def _observe(self, ctx: RequestContext, model: str, deployment: Deployment, usage: Usage, cost: float,
-                 stream: bool) -> None:
-        """Feed routing statistics and experiments after an answer."""
-        if not stream:
-            deployment.observe(ctx.last_elapsed, None, usage.completion_tokens, usage.total_tokens)
-        planner = self._planners.get(deployment.model)
-        if planner is not None and planner.experiments is not None:
-            for attempt in ctx.failed:
-                variant = planner.variant_of(attempt.deployment)
-                if variant is not None:
-                    planner.experiments.record(variant, None, True)
+    def _observe(self, ctx: RequestContext, deployment: Deployment | None, usage: Usage, cost: float,
+                 latency: float, ttft: float | None = None) -> None:
+        """Feed routing statistics and experiments after an answer (``deployment`` None: it failed)."""
+        if deployment is not None:
+            deployment.observe(latency, ttft, usage.completion_tokens, usage.total_tokens - ctx.reserve_tokens)
+        model = deployment.model if deployment is not None else (ctx.failed[0].deployment if ctx.failed else None)
+        planner = self._planner_of.get(model or "")
+        if planner is None or planner.experiments is None:
+            return
+        for attempt in ctx.failed:
+            variant = planner.variant_of(attempt.deployment)
+            if variant is not None:
+                planner.experiments.record(variant, None, True)
+        if deployment is not None:
             variant = planner.variant_of(deployment.id)
             if variant is not None:
-                planner.experiments.record(variant, ctx.last_elapsed, False, cost)
+                planner.experiments.record(variant, latency, False, cost)
 
     def _fail(self, operation: str, model: str, ctx: RequestContext, status: int, stream: bool = False) -> None:
         emit(self._listeners, RequestRecord(
@@ -346,7 +366,7 @@ class Router:
         usage = usage_from(data.get("usage")) or self._estimate(request, data)
         cost = usage.cost(deployment.config.price)
         latency = self._clock() - ctx.started
-        self._observe(ctx, group.name, deployment, usage, cost, stream=False)
+        self._observe(ctx, deployment, usage, cost, ctx.last_elapsed)
         emit(self._listeners, RequestRecord(
             request_id=ctx.request_id, operation="chat", model=group.name, deployment=deployment.id, status=200,
             attempts=tuple(ctx.failed), latency=latency, ttft=None, stream=False, usage=usage, cost=cost,
@@ -416,10 +436,13 @@ class Router:
                 return None
             return resumed_stream
 
+        def done(deployment: Deployment | None, usage: Usage, cost: float, latency: float, ttft: float | None) -> None:
+            self._observe(ctx, deployment, usage, cost, latency, ttft)
+
         stream = ChatStream(
             model=group.name, opened=opened, include_usage=include_usage, failed=ctx.failed, attempts=ctx.attempts,
             started=ctx.started, request_id=ctx.request_id, prompt_chars=prompt_chars(request),
-            listeners=self._listeners, clock=clock, resume=resume,
+            listeners=self._listeners, clock=clock, resume=resume, on_done=done,
         )
         stream.route = self.explain(ctx, opened.deployment.id)
         return stream

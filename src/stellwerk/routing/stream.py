@@ -28,6 +28,7 @@ from stellwerk.providers import Chunk
 from stellwerk.providers.redact import redact
 from stellwerk.usage import Usage, estimate_tokens, usage_from
 
+from .deployment import Deployment
 from .operations import Opened
 from .send import transport_error
 
@@ -60,6 +61,7 @@ class ChatStream:
         listeners: tuple[Listener, ...],
         clock: Callable[[], float],
         resume: Resumer | None,
+        on_done: Callable[[Deployment | None, Usage, float, float, float | None], None] | None = None,
     ) -> None:
         self.model = model
         self.deployment = opened.deployment.id
@@ -79,6 +81,7 @@ class ChatStream:
         self._listeners = listeners
         self._clock = clock
         self._resume = resume
+        self._on_done = on_done
         self._text: list[str] = []
         self._content_chars = 0
         self._tool_calls = False
@@ -225,11 +228,12 @@ class ChatStream:
             self.usage = Usage(self.usage.prompt_tokens, self.usage.completion_tokens + self._earlier_tokens,
                                self.usage.cached_tokens, estimated=True)
         self.cost = self.usage.cost(dep.config.price) + self._earlier_cost
+        now = self._clock()
         if error is None and status == 200:
-            now = self._clock()
             dep.breaker.record(True)
             dep.health.success(now, now - self._started, None)
-            dep.observe(now - self._started, self._ttft, self.usage.completion_tokens, self.usage.total_tokens)
+        if self._on_done is not None and status != 499:
+            self._on_done(dep if error is None else None, self.usage, self.cost, now - self._started, self._ttft)
         emit(self._listeners, RequestRecord(
             request_id=self.request_id, operation="chat", model=self.model,
             deployment=self.deployment if error is None else None, status=status, attempts=tuple(self._failed),
