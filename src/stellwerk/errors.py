@@ -155,6 +155,8 @@ class Attempt(msgspec.Struct, frozen=True):
     message: str
     status: int | None = None
     reason: str = "http"
+    retry_after: float | None = None
+    """Seconds the upstream asked to wait (rate limits), when it said."""
 
     def describe(self) -> str:
         status = f"HTTP {self.status}" if self.status else self.outcome.value

@@ -124,7 +124,7 @@ async def wait_until(check: Callable[[], Awaitable[bool]], poll: float = 0.02) -
 N, C = 80, 16
 RESERVE = {"min_per_second": 5}
 """A retry budget reserve of 50 per 10 s for the tests of one failure kind each: a burst of C failovers
-must not run out of budget (that the default budget does is tested on its own, further down)."""
+must not run out of budget (that the default budget copes with such bursts is tested on its own, further down)."""
 
 
 async def two(start_gateway: StartGateway, broken_url: str, healthy_url: str, **fields: Any) -> Gateway:
@@ -299,8 +299,9 @@ async def test_upstream_attempts_are_exactly_the_counted_ones(start_sim: StartSi
 @pytest.mark.parametrize(("kind", "expected"), [("outage", 502), ("refused", 503), ("hang", 504), ("429", 429)])
 async def test_when_nothing_is_healthy_the_client_gets_a_clear_status(
         kind: str, expected: int, start_sim: StartSim, start_gateway: StartGateway) -> None:
-    profile: dict[str, Any] = {"outage": {"outages": FOREVER}, "hang": {"hang_rate": 1.0},
-                               "429": {"rate_limit_rate": 1.0, "retry_after_s": 30}}.get(kind, {})
+    profiles: dict[str, dict[str, Any]] = {"outage": {"outages": FOREVER}, "hang": {"hang_rate": 1.0},
+                                           "429": {"rate_limit_rate": 1.0, "retry_after_s": 30}}
+    profile = profiles.get(kind, {})
     sims = [await start_sim(**profile), await start_sim(**profile)]
     urls = [closed_port_url(), closed_port_url()] if kind == "refused" else [s.base_url for s in sims]
     gateway = await start_gateway(config(model("chat", deployment("a", urls[0]), deployment("b", urls[1]),

@@ -30,9 +30,9 @@ def error_response(err: StellwerkError, headers: list[tuple[str, str]]) -> Respo
     extra = list(headers)
     if isinstance(err, AllAttemptsFailedError):
         extra.append(("x-stellwerk-attempts", str(len(err.attempts))))
-        retry_after = [a for a in err.attempts if a.status == 429]
-        if err.status == 429 and retry_after:
-            extra.append(("retry-after", "1"))
+        if err.status == 429:
+            waits = [a.retry_after for a in err.attempts if a.retry_after is not None]
+            extra.append(("retry-after", str(max(1, round(min(waits)))) if waits else "1"))
     elif isinstance(err, UpstreamError) and err.retry_after is not None and err.status == 429:
         extra.append(("retry-after", str(max(1, round(err.retry_after)))))
     return Response(err.status, error_body(err.status, err.message, err.error_type, err.code, err.param), extra)

@@ -16,7 +16,11 @@ Errors are raised as :class:`TransportError` subclasses only:
     └── ProtocolError     the upstream spoke malformed HTTP or sent an oversized body
 
 A request on a pooled connection that the peer closed while idle is retried
-once on a fresh connection, only when no byte of a response was received.
+once on a fresh connection, only when no byte of a response was received and
+the request is idempotent (GET, or an ``Idempotency-Key`` header). Idle
+connections are dropped after ``keepalive_expiry`` (4 s by default: below the
+5 s idle timeout of uvicorn-based servers such as vLLM), so that the race with
+a server closing an idle connection is rare.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ __all__ = [
 ]
 
 _HIGH_WATER = 1 << 20  # pause reading from the upstream above 1 MiB buffered
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 class TransportError(Exception):
@@ -428,7 +433,7 @@ class HTTPClient:
         self,
         *,
         max_idle_per_host: int = 256,
-        keepalive_expiry: float = 15.0,
+        keepalive_expiry: float = 4.0,
         max_response_size: int = 64 * 1024 * 1024,
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str = "stellwerk",
@@ -477,6 +482,11 @@ class HTTPClient:
         pool = self._pool_for(target)
         loop = pool.loop
         deadline = None if timeout is None else loop.time() + timeout
+        # A request is sent again on a fresh connection (when a pooled one turns out to be closed)
+        # only if repeating it is harmless: a chat completion the upstream may have started on is
+        # not; the router's attempt loop decides about those, counted and budgeted.
+        idempotent = method in _IDEMPOTENT or (b"idempotency-key:" in headers.lower() if isinstance(headers, bytes)
+                                               else any(k.lower() == "idempotency-key" for k, _ in headers))
         if not isinstance(headers, bytes):
             headers = b"".join(b"%s: %s\r\n" % (k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
         head = b"%s %s\r\ncontent-length: %d\r\n%s\r\n" % (
@@ -506,7 +516,7 @@ class HTTPClient:
                 if ex.error is not None and not conn.headers_done:
                     raise ex.error
             except ReadError:
-                if conn.reused and not ex.got_bytes:
+                if conn.reused and not ex.got_bytes and idempotent:
                     continue  # stale keep-alive connection: try once on a fresh one
                 raise
             return ClientResponse(ex, conn, loop)

@@ -45,8 +45,8 @@ Operation = Callable[[Deployment, float], Awaitable[T]]
 class RequestContext:
     """What one client request carries across attempts, models and fallbacks."""
 
-    __slots__ = ("attempts", "deadline", "decision", "failed", "last_elapsed", "notes", "prompt_tokens", "removed",
-                 "request_id", "reserve_tokens", "started")
+    __slots__ = ("attempts", "deadline", "decision", "deposited", "failed", "last_elapsed", "notes", "prompt_tokens",
+                 "removed", "request_id", "reserve_tokens", "started")
 
     def __init__(self, request_id: str, started: float, deadline: float) -> None:
         self.request_id = request_id
@@ -60,6 +60,8 @@ class RequestContext:
         """Decisions worth explaining (skips, panic mode, budget exhaustion, fallbacks)."""
         self.decision: Any = None
         """The planner's decision for the model that answered (a ``planner.Decision``)."""
+        self.deposited: set[str] = set()
+        """Models whose retry budget this request has paid into."""
         self.removed: list[tuple[str, str, str]] = []
         """``(deployment, filter, why)`` for every deployment a planner's filter removed."""
         self.reserve_tokens = 0
@@ -145,7 +147,7 @@ class AttemptLoop(Generic[T]):
         return best
 
     # -- one attempt ----------------------------------------------------------
-    async def _one(self, dep: Deployment) -> T | _Failed:
+    async def _one(self, dep: Deployment, prepaid: bool = False) -> T | _Failed:
         """Run one attempt with all bookkeeping. Raises only for answers that end the model."""
         ctx, group = self.ctx, self.group
         now = self.clock()
@@ -155,7 +157,7 @@ class AttemptLoop(Generic[T]):
         # on to one that is answering is free: that is plain failover, and must never be refused
         # while a healthy deployment exists.
         paid = bool(tries) or bool(ctx.attempts and dep.breaker.policy.consecutive)
-        if paid and not group.budget.try_withdraw():
+        if paid and not prepaid and not group.budget.try_withdraw():
             ctx.notes.append("retry budget of the model is spent")
             self.done.update(d.id for d in self.plan)
             return _FAILED
@@ -200,14 +202,17 @@ class AttemptLoop(Generic[T]):
             self.busy.discard(dep.id)
         elapsed = self.clock() - now
         ctx.last_elapsed = elapsed
-        if not self.stream:
-            dep.breaker.record(True)  # a stream's success is judged when it completes (ChatStream)
-        dep.health.success(self.clock(), None if self.stream else elapsed, elapsed if self.stream else None)
+        if self.stream:
+            dep.health.first_token(elapsed)  # success (and the breaker's verdict) comes when the stream completes
+        else:
+            dep.breaker.record(True)
+            dep.health.success(self.clock(), elapsed, None)
         return result
 
     def _failed(self, dep: Deployment, err: UpstreamError) -> _Failed:
         err.message = redact(err.message, dep.endpoint.secrets)
-        self.ctx.failed.append(Attempt(dep.id, err.outcome, err.message, err.upstream_status, err.reason))
+        self.ctx.failed.append(Attempt(dep.id, err.outcome, err.message, err.upstream_status, err.reason,
+                                       err.retry_after))
         outcome = err.outcome
         if outcome is Outcome.CLIENT_ERROR:
             dep.breaker.release()
@@ -232,7 +237,9 @@ class AttemptLoop(Generic[T]):
 
     # -- the loop -------------------------------------------------------------
     async def run(self) -> tuple[T, Deployment]:
-        self.group.budget.deposit()
+        if self.group.name not in self.ctx.deposited:
+            self.ctx.deposited.add(self.group.name)  # one deposit per client request, however often we come back
+            self.group.budget.deposit()
         hedge = self.group.config.hedge
         while True:
             if self.clock() >= self.ctx.deadline:
@@ -269,28 +276,40 @@ class AttemptLoop(Generic[T]):
             asyncio.ensure_future(self._one(dep)): dep}
         hedges = 0
         delay = self._hedge_delay(dep)
+        timer: asyncio.Task[None] | None = None
         try:
             while tasks:
-                done, _ = await asyncio.wait(tasks, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-                if not done:
-                    nxt = self._pick() if hedges < hedge.max_hedges else None
-                    if nxt is not None and self.group.budget.try_withdraw():
-                        self.ctx.notes.append(f"hedged: {dep.id} silent for {delay:.3f}s, also trying {nxt.id}")
-                        tasks[asyncio.ensure_future(self._one(nxt))] = nxt
-                        hedges += 1
-                    else:
-                        delay = None
-                    continue
-                for task in done:
+                if delay is not None and timer is None:
+                    timer = asyncio.ensure_future(self.sleep(delay))  # the injected clock decides when to hedge
+                waiting: set[asyncio.Future[Any]] = {*tasks, *((timer,) if timer is not None else ())}
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if timer is not None and timer in done:
+                    done.discard(timer)
+                    timer = None
+                    if not any(t in done for t in tasks):
+                        nxt = self._pick() if hedges < hedge.max_hedges else None
+                        if nxt is not None and self.group.budget.try_withdraw():
+                            self.ctx.notes.append(f"hedged: {dep.id} silent for {delay:.3f}s, also trying {nxt.id}")
+                            tasks[asyncio.ensure_future(self._one(nxt, prepaid=True))] = nxt
+                            hedges += 1
+                        else:
+                            delay = None
+                        continue
+                for task in [t for t in done if t in tasks]:
                     winner = tasks.pop(task)
                     result = task.result()  # re-raises CLIENT_ERROR / ModelFailed
                     if not isinstance(result, _Failed):
                         await self._cancel(tasks)
                         return result, winner
-                if delay is not None and tasks:
+                if tasks and delay is not None:
                     delay = None  # one failed early: just wait for the other
+                    if timer is not None:
+                        timer.cancel()
+                        timer = None
             return None
         finally:
+            if timer is not None:
+                timer.cancel()
             await self._cancel(tasks)
 
     @staticmethod

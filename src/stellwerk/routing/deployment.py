@@ -69,6 +69,12 @@ class DeploymentHealth:
             self.ttft = ttft if self.ttft is None else self.ttft + a * (ttft - self.ttft)
             self.ttfts.append(ttft)
 
+    def first_token(self, ttft: float) -> None:
+        """A stream's time to its first chunk (its success is counted when it completes)."""
+        a = self.alpha
+        self.ttft = ttft if self.ttft is None else self.ttft + a * (ttft - self.ttft)
+        self.ttfts.append(ttft)
+
     def failure(self, now: float, message: str) -> None:
         self.failures += 1
         self.last_failure = now

@@ -109,6 +109,8 @@ def continuation_body(body: dict[str, Any], partial: str, mode: str, produced_to
     """The request that continues a broken answer on another deployment (None when ``mode`` is off)."""
     if mode == "off":
         return None
+    if not partial:
+        return body  # nothing reached the client yet: just ask again
     messages = list(body.get("messages") or [])
     messages.append({"role": "assistant", "content": partial})
     if mode == "instruct":

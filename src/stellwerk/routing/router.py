@@ -416,9 +416,6 @@ class Router:
             broken_counts[broken] = broken_counts.get(broken, 0) + 1
             if not group.config.resume_streams or sum(broken_counts.values()) > MAX_RESUMES:
                 return None
-            if not group.budget.try_withdraw():
-                ctx.notes.append("retry budget spent: stream not resumed")
-                return None
 
             def make_resume_op(g: ModelGroup) -> Op[Opened]:
                 async def op(deployment: Deployment, attempt_timeout: float) -> Opened:

@@ -231,7 +231,7 @@ class ChatStream:
         now = self._clock()
         if error is None and status == 200:
             dep.breaker.record(True)
-            dep.health.success(now, now - self._started, None)
+            dep.health.success(now, now - self._started, None)  # ttft was recorded when the stream opened
         if self._on_done is not None and status != 499:
             self._on_done(dep if error is None else None, self.usage, self.cost, now - self._started, self._ttft)
         emit(self._listeners, RequestRecord(

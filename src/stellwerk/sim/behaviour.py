@@ -111,8 +111,8 @@ class Behaviour:
         """Seconds since the start (or the last restart)."""
         return self._clock() - self._origin
 
-    def decide(self, prompt_tokens: int, flagged: bool) -> Decision:
-        """The decision for one request with ``prompt_tokens`` whose prompt contains the trigger if ``flagged``."""
+    def outage(self) -> Decision | None:
+        """The decision of an outage window active now (every endpoint is down in one), else None."""
         p = self._profile
         if p.outages:
             now = self.elapsed()
@@ -123,6 +123,15 @@ class Behaviour:
                     if outage.mode == "hang":
                         return Decision(Outcome.HANG, status=0)
                     return Decision(Outcome.ERROR, status=outage.status)
+        return None
+
+    def decide(self, prompt_tokens: int, flagged: bool) -> Decision:
+        """The decision for one request with ``prompt_tokens`` whose prompt contains the trigger if ``flagged``."""
+        p = self._profile
+        if p.outages:
+            down = self.outage()
+            if down is not None:
+                return down
         if p.context_window and prompt_tokens > p.context_window:
             return Decision(Outcome.CONTEXT_LENGTH, status=400)
         if flagged:

@@ -232,6 +232,9 @@ class SimProvider:
         if endpoint == "embed" and self._embedder is not None:
             return await self._embeddings(self._embedder, req, route)
         profile = self._profile
+        down = self._behaviour.outage() if profile.outages else None
+        if down is not None:  # a provider in an outage answers nothing, model lists included
+            return await self._fail(down, "", 0)
         response = dialect.info(req, route, profile.models, profile.accept_any_model, self._wall_clock())
         if response.status >= 400:
             self._counts.invalid += 1
