@@ -27,14 +27,10 @@ class SSEParser:
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         events: list[tuple[str, bytes]] = []
-        start = 0
-        while True:
-            end = buffer.find(b"\n\n", start)
-            if end < 0:
-                break
-            block = buffer[start:end]
-            start = end + 2
-            if block.startswith(b"data: ") and b"\n" not in block:
+        blocks = buffer.split(b"\n\n")
+        self._buffer = blocks.pop()  # an incomplete event, or b""
+        for block in blocks:
+            if block[:6] == b"data: " and b"\n" not in block:
                 events.append(("", block[6:]))  # the common case: one data line
                 continue
             event = ""
@@ -51,7 +47,6 @@ class SSEParser:
                     event = value.decode("utf-8", "replace")
             if data_lines or event:
                 events.append((event, b"\n".join(data_lines)))
-        self._buffer = buffer[start:]
         return events
 
     @property

@@ -83,7 +83,6 @@ class ChatStream:
         self._resume = resume
         self._on_done = on_done
         self._text: list[str] = []
-        self._content_chars = 0
         self._tool_calls = False
         self._finished = False
         self._closed = False
@@ -175,6 +174,41 @@ class ChatStream:
 
     # -- accounting -----------------------------------------------------------
     def _account(self, batch: list[Chunk]) -> list[Chunk]:
+        """Track text, tool calls, finish and usage; drop what the client should not see."""
+        if self._identity is None and batch:
+            first_chunk = batch[0][0]
+            self._identity = {"id": first_chunk.get("id"), "created": first_chunk.get("created"),
+                              "model": first_chunk.get("model")}
+        if self.resumed:
+            return self._account_carefully(batch)
+        keep: list[Chunk] = []
+        append_text = self._text.append
+        drop_usage = not self._include_usage
+        for chunk in batch:  # the hot path: an unresumed stream after its first chunk
+            data = chunk[0]
+            choices = data.get("choices")
+            if choices:
+                first = choices[0]
+                if first.__class__ is dict:
+                    delta = first.get("delta")
+                    if delta.__class__ is dict:
+                        content = delta.get("content")
+                        if content.__class__ is str:
+                            append_text(content)
+                        if delta.get("tool_calls"):
+                            self._tool_calls = True
+                    if first.get("finish_reason"):
+                        self._finished = True
+            usage = data.get("usage")
+            if usage is not None:
+                self.usage = usage_from(usage) or self.usage
+                if drop_usage and not choices:
+                    continue  # we asked for it; the client did not
+            keep.append(chunk)
+        return keep
+
+    def _account_carefully(self, batch: list[Chunk]) -> list[Chunk]:
+        """:meth:`_account` for a stream's first chunks and for resumed streams (rewrites identity and usage)."""
         keep: list[Chunk] = []
         resumed = self.resumed > 0
         for chunk in batch:
@@ -201,7 +235,6 @@ class ChatStream:
                     if isinstance(delta, dict):
                         content = delta.get("content")
                         if isinstance(content, str):
-                            self._content_chars += len(content)
                             self._text.append(content)
                         if delta.get("tool_calls"):
                             self._tool_calls = True
@@ -223,7 +256,8 @@ class ChatStream:
         dep = self._opened.deployment
         dep.in_flight -= 1
         if self.usage is None:
-            self.usage = Usage(estimate_tokens(self._prompt_chars), estimate_tokens(self._content_chars), estimated=True)
+            chars = sum(map(len, self._text))
+            self.usage = Usage(estimate_tokens(self._prompt_chars), estimate_tokens(chars), estimated=True)
         elif self.resumed:
             self.usage = Usage(self.usage.prompt_tokens, self.usage.completion_tokens + self._earlier_tokens,
                                self.usage.cached_tokens, estimated=True)
