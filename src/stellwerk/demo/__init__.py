@@ -91,17 +91,19 @@ async def _main(settings: DemoSettings) -> DemoResult:
 
 @contextlib.contextmanager
 def _quiet_gateway_logs() -> Iterator[None]:
-    """The board reports failed attempts itself; the gateway's per-attempt warnings would tear it apart.
+    """The board reports failed attempts and health itself; the gateway's warnings would tear it apart.
 
     Only when nobody asked for more (``--log-level INFO`` or ``DEBUG`` keeps them).
     """
-    logger = logging.getLogger("stellwerk.gateway")
-    if logger.getEffectiveLevel() < logging.WARNING:
+    loggers = [logging.getLogger(name) for name in ("stellwerk.gateway", "stellwerk.health")]
+    if loggers[0].getEffectiveLevel() < logging.WARNING:
         yield
         return
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
+    previous = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        logger.setLevel(previous)
+        for logger, level in zip(loggers, previous, strict=True):
+            logger.setLevel(level)
