@@ -33,10 +33,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from stellwerk.errors import Outcome, UpstreamError
-from stellwerk.providers.classify import by_status, mentions, rate_limited
+from stellwerk.providers.classify import by_status, json_or_none, mentions, rate_limited
 from stellwerk.providers.ratelimit import parse_retry_after
 from stellwerk.providers.redact import summarize_body
 
@@ -86,11 +84,7 @@ def error_from_payload(payload: Any, status: int, headers: dict[str, str] | None
 
 def classify_error(status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
     """Classify a non-2xx answer."""
-    try:
-        payload = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        payload = None
-    return error_from_payload(payload, status, headers, body)
+    return error_from_payload(json_or_none(body), status, headers, body)
 
 
 def error_from_event(payload: dict[str, Any], raw: bytes) -> UpstreamError:

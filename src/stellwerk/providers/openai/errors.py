@@ -23,9 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from stellwerk.errors import Outcome, UpstreamError
+from stellwerk.providers.classify import json_or_none
 from stellwerk.providers.ratelimit import RETRY_AFTER_LIMIT, parse_retry_after
 from stellwerk.providers.redact import summarize_body
 
@@ -86,8 +85,4 @@ def error_from_payload(payload: Any, status: int, headers: dict[str, str] | None
 
 
 def classify_error(status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
-    try:
-        payload = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        payload = None
-    return error_from_payload(payload, status, headers, body)
+    return error_from_payload(json_or_none(body), status, headers, body)
