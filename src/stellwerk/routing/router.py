@@ -416,6 +416,9 @@ class Router:
             broken_counts[broken] = broken_counts.get(broken, 0) + 1
             if not group.config.resume_streams or sum(broken_counts.values()) > MAX_RESUMES:
                 return None
+            n = request.get("n")
+            if isinstance(n, int) and n > 1:
+                return None  # several choices cannot be continued as one assistant prefix
 
             def make_resume_op(g: ModelGroup) -> Op[Opened]:
                 async def op(deployment: Deployment, attempt_timeout: float) -> Opened:
