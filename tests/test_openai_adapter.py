@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from stellwerk.config import DeploymentConfig
 from stellwerk.errors import Outcome, UpstreamError
-from stellwerk.providers import get_adapter, provider_names
+from stellwerk.providers import chunk_dict, get_adapter, provider_names
 from stellwerk.providers.openai import OpenAIAdapter, classify_error, parse_retry_after
 from stellwerk.providers.redact import redact, summarize_body
 from stellwerk.providers.sse import SSEParser
@@ -178,8 +178,8 @@ STREAM = b": keep-alive comment\n\n" + b"".join(event(c) for c in CHUNKS) + b"da
 def test_stream_decoder_whole() -> None:
     decoder = OpenAIAdapter().stream_decoder(_DEP)
     chunks = decoder.feed(STREAM)
-    assert [c for c, _ in chunks] == CHUNKS
-    assert all(raw == orjson.dumps(c) for c, raw in chunks)  # original bytes kept for forwarding
+    assert [chunk_dict(c) for c in chunks] == CHUNKS
+    assert all(raw == orjson.dumps(c) for c, (_, raw) in zip(CHUNKS, chunks, strict=True))  # original bytes kept
     assert decoder.done
 
 
@@ -192,7 +192,7 @@ def test_stream_decoder_any_split(cuts: list[int], crlf: bool) -> None:
     decoder = OpenAIAdapter().stream_decoder(_DEP)
     out: list[dict[str, Any]] = []
     for a, b in itertools.pairwise(points):
-        out += [c for c, _ in decoder.feed(stream[a:b])]
+        out += [chunk_dict(c) for c in decoder.feed(stream[a:b])]
     assert out == CHUNKS
     assert decoder.done
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from stellwerk.config import DeploymentConfig
 
 from .anthropic import AnthropicAdapter
-from .base import Adapter, Chunk, Endpoint, StreamDecoder, UpstreamRequest
+from .base import Adapter, Chunk, ChunkView, Endpoint, StreamDecoder, UpstreamRequest, chunk_dict
 from .gemini import GeminiAdapter
 from .ollama import OllamaAdapter
 from .openai import OpenAIAdapter
@@ -15,9 +15,11 @@ from .openai import OpenAIAdapter
 __all__ = [
     "Adapter",
     "Chunk",
+    "ChunkView",
     "Endpoint",
     "StreamDecoder",
     "UpstreamRequest",
+    "chunk_dict",
     "deployment_problems",
     "get_adapter",
     "provider_names",

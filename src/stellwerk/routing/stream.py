@@ -24,7 +24,7 @@ import orjson
 from stellwerk.errors import Attempt, Outcome, UpstreamError
 from stellwerk.events import Listener, RequestRecord, emit
 from stellwerk.http.client import TransportError
-from stellwerk.providers import Chunk
+from stellwerk.providers import Chunk, ChunkView, chunk_dict
 from stellwerk.providers.redact import redact
 from stellwerk.usage import Usage, estimate_tokens, usage_from
 
@@ -177,29 +177,47 @@ class ChatStream:
         """Track text, tool calls, finish and usage; drop what the client should not see."""
         if self._identity is None and batch:
             first_chunk = batch[0][0]
-            self._identity = {"id": first_chunk.get("id"), "created": first_chunk.get("created"),
-                              "model": first_chunk.get("model")}
+            if isinstance(first_chunk, ChunkView):
+                self._identity = {"id": first_chunk.id, "created": first_chunk.created, "model": first_chunk.model}
+            else:
+                self._identity = {"id": first_chunk.get("id"), "created": first_chunk.get("created"),
+                                  "model": first_chunk.get("model")}
         if self.resumed:
             return self._account_carefully(batch)
         keep: list[Chunk] = []
         append_text = self._text.append
         drop_usage = not self._include_usage
-        for chunk in batch:  # the hot path: an unresumed stream after its first chunk
+        for chunk in batch:  # the hot path: an unresumed stream
             data = chunk[0]
-            choices = data.get("choices")
-            if choices:
-                first = choices[0]
-                if first.__class__ is dict:
-                    delta = first.get("delta")
-                    if delta.__class__ is dict:
-                        content = delta.get("content")
-                        if content.__class__ is str:
-                            append_text(content)
-                        if delta.get("tool_calls"):
+            if isinstance(data, ChunkView):  # forwarded unchanged: read the view, never build a dict
+                view = data
+                choices: Any = view.choices
+                if choices:
+                    first_choice = choices[0]
+                    delta_view = first_choice.delta
+                    if delta_view is not None:
+                        if delta_view.content.__class__ is str:
+                            append_text(delta_view.content)
+                        if delta_view.has_tool_calls:
                             self._tool_calls = True
-                    if first.get("finish_reason"):
+                    if first_choice.finish_reason:
                         self._finished = True
-            usage = data.get("usage")
+                usage = view.usage
+            else:  # a dict from a translating adapter
+                choices = data.get("choices")
+                if choices:
+                    first = choices[0]
+                    if first.__class__ is dict:
+                        delta = first.get("delta")
+                        if delta.__class__ is dict:
+                            content = delta.get("content")
+                            if content.__class__ is str:
+                                append_text(content)
+                            if delta.get("tool_calls"):
+                                self._tool_calls = True
+                        if first.get("finish_reason"):
+                            self._finished = True
+                usage = data.get("usage")
             if usage is not None:
                 self.usage = usage_from(usage) or self.usage
                 if drop_usage and not choices:
@@ -212,7 +230,9 @@ class ChatStream:
         keep: list[Chunk] = []
         resumed = self.resumed > 0
         for chunk in batch:
-            data = chunk[0]
+            data = chunk_dict(chunk)
+            if chunk[0] is not data:
+                chunk = (data, chunk[1])
             usage = data.get("usage")
             choices = data.get("choices")
             if usage is not None:
@@ -280,8 +300,8 @@ class ChatStream:
 
     async def _dicts(self) -> AsyncIterator[dict[str, Any]]:
         async for batch in self._batches():
-            for data, _raw in batch:
-                yield data
+            for chunk in batch:
+                yield chunk_dict(chunk)
 
     async def sse(self) -> AsyncIterator[bytes]:
         """The stream as server-sent-event bytes, ending in ``[DONE]`` or an error event."""

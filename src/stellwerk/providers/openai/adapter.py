@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 
 from stellwerk.config import DeploymentConfig
 from stellwerk.errors import Outcome, UpstreamError
-from stellwerk.providers.base import Chunk, Endpoint, UpstreamRequest, encode_headers
+from stellwerk.providers.base import Chunk, ChunkView, Endpoint, UpstreamRequest, encode_headers
 from stellwerk.providers.sse import SSEParser
 
 from .errors import classify_error, error_from_payload
@@ -29,8 +30,15 @@ OPENAI_API_BASE = "https://api.openai.com/v1"
 AZURE_API_VERSION = "2024-10-21"
 
 
+_VIEW = msgspec.json.Decoder(ChunkView)
+
+
 class OpenAIStreamDecoder:
-    """``data: {chunk}`` events until ``data: [DONE]``; an ``error`` payload raises."""
+    """``data: {chunk}`` events until ``data: [DONE]``; an ``error`` payload raises.
+
+    Chunks come as :class:`~stellwerk.providers.base.ChunkView` with their bytes: the gateway
+    forwards the bytes, and reads only the view (no dict is built on the hot path).
+    """
 
     __slots__ = ("_sse", "done")
 
@@ -40,6 +48,7 @@ class OpenAIStreamDecoder:
 
     def feed(self, data: bytes) -> list[Chunk]:
         chunks: list[Chunk] = []
+        decode = _VIEW.decode
         for _event, payload in self._sse.feed(data):
             if payload == b"[DONE]":
                 self.done = True
@@ -47,14 +56,12 @@ class OpenAIStreamDecoder:
             if not payload:
                 continue
             try:
-                chunk = orjson.loads(payload)
-            except orjson.JSONDecodeError:
+                view = decode(payload)
+            except msgspec.DecodeError:
                 raise UpstreamError(Outcome.RETRY_HERE, "upstream sent a malformed stream event") from None
-            if not isinstance(chunk, dict):
-                raise UpstreamError(Outcome.RETRY_HERE, "upstream sent a stream event that is not an object")
-            if "error" in chunk and "choices" not in chunk:
-                raise error_from_payload(chunk, 500)
-            chunks.append((chunk, payload))
+            if view.choices is None and len(view.error) and bytes(view.error) != b"null":
+                raise error_from_payload(orjson.loads(payload), 500)
+            chunks.append((view, payload))
         return chunks
 
 
