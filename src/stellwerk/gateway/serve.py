@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from stellwerk.config import Config
 from stellwerk.events import RequestRecord, StatsCollector
@@ -43,10 +45,13 @@ def log_record(record: RequestRecord) -> None:
 class Gateway:
     """A router, its app and its HTTP server, started and stopped together."""
 
-    def __init__(self, config: Config, *, transport: Transport | None = None) -> None:
+    def __init__(self, config: Config, *, transport: Transport | None = None,
+                 clock: Callable[[], float] | None = None, rng: random.Random | None = None) -> None:
+        """``transport``, ``clock`` and ``rng`` are passed to the :class:`Router` (tests inject them)."""
         self.config = config
         self.stats = StatsCollector()
-        self.router = Router(config, transport=transport, listeners=[self.stats, log_record])
+        options: dict[str, Any] = {"clock": clock} if clock is not None else {}
+        self.router = Router(config, transport=transport, listeners=[self.stats, log_record], rng=rng, **options)
         self.app = GatewayApp(self.router, self.stats)
         self.server = HTTPServer(
             self.app,

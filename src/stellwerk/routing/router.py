@@ -14,8 +14,10 @@ times, then the next deployment is tried; when every deployment failed, one
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import random
+import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -92,6 +94,17 @@ class EmbeddingsResult(Result):
 
 def _new_request_id() -> str:
     return os.urandom(12).hex()
+
+
+def _float_vectors_to_base64(data: dict[str, Any]) -> bool:
+    """Providers without base64 output answer floats; the client asked for base64 (little-endian float32)."""
+    changed = False
+    for item in data.get("data") or ():
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if isinstance(vector, list):
+            item["embedding"] = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+            changed = True
+    return changed
 
 
 def _final_status(attempts: Sequence[Attempt]) -> int:
@@ -465,6 +478,8 @@ class Router:
 
         (data, raw), deployment = await self._guarded(
             "embeddings", group.name, ctx, self._route(group.name, ctx, make_op, request, headers=headers), False)
+        if request.get("encoding_format") == "base64" and _float_vectors_to_base64(data):
+            raw = None  # the answer changed: re-encode it
         usage = usage_from({"completion_tokens": 0, **(data.get("usage") or {})}) or Usage(estimated=True)
         cost = usage.cost(deployment.config.price)
         latency = self._clock() - ctx.started
