@@ -65,7 +65,7 @@ async def test_embeddings_answers_carry_the_route_header(start_sim: StartSim) ->
 
 
 async def test_dry_run_returns_the_decision_record_and_sends_nothing(start_sim: StartSim) -> None:
-    fast, slow = await start_sim(latency_ms=1.0), await start_sim(latency_ms=30.0)
+    fast, slow = await start_sim(latency_ms=1.0), await start_sim(latency_ms=250.0)
     cheap = {"price": {"input_per_mtok": 0.5, "output_per_mtok": 1.0}}
     data = config(
         model("quick", deployment("fast", fast.base_url), deployment("slow", slow.base_url), strategy="latency",
