@@ -34,7 +34,7 @@ def plain_console() -> tuple[Console, io.StringIO]:
 
 async def test_traffic_fails_over_while_the_primary_is_down_and_returns_after() -> None:
     console, out = plain_console()
-    settings = DemoSettings(duration=3.6, rps=60, concurrency=32, live=False, plain_every=0.5, overrides=FAST)
+    settings = DemoSettings(duration=4.6, rps=60, concurrency=32, live=False, plain_every=0.5, overrides=FAST)
 
     result = await run_demo(settings, console=console)
 
@@ -50,12 +50,13 @@ async def test_traffic_fails_over_while_the_primary_is_down_and_returns_after() 
         return served["primary"] / sum(served.values())
 
     # Second 0: primary up; second 1: down (all traffic elsewhere); second 2: back, and once a health
-    # probe (every second) has seen it answer, its breaker closes: by second 3 it has its traffic back.
+    # probe (every second) has seen it answer, its breaker closes: by second 4 it has its traffic back
+    # for sure (a probe may fall just before the end of the outage, and the next one a second later).
     # A request sent a moment before a boundary may reach the provider after it, hence the margins.
     assert primary_share(0) >= 0.9
     assert primary_share(1) <= 0.1
     assert tally.served(1)["secondary"] > 0
-    assert primary_share(3) >= 0.9
+    assert primary_share(4) >= 0.9
 
     # The breaker stops sending to the dead primary after 3 failures: far fewer failovers than requests.
     assert tally.failovers >= 3
