@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -44,7 +45,7 @@ def estimate_tokens(text_chars: int) -> int:
     return (text_chars + 3) // 4
 
 
-def prompt_chars(body: dict[str, Any]) -> int:
+def prompt_chars(body: Mapping[str, Any]) -> int:
     total = 0
     for message in body.get("messages") or ():
         if not isinstance(message, dict):

@@ -177,7 +177,8 @@ def _check_strategies(config: Config, names: set[str], known: set[str] | None) -
                 options = msgspec.convert(model.strategy_options, TaskOptions)
             except msgspec.ValidationError as err:
                 problem = _fix_missing(_msgspec_problem(err))
-                problems.append(f"{where}{problem[6:]}" if problem.startswith("<root>") else f"{where}.{problem}")
+                at_root = problem.startswith("<root>")
+                problems.append(f"{where}{problem.removeprefix('<root>')}" if at_root else f"{where}.{problem}")
                 continue
             problems.extend(check_task(options, where))
             ids = {d.id for d in model.deployments}

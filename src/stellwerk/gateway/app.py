@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from stellwerk.errors import ConfigError, StellwerkError
+from stellwerk.errors import ConfigError, InvalidRequestError, StellwerkError
 from stellwerk.events import StatsCollector
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.routing import Router
@@ -226,6 +226,4 @@ def _answer(result: Result) -> Response:
 
 
 def _bad(message: str) -> StellwerkError:
-    from stellwerk.errors import InvalidRequestError
-
     return InvalidRequestError(message)

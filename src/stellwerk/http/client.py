@@ -343,6 +343,12 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(TimeoutError_("upstream did not answer before the deadline"))
 
 
+def _idempotent(method: str, headers: bytes) -> bool:
+    """Whether sending the request again is harmless (a chat completion the upstream may have started
+    on is not: the router's attempt loop decides about those, counted and budgeted)."""
+    return method in _IDEMPOTENT or b"idempotency-key:" in headers.lower()
+
+
 class _Pool:
     """Idle connections to one origin (scheme, host, port)."""
 
@@ -482,11 +488,6 @@ class HTTPClient:
         pool = self._pool_for(target)
         loop = pool.loop
         deadline = None if timeout is None else loop.time() + timeout
-        # A request is sent again on a fresh connection (when a pooled one turns out to be closed)
-        # only if repeating it is harmless: a chat completion the upstream may have started on is
-        # not; the router's attempt loop decides about those, counted and budgeted.
-        idempotent = method in _IDEMPOTENT or (b"idempotency-key:" in headers.lower() if isinstance(headers, bytes)
-                                               else any(k.lower() == "idempotency-key" for k, _ in headers))
         if not isinstance(headers, bytes):
             headers = b"".join(b"%s: %s\r\n" % (k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
         head = b"%s %s\r\ncontent-length: %d\r\n%s\r\n" % (
@@ -516,7 +517,7 @@ class HTTPClient:
                 if ex.error is not None and not conn.headers_done:
                     raise ex.error
             except ReadError:
-                if conn.reused and not ex.got_bytes and idempotent:
+                if conn.reused and not ex.got_bytes and _idempotent(method, headers):
                     continue  # stale keep-alive connection: try once on a fresh one
                 raise
             return ClientResponse(ex, conn, loop)

@@ -85,7 +85,7 @@ def request_facts(body: Mapping[str, Any], headers: Mapping[str, str], stream: b
     user = body.get("user")
     return RequestFacts(
         model=str(body.get("model", "")),
-        prompt_tokens=prompt_tokens if prompt_tokens is not None else estimate_tokens(prompt_chars(dict(body))),
+        prompt_tokens=prompt_tokens if prompt_tokens is not None else estimate_tokens(prompt_chars(body)),
         max_output_tokens=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
         stream=stream,
         needs_tools=bool(tools) and body.get("tool_choice") != "none",

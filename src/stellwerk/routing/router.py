@@ -52,6 +52,7 @@ from .stream import ChatStream
 __all__ = ["ChatResult", "EmbeddingsResult", "Result", "Router"]
 
 T = TypeVar("T")
+R = TypeVar("R", bound="Result")
 
 
 class Result(msgspec.Struct):
@@ -161,8 +162,6 @@ class Router:
         embedders: dict[str, Any] = {}  # shared by every task model (an embedding model is ~30 MB)
         self._planners = {name: Planner(g, rng=self._rng, clock=clock, embedders=embedders)
                           for name, g in self._groups.items()}
-        self._planner_of = {d.model: self._planners[d.model] for g in self._groups.values() for d in g.deployments}
-        self._planner_of.update({d.id: self._planners[d.model] for g in self._groups.values() for d in g.deployments})
         self._transport: Transport = transport if transport is not None else HTTPClient()
         self._owns_transport = transport is None
         self._listeners = tuple(listeners)
@@ -317,20 +316,19 @@ class Router:
         text = text.encode("ascii", "replace").decode("ascii").replace("\r", " ").replace("\n", " ")
         return text if len(text) <= 400 else text[:399] + "~"
 
-    def _observe(self, ctx: RequestContext, deployment: Deployment | None, usage: Usage, cost: float,
-                 latency: float, ttft: float | None = None) -> None:
-        """Feed routing statistics and experiments after an answer (``deployment`` None: it failed)."""
-        if deployment is not None:
+    def _observe(self, ctx: RequestContext, deployment: Deployment, usage: Usage, cost: float,
+                 latency: float, ttft: float | None = None, answered: bool = True) -> None:
+        """Feed routing statistics and experiments once ``deployment`` answered (or, for a stream, broke off)."""
+        if answered:
             deployment.observe(latency, ttft, usage.completion_tokens, usage.total_tokens - ctx.reserve_tokens)
-        model = deployment.model if deployment is not None else (ctx.failed[0].deployment if ctx.failed else None)
-        planner = self._planner_of.get(model or "")
-        if planner is None or planner.experiments is None:
+        planner = self._planners[deployment.model]
+        if planner.experiments is None:
             return
         for attempt in ctx.failed:
             variant = planner.variant_of(attempt.deployment)
             if variant is not None:
                 planner.experiments.record(variant, None, True)
-        if deployment is not None:
+        if answered:
             variant = planner.variant_of(deployment.id)
             if variant is not None:
                 planner.experiments.record(variant, latency, False, cost)
@@ -377,15 +375,20 @@ class Router:
         (data, raw), deployment = await self._guarded(
             "chat", group.name, ctx, self._route(group.name, ctx, make_op, request, headers=headers), False)
         usage = usage_from(data.get("usage")) or self._estimate(request, data)
+        self._observe(ctx, deployment, usage, usage.cost(deployment.config.price), ctx.last_elapsed)
+        return self._answered(ChatResult, "chat", group, ctx, deployment, data, raw, usage)
+
+    def _answered(self, kind: type[R], operation: str, group: ModelGroup, ctx: RequestContext,
+                  deployment: Deployment, data: dict[str, Any], raw: bytes | None, usage: Usage) -> R:
+        """A complete answer: its cost, the request's record, the result."""
         cost = usage.cost(deployment.config.price)
         latency = self._clock() - ctx.started
-        self._observe(ctx, deployment, usage, cost, ctx.last_elapsed)
         emit(self._listeners, RequestRecord(
-            request_id=ctx.request_id, operation="chat", model=group.name, deployment=deployment.id, status=200,
+            request_id=ctx.request_id, operation=operation, model=group.name, deployment=deployment.id, status=200,
             attempts=tuple(ctx.failed), latency=latency, ttft=None, stream=False, usage=usage, cost=cost,
         ))
-        return ChatResult(data, raw, group.name, deployment.id, ctx.attempts, usage, cost, latency, ctx.request_id,
-                          self.explain(ctx, deployment.id))
+        return kind(data, raw, group.name, deployment.id, ctx.attempts, usage, cost, latency, ctx.request_id,
+                    self.explain(ctx, deployment.id))
 
     @staticmethod
     def _estimate(request: dict[str, Any], data: dict[str, Any]) -> Usage:
@@ -449,8 +452,9 @@ class Router:
                 return None
             return resumed_stream
 
-        def done(deployment: Deployment | None, usage: Usage, cost: float, latency: float, ttft: float | None) -> None:
-            self._observe(ctx, deployment, usage, cost, latency, ttft)
+        def done(deployment: Deployment, usage: Usage, cost: float, latency: float, ttft: float | None,
+                 answered: bool) -> None:
+            self._observe(ctx, deployment, usage, cost, latency, ttft, answered)
 
         stream = ChatStream(
             model=group.name, opened=opened, include_usage=include_usage, failed=ctx.failed, attempts=ctx.attempts,
@@ -481,14 +485,7 @@ class Router:
         if request.get("encoding_format") == "base64" and _float_vectors_to_base64(data):
             raw = None  # the answer changed: re-encode it
         usage = usage_from({"completion_tokens": 0, **(data.get("usage") or {})}) or Usage(estimated=True)
-        cost = usage.cost(deployment.config.price)
-        latency = self._clock() - ctx.started
-        emit(self._listeners, RequestRecord(
-            request_id=ctx.request_id, operation="embeddings", model=group.name, deployment=deployment.id, status=200,
-            attempts=tuple(ctx.failed), latency=latency, ttft=None, stream=False, usage=usage, cost=cost,
-        ))
-        return EmbeddingsResult(data, raw, group.name, deployment.id, ctx.attempts, usage, cost, latency,
-                                ctx.request_id, self.explain(ctx, deployment.id))
+        return self._answered(EmbeddingsResult, "embeddings", group, ctx, deployment, data, raw, usage)
 
     # -- operations -----------------------------------------------------------
     def dry_run(self, model: str, body: dict[str, Any] | None = None,

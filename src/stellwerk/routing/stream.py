@@ -61,7 +61,7 @@ class ChatStream:
         listeners: tuple[Listener, ...],
         clock: Callable[[], float],
         resume: Resumer | None,
-        on_done: Callable[[Deployment | None, Usage, float, float, float | None], None] | None = None,
+        on_done: Callable[[Deployment, Usage, float, float, float | None, bool], None] | None = None,
     ) -> None:
         self.model = model
         self.deployment = opened.deployment.id
@@ -182,8 +182,6 @@ class ChatStream:
             else:
                 self._identity = {"id": first_chunk.get("id"), "created": first_chunk.get("created"),
                                   "model": first_chunk.get("model")}
-        if self.resumed:
-            return self._account_carefully(batch)
         keep: list[Chunk] = []
         append_text = self._text.append
         drop_usage = not self._include_usage
@@ -223,51 +221,28 @@ class ChatStream:
                 if drop_usage and not choices:
                     continue  # we asked for it; the client did not
             keep.append(chunk)
-        return keep
+        return self._as_continuation(keep) if self.resumed else keep
 
-    def _account_carefully(self, batch: list[Chunk]) -> list[Chunk]:
-        """:meth:`_account` for a stream's first chunks and for resumed streams (rewrites identity and usage)."""
-        keep: list[Chunk] = []
-        resumed = self.resumed > 0
+    def _as_continuation(self, batch: list[Chunk]) -> list[Chunk]:
+        """A resumed stream's chunks as the client must see them: under the original stream's identity,
+        without the continuation's opening role chunk, with usage for the whole answer."""
+        identity = {k: v for k, v in (self._identity or {}).items() if v is not None}
+        out: list[Chunk] = []
         for chunk in batch:
             data = chunk_dict(chunk)
-            if chunk[0] is not data:
-                chunk = (data, chunk[1])
-            usage = data.get("usage")
             choices = data.get("choices")
-            if usage is not None:
-                self.usage = usage_from(usage) or self.usage
-                if not choices and not self._include_usage:
-                    continue  # we asked for it; the client did not
-                if resumed and isinstance(usage, dict) and self._earlier_tokens:
-                    # The client is told about the whole answer, not just the continuation.
-                    completion = int(usage.get("completion_tokens") or 0) + self._earlier_tokens
-                    usage = {**usage, "completion_tokens": completion,
-                             "total_tokens": int(usage.get("prompt_tokens") or 0) + completion}
-                    data = {**data, "usage": usage}
-                    chunk = (data, None)
-            if self._identity is None and "id" in data:
-                self._identity = {"id": data.get("id"), "created": data.get("created"), "model": data.get("model")}
-            if choices:
-                first = choices[0]
-                if isinstance(first, dict):
-                    delta = first.get("delta")
-                    if isinstance(delta, dict):
-                        content = delta.get("content")
-                        if isinstance(content, str):
-                            self._text.append(content)
-                        if delta.get("tool_calls"):
-                            self._tool_calls = True
-                        if resumed and delta.get("role") and not content and not delta.get("tool_calls") \
-                                and not first.get("finish_reason"):
-                            continue  # the continuation's opening role chunk: the client has had one
-                    if first.get("finish_reason"):
-                        self._finished = True
-            if resumed and self._identity is not None:
-                data = {**data, **{k: v for k, v in self._identity.items() if v is not None}}
-                chunk = (data, None)  # re-encoded under the original stream's identity
-            keep.append(chunk)
-        return keep
+            first = choices[0] if choices and isinstance(choices[0], dict) else {}
+            delta = first.get("delta")
+            if isinstance(delta, dict) and delta.get("role") and not delta.get("content") \
+                    and not delta.get("tool_calls") and not first.get("finish_reason"):
+                continue  # the client has had an opening role chunk already
+            usage = data.get("usage")
+            if isinstance(usage, dict) and self._earlier_tokens:
+                completion = int(usage.get("completion_tokens") or 0) + self._earlier_tokens
+                data = {**data, "usage": {**usage, "completion_tokens": completion,
+                                          "total_tokens": int(usage.get("prompt_tokens") or 0) + completion}}
+            out.append(({**data, **identity}, None))  # re-encoded
+        return out
 
     def _record(self, status: int, error: UpstreamError | None) -> None:
         if self._closed:
@@ -287,7 +262,7 @@ class ChatStream:
             dep.breaker.record(True)
             dep.health.success(now, now - self._started, None)  # ttft was recorded when the stream opened
         if self._on_done is not None and status != 499:
-            self._on_done(dep if error is None else None, self.usage, self.cost, now - self._started, self._ttft)
+            self._on_done(dep, self.usage, self.cost, now - self._started, self._ttft, error is None)
         emit(self._listeners, RequestRecord(
             request_id=self.request_id, operation="chat", model=self.model,
             deployment=self.deployment if error is None else None, status=status, attempts=tuple(self._failed),
