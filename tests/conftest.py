@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from stellwerk.config import load_dict
+from stellwerk import load_dict
 from stellwerk.gateway import Gateway
 from stellwerk.sim import Profile, SimProvider
 from support import GUARD, CaptureUpstream, Responder, default_respond

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from stellwerk.config import Config, interpolate, load_dict, load_file, load_text
+from stellwerk import load_dict, load_file, load_text
+from stellwerk.config import Config, interpolate
 from stellwerk.errors import ConfigError
 
 SECRET = "sk-config-secret-0123456789abcdef"

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stellwerk import Router
-from stellwerk.config import load_file
+from stellwerk import Router, load_file
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
 

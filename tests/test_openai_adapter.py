@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from stellwerk.config import DeploymentConfig
 from stellwerk.errors import Outcome, UpstreamError
-from stellwerk.providers import chunk_dict, get_adapter, provider_names
+from stellwerk.providers import BUILTIN_PROVIDERS, chunk_dict, get_adapter
 from stellwerk.providers.openai import OpenAIAdapter, classify_error, parse_retry_after
-from stellwerk.providers.redact import redact, summarize_body
 from stellwerk.providers.sse import SSEParser
+from stellwerk.redact import redact, summarize_body
 
 KEY = "sk-adapter-secret-0123456789"
 _DEP = DeploymentConfig(id="d", provider="openai", model="m")
@@ -38,7 +38,7 @@ BODY: dict[str, Any] = {
 
 
 def test_registry() -> None:
-    assert {"azure", "openai"} <= set(provider_names())
+    assert {"azure", "openai"} <= set(BUILTIN_PROVIDERS)
     assert get_adapter("openai").name == "openai"
     assert get_adapter("azure").name == "azure"
 

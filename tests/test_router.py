@@ -11,10 +11,11 @@ import pytest
 
 from stellwerk import (
     AllAttemptsFailedError,
+    Event,
     InvalidRequestError,
     ModelNotFoundError,
     Outcome,
-    RequestRecord,
+    RequestFinished,
     Router,
     UpstreamError,
 )
@@ -28,9 +29,12 @@ StartSim = Callable[..., Awaitable[SimProvider]]
 StartUpstream = Callable[..., Awaitable[CaptureUpstream]]
 
 
-class Recorder(list[RequestRecord]):
-    def __call__(self, record: RequestRecord) -> None:
-        self.append(record)
+class Recorder(list[RequestFinished]):
+    """A listener keeping the finished requests (every other event passes by)."""
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RequestFinished):
+            self.append(event)
 
 
 @pytest.fixture
@@ -377,7 +381,7 @@ async def test_listener_errors_never_fail_a_request(start_sim: StartSim, routers
                                                      caplog: pytest.LogCaptureFixture) -> None:
     sim = await start_sim()
 
-    def broken(record: RequestRecord) -> None:
+    def broken(record: Event) -> None:
         raise RuntimeError("telemetry bug")
 
     records = Recorder()

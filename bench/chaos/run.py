@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from stellwerk.config import load_dict
+from stellwerk import load_dict
 from stellwerk.gateway import Gateway
 from stellwerk.http.client import HTTPClient, TransportError
 from stellwerk.sim import Outage, Profile, SimProvider

@@ -1,6 +1,7 @@
 """Stellwerk: a resilient multi-model LLM router, as a library and as a gateway server."""
 
-from stellwerk.config import Config, load_dict, load_file
+from stellwerk.compose import Registries, default_registries, load_dict, load_file, load_text
+from stellwerk.config import Config
 from stellwerk.errors import (
     AllAttemptsFailedError,
     ConfigError,
@@ -10,28 +11,38 @@ from stellwerk.errors import (
     StellwerkError,
     UpstreamError,
 )
-from stellwerk.events import RequestRecord, StatsCollector
-from stellwerk.routing import ChatResult, ChatStream, EmbeddingsResult, Router
+from stellwerk.pipeline import Call, ChatResult, EmbeddingsResult, Operation, Reply, Stream
+from stellwerk.routing import ChatStream, Router
+from stellwerk.telemetry import Event, Events, RequestFinished, StatsCollector
 from stellwerk.usage import Usage
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AllAttemptsFailedError",
+    "Call",
     "ChatResult",
     "ChatStream",
     "Config",
     "ConfigError",
     "EmbeddingsResult",
+    "Event",
+    "Events",
     "InvalidRequestError",
     "ModelNotFoundError",
+    "Operation",
     "Outcome",
-    "RequestRecord",
+    "Registries",
+    "Reply",
+    "RequestFinished",
     "Router",
     "StatsCollector",
     "StellwerkError",
+    "Stream",
     "UpstreamError",
     "Usage",
+    "default_registries",
     "load_dict",
     "load_file",
+    "load_text",
 ]

@@ -13,7 +13,7 @@ __all__ = ["main"]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from stellwerk.config import load_file
+    from stellwerk.compose import load_file
     from stellwerk.gateway import run_gateway
 
     config = load_file(args.config)
@@ -22,7 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from stellwerk.config import load_file
+    from stellwerk.compose import load_file
 
     config = load_file(args.config)
     deployments = sum(len(m.deployments) for m in config.models)

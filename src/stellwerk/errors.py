@@ -62,6 +62,8 @@ class StellwerkError(Exception):
     error_type: str = "server_error"
     code: str | None = None
     param: str | None = None
+    attempts: Sequence[Attempt] = ()
+    """The upstream attempts made before the error (empty when none was made)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

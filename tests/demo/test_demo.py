@@ -15,8 +15,8 @@ from stellwerk.demo.scenario import Scenario, is_down, last_change, next_change
 from stellwerk.demo.tally import Tally, percentile
 from stellwerk.demo.view import DeploymentInfo, Header, render_board
 from stellwerk.errors import ConfigError
-from stellwerk.events import StatsCollector
 from stellwerk.sim import Outage
+from stellwerk.telemetry import StatsCollector
 
 # Fast providers; the primary is down in [1 s, 2 s) only. The secondary keeps the scenario's
 # 3 % errors and 2 % rate limits, so some requests go on to the backup.

@@ -3,7 +3,7 @@
 Each test starts simulated providers (the ``start_sim`` fixture) and a gateway in
 front of them with :func:`routed`: the real :class:`~stellwerk.gateway.Gateway`, or,
 when a test needs to move time or seed the router's RNG, the same wiring with the
-clock and the RNG injected (:class:`InjectedGateway`). Requests go through the
+clock and the RNG injected. Requests go through the
 official ``openai`` SDK where its view matters, and through Stellwerk's own pooled
 HTTP client in loops (several times cheaper per request). What each simulated
 provider served is read from ``sim.stats``.
@@ -22,18 +22,13 @@ from typing import Any
 import openai
 import orjson
 
-from stellwerk.config import load_dict
-from stellwerk.events import StatsCollector
+from stellwerk import load_dict
 from stellwerk.gateway import Gateway
-from stellwerk.gateway.app import GatewayApp
-from stellwerk.gateway.errors import http_layer_error
 from stellwerk.http.client import HTTPClient
-from stellwerk.http.server import HTTPServer
-from stellwerk.routing import Router
 from stellwerk.sim import SimProvider
 from support import GUARD, RawResponse, request
 
-__all__ = ["Answer", "InjectedGateway", "Routed", "SkewClock", "StartSim", "routed", "say", "served"]
+__all__ = ["Answer", "Routed", "SkewClock", "StartSim", "routed", "say", "served"]
 
 StartSim = Callable[..., Awaitable[SimProvider]]
 
@@ -50,19 +45,6 @@ class SkewClock:
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
-
-
-class InjectedGateway(Gateway):
-    """The gateway wired exactly as :class:`Gateway` does it, with the router's clock and RNG injected
-    (``Gateway`` does not accept them)."""
-
-    def __init__(self, data: dict[str, Any], *, clock: Callable[[], float], seed: int) -> None:
-        self.config = load_dict(data, env={})
-        self.stats = StatsCollector()
-        self.router = Router(self.config, listeners=[self.stats], clock=clock, rng=random.Random(seed))
-        self.app = GatewayApp(self.router, self.stats)
-        self.server = HTTPServer(self.app, max_body_size=self.config.server.max_body_size,
-                                 keepalive_timeout=self.config.server.keepalive_timeout, error_body=http_layer_error)
 
 
 @dataclass
@@ -119,11 +101,11 @@ class Routed:
 async def routed(data: dict[str, Any], *, clock: Callable[[], float] | None = None,
                  seed: int | None = None) -> AsyncIterator[Routed]:
     """A gateway for config ``data`` on an ephemeral port: :class:`Gateway` itself, or an
-    :class:`InjectedGateway` when ``clock`` or ``seed`` is given. Closed on exit."""
+    :class:`Gateway` with them injected when ``clock`` or ``seed`` is given. Closed on exit."""
     if clock is None and seed is None:
         gateway: Gateway = Gateway(load_dict(data, env={}))
     else:
-        gateway = InjectedGateway(data, clock=clock or time.monotonic, seed=seed or 0)
+        gateway = Gateway(load_dict(data, env={}), clock=clock or time.monotonic, rng=random.Random(seed or 0))
     await gateway.start("127.0.0.1", 0)
     running = Routed(gateway)
     try:

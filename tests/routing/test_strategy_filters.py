@@ -1,36 +1,18 @@
-"""The health (panic mode) and tag filters."""
+"""Panic mode and the tag and tier filters."""
 
 from __future__ import annotations
 
 import pytest
 
-from stellwerk.routing.strategies.base import ALL, Candidate, RequestFacts
-from stellwerk.routing.strategies.filters import HealthFilter, HealthFilterOptions, TagFilter, TagFilterOptions, TierFilter
+from stellwerk.resilience.panic import in_panic
+from stellwerk.routing.strategies.base import Candidate, RequestFacts
+from stellwerk.routing.strategies.filters import TagFilter, TagFilterOptions, TierFilter
 
 REQ = RequestFacts(model="chat")
 
 
-def fleet(healthy: int, unhealthy: int) -> list[Candidate]:
-    return [Candidate(id=f"ok{i}") for i in range(healthy)] + [Candidate(id=f"bad{i}", healthy=False) for i in range(unhealthy)]
-
-
 def ids(cands: list[Candidate]) -> list[str]:
     return [c.id for c in cands]
-
-
-def test_health_removes_unhealthy_ones() -> None:
-    kept, removed = HealthFilter().apply(fleet(3, 1), REQ)
-    assert ids(kept) == ["ok0", "ok1", "ok2"] and removed == [("bad0", "unhealthy")]
-    kept, removed = HealthFilter().apply(fleet(2, 2), REQ)  # exactly 50% healthy: not below the threshold
-    assert ids(kept) == ["ok0", "ok1"] and len(removed) == 2
-
-
-def test_health_panic_keeps_all_and_says_so() -> None:
-    kept, removed = HealthFilter().apply(fleet(1, 3), REQ)
-    assert len(kept) == 4
-    assert removed == [(ALL, "panic: 1 of 4 healthy (< 50%), keeping all")]
-    kept, removed = HealthFilter().apply(fleet(0, 2), REQ)
-    assert len(kept) == 2 and removed[0][0] == ALL
 
 
 @pytest.mark.parametrize(("threshold", "healthy", "unhealthy", "panic"), [
@@ -38,15 +20,12 @@ def test_health_panic_keeps_all_and_says_so() -> None:
     (0.3, 1, 3, True),
     (0.3, 1, 2, False),
     (1.0, 9, 1, True),
+    (0.5, 2, 2, False),  # exactly 50% healthy: not below the threshold
+    (0.5, 1, 3, True),
+    (0.5, 0, 0, False),  # nothing planned: nothing to panic about
 ])
-def test_health_panic_threshold(threshold: float, healthy: int, unhealthy: int, panic: bool) -> None:
-    kept, removed = HealthFilter(HealthFilterOptions(panic_threshold=threshold)).apply(fleet(healthy, unhealthy), REQ)
-    assert (len(kept) == healthy + unhealthy) is panic
-    assert any(i == ALL for i, _ in removed) is panic
-
-
-def test_health_empty() -> None:
-    assert HealthFilter().apply([], REQ) == ([], [])
+def test_panic_threshold(threshold: float, healthy: int, unhealthy: int, panic: bool) -> None:
+    assert in_panic(healthy, healthy + unhealthy, threshold) is panic
 
 
 def tagged() -> list[Candidate]:

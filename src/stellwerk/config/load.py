@@ -6,13 +6,18 @@
 Every failure raises :class:`~stellwerk.errors.ConfigError` whose ``problems``
 name the key (``models[0].deployments[1].timeout``) and what was expected.
 Secrets substituted from the environment never appear in those messages.
+
+This module knows the schema only. Which providers and strategies exist is
+the registries' business (:mod:`stellwerk.compose`); pass their ``check`` to
+have their rules reported with the same redaction (``stellwerk.load_file``
+does).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +26,12 @@ import yaml
 
 from stellwerk.errors import ConfigError
 
-from .schema import Config, DeploymentConfig
+from .schema import Config
 
-__all__ = ["check", "interpolate", "load_dict", "load_file", "load_text"]
+__all__ = ["Check", "check", "interpolate", "load_dict", "load_file", "load_text"]
+
+Check = Callable[[Config], list[str]]
+"""More rules for a config that passed the schema (the registries' ``check``): problems as ``key: expected``."""
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -101,15 +109,9 @@ def _fix_missing(problem: str) -> str:
     return problem
 
 
-def check(
-    config: Config,
-    providers: Iterable[str] | None = None,
-    strategies: Iterable[str] | None = None,
-) -> list[str]:
-    """Cross-field rules; returns the problems found (empty when the config is valid)."""
+def check(config: Config) -> list[str]:
+    """Cross-field rules of the schema; returns the problems found (empty when the config is valid)."""
     problems: list[str] = []
-    known_providers = set(providers) if providers is not None else None
-    known_strategies = set(strategies) if strategies is not None else None
     seen_models: dict[str, int] = {}
     seen_ids: dict[str, str] = {}
     for i, model in enumerate(config.models):
@@ -117,27 +119,19 @@ def check(
         if model.name in seen_models:
             problems.append(f"{where}.name: '{model.name}' is already used by models[{seen_models[model.name]}]")
         seen_models.setdefault(model.name, i)
-        if known_strategies is not None and model.strategy not in known_strategies:
-            problems.append(f"{where}.strategy: expected one of {', '.join(sorted(known_strategies))}, got '{model.strategy}'")
         for j, dep in enumerate(model.deployments):
             dwhere = f"{where}.deployments[{j}]"
             if dep.id in seen_ids:
                 problems.append(f"{dwhere}.id: '{dep.id}' is already used by {seen_ids[dep.id]}")
             seen_ids.setdefault(dep.id, dwhere)
-            if known_providers is not None and dep.provider not in known_providers:
-                problems.append(f"{dwhere}.provider: expected one of {', '.join(sorted(known_providers))}, got '{dep.provider}'")
             if dep.api_base is not None and not re.match(r"^https?://[^/\s]+", dep.api_base):
                 problems.append(f"{dwhere}.api_base: expected an http:// or https:// URL, got '{dep.api_base}'")
-            if dep.provider == "azure" and dep.api_base is None:
-                problems.append(f"{dwhere}.api_base: required for provider 'azure' (https://RESOURCE.openai.azure.com)")
             for name in dep.headers:
                 if not re.match(r"^[A-Za-z0-9-]+$", name):
                     problems.append(f"{dwhere}.headers: '{name}' is not a valid header name")
-            if known_providers is not None and dep.provider in known_providers:
-                probes = model.health_check is not None and model.health_check.kind == "models"
-                problems.extend(f"{dwhere}.{p}" for p in _provider_problems(dep, probes))
+            if dep.resume is not None and dep.resume not in ("prefill", "instruct", "off"):
+                problems.append(f"{dwhere}.resume: expected prefill, instruct or off, got '{dep.resume}'")
     names = {m.name for m in config.models}
-    problems.extend(_check_strategies(config, names, known_strategies))
     for i, model in enumerate(config.models):
         for key in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
             for k, target in enumerate(getattr(model, key)):
@@ -148,73 +142,15 @@ def check(
                     problems.append(f"models[{i}].{key}[{k}]: a model cannot fall back to itself")
         if model.health_check is not None and model.health_check.kind not in ("models", "chat"):
             problems.append(f"models[{i}].health_check.kind: expected 'models' or 'chat', got '{model.health_check.kind}'")
-        for j, dep in enumerate(model.deployments):
-            if dep.resume is not None and dep.resume not in ("prefill", "instruct", "off"):
-                problems.append(f"models[{i}].deployments[{j}].resume: expected prefill, instruct or off, "
-                                f"got '{dep.resume}'")
     return problems
 
 
-def _provider_problems(dep: DeploymentConfig, probes_models: bool) -> list[str]:
-    from stellwerk.providers import deployment_problems
+def load_dict(data: Any, env: Mapping[str, str] | None = None, source: str = "config",
+              more: Check | None = None) -> Config:
+    """Validate a parsed config (a dict), interpolating ``${VAR}`` from ``env`` (default: os.environ).
 
-    return deployment_problems(dep, probes_models)
-
-
-def _check_strategies(config: Config, names: set[str], known: set[str] | None) -> list[str]:
-    """Each model's ``strategy_options`` against its strategy's options type."""
-    from stellwerk.routing.strategies import parse_options
-    from stellwerk.routing.task import TaskOptions
-    from stellwerk.routing.task import check as check_task
-
-    problems: list[str] = []
-    for i, model in enumerate(config.models):
-        where = f"models[{i}].strategy_options"
-        if known is not None and model.strategy not in known:
-            continue  # reported already
-        if model.strategy == "task":
-            try:
-                options = msgspec.convert(model.strategy_options, TaskOptions)
-            except msgspec.ValidationError as err:
-                problem = _fix_missing(_msgspec_problem(err))
-                at_root = problem.startswith("<root>")
-                problems.append(f"{where}{problem.removeprefix('<root>')}" if at_root else f"{where}.{problem}")
-                continue
-            problems.extend(check_task(options, where))
-            ids = {d.id for d in model.deployments}
-            for route in options.routes:
-                if route.target is not None and route.target not in names:
-                    problems.append(f"{where}.routes: route '{route.name}' targets unknown model '{route.target}'")
-                elif route.target == model.name:
-                    problems.append(f"{where}.routes: route '{route.name}' targets its own model")
-                for dep in route.deployments or ():
-                    if dep not in ids:
-                        problems.append(f"{where}.routes: route '{route.name}' names unknown deployment '{dep}'")
-            continue
-        try:
-            parsed = parse_options(model.strategy, model.strategy_options, where)
-        except ConfigError as err:
-            problems.extend(err.problems)
-            continue
-        variants = getattr(parsed, "variants", None)
-        if variants is not None:
-            ids = {d.id for d in model.deployments}
-            for variant in variants:
-                for dep in variant.deployments:
-                    if dep not in ids:
-                        problems.append(f"{where}.variants: variant '{variant.name}' names unknown deployment '{dep}'")
-    return problems
-
-
-def _defaults() -> tuple[list[str], list[str]]:
-    from stellwerk.providers import provider_names
-    from stellwerk.routing.strategies import strategy_names
-
-    return provider_names(), [*strategy_names(), "task"]
-
-
-def load_dict(data: Any, env: Mapping[str, str] | None = None, source: str = "config") -> Config:
-    """Validate a parsed config (a dict), interpolating ``${VAR}`` from ``env`` (default: os.environ)."""
+    ``more``: further rules (the registries' check), reported like the schema's own.
+    """
     if not isinstance(data, dict):
         raise ConfigError([f"<root>: expected a mapping with a 'models' key, got {type(data).__name__}"], source)
     problems: list[str] = []
@@ -226,8 +162,7 @@ def load_dict(data: Any, env: Mapping[str, str] | None = None, source: str = "co
         config = msgspec.convert(data, Config, strict=False)
     except msgspec.ValidationError as err:
         raise ConfigError(_redact([_fix_missing(_msgspec_problem(err))], substituted), source) from None
-    providers, strategies = _defaults()
-    problems = check(config, providers, strategies)
+    problems = check(config) + (more(config) if more is not None else [])
     if problems:
         raise ConfigError(_redact(problems, substituted), source)
     return config
@@ -235,12 +170,13 @@ def load_dict(data: Any, env: Mapping[str, str] | None = None, source: str = "co
 
 def _redact(problems: list[str], secrets: set[str]) -> list[str]:
     """Values from the environment never appear in error messages."""
-    from stellwerk.providers.redact import redact
+    from stellwerk.redact import redact
 
     return [redact(p, sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)) for p in problems]
 
 
-def load_text(text: str, env: Mapping[str, str] | None = None, source: str = "config") -> Config:
+def load_text(text: str, env: Mapping[str, str] | None = None, source: str = "config",
+              more: Check | None = None) -> Config:
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
@@ -248,13 +184,13 @@ def load_text(text: str, env: Mapping[str, str] | None = None, source: str = "co
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "<yaml>"
         problem = getattr(err, "problem", None) or str(err)
         raise ConfigError([f"{where}: invalid YAML: {problem}"], source) from None
-    return load_dict(data, env, source)
+    return load_dict(data, env, source, more)
 
 
-def load_file(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+def load_file(path: str | os.PathLike[str], env: Mapping[str, str] | None = None, more: Check | None = None) -> Config:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError([f"{p}: cannot read: {err.strerror or err}"], str(p)) from None
-    return load_text(text, env, str(p))
+    return load_text(text, env, str(p), more)

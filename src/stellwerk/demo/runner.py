@@ -21,9 +21,9 @@ from rich.console import Console
 from rich.live import Live
 
 from stellwerk.config import Config
-from stellwerk.events import StatsCollector
 from stellwerk.gateway import Gateway
 from stellwerk.sim import Outage, Profile, SimProvider
+from stellwerk.telemetry import RequestFinished, StatsCollector
 
 from .scenario import Scenario
 from .tally import Tally
@@ -97,7 +97,7 @@ async def run_demo(
             return time.monotonic() - origin
 
         tally = Tally(header.deployments, clock=clock, schedules=schedules)
-        gateway.router.add_listener(tally.gateway)
+        gateway.router.events.subscribe(tally.gateway, RequestFinished)
         generator = LoadGenerator(
             gateway.base_url, model=header.model, rps=settings.rps, concurrency=settings.concurrency,
             stream_share=settings.stream_share, seed=settings.seed, on_result=tally.client, clock=clock,

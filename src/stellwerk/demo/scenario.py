@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from stellwerk.config import Config, load_dict
+from stellwerk.compose import load_dict
+from stellwerk.config import Config
 from stellwerk.errors import ConfigError
 from stellwerk.sim import Outage, Profile, ProfileError
 

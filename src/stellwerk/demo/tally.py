@@ -3,7 +3,7 @@
 :class:`Tally` is fed from three sides and only counts; the views render it.
 
 * ``client(result)``: every request as the load generator saw it (success, latency, who served it);
-* ``gateway(record)``: every :class:`~stellwerk.events.RequestRecord` the router emits, whose
+* ``gateway(record)``: every :class:`~stellwerk.telemetry.RequestFinished` the router emits, whose
   failed attempts become failover events ("primary HTTP 503 → served by secondary");
 * ``tick()``: the simulated providers' outage schedules, turned into "goes down" / "is back" events.
 
@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stellwerk.errors import Attempt
-from stellwerk.events import RequestRecord
 from stellwerk.sim import Outage
+from stellwerk.telemetry import Event as TelemetryEvent
+from stellwerk.telemetry import RequestFinished
 
 from .scenario import is_down, last_change
 from .traffic import ClientResult
@@ -135,8 +136,9 @@ class Tally:
                 self._seconds.popitem(last=False)
         bucket[result.deployment if result.ok and result.deployment else "-"] += 1
 
-    def gateway(self, record: RequestRecord) -> None:
-        if record.status == 499:
+    def gateway(self, record: TelemetryEvent) -> None:
+        """A listener of the gateway's :class:`RequestFinished` events."""
+        if not isinstance(record, RequestFinished) or record.status == 499:
             return  # the client went away (the demo stopping): not the gateway's doing
         at = self.clock() - record.latency  # when the request reached the router: events read in causal order
         for attempt in record.attempts:

@@ -25,7 +25,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from stellwerk.events import DeploymentStats, StatsCollector
+from stellwerk.telemetry import DeploymentStats, StatsCollector
 
 from .scenario import next_change
 from .tally import TIMES, Event, Tally, percentile

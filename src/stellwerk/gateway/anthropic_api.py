@@ -37,13 +37,14 @@ import orjson
 
 from stellwerk.errors import ModelNotFoundError, StellwerkError, UpstreamError
 from stellwerk.http.server import Request, Response, StreamingResponse
+from stellwerk.pipeline import Operation, Result, Stream
 from stellwerk.providers.anthropic.inbound import to_chat_request
 from stellwerk.providers.anthropic.outbound import MessageEvents, error_body, to_message
 from stellwerk.providers.anthropic.wire import anthropic_usage
-from stellwerk.providers.redact import redact
-from stellwerk.routing import ChatStream, Router
+from stellwerk.redact import redact
+from stellwerk.routing import Router
 from stellwerk.tokens import count_prompt_tokens
-from stellwerk.usage import Usage, estimate_tokens, prompt_chars
+from stellwerk.usage import Usage, estimate_tokens
 
 from .errors import error_response
 
@@ -63,23 +64,21 @@ class AnthropicAPI:
     async def messages(self, request: Request, rid: str) -> Response | StreamingResponse:
         headers = [("x-request-id", rid), ("request-id", rid)]
         try:
-            body, stream = to_chat_request(self._parse_json(request))
-            model = body["model"]
-            timeout = self._timeout_of(request)
-            if stream:
-                chat_stream = await self.router.chat_stream(body, request_id=rid, validated=True, timeout=timeout,
-                                                            headers=request.headers)
-                events = MessageEvents(f"msg_{rid}", model, estimate_tokens(prompt_chars(body)))
-                return StreamingResponse(_sse(chat_stream, events), headers=[
-                    *headers,
-                    ("x-stellwerk-deployment", chat_stream.deployment),
-                    ("x-stellwerk-attempts", str(chat_stream.attempts)),
-                    ("x-stellwerk-route", chat_stream.route),
-                ])
-            result = await self.router.chat(body, request_id=rid, validated=True, timeout=timeout,
-                                            headers=request.headers)
+            body, _ = to_chat_request(self._parse_json(request))
+            call = self.router.call(Operation.CHAT, body, request_id=rid, timeout=self._timeout_of(request),
+                                    headers=request.headers)
+            result = await self.router.handle(call)
         except StellwerkError as err:
             return _error(err, headers)
+        model = call.model
+        if not isinstance(result, Result):
+            events = MessageEvents(f"msg_{rid}", model, estimate_tokens(call.facts.prompt_chars))
+            return StreamingResponse(_sse(result, events), headers=[
+                *headers,
+                ("x-stellwerk-deployment", result.deployment),
+                ("x-stellwerk-attempts", str(result.attempts)),
+                ("x-stellwerk-route", result.route),
+            ])
         usage = anthropic_usage(result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_tokens)
         message = to_message(result.data, f"msg_{rid}", model, usage)
         return Response(200, orjson.dumps(message), [
@@ -103,7 +102,7 @@ class AnthropicAPI:
         return Response(200, orjson.dumps({"input_tokens": tokens}), headers)
 
 
-async def _sse(stream: ChatStream, events: MessageEvents) -> AsyncIterator[bytes]:
+async def _sse(stream: Stream, events: MessageEvents) -> AsyncIterator[bytes]:
     """The Anthropic event stream of a routed chat stream; a break-off ends it with an ``error`` event."""
     try:
         yield events.start()

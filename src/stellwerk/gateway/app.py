@@ -35,11 +35,10 @@ from typing import Any
 import orjson
 
 from stellwerk.errors import ConfigError, InvalidRequestError, StellwerkError
-from stellwerk.events import StatsCollector
 from stellwerk.http.server import Request, Response, StreamingResponse
+from stellwerk.pipeline import Operation, Result
 from stellwerk.routing import Router
-from stellwerk.routing.router import Result
-from stellwerk.validate import validate_chat, validate_embeddings
+from stellwerk.telemetry import StatsCollector
 
 from .anthropic_api import AnthropicAPI
 from .errors import error_body, error_response
@@ -132,26 +131,25 @@ class GatewayApp:
         return seconds
 
     async def chat_completions(self, request: Request, rid: str) -> Response | StreamingResponse:
-        body = self._json(request)
-        _, stream = validate_chat(body)
-        timeout = self._timeout(request)
-        if stream:
-            result_stream = await self.router.chat_stream(body, request_id=rid, validated=True, timeout=timeout,
-                                                          headers=request.headers)
-            return StreamingResponse(result_stream.sse(), headers=[
-                ("x-request-id", rid),
-                ("x-stellwerk-deployment", result_stream.deployment),
-                ("x-stellwerk-attempts", str(result_stream.attempts)),
-                ("x-stellwerk-route", result_stream.route),
-            ])
-        return _answer(await self.router.chat(body, request_id=rid, validated=True, timeout=timeout,
-                                              headers=request.headers))
+        call = self.router.call(Operation.CHAT, self._json(request), request_id=rid, timeout=self._timeout(request),
+                                headers=request.headers)
+        reply = await self.router.handle(call)
+        if isinstance(reply, Result):
+            return _answer(reply)
+        return StreamingResponse(reply.sse(), headers=[
+            ("x-request-id", rid),
+            ("x-stellwerk-deployment", reply.deployment),
+            ("x-stellwerk-attempts", str(reply.attempts)),
+            ("x-stellwerk-route", reply.route),
+        ])
 
-    async def embeddings(self, request: Request, rid: str) -> Response:
-        body = self._json(request)
-        validate_embeddings(body)
-        return _answer(await self.router.embeddings(body, request_id=rid, validated=True,
-                                                    timeout=self._timeout(request), headers=request.headers))
+    async def embeddings(self, request: Request, rid: str) -> Response | StreamingResponse:
+        call = self.router.call(Operation.EMBEDDINGS, self._json(request), request_id=rid,
+                                timeout=self._timeout(request), headers=request.headers)
+        reply = await self.router.handle(call)
+        if not isinstance(reply, Result):
+            raise StellwerkError("embeddings answered with a stream")  # a middleware's mistake: a 500, logged
+        return _answer(reply)
 
     async def list_models(self, request: Request, rid: str) -> Response:
         return Response(200, self._models_body, [("x-request-id", rid)])
@@ -178,7 +176,6 @@ class GatewayApp:
         if body is None:
             prompt = (query.get("prompt") or ["Hello"])[0]
             body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
-        self.router.group(model)
         return Response(200, orjson.dumps(self.router.dry_run(model, body, request.headers)), [("x-request-id", rid)])
 
     async def admin_experiments(self, request: Request, rid: str) -> Response:

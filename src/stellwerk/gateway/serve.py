@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from stellwerk.config import Config
-from stellwerk.events import RequestRecord, StatsCollector
 from stellwerk.http.client import Transport
 from stellwerk.http.server import HTTPServer
 from stellwerk.routing import Router
+from stellwerk.telemetry import Event, RequestFinished, StatsCollector
 
 from .app import GatewayApp
 from .errors import http_layer_error
@@ -26,8 +26,10 @@ log = logging.getLogger("stellwerk.gateway")
 access_log = logging.getLogger("stellwerk.access")
 
 
-def log_record(record: RequestRecord) -> None:
+def log_record(record: Event) -> None:
     """Listener: failed attempts at INFO, requests no deployment answered at WARNING, one access line at INFO."""
+    if not isinstance(record, RequestFinished):
+        return
     if record.attempts and log.isEnabledFor(logging.INFO):
         for attempt in record.attempts:
             log.info("request %s: attempt failed: %s", record.request_id, attempt.describe())
@@ -51,7 +53,9 @@ class Gateway:
         self.config = config
         self.stats = StatsCollector()
         options: dict[str, Any] = {"clock": clock} if clock is not None else {}
-        self.router = Router(config, transport=transport, listeners=[self.stats, log_record], rng=rng, **options)
+        self.router = Router(config, transport=transport, rng=rng, **options)
+        self.router.events.subscribe(self.stats, RequestFinished)
+        self.router.events.subscribe(log_record, RequestFinished)
         self.app = GatewayApp(self.router, self.stats)
         self.server = HTTPServer(
             self.app,

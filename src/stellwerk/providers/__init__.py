@@ -1,8 +1,15 @@
-"""Provider adapters, one package per wire protocol, looked up by the config's ``provider`` name."""
+"""Provider adapters, one package per wire protocol, registered by the config's ``provider`` name.
+
+``BUILTIN_PROVIDERS`` maps each name to a :class:`ProviderSpec`; the
+composition root (:mod:`stellwerk.compose`) builds its registry from it, and
+users add their own adapters there.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 from stellwerk.config import DeploymentConfig
 
@@ -13,17 +20,26 @@ from .ollama import OllamaAdapter
 from .openai import OpenAIAdapter
 
 __all__ = [
+    "BUILTIN_PROVIDERS",
     "Adapter",
     "Chunk",
     "ChunkView",
     "Endpoint",
+    "ProviderSpec",
     "StreamDecoder",
     "UpstreamRequest",
     "chunk_dict",
-    "deployment_problems",
     "get_adapter",
-    "provider_names",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    factory: Callable[[], Adapter]
+    """Builds the adapter (pure translation: one instance serves every deployment of the provider)."""
+    check: Callable[[DeploymentConfig, bool], list[str]] | None = None
+    """Provider-specific config rules (``key: what was expected``, keys relative to the deployment); the flag
+    says whether the deployment's model probes its models endpoint."""
 
 
 def _bedrock() -> Adapter:
@@ -33,30 +49,30 @@ def _bedrock() -> Adapter:
     return BedrockAdapter()
 
 
-_FACTORIES: dict[str, Callable[[], Adapter]] = {
-    "openai": OpenAIAdapter,
-    "azure": lambda: OpenAIAdapter(azure=True),
-    "anthropic": AnthropicAdapter,
-    "gemini": GeminiAdapter,
-    "ollama": OllamaAdapter,
-    "bedrock": _bedrock,
-}
+def _problems(deployment: DeploymentConfig, probes_models: bool) -> list[str]:
+    """The rules of the built-in providers (AWS fields belong to ``bedrock`` only)."""
+    from .bedrock.checks import deployment_problems
+
+    return deployment_problems(deployment, probes_models)
 
 
-def provider_names() -> list[str]:
-    return sorted(_FACTORIES)
+def _azure_problems(deployment: DeploymentConfig, probes_models: bool) -> list[str]:
+    problems = _problems(deployment, probes_models)
+    if deployment.api_base is None:
+        problems.append("api_base: required for provider 'azure' (https://RESOURCE.openai.azure.com)")
+    return problems
+
+
+BUILTIN_PROVIDERS: Mapping[str, ProviderSpec] = MappingProxyType({
+    "openai": ProviderSpec(OpenAIAdapter, _problems),
+    "azure": ProviderSpec(lambda: OpenAIAdapter(azure=True), _azure_problems),
+    "anthropic": ProviderSpec(AnthropicAdapter, _problems),
+    "gemini": ProviderSpec(GeminiAdapter, _problems),
+    "ollama": ProviderSpec(OllamaAdapter, _problems),
+    "bedrock": ProviderSpec(_bedrock, _problems),
+})
 
 
 def get_adapter(name: str) -> Adapter:
-    """A new adapter for a provider name (``KeyError`` for an unknown one; the config check prevents that)."""
-    return _FACTORIES[name]()
-
-
-def deployment_problems(deployment: DeploymentConfig, probes_models: bool = False) -> list[str]:
-    """Provider-specific config rules (``key: what was expected``, keys relative to the deployment).
-
-    ``probes_models``: the deployment's model has active health checks of kind ``models``.
-    """
-    from .bedrock.checks import deployment_problems as bedrock_problems
-
-    return bedrock_problems(deployment, probes_models)
+    """A new adapter of a built-in provider (``KeyError`` for an unknown name)."""
+    return BUILTIN_PROVIDERS[name].factory()

@@ -23,52 +23,69 @@ Written as a plain loop (TensorZero style), every attempt's error collected:
 5. Hedging (opt-in): if an attempt has produced nothing after the hedge delay,
    a second one starts on another deployment; the first answer wins and the
    other is cancelled.
+
+Each attempt holds a :class:`~.lease.Lease` on its deployment. The operation
+settles it when it succeeds (a complete answer: ``ok``; a stream: its first
+token, the stream settles the rest); the loop settles failures and
+cancellations.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from stellwerk.errors import Attempt, Outcome, UpstreamError
-from stellwerk.providers.redact import redact
+from stellwerk.pipeline.call import Call
+from stellwerk.telemetry import Events, HedgeSent, RetryBudgetRefused
 
 from .deployment import Deployment, ModelGroup
+from .lease import Lease
 
-__all__ = ["AttemptLoop", "ModelFailed", "RequestContext"]
+if TYPE_CHECKING:
+    from .planner import Decision
+
+__all__ = ["AttemptLoop", "Journey", "ModelFailed", "Operation"]
 
 T = TypeVar("T")
-Operation = Callable[[Deployment, float], Awaitable[T]]
+Operation = Callable[[Lease, float], Awaitable[T]]
+"""``op(lease, timeout)``: one upstream attempt on ``lease.deployment``; settles the lease when it succeeds."""
 
 
-class RequestContext:
-    """What one client request carries across attempts, models and fallbacks."""
+class Journey:
+    """What one call collects on its way across models, fallbacks and attempts (the call itself is frozen)."""
 
-    __slots__ = ("attempts", "deadline", "decision", "deposited", "failed", "last_elapsed", "notes", "prompt_tokens",
-                 "removed", "request_id", "reserve_tokens", "started")
+    __slots__ = ("attempts", "call", "decision", "deposited", "failed", "notes", "removed")
 
-    def __init__(self, request_id: str, started: float, deadline: float) -> None:
-        self.request_id = request_id
-        self.started = started
-        self.deadline = deadline
+    def __init__(self, call: Call) -> None:
+        self.call = call
         self.failed: list[Attempt] = []
         self.attempts = 0
         """Upstream attempts started (failed, won, and cancelled hedges)."""
-        self.prompt_tokens: int | None = None
         self.notes: list[str] = []
         """Decisions worth explaining (skips, panic mode, budget exhaustion, fallbacks)."""
-        self.decision: Any = None
-        """The planner's decision for the model that answered (a ``planner.Decision``)."""
+        self.decision: Decision | None = None
+        """The planner's decision for the model that answered."""
         self.deposited: set[str] = set()
         """Models whose retry budget this request has paid into."""
         self.removed: list[tuple[str, str, str]] = []
         """``(deployment, filter, why)`` for every deployment a planner's filter removed."""
-        self.reserve_tokens = 0
-        """Tokens counted against a deployment's per-minute window when an attempt starts (corrected
-        to the real usage when the answer arrives), so that a burst cannot overrun ``tpm``."""
-        self.last_elapsed = 0.0
-        """Seconds the winning attempt took (to the answer, or to a stream's first chunk)."""
+
+    def explain(self, served: str | None) -> str:
+        """The ``x-stellwerk-route`` header: the decision, who served, and what happened on the way."""
+        decision = self.decision
+        if decision is not None and not self.notes and not self.failed and decision.summary.isascii():
+            return decision.summary  # the common case: the first choice answered at once
+        parts = [decision.summary if decision is not None else "?"]
+        if served is not None and decision is not None and decision.order and decision.order[0] != served:
+            parts.append(f"served by {served}")
+        parts.extend(self.notes[:4])
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed attempt(s)")
+        text = "; ".join(parts)
+        text = text.encode("ascii", "replace").decode("ascii").replace("\r", " ").replace("\n", " ")
+        return text if len(text) <= 400 else text[:399] + "~"
 
 
 class ModelFailed(Exception):
@@ -87,44 +104,52 @@ _FAILED = _Failed()
 
 
 class AttemptLoop(Generic[T]):
+    """One model's attempts for one call. Built with everything it needs; ``run`` once."""
+
     def __init__(
         self,
         group: ModelGroup,
         order: Sequence[Deployment],
         operation: Operation[T],
-        ctx: RequestContext,
+        journey: Journey,
         *,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
+        events: Events,
         stream: bool = False,
         context_skips: int = 0,
+        reserve_tokens: int = 0,
+        tried: Mapping[str, int] | None = None,
+        excluded: Iterable[str] = (),
     ) -> None:
+        """``tried``: attempts made on deployments before (a resumed stream); ``excluded``: not to be tried."""
         self.group = group
         self.op = operation
-        self.ctx = ctx
+        self.journey = journey
         self.clock = clock
         self.sleep = sleep
+        self.events = events
         self.stream = stream
-        self.tries: dict[str, int] = {}
-        self.done: set[str] = set()
+        self.reserve_tokens = reserve_tokens
+        ids = {d.id for d in group.deployments}
+        self.tries: dict[str, int] = {k: v for k, v in (tried or {}).items() if k in ids}
+        self.done: set[str] = set(excluded)
         """Deployments not to try again in this request."""
         self.busy: set[str] = set()
         """Deployments with an attempt running right now (hedging)."""
         self.retry_after: dict[str, float | None] = {}
         self.context_skips = context_skips
         """Deployments the prompt does not fit (removed by the planner, or answered so)."""
-        self.other_failures = 0
         self.plan, self.panic = self._plan(order)
 
     # -- planning -----------------------------------------------------------
     def _plan(self, order: Sequence[Deployment]) -> tuple[list[Deployment], bool]:
         plan = list(order)
         healthy = [d for d in plan if d.breaker.available()]
-        panic = bool(plan) and len(healthy) < self.group.config.panic_threshold * len(plan)
+        panic = self.group.panic(len(healthy), len(plan))
         if panic:
-            # Envoy's panic mode, for ordered strategies: the unhealthy become last resorts
-            # instead of being excluded; the healthy are still tried first.
-            self.ctx.notes.append(f"panic: only {len(healthy)}/{len(plan)} healthy, trying the others as well")
+            # Ordered strategies keep their order among the healthy; the unhealthy become last resorts.
+            self.journey.notes.append(f"panic: only {len(healthy)}/{len(plan)} healthy, trying the others as well")
             plan = healthy + [d for d in plan if d not in healthy]
         return plan, panic
 
@@ -147,36 +172,44 @@ class AttemptLoop(Generic[T]):
         return best
 
     # -- one attempt ----------------------------------------------------------
-    async def _one(self, dep: Deployment, prepaid: bool = False) -> T | _Failed:
+    def _refused(self, dep: Deployment | None) -> _Failed:
+        journey = self.journey
+        if dep is None:
+            journey.notes.append("retry budget of the model is spent")
+            self.done.update(d.id for d in self.plan)
+        else:
+            journey.notes.append(f"retry budget of {dep.id} is spent")
+            self.done.add(dep.id)
+        if self.events.wants(RetryBudgetRefused):
+            self.events.emit(RetryBudgetRefused(request_id=journey.call.request_id, model=self.group.name,
+                                                deployment=None if dep is None else dep.id))
+        return _FAILED
+
+    async def _one(self, dep: Deployment, prepaid: bool = False) -> tuple[T, Lease] | _Failed:
         """Run one attempt with all bookkeeping. Raises only for answers that end the model."""
-        ctx, group = self.ctx, self.group
+        journey, group = self.journey, self.group
         now = self.clock()
         tries = self.tries.get(dep.id, 0)
         # Paid from the model's retry budget: a repeat on a deployment this request already tried,
         # and moving on to a deployment that is failing too (its last answer was a failure). Moving
         # on to one that is answering is free: that is plain failover, and must never be refused
         # while a healthy deployment exists.
-        paid = bool(tries) or bool(ctx.attempts and dep.breaker.policy.consecutive)
+        paid = bool(tries) or bool(journey.attempts and dep.breaker.policy.consecutive)
         if paid and not prepaid and not group.budget.try_withdraw():
-            ctx.notes.append("retry budget of the model is spent")
-            self.done.update(d.id for d in self.plan)
-            return _FAILED
+            return self._refused(None)
         if tries:
             if not dep.budget.try_withdraw():
-                ctx.notes.append(f"retry budget of {dep.id} is spent")
-                self.done.add(dep.id)
-                return _FAILED
-        else:
-            dep.budget.deposit()
-        if tries:
+                return self._refused(dep)
             wait = group.backoff.delay(tries, self.retry_after.get(dep.id))
-            if now + wait >= ctx.deadline:
+            if now + wait >= journey.call.deadline:
                 self.done.add(dep.id)
                 return _FAILED
             if wait > 0:
                 await self.sleep(wait)
                 now = self.clock()
-        remaining = ctx.deadline - now
+        else:
+            dep.budget.deposit()
+        remaining = journey.call.deadline - now
         if remaining <= 0:
             return _FAILED
         if not self.panic and not dep.breaker.allow():
@@ -184,50 +217,32 @@ class AttemptLoop(Generic[T]):
             return _FAILED
         timeout = min(group.ttft_timeout_for(dep) if self.stream else group.timeout_for(dep), remaining)
         self.tries[dep.id] = tries + 1
-        ctx.attempts += 1
-        if dep.routing.count_usage:
-            dep.routing.requests.add()
-            dep.routing.tokens.add(ctx.reserve_tokens)
-        dep.in_flight += 1
+        journey.attempts += 1
+        lease = Lease(dep, clock=self.clock, events=self.events, request_id=journey.call.request_id,
+                      number=journey.attempts, reserve_tokens=self.reserve_tokens)
         self.busy.add(dep.id)
         try:
-            result = await self.op(dep, timeout)
+            return await self.op(lease, timeout), lease
         except UpstreamError as err:
-            return self._failed(dep, err)
+            return self._failed(lease, err)
         except BaseException:
-            dep.breaker.release()
+            lease.release()
             raise
         finally:
-            dep.in_flight -= 1
             self.busy.discard(dep.id)
-        elapsed = self.clock() - now
-        ctx.last_elapsed = elapsed
-        if self.stream:
-            dep.health.first_token(elapsed)  # success (and the breaker's verdict) comes when the stream completes
-        else:
-            dep.breaker.record(True)
-            dep.health.success(self.clock(), elapsed, None)
-        return result
 
-    def _failed(self, dep: Deployment, err: UpstreamError) -> _Failed:
-        err.message = redact(err.message, dep.endpoint.secrets)
-        self.ctx.failed.append(Attempt(dep.id, err.outcome, err.message, err.upstream_status, err.reason,
-                                       err.retry_after))
+    def _failed(self, lease: Lease, err: UpstreamError) -> _Failed:
+        dep = lease.deployment
+        self.journey.failed.append(lease.failed(err))
         outcome = err.outcome
         if outcome is Outcome.CLIENT_ERROR:
-            dep.breaker.release()
             raise err
         if outcome is Outcome.CONTENT_POLICY:
-            dep.breaker.release()
             raise ModelFailed("content")
         if outcome is Outcome.CONTEXT_TOO_LONG:
-            dep.breaker.release()
             self.context_skips += 1
             self.done.add(dep.id)
             return _FAILED
-        dep.breaker.record(False)
-        dep.health.failure(self.clock(), err.message)
-        self.other_failures += 1
         limit = self.group.config.backoff.max_retry_after
         if outcome is Outcome.MOVE_ON or (err.retry_after is not None and err.retry_after > limit):
             self.done.add(dep.id)  # asked to wait longer than we would: try elsewhere, not here again
@@ -236,24 +251,21 @@ class AttemptLoop(Generic[T]):
         return _FAILED
 
     # -- the loop -------------------------------------------------------------
-    async def run(self) -> tuple[T, Deployment]:
-        if self.group.name not in self.ctx.deposited:
-            self.ctx.deposited.add(self.group.name)  # one deposit per client request, however often we come back
+    async def run(self) -> tuple[T, Lease]:
+        """The first answer and the lease it came with; :class:`ModelFailed` when no deployment answered."""
+        if self.group.name not in self.journey.deposited:
+            self.journey.deposited.add(self.group.name)  # one deposit per client request, however often we come back
             self.group.budget.deposit()
         hedge = self.group.config.hedge
         while True:
-            if self.clock() >= self.ctx.deadline:
-                self.ctx.notes.append("deadline reached")
+            if self.clock() >= self.journey.call.deadline:
+                self.journey.notes.append("deadline reached")
                 break
             dep = self._pick()
             if dep is None:
                 break
-            if hedge is not None:
-                won = await self._hedged(dep)
-            else:
-                result = await self._one(dep)
-                won = None if isinstance(result, _Failed) else (result, dep)
-            if won is not None:
+            won = await (self._hedged(dep) if hedge is not None else self._one(dep))
+            if not isinstance(won, _Failed):
                 return won
         if (self.plan and self.context_skips >= len(self.plan)) or (not self.plan and self.context_skips):
             raise ModelFailed("context")
@@ -269,10 +281,22 @@ class AttemptLoop(Generic[T]):
             observed = dep.health.latency * 1.5
         return None if observed is None else max(hedge.min_delay, observed)
 
-    async def _hedged(self, dep: Deployment) -> tuple[T, Deployment] | None:
+    def _send_hedge(self, slow: Deployment, delay: float) -> Deployment | None:
+        """The deployment a hedge goes to, paid from the model's budget; None when there is none to pay for."""
+        nxt = self._pick()
+        if nxt is None or not self.group.budget.try_withdraw():
+            return None
+        call = self.journey.call
+        self.journey.notes.append(f"hedged: {slow.id} silent for {delay:.3f}s, also trying {nxt.id}")
+        if self.events.wants(HedgeSent):
+            self.events.emit(HedgeSent(request_id=call.request_id, model=self.group.name, slow=slow.id, hedge=nxt.id,
+                                       delay=delay))
+        return nxt
+
+    async def _hedged(self, dep: Deployment) -> tuple[T, Lease] | _Failed:
         hedge = self.group.config.hedge
         assert hedge is not None
-        tasks: dict[asyncio.Task[T | _Failed], Deployment] = {
+        tasks: dict[asyncio.Task[tuple[T, Lease] | _Failed], Deployment] = {
             asyncio.ensure_future(self._one(dep)): dep}
         hedges = 0
         delay = self._hedge_delay(dep)
@@ -286,34 +310,33 @@ class AttemptLoop(Generic[T]):
                 if timer is not None and timer in done:
                     done.discard(timer)
                     timer = None
-                    if not any(t in done for t in tasks):
-                        nxt = self._pick() if hedges < hedge.max_hedges else None
-                        if nxt is not None and self.group.budget.try_withdraw():
-                            self.ctx.notes.append(f"hedged: {dep.id} silent for {delay:.3f}s, also trying {nxt.id}")
+                    if delay is not None and not any(t in done for t in tasks):
+                        nxt = self._send_hedge(dep, delay) if hedges < hedge.max_hedges else None
+                        if nxt is not None:
                             tasks[asyncio.ensure_future(self._one(nxt, prepaid=True))] = nxt
                             hedges += 1
                         else:
                             delay = None
                         continue
                 for task in [t for t in done if t in tasks]:
-                    winner = tasks.pop(task)
-                    result = task.result()  # re-raises CLIENT_ERROR / ModelFailed
+                    tasks.pop(task)
+                    result: tuple[T, Lease] | _Failed = task.result()  # re-raises CLIENT_ERROR / ModelFailed
                     if not isinstance(result, _Failed):
                         await self._cancel(tasks)
-                        return result, winner
+                        return result
                 if tasks and delay is not None:
                     delay = None  # one failed early: just wait for the other
                     if timer is not None:
                         timer.cancel()
                         timer = None
-            return None
+            return _FAILED
         finally:
             if timer is not None:
                 timer.cancel()
             await self._cancel(tasks)
 
     @staticmethod
-    async def _cancel(tasks: dict[asyncio.Task[T | _Failed], Deployment]) -> None:
+    async def _cancel(tasks: dict[asyncio.Task[tuple[T, Lease] | _Failed], Deployment]) -> None:
         for task in tasks:
             task.cancel()
         for task in list(tasks):
@@ -321,7 +344,10 @@ class AttemptLoop(Generic[T]):
                 result = await task
             except BaseException:
                 continue
-            close = getattr(result, "aclose", None)
-            if close is not None:
-                await close()  # a stream that won a photo finish: release its connection
+            if not isinstance(result, _Failed):
+                answer, lease = result
+                close = getattr(answer, "aclose", None)
+                if close is not None:
+                    await close()  # a stream that won a photo finish: release its connection
+                lease.release()
         tasks.clear()

@@ -1,9 +1,14 @@
-"""Deployments and model groups at run time: config, adapter, endpoint and live state.
+"""Deployments and model groups at run time: a per-table view over live state that outlives tables.
 
-The live state of a deployment is what resilience and routing read: its
-circuit breaker, its retry budget, requests in flight (the bulkhead), and
-passive health figures (latency and time-to-first-token EWMAs, recent TTFTs
-for hedging quantiles, error counts) updated by every real answer.
+:class:`DeploymentState` is what resilience and routing read and write: the
+circuit breaker, the retry budget, requests in flight (the bulkhead), passive
+health (latency and time-to-first-token EWMAs, recent TTFTs for hedging
+quantiles, error counts) and routing statistics. It is kept across routing
+tables while a deployment's identity (id, provider, model, api_base) stays.
+
+:class:`Deployment` is immutable: one routing table's view of a deployment
+(its config, adapter and endpoint) over that state. A runtime change (a new
+weight) builds a new table with new views over the same states.
 """
 
 from __future__ import annotations
@@ -13,16 +18,18 @@ import random
 from collections.abc import Callable, Mapping
 
 from stellwerk.config import DeploymentConfig, ModelConfig
-from stellwerk.providers import Adapter, Endpoint, get_adapter
+from stellwerk.providers import Adapter, Endpoint
 from stellwerk.providers.ratelimit import parse_duration
 from stellwerk.resilience.backoff import Backoff
-from stellwerk.resilience.breaker import CircuitBreaker
+from stellwerk.resilience.breaker import BreakerState, CircuitBreaker
 from stellwerk.resilience.budget import RetryBudget
-from stellwerk.resilience.window import SlidingCounter
+from stellwerk.resilience.panic import in_panic
+from stellwerk.state import Counter, StateStore
+from stellwerk.telemetry import BreakerChanged, Events
 
 from .strategies import EWMA, Candidate, PeakEWMA
 
-__all__ = ["Deployment", "DeploymentHealth", "ModelGroup"]
+__all__ = ["Deployment", "DeploymentHealth", "DeploymentState", "ModelGroup"]
 
 _PREFILL_NATIVE = frozenset({"anthropic", "ollama"})
 
@@ -34,7 +41,6 @@ class DeploymentHealth:
         "alpha",
         "failures",
         "last_error",
-        "last_failure",
         "last_success",
         "latency",
         "probe_at",
@@ -53,7 +59,6 @@ class DeploymentHealth:
         self.successes = 0
         self.failures = 0
         self.last_success = float("-inf")
-        self.last_failure = float("-inf")
         self.last_error: str | None = None
         self.probe_ok: bool | None = None
         self.probe_at: float | None = None
@@ -75,9 +80,8 @@ class DeploymentHealth:
         self.ttft = ttft if self.ttft is None else self.ttft + a * (ttft - self.ttft)
         self.ttfts.append(ttft)
 
-    def failure(self, now: float, message: str) -> None:
+    def failure(self, message: str) -> None:
         self.failures += 1
-        self.last_failure = now
         self.last_error = message
 
     def ttft_quantile(self, q: float) -> float | None:
@@ -94,7 +98,7 @@ class RoutingStats:
     __slots__ = ("_clock", "count_usage", "latency", "limit_requests", "limit_tokens", "remaining_requests",
                  "remaining_tokens", "remaining_until", "requests", "spt", "tokens", "tps", "ttft")
 
-    def __init__(self, clock: Callable[[], float], count_usage: bool = True) -> None:
+    def __init__(self, clock: Callable[[], float], requests: Counter, tokens: Counter, count_usage: bool = True) -> None:
         self.count_usage = count_usage
         """Count requests and tokens per minute (only deployments with limits, or usage-aware models, need it)."""
         self._clock = clock
@@ -104,8 +108,8 @@ class RoutingStats:
         """Seconds per output token."""
         self.tps = EWMA()
         """Output tokens per second."""
-        self.requests = SlidingCounter(clock, 60)
-        self.tokens = SlidingCounter(clock, 60)
+        self.requests = requests
+        self.tokens = tokens
         self.remaining_requests: int | None = None
         self.remaining_tokens: int | None = None
         self.remaining_until = 0.0
@@ -136,29 +140,52 @@ def _count(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
-class Deployment:
-    __slots__ = ("_clock", "adapter", "breaker", "budget", "config", "endpoint", "health", "id", "in_flight", "index",
-                 "model", "resume", "routing", "weight")
+class DeploymentState:
+    """The live state of one deployment, shared by every routing table in which its identity is unchanged."""
 
-    def __init__(self, config: DeploymentConfig, model: ModelConfig, clock: Callable[[], float],
-                 rng: random.Random, index: int = 0) -> None:
+    __slots__ = ("breaker", "budget", "health", "in_flight", "routing")
+
+    def __init__(self, dep_id: str, model: ModelConfig, count_usage: bool, *, clock: Callable[[], float],
+                 rng: random.Random, store: StateStore, events: Events) -> None:
+        def changed(old: BreakerState, new: BreakerState) -> None:
+            if events.wants(BreakerChanged):
+                events.emit(BreakerChanged(deployment=dep_id, old=old.value, new=new.value))
+
+        self.breaker = CircuitBreaker(model.breaker, clock, rng, on_change=changed)
+        self.budget = RetryBudget(model.retry_budget, clock)
+        self.health = DeploymentHealth()
+        self.in_flight = 0
+        self.routing = RoutingStats(clock, store.counter(f"rpm:{dep_id}", 60), store.counter(f"tpm:{dep_id}", 60),
+                                    count_usage)
+
+
+class Deployment:
+    """One routing table's immutable view of a deployment: config, adapter, endpoint, and its live state."""
+
+    __slots__ = ("_clock", "adapter", "breaker", "budget", "config", "endpoint", "health", "id", "index", "model",
+                 "resume", "routing", "state", "weight")
+
+    def __init__(self, config: DeploymentConfig, model: str, index: int, adapter: Adapter, state: DeploymentState,
+                 clock: Callable[[], float]) -> None:
         self.index = index
         """Position in the model's list of deployments."""
         self.config = config
         self.id = config.id
-        self.model = model.name
-        self.adapter: Adapter = get_adapter(config.provider)
-        self.endpoint: Endpoint = self.adapter.endpoint(config)
-        self.in_flight = 0
-        self.breaker = CircuitBreaker(model.breaker, clock, rng)
-        self.budget = RetryBudget(model.retry_budget, clock)
-        self.health = DeploymentHealth()
+        self.model = model
+        self.adapter = adapter
+        self.endpoint: Endpoint = adapter.endpoint(config)
+        self.state = state
+        self.breaker = state.breaker
+        self.budget = state.budget
+        self.health = state.health
+        self.routing = state.routing
         self.resume = config.resume or ("prefill" if config.provider in _PREFILL_NATIVE else "instruct")
-        self.routing = RoutingStats(clock, count_usage=bool(config.rpm or config.tpm or model.strategy == "usage-aware"))
         self.weight = config.weight
-        """Changeable at run time (admin API); starts as configured."""
         self._clock = clock
 
+    @property
+    def in_flight(self) -> int:
+        return self.state.in_flight
     def observe(self, latency: float | None, ttft: float | None, completion_tokens: int, total_tokens: int) -> None:
         """A successful answer: feed the routing statistics."""
         now = self._clock()
@@ -194,7 +221,7 @@ class Deployment:
     def full(self) -> bool:
         """At its bulkhead limit."""
         limit = self.config.max_in_flight
-        return limit is not None and self.in_flight >= limit
+        return limit is not None and self.state.in_flight >= limit
 
     def __repr__(self) -> str:
         return f"Deployment({self.id!r}, provider={self.config.provider!r}, model={self.config.model!r})"
@@ -203,15 +230,19 @@ class Deployment:
 class ModelGroup:
     """A model name clients ask for, with its deployments in configured order."""
 
-    __slots__ = ("backoff", "budget", "config", "deployments", "name", "strategy_name")
+    __slots__ = ("backoff", "budget", "config", "deployments", "name")
 
-    def __init__(self, config: ModelConfig, clock: Callable[[], float], rng: random.Random) -> None:
+    def __init__(self, config: ModelConfig, deployments: tuple[Deployment, ...], budget: RetryBudget,
+                 rng: random.Random) -> None:
         self.config = config
         self.name = config.name
-        self.deployments = tuple(Deployment(d, config, clock, rng, i) for i, d in enumerate(config.deployments))
-        self.strategy_name = config.strategy
-        self.budget = RetryBudget(config.retry_budget, clock)
+        self.deployments = deployments
+        self.budget = budget
         self.backoff = Backoff(config.backoff, rng)
+
+    def panic(self, healthy: int, total: int) -> bool:
+        """Too few of ``total`` planned deployments are healthy: health is ignored (see :mod:`~stellwerk.resilience.panic`)."""
+        return in_panic(healthy, total, self.config.panic_threshold)
 
     def timeout_for(self, deployment: Deployment) -> float:
         return deployment.config.timeout or self.config.timeout

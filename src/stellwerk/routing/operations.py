@@ -1,8 +1,11 @@
 """One upstream attempt of each kind, as an operation the attempt loop can run on any deployment.
 
 Each operation builds the wire request with the deployment's adapter, sends
-it through the transport, and turns the answer into a result or a classified
-:class:`~stellwerk.errors.UpstreamError`.
+it through the transport (with the call's extra headers, e.g. ``traceparent``),
+and turns the answer into a result or a classified
+:class:`~stellwerk.errors.UpstreamError`. A successful operation settles its
+lease: a complete answer with its usage, a stream with its first token (the
+stream settles the rest).
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from typing import Any
 
 from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.http.client import ClientResponse, Transport, TransportError
+from stellwerk.pipeline.call import Call
 from stellwerk.providers import Chunk, StreamDecoder, UpstreamRequest
+from stellwerk.usage import Usage, estimate_tokens, usage_from
 
-from .deployment import Deployment, ModelGroup
+from .deployment import ModelGroup
+from .lease import Lease
 from .send import read_body, send, transport_error
 
-__all__ = ["Opened", "UpstreamRequest", "complete", "continuation_body", "embed", "open_stream"]
+__all__ = ["Answered", "Opened", "UpstreamRequest", "complete", "continuation_body", "embed", "open_stream"]
 
 Clock = Callable[[], float]
 
@@ -27,64 +33,93 @@ CONTINUE_INSTRUCTION = (
 )
 
 
-async def complete(transport: Transport, clock: Clock, deployment: Deployment, body: dict[str, Any],
-                   timeout: float) -> tuple[dict[str, Any], bytes | None]:
-    adapter = deployment.adapter
-    wire = adapter.chat_request(deployment.config, deployment.endpoint, body, False)
-    deadline = clock() + timeout
-    response = await send(transport, wire, timeout, deployment.config.connect_timeout)
-    deployment.routing.rate_limit_headers(response.headers)
-    data = await read_body(response, deadline - clock())
-    if not 200 <= response.status < 300:
-        raise adapter.classify(response.status, response.headers, data)
-    return adapter.chat_response(deployment.config, data)
+class Answered:
+    """A complete answer: the OpenAI-shaped data, the upstream's bytes when unchanged, the usage."""
+
+    __slots__ = ("data", "raw", "usage")
+
+    def __init__(self, data: dict[str, Any], raw: bytes | None, usage: Usage) -> None:
+        self.data = data
+        self.raw = raw
+        self.usage = usage
 
 
-async def embed(transport: Transport, clock: Clock, deployment: Deployment, body: dict[str, Any],
-                timeout: float) -> tuple[dict[str, Any], bytes | None]:
-    adapter = deployment.adapter
-    wire = adapter.embeddings_request(deployment.config, deployment.endpoint, body)
+def _answer_chars(data: dict[str, Any]) -> int:
+    chars = 0
+    for choice in data.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+    return chars
+
+
+async def complete(transport: Transport, clock: Clock, call: Call, body: dict[str, Any], lease: Lease,
+                   timeout: float) -> Answered:
+    dep = lease.deployment
+    adapter = dep.adapter
+    wire = adapter.chat_request(dep.config, dep.endpoint, body, False)
     deadline = clock() + timeout
-    response = await send(transport, wire, timeout, deployment.config.connect_timeout)
-    data = await read_body(response, deadline - clock())
+    response = await send(transport, wire, timeout, dep.config.connect_timeout, call.upstream_headers())
+    dep.routing.rate_limit_headers(response.headers)
+    raw_body = await read_body(response, deadline - clock())
     if not 200 <= response.status < 300:
-        raise adapter.classify(response.status, response.headers, data)
-    return adapter.embeddings_response(deployment.config, data)
+        raise adapter.classify(response.status, response.headers, raw_body)
+    data, raw = adapter.chat_response(dep.config, raw_body)
+    usage = usage_from(data.get("usage")) or Usage(
+        estimate_tokens(call.facts.prompt_chars), estimate_tokens(_answer_chars(data)), estimated=True)
+    lease.ok(usage)
+    return Answered(data, raw, usage)
+
+
+async def embed(transport: Transport, clock: Clock, call: Call, lease: Lease, timeout: float) -> Answered:
+    dep = lease.deployment
+    adapter = dep.adapter
+    wire = adapter.embeddings_request(dep.config, dep.endpoint, dict(call.body))
+    deadline = clock() + timeout
+    response = await send(transport, wire, timeout, dep.config.connect_timeout, call.upstream_headers())
+    raw_body = await read_body(response, deadline - clock())
+    if not 200 <= response.status < 300:
+        raise adapter.classify(response.status, response.headers, raw_body)
+    data, raw = adapter.embeddings_response(dep.config, raw_body)
+    usage = usage_from({"completion_tokens": 0, **(data.get("usage") or {})}) or Usage(estimated=True)
+    lease.ok(usage)
+    return Answered(data, raw, usage)
 
 
 class Opened:
-    """A stream that has delivered its first chunk(s), not yet handed to anyone."""
+    """A stream that has delivered its first chunk(s), not yet handed to anyone. It holds its attempt's lease."""
 
-    __slots__ = ("decoder", "deployment", "first", "group", "idle_timeout", "response", "ttft")
+    __slots__ = ("decoder", "first", "idle_timeout", "lease", "response")
 
-    def __init__(self, deployment: Deployment, group: ModelGroup, response: ClientResponse, decoder: StreamDecoder,
-                 idle_timeout: float, first: list[Chunk], ttft: float) -> None:
-        self.deployment = deployment
-        self.group = group
+    def __init__(self, lease: Lease, response: ClientResponse, decoder: StreamDecoder, idle_timeout: float,
+                 first: list[Chunk]) -> None:
+        self.lease = lease
         self.response = response
         self.decoder = decoder
         self.idle_timeout = idle_timeout
         self.first = first
-        self.ttft = ttft
 
     async def aclose(self) -> None:
+        """Nobody will read it (a hedge that lost a photo finish)."""
         self.response.close()
+        self.lease.release()
 
 
-async def open_stream(transport: Transport, clock: Clock, group: ModelGroup, deployment: Deployment,
-                      body: dict[str, Any], timeout: float) -> Opened:
+async def open_stream(transport: Transport, clock: Clock, call: Call, body: dict[str, Any], group: ModelGroup,
+                      lease: Lease, timeout: float) -> Opened:
     """Send a streamed chat and wait for its first chunk (failures until then are failed over)."""
-    adapter = deployment.adapter
-    started = clock()
-    wire = adapter.chat_request(deployment.config, deployment.endpoint, body, True)
-    deadline = started + timeout
-    response = await send(transport, wire, timeout, deployment.config.connect_timeout)
-    deployment.routing.rate_limit_headers(response.headers)
+    dep = lease.deployment
+    adapter = dep.adapter
+    wire = adapter.chat_request(dep.config, dep.endpoint, body, True)
+    deadline = clock() + timeout
+    response = await send(transport, wire, timeout, dep.config.connect_timeout, call.upstream_headers())
+    dep.routing.rate_limit_headers(response.headers)
     if not 200 <= response.status < 300:
         data = await read_body(response, deadline - clock())
         raise adapter.classify(response.status, response.headers, data)
-    decoder = adapter.stream_decoder(deployment.config)
-    idle = group.idle_timeout_for(deployment)
+    decoder = adapter.stream_decoder(dep.config)
+    idle = group.idle_timeout_for(dep)
     first: list[Chunk] = []
     try:
         while not first and not decoder.done:
@@ -102,7 +137,8 @@ async def open_stream(transport: Transport, clock: Clock, group: ModelGroup, dep
     except BaseException:
         response.close()
         raise
-    return Opened(deployment, group, response, decoder, idle, first, clock() - started)
+    lease.first_token()
+    return Opened(lease, response, decoder, idle, first)
 
 
 def continuation_body(body: dict[str, Any], partial: str, mode: str, produced_tokens: int) -> dict[str, Any] | None:

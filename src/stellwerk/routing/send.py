@@ -12,6 +12,7 @@ from stellwerk.http.client import (
     TransportError,
 )
 from stellwerk.providers import UpstreamRequest
+from stellwerk.providers.base import encode_headers
 
 __all__ = ["read_body", "send", "transport_error"]
 
@@ -27,10 +28,15 @@ def transport_error(err: TransportError, timeout: float | None = None) -> Upstre
     return UpstreamError(Outcome.RETRY_HERE, str(err) or "connection lost", reason="read")
 
 
-async def send(transport: Transport, request: UpstreamRequest, timeout: float, connect_timeout: float) -> ClientResponse:
+async def send(transport: Transport, request: UpstreamRequest, timeout: float, connect_timeout: float,
+               extra_headers: bytes = b"") -> ClientResponse:
+    """``extra_headers``: encoded ``name: value\r\n`` lines added for this request (e.g. ``traceparent``)."""
+    headers = request.headers
+    if extra_headers:
+        headers = (headers if isinstance(headers, bytes) else encode_headers(headers)) + extra_headers
     try:
         return await transport.request(
-            request.method, request.url, request.headers, request.body,
+            request.method, request.url, headers, request.body,
             timeout=timeout, connect_timeout=min(connect_timeout, timeout),
         )
     except TransportError as err:

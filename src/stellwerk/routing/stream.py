@@ -2,8 +2,9 @@
 
 Failures before the first chunk are failed over by the attempt loop; this
 object takes over once the stream has begun. It yields the upstream's chunks,
-keeps the usage (exact when the upstream reports it, estimated otherwise) and
-emits one :class:`~stellwerk.events.RequestRecord` when it ends, however it ends.
+keeps the usage (exact when the upstream reports it, estimated otherwise),
+settles the lease of the deployment it reads from, and completes once (see
+:meth:`on_complete`) when it ends, however it ends.
 
 **Mid-stream failover.** If the upstream breaks off after the answer began
 (connection cut, idle timeout, an error event), the text produced so far is
@@ -21,22 +22,22 @@ from typing import Any
 
 import orjson
 
-from stellwerk.errors import Attempt, Outcome, UpstreamError
-from stellwerk.events import Listener, RequestRecord, emit
+from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.http.client import TransportError
+from stellwerk.pipeline import Call, Completion, Hook
 from stellwerk.providers import Chunk, ChunkView, chunk_dict
-from stellwerk.providers.redact import redact
+from stellwerk.telemetry import Events, StreamResumed
 from stellwerk.usage import Usage, estimate_tokens, usage_from
 
-from .deployment import Deployment
+from .attempts import Journey
 from .operations import Opened
 from .send import transport_error
 
-__all__ = ["ChatStream", "Resumer"]
+__all__ = ["ChatStream", "Resume"]
 
 _DONE = b"data: [DONE]\n\n"
 
-Resumer = Callable[[str, int, str], Awaitable[Opened | None]]
+Resume = Callable[[str, int, str], Awaitable[Opened | None]]
 """``resume(partial_text, produced_tokens, broken_deployment_id)`` → a new opened stream, or None."""
 
 
@@ -47,41 +48,25 @@ class ChatStream:
     the stream is resumed elsewhere); ``usage`` and ``cost`` once it has ended.
     """
 
-    def __init__(
-        self,
-        *,
-        model: str,
-        opened: Opened,
-        include_usage: bool,
-        failed: list[Attempt],
-        attempts: int,
-        started: float,
-        request_id: str,
-        prompt_chars: int,
-        listeners: tuple[Listener, ...],
-        clock: Callable[[], float],
-        resume: Resumer | None,
-        on_done: Callable[[Deployment, Usage, float, float, float | None, bool], None] | None = None,
-    ) -> None:
-        self.model = model
-        self.deployment = opened.deployment.id
-        self.attempts = attempts
-        self.request_id = request_id
+    def __init__(self, call: Call, journey: Journey, opened: Opened, resume: Resume | None, *,
+                 clock: Callable[[], float], events: Events) -> None:
+        self.model = call.model
+        self.deployment = opened.lease.deployment.id
+        self.attempts = journey.attempts
+        self.request_id = call.request_id
         self.usage: Usage | None = None
         self.cost = 0.0
         self.resumed = 0
-        self.route = ""
+        self.route = journey.explain(self.deployment)
         """Why this deployment answers (the ``x-stellwerk-route`` header)."""
+        self._call = call
+        self._journey = journey
         self._opened = opened
-        self._include_usage = include_usage
-        self._failed = failed
-        self._started = started
-        self._ttft = opened.ttft
-        self._prompt_chars = prompt_chars
-        self._listeners = listeners
+        self._ttft = clock() - call.started
         self._clock = clock
+        self._events = events
         self._resume = resume
-        self._on_done = on_done
+        self._completion = Completion()
         self._text: list[str] = []
         self._tool_calls = False
         self._finished = False
@@ -89,7 +74,10 @@ class ChatStream:
         self._identity: dict[str, Any] | None = None
         self._earlier_cost = 0.0
         self._earlier_tokens = 0
-        opened.deployment.in_flight += 1
+
+    def on_complete(self, hook: Hook) -> None:
+        """``hook(record)`` once the stream has ended, however it ended (at once if it has)."""
+        self._completion.add(hook)
 
     # -- reading the upstream -----------------------------------------------
     async def _next_batch(self, opened: Opened) -> list[Chunk] | None:
@@ -131,12 +119,8 @@ class ChatStream:
                     if kept:
                         yield kept
                 except UpstreamError as err:
-                    broken = self._opened.deployment
-                    err.message = redact(err.message, broken.endpoint.secrets)
-                    self._failed.append(Attempt(broken.id, err.outcome, err.message, err.upstream_status, err.reason))
-                    broken.breaker.record(False)
-                    broken.health.failure(self._clock(), err.message)
-                    resumed = await self._continue_elsewhere(err)
+                    self._journey.failed.append(self._opened.lease.failed(err))
+                    resumed = await self._continue_elsewhere()
                     if resumed is None:
                         error = err
                         raise
@@ -146,31 +130,32 @@ class ChatStream:
             raise
         except BaseException:
             status = 499  # cancelled: the client went away
-            self._opened.deployment.breaker.release()
             raise
         finally:
             self._opened.response.close()
-            self._record(status, error)
+            self._finish(status, error)
 
-    async def _continue_elsewhere(self, err: UpstreamError) -> Opened | None:
+    async def _continue_elsewhere(self) -> Opened | None:
         if self._resume is None or self._tool_calls or self._finished:
             return None
         partial = "".join(self._text)
         produced = estimate_tokens(len(partial))
-        broken = self._opened.deployment
+        broken = self._opened.lease.deployment
         self._earlier_tokens += produced
         self._earlier_cost += produced * broken.config.price.output_per_mtok / 1e6
         self._opened.response.close()
         return await self._resume(partial, produced, broken.id)
 
     def _switch(self, opened: Opened) -> None:
-        self._opened.deployment.in_flight -= 1
-        opened.deployment.in_flight += 1
+        broken = self.deployment
         self._opened = opened
-        self.deployment = opened.deployment.id
-        self.attempts += 1
+        self.deployment = opened.lease.deployment.id
+        self.attempts = self._journey.attempts
         self.resumed += 1
         self.usage = None  # the continuation reports its own usage
+        if self._events.wants(StreamResumed):
+            self._events.emit(StreamResumed(request_id=self.request_id, model=self.model, broken=broken,
+                                            resumed_on=self.deployment, chars=sum(map(len, self._text))))
 
     # -- accounting -----------------------------------------------------------
     def _account(self, batch: list[Chunk]) -> list[Chunk]:
@@ -184,7 +169,7 @@ class ChatStream:
                                   "model": first_chunk.get("model")}
         keep: list[Chunk] = []
         append_text = self._text.append
-        drop_usage = not self._include_usage
+        drop_usage = not self._call.include_usage
         for chunk in batch:  # the hot path: an unresumed stream
             data = chunk[0]
             if isinstance(data, ChunkView):  # forwarded unchanged: read the view, never build a dict
@@ -244,30 +229,27 @@ class ChatStream:
             out.append(({**data, **identity}, None))  # re-encoded
         return out
 
-    def _record(self, status: int, error: UpstreamError | None) -> None:
+    def _finish(self, status: int, error: UpstreamError | None) -> None:
+        """Settle the lease and complete the stream (once)."""
         if self._closed:
             return
         self._closed = True
-        dep = self._opened.deployment
-        dep.in_flight -= 1
+        lease = self._opened.lease
+        dep = lease.deployment
         if self.usage is None:
             chars = sum(map(len, self._text))
-            self.usage = Usage(estimate_tokens(self._prompt_chars), estimate_tokens(chars), estimated=True)
+            self.usage = Usage(estimate_tokens(self._call.facts.prompt_chars), estimate_tokens(chars), estimated=True)
         elif self.resumed:
             self.usage = Usage(self.usage.prompt_tokens, self.usage.completion_tokens + self._earlier_tokens,
                                self.usage.cached_tokens, estimated=True)
         self.cost = self.usage.cost(dep.config.price) + self._earlier_cost
-        now = self._clock()
         if error is None and status == 200:
-            dep.breaker.record(True)
-            dep.health.success(now, now - self._started, None)  # ttft was recorded when the stream opened
-        if self._on_done is not None and status != 499:
-            self._on_done(dep, self.usage, self.cost, now - self._started, self._ttft, error is None)
-        emit(self._listeners, RequestRecord(
-            request_id=self.request_id, operation="chat", model=self.model,
-            deployment=self.deployment if error is None else None, status=status, attempts=tuple(self._failed),
-            latency=self._clock() - self._started, ttft=self._ttft, stream=True, usage=self.usage, cost=self.cost,
-        ))
+            lease.ok(self.usage)
+        else:
+            lease.release()  # a failure was recorded when the stream broke; a client that left says nothing
+        self._completion.finish(self._call.finished(
+            self._clock(), status=status, deployment=self.deployment if error is None else None,
+            attempts=tuple(self._journey.failed), usage=self.usage, cost=self.cost, ttft=self._ttft))
 
     # -- consumers ------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
@@ -296,5 +278,4 @@ class ChatStream:
         """Abandon the stream (closes the upstream connection)."""
         if not self._closed:
             self._opened.response.close()
-            self._opened.deployment.breaker.release()
-            self._record(499, None)
+            self._finish(499, None)

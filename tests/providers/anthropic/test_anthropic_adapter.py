@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from stellwerk.config import DeploymentConfig
 from stellwerk.errors import Outcome, UpstreamError
-from stellwerk.providers import get_adapter, provider_names
+from stellwerk.providers import BUILTIN_PROVIDERS, get_adapter
 from stellwerk.providers.anthropic import AnthropicAdapter
 from stellwerk.providers.base import Endpoint
 
@@ -51,7 +51,7 @@ def wire(body: dict[str, Any], stream: bool = False, dep: DeploymentConfig | Non
 
 # -- registry and endpoint -------------------------------------------------------------------------------------------
 def test_registered() -> None:
-    assert "anthropic" in provider_names()
+    assert "anthropic" in BUILTIN_PROVIDERS
     assert get_adapter("anthropic").name == "anthropic"
 
 

@@ -23,10 +23,12 @@ from provider_support import (
     feed_in_pieces,
     load_json,
 )
-from stellwerk.config import DeploymentConfig, load_dict
+from stellwerk import load_dict
+from stellwerk.config import DeploymentConfig
 from stellwerk.errors import ConfigError, Outcome, UpstreamError
-from stellwerk.providers import deployment_problems, get_adapter
+from stellwerk.providers import get_adapter
 from stellwerk.providers.bedrock import BedrockAdapter, BedrockStreamDecoder, EventStreamDecoder
+from stellwerk.providers.bedrock.checks import deployment_problems
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"

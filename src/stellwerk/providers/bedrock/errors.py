@@ -33,7 +33,7 @@ from typing import Any
 from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.providers.classify import by_status, json_or_none, mentions, rate_limited
 from stellwerk.providers.ratelimit import parse_retry_after
-from stellwerk.providers.redact import summarize_body
+from stellwerk.redact import summarize_body
 
 __all__ = ["classify_error", "exception_error"]
 

@@ -26,7 +26,7 @@ from typing import Any
 from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.providers.classify import json_or_none
 from stellwerk.providers.ratelimit import RETRY_AFTER_LIMIT, parse_retry_after
-from stellwerk.providers.redact import summarize_body
+from stellwerk.redact import summarize_body
 
 __all__ = ["RETRY_AFTER_LIMIT", "classify_error", "error_from_payload", "parse_retry_after"]
 

@@ -6,9 +6,12 @@ and the clock injected, and ranks immutable snapshots (see ``base``)::
     strategy = build_strategy("latency", {"explore_probability": 0.1}, rng=random.Random(), clock=time.monotonic)
     ranking = strategy.rank(candidates, request)     # ranking.ids, ranking.summary
 
-The registry maps the config's ``strategy`` names to an options struct and a
-factory ``(options, *, rng, clock) -> Strategy``; a new strategy (e.g. the
-semantic ``task`` router) is one more entry in ``_REGISTRY``. Filters that
+A :class:`StrategySpec` gives a strategy's options struct, its factory
+``(options, *, rng, clock) -> Strategy``, whether its options may change at
+run time, and its cross-checks against the model. ``BUILTIN`` holds the specs
+of this package; the composition root (:mod:`stellwerk.compose`) adds
+``task`` and whatever a user registers, and no code outside the registry
+compares strategy names. Filters that
 any strategy can be combined with are in ``filters``; the moving averages
 behind the latency figures in ``ewma``.
 
@@ -28,7 +31,8 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -37,12 +41,12 @@ import msgspec
 from stellwerk.errors import ConfigError
 
 from .ab import ABOptions, ABStrategy
-from .base import Candidate, Clock, Filter, Ranking, RequestFacts, Scored, Strategy
+from .base import Candidate, Clock, Filter, Ranking, RequestFacts, Scored, Strategy, StrategyBase, TaskChoice
 from .cost import CostOptions, CostStrategy
 from .ewma import EWMA, PeakEWMA
 from .experiments import ExperimentStats
 from .failover import FailoverOptions, FailoverStrategy
-from .filters import CapabilityFilter, HealthFilter, HealthFilterOptions, LimitsFilter, TagFilter, TagFilterOptions
+from .filters import CapabilityFilter, LimitsFilter, TagFilter, TagFilterOptions
 from .latency import LatencyOptions, LatencyStrategy
 from .least_busy import LeastBusyOptions, LeastBusyStrategy
 from .throughput import ThroughputOptions, ThroughputStrategy
@@ -51,23 +55,25 @@ from .weighted import WeightedOptions, WeightedStrategy
 from .weighted_random import WeightedRandomOptions, WeightedRandomStrategy
 
 __all__ = [
+    "BUILTIN",
     "EWMA",
     "ABStrategy",
     "Candidate",
     "CapabilityFilter",
     "ExperimentStats",
     "Filter",
-    "HealthFilter",
-    "HealthFilterOptions",
     "LimitsFilter",
     "PeakEWMA",
     "Ranking",
     "RequestFacts",
     "Scored",
     "Strategy",
+    "StrategyBase",
     "StrategyFactory",
+    "StrategySpec",
     "TagFilter",
     "TagFilterOptions",
+    "TaskChoice",
     "build_strategy",
     "options_type",
     "parse_options",
@@ -78,44 +84,66 @@ class StrategyFactory(Protocol):
     def __call__(self, options: Any, /, *, rng: random.Random, clock: Clock) -> Strategy: ...
 
 
-_REGISTRY: Mapping[str, tuple[type[msgspec.Struct], StrategyFactory]] = MappingProxyType({
-    "failover": (FailoverOptions, FailoverStrategy),
-    "weighted": (WeightedOptions, WeightedStrategy),
-    "weighted-random": (WeightedRandomOptions, WeightedRandomStrategy),
-    "least-busy": (LeastBusyOptions, LeastBusyStrategy),
-    "latency": (LatencyOptions, LatencyStrategy),
-    "throughput": (ThroughputOptions, ThroughputStrategy),
-    "cost": (CostOptions, CostStrategy),
-    "usage-aware": (UsageAwareOptions, UsageAwareStrategy),
-    "ab": (ABOptions, ABStrategy),
+ModelCheck = Callable[[Any, Any, frozenset[str], str], list[str]]
+"""``check(options, model_config, model_names, where) -> problems``: rules that need the model (e.g. A/B
+variants must name its deployments). Problems are ``key: what was expected``, keys under ``where``."""
+
+
+@dataclass(frozen=True, slots=True)
+class StrategySpec:
+    options: type[msgspec.Struct]
+    factory: StrategyFactory
+    changeable: bool = False
+    """Its options may change at run time (``PUT /admin/models/M/strategy``)."""
+    check: ModelCheck | None = None
+
+
+def _check_variants(options: Any, model: Any, names: frozenset[str], where: str) -> list[str]:
+    ids = {d.id for d in model.deployments}
+    return [f"{where}.variants: variant '{variant.name}' names unknown deployment '{dep}'"
+            for variant in options.variants for dep in variant.deployments if dep not in ids]
+
+
+BUILTIN: Mapping[str, StrategySpec] = MappingProxyType({
+    "failover": StrategySpec(FailoverOptions, FailoverStrategy),
+    "weighted": StrategySpec(WeightedOptions, WeightedStrategy),
+    "weighted-random": StrategySpec(WeightedRandomOptions, WeightedRandomStrategy),
+    "least-busy": StrategySpec(LeastBusyOptions, LeastBusyStrategy),
+    "latency": StrategySpec(LatencyOptions, LatencyStrategy),
+    "throughput": StrategySpec(ThroughputOptions, ThroughputStrategy),
+    "cost": StrategySpec(CostOptions, CostStrategy),
+    "usage-aware": StrategySpec(UsageAwareOptions, UsageAwareStrategy),
+    "ab": StrategySpec(ABOptions, ABStrategy, changeable=True, check=_check_variants),
 })
+"""The strategies of this package (``task`` is added by the composition root: it loads an embedder)."""
 
 
-def strategy_names() -> list[str]:
-    return sorted(_REGISTRY)
+def strategy_names(specs: Mapping[str, StrategySpec] = BUILTIN) -> list[str]:
+    return sorted(specs)
 
 
-def _spec(name: str, where: str) -> tuple[type[msgspec.Struct], StrategyFactory]:
-    spec = _REGISTRY.get(name)
+def _spec(name: str, where: str, specs: Mapping[str, StrategySpec]) -> StrategySpec:
+    spec = specs.get(name)
     if spec is None:
         where = where.rpartition(".")[0] + "." if "." in where else ""
-        raise ConfigError([f"{where}strategy: expected one of {', '.join(strategy_names())}, got '{name}'"])
+        raise ConfigError([f"{where}strategy: expected one of {', '.join(strategy_names(specs))}, got '{name}'"])
     return spec
 
 
-def options_type(name: str) -> type[msgspec.Struct]:
+def options_type(name: str, specs: Mapping[str, StrategySpec] = BUILTIN) -> type[msgspec.Struct]:
     """The options struct of strategy ``name``."""
-    return _spec(name, "strategy_options")[0]
+    return _spec(name, "strategy_options", specs).options
 
 
-def parse_options(name: str, options: Mapping[str, Any] | None, where: str = "strategy_options") -> msgspec.Struct:
+def parse_options(name: str, options: Mapping[str, Any] | None, where: str = "strategy_options",
+                  specs: Mapping[str, StrategySpec] = BUILTIN) -> msgspec.Struct:
     """Validate ``options`` (from YAML/JSON) for strategy ``name``.
 
     Raises :class:`~stellwerk.errors.ConfigError` naming the key and what was
     expected, e.g. ``strategy_options.tau: unknown key (expected one of: …)``.
     ``where`` is the options' path in the config (``models[0].strategy_options``).
     """
-    kind = _spec(name, where)[0]
+    kind = _spec(name, where, specs).options
     if options is not None and not isinstance(options, Mapping):
         raise ConfigError([f"{where}: expected a mapping, got {type(options).__name__}"])
     try:
@@ -145,11 +173,13 @@ def build_strategy(
     rng: random.Random,
     clock: Clock,
     where: str = "strategy_options",
+    specs: Mapping[str, StrategySpec] = BUILTIN,
 ) -> Strategy:
     """The strategy ``name`` built from ``options`` (a mapping to validate, or its options struct)."""
-    kind, factory = _spec(name, where)
-    if not isinstance(options, kind):
+    spec = _spec(name, where, specs)
+    if not isinstance(options, spec.options):
         if isinstance(options, msgspec.Struct):
-            raise ConfigError([f"{where}: expected {kind.__name__} for strategy '{name}', got {type(options).__name__}"])
-        options = parse_options(name, options, where)
-    return factory(options, rng=rng, clock=clock)
+            raise ConfigError([f"{where}: expected {spec.options.__name__} for strategy '{name}', "
+                               f"got {type(options).__name__}"])
+        options = parse_options(name, options, where, specs)
+    return spec.factory(options, rng=rng, clock=clock)

@@ -17,8 +17,10 @@ RNG).
 
 The order is the assigned variant's deployments (in the variant's order),
 then the other variants' deployments as fallbacks, then the model's
-deployments in no variant. :meth:`ABStrategy.update` swaps the options at run
-time (admin API); :attr:`ABStrategy.stats` collects per-variant figures.
+deployments in no variant. Options can change at run time (admin API): the
+router then builds a new strategy into a new routing table; buckets are a
+hash, so users keep their variant. Per-variant figures are kept by
+:class:`~.experiments.ExperimentStats`, a listener of finished requests.
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ import msgspec
 from msgspec import Meta
 
 from ._support import empty, ranked
-from .base import Candidate, Clock, Ranking, RequestFacts, Scored
-from .experiments import ExperimentStats
+from .base import Candidate, Clock, Ranking, RequestFacts, Scored, StrategyBase
 
 __all__ = ["BUCKETS", "ABOptions", "ABStrategy", "Assignment", "Variant", "bucket_of"]
 
@@ -108,24 +109,20 @@ class _Table:
         self.variant_of = {d: v.name for v in options.variants for d in v.deployments}
 
 
-class ABStrategy:
+class ABStrategy(StrategyBase):
     name = "ab"
+    runs_experiments = True
 
     def __init__(self, options: ABOptions, *, rng: random.Random, clock: Clock | None = None) -> None:
         self._rng = rng
         self._table = _Table(options)
-        self.stats = ExperimentStats()
 
     @property
     def options(self) -> ABOptions:
         return self._table.options
 
-    def update(self, options: ABOptions) -> None:
-        """New variants or percentages from the next decision on (stats are kept)."""
-        self._table = _Table(options)
-
     def variant_of(self, deployment_id: str) -> str | None:
-        """The variant a deployment belongs to (for :attr:`stats`), None if none."""
+        """The variant a deployment belongs to, None if none."""
         return self._table.variant_of.get(deployment_id)
 
     def sticky_value(self, request: RequestFacts) -> str | None:
@@ -171,11 +168,10 @@ class ABStrategy:
         return ranked(self.name, order, why)
 
     def snapshot(self) -> dict[str, Any]:
-        """The configuration and per-variant stats, for ``GET /admin/experiments``."""
-        counts = self.stats.snapshot()
+        """The assignment, for ``GET /admin/experiments`` (per-variant figures come from the experiment stats)."""
         o = self.options
         return {
             "sticky_on": o.sticky_on,
-            "variants": [{"name": v.name, "percent": v.percent, "deployments": list(v.deployments),
-                          **counts.get(v.name, {})} for v in o.variants],
+            "variants": [{"name": v.name, "percent": v.percent, "deployments": list(v.deployments)}
+                         for v in o.variants],
         }

@@ -14,9 +14,12 @@ resilience engine walks that order.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
+
+if TYPE_CHECKING:
+    from stellwerk.routing.task.rules import TaskRequest
 
 __all__ = [
     "ALL",
@@ -27,6 +30,8 @@ __all__ = [
     "RequestFacts",
     "Scored",
     "Strategy",
+    "StrategyBase",
+    "TaskChoice",
 ]
 
 Clock = Callable[[], float]
@@ -123,12 +128,66 @@ class Ranking(msgspec.Struct, frozen=True):
         return [s.id for s in self.order]
 
 
+class TaskChoice(msgspec.Struct, frozen=True, kw_only=True):
+    """A ``task`` strategy's route for one request: another model, or a subset of the deployments."""
+
+    route: str
+    reason: str
+    target: str | None = None
+    deployments: tuple[str, ...] | None = None
+
+
 class Strategy(Protocol):
-    """Orders candidates. ``name`` is the config's ``strategy`` value."""
+    """Orders candidates. ``name`` is the config's ``strategy`` value.
+
+    Besides ``rank``, every strategy declares the optional hooks below (defaults
+    in :class:`StrategyBase`), so that no code outside the registry needs to
+    know a strategy by its name.
+    """
 
     name: str
+    keeps_listed_order: bool
+    """With no priorities, filters or limits configured, the order is the listed one (the router then
+    skips snapshots and filters entirely)."""
+    counts_usage: bool
+    """Reads requests and tokens per minute of every deployment (they are counted only when someone needs them)."""
+    runs_experiments: bool
+    """Splits traffic into variants whose results are accounted per variant (``/admin/experiments``)."""
+    chooses_routes: bool
+    """Chooses a route per request (:meth:`choose_route`) before ranking."""
 
     def rank(self, candidates: Sequence[Candidate], request: RequestFacts) -> Ranking: ...
+
+    def variant_of(self, deployment_id: str) -> str | None:
+        """The experiment variant a deployment belongs to."""
+        ...
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """What the strategy wants to show about its state (``/admin/experiments``)."""
+        ...
+
+    def choose_route(self, request: TaskRequest) -> TaskChoice | None:
+        """A route for the request before ranking (``task``), or None."""
+        ...
+
+
+class StrategyBase:
+    """The defaults of :class:`Strategy`'s optional hooks; strategies subclass it and override what they need."""
+
+    name: str = ""
+    keeps_listed_order: bool = False
+    counts_usage: bool = False
+    runs_experiments: bool = False
+    chooses_routes: bool = False
+
+    def variant_of(self, deployment_id: str) -> str | None:
+        return None
+
+    def snapshot(self) -> dict[str, Any] | None:
+        return None
+
+    def choose_route(self, request: TaskRequest) -> TaskChoice | None:
+        return None
 
 
 class Filter(Protocol):

@@ -24,7 +24,7 @@ import msgspec
 from msgspec import Meta
 
 from ._support import expected_output, ranked, response_time
-from .base import Candidate, Clock, Ranking, RequestFacts, Scored
+from .base import Candidate, Clock, Ranking, RequestFacts, Scored, StrategyBase
 from .filters import TierFilter
 
 __all__ = ["CostOptions", "CostStrategy"]
@@ -42,7 +42,7 @@ def _dollars(x: float) -> str:
     return f"${x:.6f}" if x < 1 else f"${x:.2f}"
 
 
-class CostStrategy:
+class CostStrategy(StrategyBase):
     name = "cost"
 
     def __init__(self, options: CostOptions | None = None, *,

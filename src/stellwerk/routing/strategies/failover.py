@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import msgspec
 
 from ._support import ranked
-from .base import Candidate, Clock, Ranking, RequestFacts, Scored
+from .base import Candidate, Clock, Ranking, RequestFacts, Scored, StrategyBase
 
 __all__ = ["FailoverOptions", "FailoverStrategy"]
 
@@ -23,10 +23,11 @@ class FailoverOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     With no priorities configured (all 0) both are the listed order. Default true."""
 
 
-class FailoverStrategy:
+class FailoverStrategy(StrategyBase):
     """The first candidate answers; the others are fallbacks in the same order. Candidates arrive in listed order."""
 
     name = "failover"
+    keeps_listed_order = True
 
     def __init__(self, options: FailoverOptions | None = None, *,
                  rng: random.Random | None = None, clock: Clock | None = None) -> None:

@@ -7,9 +7,9 @@ removed.
 
 - :class:`CapabilityFilter`: the prompt fits the context window; tools,
   images, JSON mode and ``max_tokens`` are supported.
-- :class:`HealthFilter`: unhealthy ones go, unless too few are healthy
-  (Envoy's *panic mode*: then all are kept and the note ``(ALL, "panic: …")``
-  is returned instead of removals).
+
+Health is not a filter: open breakers are skipped by the attempt loop, which
+also owns panic mode (:mod:`stellwerk.resilience.panic`).
 - :class:`LimitsFilter`: no headroom left in the configured RPM/TPM window or
   in the provider's ``x-ratelimit-remaining-*`` for this request's tokens.
 - :class:`TagFilter`: tags required by config, a header or the request's
@@ -20,18 +20,14 @@ removed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated
 
 import msgspec
-from msgspec import Meta
 
 from ._support import expected_output, request_tokens
-from .base import ALL, Candidate, RequestFacts
+from .base import Candidate, RequestFacts
 
 __all__ = [
     "CapabilityFilter",
-    "HealthFilter",
-    "HealthFilterOptions",
     "LimitsFilter",
     "TagFilter",
     "TagFilterOptions",
@@ -85,32 +81,6 @@ class CapabilityFilter:
         if request.needs_json and not c.supports_json:
             return "no JSON mode"
         return None
-
-
-class HealthFilterOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    panic_threshold: Annotated[float, Meta(ge=0, le=1)] = 0.5
-    """When fewer than this share of the candidates are healthy, keep them all (panic mode) rather
-    than send the whole load to the few left. 0 = never panic. Range 0-1. Default 0.5."""
-
-
-class HealthFilter:
-    """Removes unhealthy candidates, except in panic mode (see :class:`HealthFilterOptions`)."""
-
-    name = "health"
-
-    def __init__(self, options: HealthFilterOptions | None = None) -> None:
-        self.options = options if options is not None else HealthFilterOptions()
-
-    def apply(self, candidates: Sequence[Candidate], request: RequestFacts) -> tuple[list[Candidate], Removed]:
-        n = len(candidates)
-        healthy = [c for c in candidates if c.healthy]
-        h = len(healthy)
-        if h == n:
-            return healthy, []
-        threshold = self.options.panic_threshold
-        if h < threshold * n:
-            return list(candidates), [(ALL, f"panic: {h} of {n} healthy (< {threshold:.0%}), keeping all")]
-        return healthy, [(c.id, "unhealthy") for c in candidates if not c.healthy]
 
 
 def _fraction(left: float, limit: float) -> float:

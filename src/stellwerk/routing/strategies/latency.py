@@ -37,7 +37,7 @@ import msgspec
 from msgspec import Meta
 
 from ._support import Assume, empty, expected_output, explore, fill_new, ranked, response_time
-from .base import Candidate, Clock, Ranking, RequestFacts, Scored
+from .base import Candidate, Clock, Ranking, RequestFacts, Scored, StrategyBase
 
 __all__ = ["LatencyOptions", "LatencyStrategy"]
 
@@ -54,7 +54,7 @@ class LatencyOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     """From this many expected output tokens on, decode speed counts (``seconds_per_token * n``). Default 1000."""
 
 
-class LatencyStrategy:
+class LatencyStrategy(StrategyBase):
     name = "latency"
 
     def __init__(self, options: LatencyOptions | None = None, *,

@@ -13,7 +13,7 @@ from typing import Literal
 import msgspec
 
 from ._support import empty, ranked
-from .base import Candidate, Clock, Ranking, RequestFacts, Scored
+from .base import Candidate, Clock, Ranking, RequestFacts, Scored, StrategyBase
 
 __all__ = ["LeastBusyOptions", "LeastBusyStrategy"]
 
@@ -24,7 +24,7 @@ class LeastBusyOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     most are idle). Default ``listed``."""
 
 
-class LeastBusyStrategy:
+class LeastBusyStrategy(StrategyBase):
     name = "least-busy"
 
     def __init__(self, options: LeastBusyOptions | None = None, *,

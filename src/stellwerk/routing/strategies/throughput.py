@@ -19,7 +19,7 @@ import msgspec
 from msgspec import Meta
 
 from ._support import Assume, empty, explore, fill_new, ranked
-from .base import Candidate, Clock, Ranking, RequestFacts, Scored
+from .base import Candidate, Clock, Ranking, RequestFacts, Scored, StrategyBase
 
 __all__ = ["ThroughputOptions", "ThroughputStrategy"]
 
@@ -33,7 +33,7 @@ class ThroughputOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     """Chance that a random new deployment is tried first. Range 0-1. Default 0.05."""
 
 
-class ThroughputStrategy:
+class ThroughputStrategy(StrategyBase):
     name = "throughput"
 
     def __init__(self, options: ThroughputOptions | None = None, *,

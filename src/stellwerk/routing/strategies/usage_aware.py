@@ -24,7 +24,7 @@ import msgspec
 from msgspec import Meta
 
 from ._support import empty, ranked, request_tokens
-from .base import Candidate, Clock, Ranking, RequestFacts, Scored
+from .base import Candidate, Clock, Ranking, RequestFacts, Scored, StrategyBase
 from .filters import headroom
 
 __all__ = ["UsageAwareOptions", "UsageAwareStrategy"]
@@ -40,8 +40,9 @@ class UsageAwareOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     request stays at or above this. Range 0-<1. Default 0 (up to the limit)."""
 
 
-class UsageAwareStrategy:
+class UsageAwareStrategy(StrategyBase):
     name = "usage-aware"
+    counts_usage = True
 
     def __init__(self, options: UsageAwareOptions | None = None, *,
                  rng: random.Random | None = None, clock: Clock | None = None) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import msgspec
 
 from ._support import empty, ranked
-from .base import Candidate, Clock, Ranking, RequestFacts, Scored
+from .base import Candidate, Clock, Ranking, RequestFacts, Scored, StrategyBase
 
 __all__ = ["WeightedOptions", "WeightedStrategy"]
 
@@ -39,7 +39,7 @@ class WeightedOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     """No options: the weights are the deployments' ``weight`` (default 1)."""
 
 
-class WeightedStrategy:
+class WeightedStrategy(StrategyBase):
     """Smooth weighted round robin over the candidates' weights. Stateful: one per model."""
 
     name = "weighted"
@@ -78,7 +78,3 @@ class WeightedStrategy:
         why = f"swrr: weight {chosen.weight:g} of {total:g}"
         order[0] = Scored(chosen.id, best, why)
         return ranked(self.name, order, why)
-
-    def current_weights(self) -> dict[str, float]:
-        """The current weight per deployment id (for stats and debugging)."""
-        return dict(self._current)

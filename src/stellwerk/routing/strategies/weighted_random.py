@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import msgspec
 
 from ._support import ranked
-from .base import Candidate, Clock, Ranking, RequestFacts, Scored
+from .base import Candidate, Clock, Ranking, RequestFacts, Scored, StrategyBase
 
 __all__ = ["WeightedRandomOptions", "WeightedRandomStrategy"]
 
@@ -29,7 +29,7 @@ class WeightedRandomOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=T
     """No options: the weights are the deployments' ``weight`` (default 1)."""
 
 
-class WeightedRandomStrategy:
+class WeightedRandomStrategy(StrategyBase):
     name = "weighted-random"
 
     def __init__(self, options: WeightedRandomOptions | None = None, *,

@@ -1,51 +1,12 @@
-"""Telemetry as events: the router emits one small frozen record per finished request.
-
-Logs, metrics and dashboards are listeners on these records; the router knows
-none of them. A listener must be fast and must not raise (errors are logged
-and swallowed so that telemetry can never fail a request).
-"""
+"""The stats collector: a listener that aggregates finished requests per deployment (``/admin/stats``, the demo)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import msgspec
+from .events import RequestFinished
 
-from stellwerk.errors import Attempt
-from stellwerk.usage import Usage
-
-__all__ = ["DeploymentStats", "Listener", "RequestRecord", "StatsCollector", "emit"]
-
-log = logging.getLogger("stellwerk.events")
-
-
-class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
-    request_id: str
-    operation: str
-    """``chat`` or ``embeddings``."""
-    model: str
-    deployment: str | None
-    """The deployment that answered, or None when none did."""
-    status: int
-    attempts: tuple[Attempt, ...]
-    """The attempts that failed before the answer (or all of them when none answered)."""
-    latency: float
-    """Seconds from the request reaching the router to the last byte of the answer."""
-    ttft: float | None
-    """Seconds to the first streamed chunk (streams only)."""
-    stream: bool
-    usage: Usage
-    cost: float
-    """US dollars, from the answering deployment's price."""
-
-    @property
-    def upstream_attempts(self) -> int:
-        return len(self.attempts) + (1 if self.deployment else 0)
-
-
-Listener = Callable[[RequestRecord], None]
+__all__ = ["DeploymentStats", "StatsCollector"]
 
 
 @dataclass(slots=True)
@@ -61,7 +22,10 @@ class DeploymentStats:
 
 
 class StatsCollector:
-    """Aggregates records per model and deployment (for ``/admin/stats`` and the demo)."""
+    """Aggregates finished requests per deployment (for ``/admin/stats`` and the demo).
+
+    Subscribe it to :class:`RequestFinished` only: ``events.subscribe(stats, RequestFinished)``.
+    """
 
     def __init__(self, alpha: float = 0.2) -> None:
         self.alpha = alpha
@@ -71,7 +35,9 @@ class StatsCollector:
         self.failovers = 0
         self.cost = 0.0
 
-    def __call__(self, record: RequestRecord) -> None:
+    def __call__(self, record: object) -> None:
+        if not isinstance(record, RequestFinished):
+            return
         self.requests += 1
         if record.deployment is None:
             self.errors += 1
@@ -112,11 +78,3 @@ class StatsCollector:
                 for name, s in self.deployments.items()
             },
         }
-
-
-def emit(listeners: tuple[Listener, ...], record: RequestRecord) -> None:
-    for listener in listeners:
-        try:
-            listener(record)
-        except Exception:
-            log.exception("telemetry listener %r failed", listener)

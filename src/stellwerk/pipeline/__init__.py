@@ -1,0 +1,24 @@
+"""One request pipeline: a frozen :class:`Call` in, a :class:`Reply` out, middlewares in a fixed order."""
+
+from .call import Call, Facts, Operation, Principal
+from .chain import STAGES, Handler, Middleware, compose
+from .reply import ChatResult, Completion, EmbeddingsResult, Hook, ReplayStream, Reply, Result, Stream
+
+__all__ = [
+    "STAGES",
+    "Call",
+    "ChatResult",
+    "Completion",
+    "EmbeddingsResult",
+    "Facts",
+    "Handler",
+    "Hook",
+    "Middleware",
+    "Operation",
+    "Principal",
+    "ReplayStream",
+    "Reply",
+    "Result",
+    "Stream",
+    "compose",
+]

@@ -1,0 +1,176 @@
+"""Typed events and the one listener type.
+
+The request path emits small frozen events; everything that observes (the
+stats collector, A/B accounting, logs, the demo board, later metrics and
+traces) is a listener subscribed to the kinds it wants::
+
+    events = Events()
+    events.subscribe(stats, RequestFinished)      # one kind
+    events.subscribe(print)                       # every kind
+
+    RequestStarted ─► RouteDecided ─► AttemptStarted ─► AttemptFinished ─► … ─► RequestFinished
+                      (HedgeSent, RetryBudgetRefused, StreamResumed, BreakerChanged on the way)
+
+A listener must be fast and must not raise: an exception is logged and
+swallowed, so that telemetry can never fail a request. An event nobody
+listens to is not even built (``events.wants(kind)`` guards the hot path).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+import msgspec
+
+from stellwerk.errors import Attempt
+from stellwerk.usage import Usage
+
+__all__ = [
+    "AttemptFinished",
+    "AttemptStarted",
+    "BreakerChanged",
+    "Event",
+    "Events",
+    "HedgeSent",
+    "Listener",
+    "RequestFinished",
+    "RequestStarted",
+    "RetryBudgetRefused",
+    "RouteDecided",
+    "StreamResumed",
+]
+
+log = logging.getLogger("stellwerk.events")
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every event."""
+
+
+class RequestStarted(Event, frozen=True, kw_only=True):
+    request_id: str
+    operation: str
+    model: str
+    stream: bool
+
+
+class RequestFinished(Event, frozen=True, kw_only=True):
+    """One per request, however it ended: answered, failed, cut off or abandoned by the client."""
+
+    request_id: str
+    operation: str
+    """``chat`` or ``embeddings``."""
+    model: str
+    deployment: str | None
+    """The deployment that answered, or None when none did."""
+    status: int
+    """200; the error's status; 502 for a stream that broke off; 499 when the client went away."""
+    attempts: tuple[Attempt, ...]
+    """The attempts that failed before the answer (or all of them when none answered)."""
+    latency: float
+    """Seconds from the request reaching the router to the last byte of the answer."""
+    ttft: float | None
+    """Seconds to the first streamed chunk (streams only)."""
+    stream: bool
+    usage: Usage
+    cost: float
+    """US dollars, from the answering deployment's price."""
+
+    @property
+    def upstream_attempts(self) -> int:
+        return len(self.attempts) + (1 if self.deployment else 0)
+
+
+class RouteDecided(Event, frozen=True, kw_only=True):
+    request_id: str
+    model: str
+    strategy: str
+    order: tuple[str, ...]
+    summary: str
+
+
+class AttemptStarted(Event, frozen=True, kw_only=True):
+    request_id: str
+    model: str
+    deployment: str
+    number: int
+    """1 for the request's first upstream attempt, counting every deployment and hedge."""
+
+
+class AttemptFinished(Event, frozen=True, kw_only=True):
+    request_id: str
+    model: str
+    deployment: str
+    outcome: str
+    """``ok``, ``cancelled``, or the failure's outcome class (``retry_here``, ``move_on``, …)."""
+    elapsed: float
+    status: int | None = None
+    """The upstream's HTTP status, when it answered one."""
+
+
+class BreakerChanged(Event, frozen=True, kw_only=True):
+    deployment: str
+    old: str
+    new: str
+    """``closed``, ``open`` or ``half_open``."""
+
+
+class RetryBudgetRefused(Event, frozen=True, kw_only=True):
+    request_id: str
+    model: str
+    deployment: str | None
+    """None when the model's budget refused; the deployment's id when its own did."""
+
+
+class HedgeSent(Event, frozen=True, kw_only=True):
+    request_id: str
+    model: str
+    slow: str
+    hedge: str
+    delay: float
+
+
+class StreamResumed(Event, frozen=True, kw_only=True):
+    request_id: str
+    model: str
+    broken: str
+    resumed_on: str
+    chars: int
+    """Characters of the answer the client had before the break."""
+
+
+Listener = Callable[[Event], None]
+"""The one listener type: a callable taking an event."""
+
+_KINDS: tuple[type[Event], ...] = (RequestStarted, RequestFinished, RouteDecided, AttemptStarted, AttemptFinished,
+                                   BreakerChanged, RetryBudgetRefused, HedgeSent, StreamResumed)
+
+
+class Events:
+    """Listeners by event kind. ``emit`` calls those subscribed to the event's kind, in order."""
+
+    __slots__ = ("_by_kind",)
+
+    def __init__(self, listeners: Iterable[Listener] = ()) -> None:
+        self._by_kind: dict[type[Event], tuple[Listener, ...]] = {}
+        for listener in listeners:
+            self.subscribe(listener)
+
+    def subscribe(self, listener: Listener, *kinds: type[Event]) -> None:
+        """Call ``listener`` for events of ``kinds`` (every kind when none is named)."""
+        for kind in kinds or _KINDS:
+            if kind not in _KINDS:
+                raise TypeError(f"{kind.__name__} is not an event kind")
+            self._by_kind[kind] = (*self._by_kind.get(kind, ()), listener)
+
+    def wants(self, kind: type[Event]) -> bool:
+        """Whether anyone listens to ``kind`` (so that an unheard event is never built)."""
+        return kind in self._by_kind
+
+    def emit(self, event: Event) -> None:
+        for listener in self._by_kind.get(type(event), ()):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("telemetry listener %r failed", listener)
