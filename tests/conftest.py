@@ -24,8 +24,10 @@ async def start_sim() -> AsyncIterator[Callable[..., Awaitable[SimProvider]]]:
     """``await start_sim(**profile_fields, api_key=None, protocol="openai")`` starts a simulated provider."""
     sims: list[SimProvider] = []
 
-    async def start(*, api_key: str | None = None, protocol: str = "openai", **fields: Any) -> SimProvider:
-        sim = SimProvider(Profile(**fields), protocol=protocol, api_key=api_key)
+    async def start(*, api_key: str | None = None, protocol: str = "openai", clock: Any = None, sleep: Any = None,
+                    **fields: Any) -> SimProvider:
+        timing = {k: v for k, v in (("clock", clock), ("sleep", sleep)) if v is not None}
+        sim = SimProvider(Profile(**fields), protocol=protocol, api_key=api_key, **timing)
         await sim.start("127.0.0.1", 0)
         sims.append(sim)
         return sim

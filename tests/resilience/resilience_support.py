@@ -23,6 +23,7 @@ import orjson
 
 from stellwerk import Router
 from stellwerk.http.client import ConnectError, ReadError, TimeoutError_
+from stellwerk.testing import ScriptedResponse
 
 
 class VirtualTime:
@@ -51,33 +52,8 @@ class CeilingRandom(random.Random):
         return b
 
 
-class FakeResponse:
-    """What ``Transport.request`` returns: a status, headers, a body or a list of stream chunks.
-
-    A chunk that is an exception is raised by ``next_chunk`` (a connection cut mid-stream).
-    """
-
-    def __init__(self, status: int = 200, headers: dict[str, str] | None = None, body: bytes = b"",
-                 chunks: Sequence[bytes | Exception] = ()) -> None:
-        self.status = status
-        self.headers = headers or {}
-        self._body = body
-        self._chunks: collections.deque[bytes | Exception] = collections.deque(chunks)
-        self.closed = False
-
-    async def read(self, timeout: float | None = None) -> bytes:
-        return self._body
-
-    async def next_chunk(self, idle_timeout: float | None = None) -> bytes:
-        if not self._chunks:
-            return b""
-        item = self._chunks.popleft()
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-    def close(self) -> None:
-        self.closed = True
+FakeResponse = ScriptedResponse
+"""What ``Transport.request`` returns here: the package's typed double of the HTTP client's response."""
 
 
 @dataclass

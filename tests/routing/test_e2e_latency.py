@@ -2,14 +2,15 @@
 
 The fast deployment takes the traffic once both are known; when it slows down, its next answer
 raises its peak and the traffic moves at once; when it is fast again, it wins the traffic back
-once its peak has decayed (the test moves the router's clock instead of waiting ``tau`` seconds).
+once its peak has decayed. Virtual time: the simulated providers' latencies move the router's clock,
+so the latencies it measures are exactly the configured ones, whatever the machine is doing.
 """
 
 from __future__ import annotations
 
 import re
 
-from test_e2e_support import Routed, SkewClock, StartSim, routed, served
+from test_e2e_support import Routed, StartSim, VirtualClock, routed, served
 
 from support import config, deployment, model
 
@@ -21,10 +22,11 @@ async def _sends(gw: Routed, n: int) -> list[str]:
 
 
 async def test_traffic_follows_latency_and_shifts_when_it_changes(start_sim: StartSim) -> None:
-    fast, slow = await start_sim(latency_ms=2.0), await start_sim(latency_ms=120.0)
+    clock = VirtualClock()
+    fast = await start_sim(latency_ms=2.0, clock=clock, sleep=clock.sleep)
+    slow = await start_sim(latency_ms=120.0, clock=clock, sleep=clock.sleep)
     data = config(model("chat", deployment("fast", fast.base_url), deployment("slow", slow.base_url),
                         strategy="latency", strategy_options=OPTIONS))
-    clock = SkewClock()
     async with routed(data, clock=clock, seed=3) as gw:
         warm_up = await _sends(gw, 10)
         assert {"fast", "slow"} <= set(warm_up)  # both were tried before being judged

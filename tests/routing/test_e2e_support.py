@@ -11,6 +11,7 @@ provider served is read from ``sim.stats``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import time
@@ -28,9 +29,27 @@ from stellwerk.http.client import HTTPClient
 from stellwerk.sim import SimProvider
 from support import GUARD, RawResponse, request
 
-__all__ = ["Answer", "Routed", "SkewClock", "StartSim", "routed", "say", "served"]
+__all__ = ["Answer", "Routed", "SkewClock", "StartSim", "VirtualClock", "routed", "say", "served"]
 
 StartSim = Callable[..., Awaitable[SimProvider]]
+
+
+class VirtualClock:
+    """Virtual time shared by the router and simulated providers: a sim's sleep (its latency) moves the clock
+    at once, so the router measures exactly the configured latencies. One request at a time."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class SkewClock:

@@ -43,6 +43,7 @@ __all__ = [
     "TimeoutError_",
     "Transport",
     "TransportError",
+    "UpstreamResponse",
 ]
 
 _HIGH_WATER = 1 << 20  # pause reading from the upstream above 1 MiB buffered
@@ -69,6 +70,20 @@ class ProtocolError(TransportError):
     pass
 
 
+class UpstreamResponse(Protocol):
+    """What a transport's request returns: :class:`ClientResponse`, or a test double such as
+    :class:`stellwerk.testing.ScriptedResponse`."""
+
+    status: int
+    headers: dict[str, str]
+
+    async def read(self, timeout: float | None = None) -> bytes: ...
+
+    async def next_chunk(self, idle_timeout: float | None = None) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 class Transport(Protocol):
     """What the router needs from an HTTP client (see :class:`HTTPClient`)."""
 
@@ -81,7 +96,7 @@ class Transport(Protocol):
         *,
         timeout: float | None = None,
         connect_timeout: float | None = None,
-    ) -> ClientResponse: ...
+    ) -> UpstreamResponse: ...
 
     async def close(self) -> None: ...
 

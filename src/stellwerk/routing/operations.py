@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stellwerk.errors import Outcome, UpstreamError
-from stellwerk.http.client import ClientResponse, Transport, TransportError
+from stellwerk.http.client import Transport, TransportError, UpstreamResponse
 from stellwerk.pipeline.call import Call
 from stellwerk.providers import Chunk, StreamDecoder, UpstreamRequest
 from stellwerk.usage import Usage, estimate_tokens, usage_from
@@ -92,7 +92,7 @@ class Opened:
 
     __slots__ = ("decoder", "first", "idle_timeout", "lease", "response")
 
-    def __init__(self, lease: Lease, response: ClientResponse, decoder: StreamDecoder, idle_timeout: float,
+    def __init__(self, lease: Lease, response: UpstreamResponse, decoder: StreamDecoder, idle_timeout: float,
                  first: list[Chunk]) -> None:
         self.lease = lease
         self.response = response

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.http.client import (
-    ClientResponse,
     ConnectError,
     ProtocolError,
     TimeoutError_,
     Transport,
     TransportError,
+    UpstreamResponse,
 )
 from stellwerk.providers import UpstreamRequest
 from stellwerk.providers.base import encode_headers
@@ -29,7 +29,7 @@ def transport_error(err: TransportError, timeout: float | None = None) -> Upstre
 
 
 async def send(transport: Transport, request: UpstreamRequest, timeout: float, connect_timeout: float,
-               extra_headers: bytes = b"") -> ClientResponse:
+               extra_headers: bytes = b"") -> UpstreamResponse:
     """``extra_headers``: encoded ``name: value\r\n`` lines added for this request (e.g. ``traceparent``)."""
     headers = request.headers
     if extra_headers:
@@ -43,7 +43,7 @@ async def send(transport: Transport, request: UpstreamRequest, timeout: float, c
         raise transport_error(err, timeout) from None
 
 
-async def read_body(response: ClientResponse, timeout: float) -> bytes:
+async def read_body(response: UpstreamResponse, timeout: float) -> bytes:
     try:
         return await response.read(timeout=max(0.001, timeout))
     except TransportError as err:
