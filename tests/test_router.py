@@ -389,3 +389,28 @@ async def test_listener_errors_never_fail_a_request(start_sim: StartSim, routers
     assert (await router.chat(model="chat", messages=USER)).deployment == "a"
     assert len(records) == 1
     assert "telemetry listener" in caplog.text
+
+
+# -- per-call upstream headers ----------------------------------------------------------------------------------------
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+async def test_a_valid_traceparent_goes_upstream_with_every_attempt(start_upstream: StartUpstream,
+                                                                     routers: Callable[..., Router]) -> None:
+    up = await start_upstream()
+    router = routers(model("chat", deployment("a", up.base_url)))
+    await router.chat(model="chat", messages=USER, headers={"traceparent": TRACEPARENT})
+    stream = await router.chat_stream(model="chat", messages=USER, headers={"traceparent": TRACEPARENT})
+    async for _ in stream:
+        pass
+    assert [r.headers.get("traceparent") for r in up.requests] == [TRACEPARENT, TRACEPARENT]
+
+
+@pytest.mark.parametrize("value", ["00-abc-def-01", f"{TRACEPARENT}\r\nx-injected: 1", TRACEPARENT.upper()])
+async def test_a_malformed_traceparent_is_never_sent(value: str, start_upstream: StartUpstream,
+                                                     routers: Callable[..., Router]) -> None:
+    up = await start_upstream()
+    router = routers(model("chat", deployment("a", up.base_url)))
+    await router.chat(model="chat", messages=USER, headers={"traceparent": value})
+    assert "traceparent" not in up.requests[0].headers
+    assert "x-injected" not in up.requests[0].headers

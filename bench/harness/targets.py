@@ -9,6 +9,7 @@ table rather than a crash.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -106,7 +107,12 @@ class Stellwerk:
         reason = _has_subcommand([str(stellwerk_bin()), "serve"])
         return f"`stellwerk serve` unavailable: {reason}" if reason else None
 
+    def argv(self) -> tuple[list[str], dict[str, str] | None]:
+        return [str(stellwerk_bin())], None
+
     def start(self, procs: Procs, upstream: str, workdir: Path) -> Running:
+        workdir = workdir / self.name
+        workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "stellwerk.yaml"
         config.write_text(f"""\
 models:
@@ -121,10 +127,26 @@ models:
         price: {{input_per_mtok: 0.15, output_per_mtok: 0.60}}
 """)
         port = free_port()
-        argv = [str(stellwerk_bin()), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-        proc = procs.start(self.name, argv, PROXY_CPU)
+        command, env = self.argv()
+        argv = [*command, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+        proc = procs.start(self.name, argv, PROXY_CPU, env=env)
         startup = proc.wait_ready(lambda: probe.is_ok(port, "GET", "/healthz"), self.startup_timeout)
         return Running(f"http://127.0.0.1:{port}{CHAT_PATH}", proc, startup)
+
+
+class StellwerkBefore(Stellwerk):
+    """Another checkout of Stellwerk (``STELLWERK_BEFORE_SRC``: its ``src`` folder) run by this venv's Python,
+    so that a change is measured against its parent in one run: ``--targets stellwerk,before``."""
+
+    name = "before"
+
+    def unavailable(self) -> str | None:
+        src = os.environ.get("STELLWERK_BEFORE_SRC")
+        return None if src and Path(src, "stellwerk").is_dir() else "set STELLWERK_BEFORE_SRC to another checkout's src/"
+
+    def argv(self) -> tuple[list[str], dict[str, str] | None]:
+        command = "import sys; from stellwerk.cli import main; sys.exit(main())"
+        return [sys.executable, "-c", command], {"PYTHONPATH": os.environ["STELLWERK_BEFORE_SRC"]}
 
 
 class Nginx:
@@ -202,4 +224,4 @@ general_settings:
         return Running(f"http://127.0.0.1:{port}{CHAT_PATH}", proc, startup)
 
 
-TARGETS: dict[str, Target] = {t.name: t for t in (Direct(), Stellwerk(), Nginx(), LiteLLM())}
+TARGETS: dict[str, Target] = {t.name: t for t in (Direct(), Stellwerk(), StellwerkBefore(), Nginx(), LiteLLM())}

@@ -54,7 +54,7 @@ ONE_ROUTE = [{"name": "code", "target": "other"}]
      f"{WHERE}.variants: variant 'x' names unknown deployment 'zz'"),
     ("ab", {"variants": ONE_VARIANT, "sticky_on": "cookie:id"}, f"{WHERE}.sticky_on: expected `str` matching regex "
                                                                "'^(user|header:[A-Za-z0-9-]+|metadata:[A-Za-z0-9._-]+)$'"),
-    ("task", {"routes": ONE_ROUTE, "default": "code", "threshhold": 0.2}, 
+    ("task", {"routes": ONE_ROUTE, "default": "code", "threshhold": 0.2},
          f"{WHERE}.threshhold: unknown key (expected one of: routes, default, rules, threshold, hint_header, "
          "hint_metadata, embedder, scoring, top_k, focus_words, max_chars, include_system)"),
     ("task", {"routes": [{"name": "code", "tagret": "other"}], "default": "code"}, f"{WHERE}.routes[0].tagret: unknown key"),

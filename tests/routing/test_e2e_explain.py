@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from test_e2e_support import StartSim, routed, served
+from test_e2e_support import StartSim, VirtualClock, routed, served
 
 from support import config, deployment, model, request
 
@@ -65,7 +65,9 @@ async def test_embeddings_answers_carry_the_route_header(start_sim: StartSim) ->
 
 
 async def test_dry_run_returns_the_decision_record_and_sends_nothing(start_sim: StartSim) -> None:
-    fast, slow = await start_sim(latency_ms=1.0), await start_sim(latency_ms=250.0)
+    clock = VirtualClock()  # the sims' latencies move the router's clock: exact, whatever the machine does
+    fast = await start_sim(latency_ms=1.0, clock=clock, sleep=clock.sleep)
+    slow = await start_sim(latency_ms=250.0, clock=clock, sleep=clock.sleep)
     cheap = {"price": {"input_per_mtok": 0.5, "output_per_mtok": 1.0}}
     data = config(
         model("quick", deployment("fast", fast.base_url), deployment("slow", slow.base_url), strategy="latency",
@@ -73,7 +75,7 @@ async def test_dry_run_returns_the_decision_record_and_sends_nothing(start_sim: 
         model("thrifty", deployment("no-tools", fast.base_url, supports_tools=False, **cheap),
               deployment("tools", slow.base_url, price={"input_per_mtok": 2.0, "output_per_mtok": 4.0}), strategy="cost"),
     )
-    async with routed(data) as gw:
+    async with routed(data, clock=clock) as gw:
         for _ in range(6):
             await gw.chat("quick")
         sent = [fast.stats.requests, slow.stats.requests]

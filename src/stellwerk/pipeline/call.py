@@ -200,11 +200,13 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
                  usage: Usage, cost: float, ttft: float | None = None) -> RequestFinished:
         """The call's completion record (the one place it is built)."""
         return RequestFinished(
-            request_id=self.request_id, operation=self.operation.value, model=self.model, deployment=deployment,
+            request_id=self.request_id, operation=self.operation, model=self.model, deployment=deployment,
             status=status, attempts=attempts, latency=now - self.started, ttft=ttft, stream=self.stream, usage=usage,
             cost=cost)
 
     def upstream_headers(self) -> bytes:
         """Extra header lines every upstream request of this call carries."""
+        if self.traceparent is None:
+            return b""
         value = valid_traceparent(self.traceparent)
         return b"traceparent: %s\r\n" % value.encode("ascii") if value else b""

@@ -17,6 +17,7 @@ class ExperimentRecorder:
 
     def __init__(self, table: Callable[[], RoutingTable]) -> None:
         self._table = table
+        self.subscribed = False
 
     def __call__(self, event: Event) -> None:
         if not isinstance(event, RequestFinished) or event.status == 499:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from stellwerk.errors import Attempt, Outcome, UpstreamError
 from stellwerk.pipeline.call import Call
@@ -48,7 +48,13 @@ if TYPE_CHECKING:
 
 __all__ = ["AttemptLoop", "Journey", "ModelFailed", "Operation"]
 
-T = TypeVar("T")
+class Answer(Protocol):
+    """What an operation returns: something the loop can abandon (a hedge that lost a photo finish)."""
+
+    async def aclose(self) -> None: ...
+
+
+T = TypeVar("T", bound=Answer)
 Operation = Callable[[Lease, float], Awaitable[T]]
 """``op(lease, timeout)``: one upstream attempt on ``lease.deployment``; settles the lease when it succeeds."""
 
@@ -131,9 +137,11 @@ class AttemptLoop(Generic[T]):
         self.events = events
         self.stream = stream
         self.reserve_tokens = reserve_tokens
-        ids = {d.id for d in group.deployments}
-        self.tries: dict[str, int] = {k: v for k, v in (tried or {}).items() if k in ids}
-        self.done: set[str] = set(excluded)
+        self.tries: dict[str, int] = {}
+        if tried:
+            ids = {d.id for d in group.deployments}
+            self.tries.update((k, v) for k, v in tried.items() if k in ids)
+        self.done: set[str] = set(excluded) if excluded else set()
         """Deployments not to try again in this request."""
         self.busy: set[str] = set()
         """Deployments with an attempt running right now (hedging)."""
@@ -346,8 +354,6 @@ class AttemptLoop(Generic[T]):
                 continue
             if not isinstance(result, _Failed):
                 answer, lease = result
-                close = getattr(answer, "aclose", None)
-                if close is not None:
-                    await close()  # a stream that won a photo finish: release its connection
+                await answer.aclose()  # a stream that won a photo finish: release its connection
                 lease.release()
         tasks.clear()

@@ -43,6 +43,9 @@ class Answered:
         self.raw = raw
         self.usage = usage
 
+    async def aclose(self) -> None:
+        """A complete answer holds nothing open."""
+
 
 def _answer_chars(data: dict[str, Any]) -> int:
     chars = 0

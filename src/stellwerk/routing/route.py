@@ -26,7 +26,7 @@ from stellwerk.pipeline import Call, ChatResult, EmbeddingsResult, Operation, Re
 from stellwerk.telemetry import Events, RouteDecided
 
 from . import operations
-from .attempts import AttemptLoop, Journey, ModelFailed
+from .attempts import Answer, AttemptLoop, Journey, ModelFailed
 from .attempts import Operation as AttemptOp
 from .deployment import Deployment
 from .lease import Lease
@@ -35,7 +35,7 @@ from .stream import ChatStream
 
 __all__ = ["RouteHandler", "final_status"]
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Answer)
 R = TypeVar("R", bound=Result)
 
 MAX_RESUMES = 3
@@ -100,18 +100,13 @@ class RouteHandler:
         self.sleep = sleep
         self.events = events
 
-    async def __call__(self, call: Call) -> Reply:
+    def __call__(self, call: Call) -> Awaitable[Reply]:
         journey = Journey(call)
-        try:
-            if call.operation is Operation.EMBEDDINGS:
-                return await self._embeddings(call, journey)
-            if call.stream:
-                return await self._stream(call, journey)
-            return await self._chat(call, journey)
-        except StellwerkError as err:
-            if not err.attempts:
-                err.attempts = list(journey.failed)  # a client error ends the call: say what was tried
-            raise
+        if call.operation is Operation.EMBEDDINGS:
+            return self._embeddings(call, journey)
+        if call.stream:
+            return self._stream(call, journey)
+        return self._chat(call, journey)
 
     # -- the route: a model, then its fallbacks -------------------------------
     async def run(self, journey: Journey, op: AttemptOp[T], *, stream: bool = False,
@@ -132,6 +127,10 @@ class RouteHandler:
                 continue
             try:
                 return await loop.run()
+            except StellwerkError as err:
+                if not err.attempts:
+                    err.attempts = list(journey.failed)  # a client error ends the call: say what was tried
+                raise
             except ModelFailed as failed:
                 kind = failed.kind
                 fresh = [t for t in call.table.model(name).fallbacks(kind) if t not in visited]
@@ -147,7 +146,7 @@ class RouteHandler:
         model = call.table.model(name)
         planner, facts = model.planner, call.facts
         only: list[str] | None = None
-        route = planner.choose_route(lambda: facts.task)
+        route = planner.choose_route(lambda: facts.task) if planner.strategy.chooses_routes else None
         if route is not None:
             journey.notes.append(f"task route {route.route}: {route.summary}")
             if route.target is not None:

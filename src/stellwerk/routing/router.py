@@ -89,13 +89,13 @@ class Router:
         self.registries = registries if registries is not None else default_registries()
         self.config = validate(config, self.registries)
         self.events = Events(listeners)
-        self.events.subscribe(ExperimentRecorder(lambda: self._table), RequestFinished)
+        self._experiments = ExperimentRecorder(lambda: self._table)
         self._clock = clock
         self.state: StateStore = state if state is not None else MemoryStateStore(clock)
         self.cache: Cache = cache if cache is not None else MemoryCache(clock)
         self._live = LiveState(clock=clock, rng=rng if rng is not None else random.Random(), store=self.state,
                                events=self.events)
-        self._table = build_table(self.config, 1, self._live, self.registries)
+        self._table = self._built(build_table(self.config, 1, self._live, self.registries))
         self._transport: Transport = transport if transport is not None else HTTPClient()
         self._owns_transport = transport is None
         self._pipeline = compose(RouteHandler(self._transport, clock=clock, sleep=sleep, events=self.events),
@@ -186,7 +186,8 @@ class Router:
         except BaseException:
             self._failed(call, 499, None)
             raise
-        reply.on_complete(events.emit)
+        if events.wants(RequestFinished):
+            reply.on_complete(events.emit)
         return reply
 
     def _failed(self, call: Call, status: int, err: StellwerkError | None) -> None:
@@ -265,4 +266,11 @@ class Router:
         from stellwerk.compose import validate
 
         validate(config, self.registries)
-        self._table = build_table(config, self._table.version + 1, self._live, self.registries)
+        self._table = self._built(build_table(config, self._table.version + 1, self._live, self.registries))
+
+    def _built(self, table: RoutingTable) -> RoutingTable:
+        """A new table: A/B accounting listens from the first table that runs an experiment on."""
+        if table.experiments and not self._experiments.subscribed:
+            self.events.subscribe(self._experiments, RequestFinished)
+            self._experiments.subscribed = True
+        return table

@@ -86,7 +86,7 @@ class LiveState:
 class Model:
     """One model of a routing table: its deployments, its planner and what its requests need counted."""
 
-    __slots__ = ("config", "group", "name", "needs_tokens", "planner")
+    __slots__ = ("config", "counts_usage", "group", "name", "needs_tokens", "planner")
 
     def __init__(self, group: ModelGroup, planner: Planner) -> None:
         self.group = group
@@ -95,10 +95,8 @@ class Model:
         self.name = group.name
         self.needs_tokens = any(d.config.context_window is not None for d in group.deployments)
         """Prompt tokens are counted exactly (a deployment declares a context window)."""
-
-    @property
-    def counts_usage(self) -> bool:
-        return any(d.routing.count_usage for d in self.group.deployments)
+        self.counts_usage = any(d.routing.count_usage for d in group.deployments)
+        """Some deployment counts requests and tokens per minute (so attempts reserve tokens)."""
 
     def fallbacks(self, kind: str) -> tuple[str, ...]:
         """The models to try next after this one failed with ``kind`` (``context``, ``content`` or other)."""
@@ -113,7 +111,7 @@ class Model:
 class RoutingTable:
     """Models by name, deployments by id, of one configuration version. Never changed once built."""
 
-    __slots__ = ("config", "deployments", "models", "version")
+    __slots__ = ("config", "deployments", "experiments", "models", "version")
 
     def __init__(self, version: int, config: Config, models: Mapping[str, Model]) -> None:
         self.version = version
@@ -121,6 +119,8 @@ class RoutingTable:
         self.models: Mapping[str, Model] = MappingProxyType(dict(models))
         self.deployments: Mapping[str, Deployment] = MappingProxyType(
             {d.id: d for m in models.values() for d in m.group.deployments})
+        self.experiments = any(m.planner.experiments is not None for m in models.values())
+        """Some model runs an experiment (A/B accounting is needed)."""
 
     def model(self, name: str) -> Model:
         model = self.models.get(name)
