@@ -16,9 +16,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "resilience"))
 
-from resilience_support import FakeTransport, VirtualTime  # noqa: E402
+from resilience_support import FakeTransport, VirtualTime
 
-from stellwerk import Router  # noqa: E402
+from stellwerk import Router
 
 
 @pytest.fixture
