@@ -198,8 +198,6 @@ async def test_a_replay_is_served_by_the_anthropic_front_door(serve: Serve) -> N
     assert [(r.status, r.deployment) for r in records] == [(200, "cache")]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Result.on_complete (src/stellwerk/pipeline/reply.py) never fires when "
-                                       "the Result has no record, so Router.handle emits no RequestFinished for it")
 async def test_a_result_built_without_a_record_still_finishes_the_call() -> None:
     async def cache(call: Call, next_handler: Handler) -> Reply:
         return ChatResult({"choices": []}, None, call.model, "cache", 0, Usage(), 0.0, 0.0, call.request_id)

@@ -155,9 +155,6 @@ async def test_a_cancelled_call_finishes_once_with_499(fake_router: MakeRouter, 
     assert router.table.deployments["a"].in_flight == 0
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Router.handle (src/stellwerk/routing/router.py, `except BaseException:` "
-                                       "in handle) records every non-Stellwerk exception as 499, client gone; the "
-                                       "gateway answers such a call with 500")
 async def test_an_unexpected_error_finishes_with_500_not_499(fake_router: MakeRouter) -> None:
     async def broken(call: Any, next_handler: Any) -> Any:
         raise RuntimeError("a middleware's bug")

@@ -183,9 +183,15 @@ class Router:
         except StellwerkError as err:
             self._failed(call, err.status, err)
             raise
-        except BaseException:
-            self._failed(call, 499, None)
+        except asyncio.CancelledError:
+            self._failed(call, 499, None)  # the client went away
             raise
+        except Exception:
+            self._failed(call, 500, None)  # a bug: the gateway answers 500
+            raise
+        if isinstance(reply, Result) and reply.record is None:  # a middleware's own answer
+            reply.record = call.finished(self._clock(), status=200, deployment=reply.deployment, attempts=(),
+                                         usage=reply.usage, cost=reply.cost)
         if events.wants(RequestFinished):
             reply.on_complete(events.emit)
         return reply
