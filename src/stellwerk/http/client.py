@@ -13,7 +13,13 @@ Errors are raised as :class:`TransportError` subclasses only:
     ├── ConnectError      could not open a connection (refused, DNS, TLS, connect timeout)
     ├── ReadError         the connection broke while waiting for or reading the response
     ├── TimeoutError_     no response headers (or no next body chunk) before the deadline
-    └── ProtocolError     the upstream spoke malformed HTTP or sent an oversized body
+    └── ProtocolError     the upstream spoke malformed HTTP or sent oversized headers
+        └── ResponseTooLarge  a response body to be read whole exceeds ``max_response_size``
+
+A body read whole (:meth:`ClientResponse.read`) is limited by ``max_response_size``
+(a ``Content-Length`` above it fails as soon as the headers arrive); a streamed
+body is limited by what is buffered unread (reading pauses above 1 MiB). The
+response head (status line and headers) is limited to ``MAX_HEAD_SIZE``.
 
 A request on a pooled connection that the peer closed while idle is retried
 once on a fresh connection, only when no byte of a response was received and
@@ -40,12 +46,15 @@ __all__ = [
     "HTTPClient",
     "ProtocolError",
     "ReadError",
+    "ResponseTooLarge",
     "TimeoutError_",
     "Transport",
     "TransportError",
 ]
 
-_HIGH_WATER = 1 << 20  # pause reading from the upstream above 1 MiB buffered
+_HIGH_WATER = 1 << 20  # pause reading from a streamed upstream answer above 1 MiB buffered
+MAX_HEAD_SIZE = 64 * 1024
+"""Largest upstream status line plus headers accepted."""
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
@@ -69,6 +78,15 @@ class ProtocolError(TransportError):
     pass
 
 
+class ResponseTooLarge(ProtocolError):
+    """The upstream's answer is larger than the client's ``max_response_size``."""
+
+    def __init__(self, limit: int, size: int | None = None) -> None:
+        what = f"of {size} bytes " if size is not None else ""
+        super().__init__(f"upstream response body {what}exceeds the limit of {limit} bytes (server.max_response_size)")
+        self.limit = limit
+
+
 class Transport(Protocol):
     """What the router needs from an HTTP client (see :class:`HTTPClient`)."""
 
@@ -90,7 +108,7 @@ class _Exchange:
     """State of one request/response on a connection."""
 
     __slots__ = ("buffered", "chunks", "complete", "error", "got_bytes", "headers", "idle_until", "status", "waiter",
-                 "watchdog")
+                 "watchdog", "whole")
 
     def __init__(self) -> None:
         self.status = 0
@@ -103,6 +121,8 @@ class _Exchange:
         self.got_bytes = False
         self.idle_until = 0.0
         self.watchdog: asyncio.TimerHandle | None = None
+        self.whole = False
+        """Read whole (no flow control: bounded by ``max_response_size`` instead)."""
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -111,7 +131,8 @@ class _Exchange:
 
 
 class _Connection(asyncio.Protocol):
-    __slots__ = ("closed", "exchange", "headers_done", "idle_since", "parser", "paused", "pool", "reused", "transport")
+    __slots__ = ("closed", "exchange", "head_size", "headers_done", "idle_since", "parser", "paused", "pool", "reused",
+                 "transport")
 
     def __init__(self, pool: _Pool) -> None:
         self.pool = pool
@@ -123,6 +144,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.paused = False
+        self.head_size = 0
 
     # -- asyncio.Protocol -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -152,22 +174,40 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as e:
-            ex.error = ProtocolError(f"malformed HTTP response from upstream: {e}")
+            if ex.error is None:
+                ex.error = ProtocolError(f"malformed HTTP response from upstream: {e}")
             ex.wake()
             self.abort()
+            return
+        if not self.headers_done and self.exchange is ex and not self.closed:
+            self.head_size += len(data)
+            if self.head_size > MAX_HEAD_SIZE:
+                self._fail(ex, ProtocolError(f"upstream response headers exceed {MAX_HEAD_SIZE} bytes"))
 
     # -- httptools callbacks ----------------------------------------------
     def on_status(self, status: bytes) -> None:
         pass
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        assert self.exchange is not None
-        self.exchange.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        ex = self.exchange
+        assert ex is not None
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > MAX_HEAD_SIZE:
+            self._fail(ex, ProtocolError(f"upstream response headers exceed {MAX_HEAD_SIZE} bytes"))
+            raise httptools.HttpParserError("headers too large")
+        ex.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         ex = self.exchange
         assert ex is not None
         ex.status = self.parser.get_status_code()
+        self.head_size = 0
+        length = ex.headers.get("content-length")
+        limit = self.pool.max_response_size
+        if length is not None and length.isdigit() and int(length) > limit:
+            # Fail now rather than after downloading what would be refused anyway.
+            self._fail(ex, ResponseTooLarge(limit, int(length)))
+            raise httptools.HttpParserError("response too large")
         self.headers_done = True
         ex.wake()
 
@@ -177,12 +217,13 @@ class _Connection(asyncio.Protocol):
         ex.chunks.append(body)
         ex.buffered += len(body)
         if ex.buffered > self.pool.max_response_size:
-            ex.error = ProtocolError("upstream response body exceeds the size limit")
-            self.abort()
-        elif ex.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+            self._fail(ex, ResponseTooLarge(self.pool.max_response_size))
+            raise httptools.HttpParserError("response too large")
+        if ex.buffered > _HIGH_WATER and not ex.whole and not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
-        ex.wake()
+        if not ex.whole:
+            ex.wake()  # a whole read waits for the end only
 
     def on_message_complete(self) -> None:
         ex = self.exchange
@@ -190,6 +231,7 @@ class _Connection(asyncio.Protocol):
         ex.complete = True
         self.exchange = None
         self.headers_done = False
+        self.head_size = 0
         ex.wake()
         if self.parser.should_keep_alive() and not self.closed:
             self.pool.release(self)
@@ -197,6 +239,21 @@ class _Connection(asyncio.Protocol):
             self.abort()
 
     # -- helpers ------------------------------------------------------------
+    def _fail(self, ex: _Exchange, error: TransportError) -> None:
+        if ex.error is None:
+            ex.error = error
+        ex.chunks.clear()
+        ex.buffered = 0
+        ex.wake()
+        self.abort()
+
+    def read_whole(self, ex: _Exchange) -> None:
+        """The body is about to be read whole: stop flow control (the size limit bounds it instead)."""
+        ex.whole = True
+        if self.paused and self.transport is not None and not self.closed:
+            self.paused = False
+            self.transport.resume_reading()
+
     def consumed(self, ex: _Exchange, size: int) -> None:
         ex.buffered = max(0, ex.buffered - size)
         if self.paused and ex.buffered < _HIGH_WATER // 2 and self.transport is not None:
@@ -229,6 +286,8 @@ class ClientResponse:
     async def read(self, timeout: float | None = None) -> bytes:
         ex = self._ex
         deadline = None if timeout is None else self._loop.time() + timeout
+        if not ex.whole:
+            self._conn.read_whole(ex)
         while not ex.complete:
             if ex.error is not None:
                 raise ex.error

@@ -36,7 +36,8 @@ from stellwerk.errors import (
     StellwerkError,
 )
 from stellwerk.events import Listener, RequestRecord, emit
-from stellwerk.http.client import HTTPClient, Transport
+from stellwerk.http.client import Transport
+from stellwerk.outbound import build_client
 from stellwerk.tokens import count_prompt_tokens
 from stellwerk.usage import Usage, estimate_tokens, prompt_chars, usage_from
 from stellwerk.validate import validate_chat, validate_embeddings
@@ -162,7 +163,8 @@ class Router:
         embedders: dict[str, Any] = {}  # shared by every task model (an embedding model is ~30 MB)
         self._planners = {name: Planner(g, rng=self._rng, clock=clock, embedders=embedders)
                           for name, g in self._groups.items()}
-        self._transport: Transport = transport if transport is not None else HTTPClient()
+        self._transport: Transport = transport if transport is not None else build_client(
+            config, [(d.config, d.endpoint) for g in self._groups.values() for d in g.deployments])
         self._owns_transport = transport is None
         self._listeners = tuple(listeners)
         self.prober = HealthProber(list(self._groups.values()), self._transport, clock)

@@ -7,6 +7,7 @@ from stellwerk.http.client import (
     ClientResponse,
     ConnectError,
     ProtocolError,
+    ResponseTooLarge,
     TimeoutError_,
     Transport,
     TransportError,
@@ -22,6 +23,10 @@ def transport_error(err: TransportError, timeout: float | None = None) -> Upstre
         return UpstreamError(Outcome.RETRY_HERE, detail, reason="timeout")
     if isinstance(err, ConnectError):
         return UpstreamError(Outcome.RETRY_HERE, str(err), reason="connect")
+    if isinstance(err, ResponseTooLarge):
+        # Not the deployment's fault, and any other one would answer as much: fail at once, without retries.
+        return UpstreamError(Outcome.CLIENT_ERROR, str(err), status=502, error_type="upstream_error",
+                             code="response_too_large", reason="protocol")
     if isinstance(err, ProtocolError):
         return UpstreamError(Outcome.RETRY_HERE, str(err), reason="protocol")
     return UpstreamError(Outcome.RETRY_HERE, str(err) or "connection lost", reason="read")
