@@ -18,7 +18,7 @@ from stellwerk.http.server import HTTPServer
 from stellwerk.routing import Router
 
 from .app import GatewayApp
-from .errors import http_layer_error
+from .errors import http_layer_error, stream_interrupted_event
 
 __all__ = ["Gateway", "run_gateway"]
 
@@ -53,11 +53,17 @@ class Gateway:
         options: dict[str, Any] = {"clock": clock} if clock is not None else {}
         self.router = Router(config, transport=transport, listeners=[self.stats, log_record], rng=rng, **options)
         self.app = GatewayApp(self.router, self.stats)
+        server = config.server
         self.server = HTTPServer(
             self.app,
-            max_body_size=config.server.max_body_size,
-            keepalive_timeout=config.server.keepalive_timeout,
+            max_body_size=server.max_body_size,
+            keepalive_timeout=server.keepalive_timeout,
+            header_timeout=server.header_timeout,
+            body_timeout=server.body_timeout,
+            body_min_rate=server.body_min_rate,
+            max_connections=server.max_connections,
             error_body=http_layer_error,
+            interrupted_event=stream_interrupted_event,
         )
 
     @property
@@ -73,8 +79,9 @@ class Gateway:
                                 port if port is not None else self.config.server.port)
         self.router.start()
 
-    async def close(self) -> None:
-        await self.server.close()
+    async def close(self, grace: float | None = None) -> None:
+        """Stop listening; in-flight requests get ``grace`` seconds (default ``server.shutdown_grace``)."""
+        await self.server.close(self.config.server.shutdown_grace if grace is None else grace)
         await self.router.aclose()
 
 
