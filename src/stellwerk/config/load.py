@@ -21,6 +21,7 @@ import yaml
 
 from stellwerk.errors import ConfigError
 
+from . import hygiene
 from .schema import Config, DeploymentConfig
 
 __all__ = ["check", "interpolate", "load_dict", "load_file", "load_text"]
@@ -137,6 +138,7 @@ def check(
                 probes = model.health_check is not None and model.health_check.kind == "models"
                 problems.extend(f"{dwhere}.{p}" for p in _provider_problems(dep, probes))
     names = {m.name for m in config.models}
+    problems.extend(hygiene.problems(config))  # values sent on the wire: header injection, proxies, CA files
     problems.extend(_check_strategies(config, names, known_strategies))
     for i, model in enumerate(config.models):
         for key in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from stellwerk.errors import Attempt, Outcome, UpstreamError
-from stellwerk.providers.redact import redact
+from stellwerk.providers.redact import scrub
 
 from .deployment import Deployment, ModelGroup
 
@@ -210,7 +210,7 @@ class AttemptLoop(Generic[T]):
         return result
 
     def _failed(self, dep: Deployment, err: UpstreamError) -> _Failed:
-        err.message = redact(err.message, dep.endpoint.secrets)
+        scrub(err, dep.endpoint.secrets)
         self.ctx.failed.append(Attempt(dep.id, err.outcome, err.message, err.upstream_status, err.reason,
                                        err.retry_after))
         outcome = err.outcome

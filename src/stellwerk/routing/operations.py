@@ -15,7 +15,7 @@ from stellwerk.http.client import ClientResponse, Transport, TransportError
 from stellwerk.providers import Chunk, StreamDecoder, UpstreamRequest
 
 from .deployment import Deployment, ModelGroup
-from .send import read_body, send, transport_error
+from .send import classify, read_body, send, transport_error
 
 __all__ = ["Opened", "UpstreamRequest", "complete", "continuation_body", "embed", "open_stream"]
 
@@ -36,7 +36,7 @@ async def complete(transport: Transport, clock: Clock, deployment: Deployment, b
     deployment.routing.rate_limit_headers(response.headers)
     data = await read_body(response, deadline - clock())
     if not 200 <= response.status < 300:
-        raise adapter.classify(response.status, response.headers, data)
+        raise classify(adapter, deployment.endpoint.secrets, response.status, response.headers, data)
     return adapter.chat_response(deployment.config, data)
 
 
@@ -48,7 +48,7 @@ async def embed(transport: Transport, clock: Clock, deployment: Deployment, body
     response = await send(transport, wire, timeout, deployment.config.connect_timeout)
     data = await read_body(response, deadline - clock())
     if not 200 <= response.status < 300:
-        raise adapter.classify(response.status, response.headers, data)
+        raise classify(adapter, deployment.endpoint.secrets, response.status, response.headers, data)
     return adapter.embeddings_response(deployment.config, data)
 
 
@@ -82,7 +82,7 @@ async def open_stream(transport: Transport, clock: Clock, group: ModelGroup, dep
     deployment.routing.rate_limit_headers(response.headers)
     if not 200 <= response.status < 300:
         data = await read_body(response, deadline - clock())
-        raise adapter.classify(response.status, response.headers, data)
+        raise classify(adapter, deployment.endpoint.secrets, response.status, response.headers, data)
     decoder = adapter.stream_decoder(deployment.config)
     idle = group.idle_timeout_for(deployment)
     first: list[Chunk] = []

@@ -21,10 +21,11 @@ from collections.abc import Callable
 from stellwerk.config import HealthCheckOptions
 from stellwerk.errors import UpstreamError
 from stellwerk.http.client import Transport, TransportError
+from stellwerk.providers.redact import redact
 
 from . import operations
 from .deployment import Deployment, ModelGroup
-from .send import read_body, send, transport_error
+from .send import classify, read_body, send, transport_error
 
 __all__ = ["HealthProber"]
 
@@ -91,11 +92,11 @@ class HealthProber:
             data = await read_body(response, options.timeout)
             if 200 <= response.status < 300:
                 return None
-            return dep.adapter.classify(response.status, response.headers, data).message
+            return classify(dep.adapter, endpoint.secrets, response.status, response.headers, data).message
         except UpstreamError as err:
-            return err.message
+            return redact(err.message, dep.endpoint.secrets)
         except TransportError as err:
-            return transport_error(err, options.timeout).message
+            return redact(transport_error(err, options.timeout).message, dep.endpoint.secrets)
 
 
 def _get(url: str, headers: bytes) -> operations.UpstreamRequest:

@@ -12,9 +12,16 @@ from stellwerk.http.client import (
     Transport,
     TransportError,
 )
-from stellwerk.providers import UpstreamRequest
+from stellwerk.providers import Adapter, UpstreamRequest
+from stellwerk.providers.redact import redact_bytes, scrub
 
-__all__ = ["read_body", "send", "transport_error"]
+__all__ = ["classify", "read_body", "send", "transport_error"]
+
+
+def classify(adapter: Adapter, secrets: tuple[str, ...], status: int, headers: dict[str, str],
+             body: bytes) -> UpstreamError:
+    """An error answer as a classified error, its credentials redacted before any of it is cut short."""
+    return scrub(adapter.classify(status, headers, redact_bytes(body, secrets)), secrets)
 
 
 def transport_error(err: TransportError, timeout: float | None = None) -> UpstreamError:

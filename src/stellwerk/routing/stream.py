@@ -25,7 +25,7 @@ from stellwerk.errors import Attempt, Outcome, UpstreamError
 from stellwerk.events import Listener, RequestRecord, emit
 from stellwerk.http.client import TransportError
 from stellwerk.providers import Chunk, ChunkView, chunk_dict
-from stellwerk.providers.redact import redact
+from stellwerk.providers.redact import scrub
 from stellwerk.usage import Usage, estimate_tokens, usage_from
 
 from .deployment import Deployment
@@ -132,7 +132,7 @@ class ChatStream:
                         yield kept
                 except UpstreamError as err:
                     broken = self._opened.deployment
-                    err.message = redact(err.message, broken.endpoint.secrets)
+                    scrub(err, broken.endpoint.secrets)
                     self._failed.append(Attempt(broken.id, err.outcome, err.message, err.upstream_status, err.reason))
                     broken.breaker.record(False)
                     broken.health.failure(self._clock(), err.message)
