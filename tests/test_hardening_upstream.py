@@ -39,12 +39,12 @@ def test_sse_many_small_reads_cost_linear_time() -> None:
     parser = SSEParser()
     started = time.perf_counter()
     events = []
-    for _ in range(20):
+    for _ in range(5):
         for _ in range(20_000):
             events += parser.feed(b"abcd" if events or parser.pending else b"data: abcd")
         events += parser.feed(b"\n\n")
         events += parser.feed(b"data: ")
-    assert len(events) == 20
+    assert len(events) == 5
     assert len(events[0][1]) == 4 * 20_000
     assert time.perf_counter() - started < GUARD  # quadratic rescans: minutes
 
