@@ -23,7 +23,7 @@ def http_layer_error(status: int, message: str, path: str = "") -> bytes:
         kind = {413: "request_too_large"}.get(status, "invalid_request_error")
         return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
     code = {413: "request_too_large", 400: "bad_request", 431: "request_header_fields_too_large",
-            408: "request_timeout", 503: "server_busy"}.get(status)
+            408: "request_timeout", 503: "server_busy", 403: "forbidden", 415: "unsupported_media_type"}.get(status)
     return error_body(status, message, code=code)
 
 

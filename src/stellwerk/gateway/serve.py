@@ -19,6 +19,7 @@ from stellwerk.routing import Router
 
 from .app import GatewayApp
 from .errors import http_layer_error, stream_interrupted_event
+from .guard import BrowserGuard
 
 __all__ = ["Gateway", "run_gateway"]
 
@@ -54,8 +55,10 @@ class Gateway:
         self.router = Router(config, transport=transport, listeners=[self.stats, log_record], rng=rng, **options)
         self.app = GatewayApp(self.router, self.stats)
         server = config.server
+        guarded = BrowserGuard(self.app, listen_host=server.host, allowed_hosts=server.allowed_hosts,
+                               cors_origins=server.cors_origins)
         self.server = HTTPServer(
-            self.app,
+            guarded,
             max_body_size=server.max_body_size,
             keepalive_timeout=server.keepalive_timeout,
             header_timeout=server.header_timeout,
