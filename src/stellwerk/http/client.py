@@ -34,11 +34,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import httptools
+
+from .proxy import Proxy
 
 __all__ = [
     "ClientResponse",
@@ -47,6 +49,7 @@ __all__ = [
     "ProtocolError",
     "ReadError",
     "ResponseTooLarge",
+    "Route",
     "TimeoutError_",
     "Transport",
     "TransportError",
@@ -102,6 +105,18 @@ class Transport(Protocol):
     ) -> ClientResponse: ...
 
     async def close(self) -> None: ...
+
+
+class Route(NamedTuple):
+    """How to reach one origin: through which proxy (None: directly) and with which TLS context."""
+
+    proxy: Proxy | None = None
+    ssl: ssl.SSLContext | None = None
+    """None: the client's default context (system CAs)."""
+
+
+Router = Callable[[str, str, int], Route]
+"""``(scheme, host, port)`` → the :class:`Route` to that origin."""
 
 
 class _Exchange:
@@ -408,16 +423,50 @@ def _idempotent(method: str, headers: bytes) -> bool:
     return method in _IDEMPOTENT or b"idempotency-key:" in headers.lower()
 
 
+class _Tunnel(asyncio.Protocol):
+    """The proxy's answer to ``CONNECT`` (bounded); after it, TLS takes the connection over."""
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.head += data
+        if self.done.done():
+            return
+        if b"\r\n\r\n" in self.head:
+            self.done.set_result(None)
+        elif len(self.head) > 16384:
+            self.done.set_exception(ConnectError("the proxy's answer to CONNECT is too long"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(ConnectError("the proxy closed the connection during CONNECT"))
+
+    async def established(self, authority: str) -> None:
+        await self.done
+        status_line = bytes(self.head.split(b"\r\n", 1)[0])
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].startswith(b"2"):
+            shown = status_line[:100].decode("latin-1", "replace")
+            raise ConnectError(f"the proxy refused CONNECT {authority}: {shown}")
+        if not self.head.endswith(b"\r\n\r\n"):
+            raise ConnectError("the proxy sent data before the TLS handshake")
+
+
 class _Pool:
     """Idle connections to one origin (scheme, host, port)."""
 
-    __slots__ = ("host", "host_header", "idle", "keepalive_expiry", "loop", "max_idle", "max_response_size", "port", "ssl")
+    __slots__ = ("host", "host_header", "idle", "keepalive_expiry", "loop", "max_idle", "max_response_size", "port", "proxy",
+                 "ssl")
 
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, client: HTTPClient, host_header: str) -> None:
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, client: HTTPClient, host_header: str,
+                 proxy: Proxy | None = None) -> None:
         self.idle: collections.deque[_Connection] = collections.deque()
         self.host = host
         self.port = port
         self.ssl = tls
+        self.proxy = proxy
         self.max_idle = client.max_idle_per_host
         self.keepalive_expiry = client.keepalive_expiry
         self.max_response_size = client.max_response_size
@@ -438,20 +487,40 @@ class _Pool:
         return None
 
     async def connect(self, timeout: float | None) -> _Connection:
+        via = f" through the proxy {self.proxy.host}:{self.proxy.port}" if self.proxy is not None else ""
         try:
-            coro = self.loop.create_connection(
+            async with asyncio.timeout(timeout):
+                return await self._open()
+        except TimeoutError:
+            raise ConnectError(f"connect to {self.host}:{self.port}{via} timed out after {timeout}s") from None
+        except (OSError, ssl.SSLError) as e:
+            raise ConnectError(f"cannot connect to {self.host}:{self.port}{via}: {e.strerror or e}") from None
+
+    async def _open(self) -> _Connection:
+        proxy = self.proxy
+        if proxy is None:
+            _, conn = await self.loop.create_connection(
                 lambda: _Connection(self), self.host, self.port, ssl=self.ssl,
                 server_hostname=self.host if self.ssl else None,
             )
-            if timeout is None:
-                _, conn = await coro
-            else:
-                async with asyncio.timeout(timeout):
-                    _, conn = await coro
-        except TimeoutError:
-            raise ConnectError(f"connect to {self.host}:{self.port} timed out after {timeout}s") from None
-        except (OSError, ssl.SSLError) as e:
-            raise ConnectError(f"cannot connect to {self.host}:{self.port}: {e.strerror or e}") from None
+            return conn
+        if self.ssl is None:  # plain http through a proxy: absolute-form requests on a connection to it
+            _, conn = await self.loop.create_connection(lambda: _Connection(self), proxy.host, proxy.port)
+            return conn
+        raw, tunnel = await self.loop.create_connection(_Tunnel, proxy.host, proxy.port)
+        try:
+            authority = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+            auth = f"proxy-authorization: {proxy.authorization}\r\n" if proxy.authorization else ""
+            raw.write(f"CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n{auth}\r\n".encode("latin-1"))
+            await tunnel.established(authority)
+            conn = _Connection(self)
+            tls = await self.loop.start_tls(raw, conn, self.ssl, server_hostname=self.host)
+        except BaseException:
+            raw.abort()
+            raise
+        if tls is None:  # pragma: no cover - only for transports without TLS support
+            raise ConnectError("the event loop cannot start TLS on a proxy tunnel")
+        conn.connection_made(tls)
         return conn
 
     def release(self, conn: _Connection) -> None:
@@ -471,15 +540,16 @@ class _Pool:
 
 
 class _Target:
-    __slots__ = ("host", "host_header", "path", "pool_key", "port", "request_line_tail", "tls")
+    __slots__ = ("host", "host_header", "path", "pool_key", "port", "request_line_tail", "route", "tls")
 
-    def __init__(self, url: str, user_agent: bytes) -> None:
+    def __init__(self, url: str, user_agent: bytes, router: Router | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConnectError(f"unsupported URL {url!r}: expected http:// or https://")
         self.tls = parts.scheme == "https"
         self.host = parts.hostname
         self.port = parts.port or (443 if self.tls else 80)
+        self.route = router(parts.scheme, self.host, self.port) if router is not None else Route()
         default = 443 if self.tls else 80
         self.host_header = self.host if self.port == default else f"{self.host}:{self.port}"
         if ":" in self.host and not self.host.startswith("["):
@@ -487,8 +557,14 @@ class _Target:
         path = parts.path or "/"
         self.path = f"{path}?{parts.query}" if parts.query else path
         self.pool_key = (parts.scheme, self.host, self.port)
+        proxy = self.route.proxy
+        target = self.path
+        if proxy is not None and not self.tls:  # absolute-form for a proxy; https goes through a tunnel
+            target = f"http://{self.host_header}{self.path}"
         self.request_line_tail = b"%s HTTP/1.1\r\nhost: %s\r\nuser-agent: %s" % (
-            self.path.encode("latin-1"), self.host_header.encode("latin-1"), user_agent)
+            target.encode("latin-1"), self.host_header.encode("latin-1"), user_agent)
+        if proxy is not None and not self.tls and proxy.authorization:
+            self.request_line_tail += b"\r\nproxy-authorization: %s" % proxy.authorization.encode("latin-1")
 
 
 class HTTPClient:
@@ -502,8 +578,11 @@ class HTTPClient:
         max_response_size: int = 64 * 1024 * 1024,
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str = "stellwerk",
+        router: Router | None = None,
     ) -> None:
+        """``router`` chooses a proxy and a TLS context per origin (default: direct, system CAs)."""
         self.max_idle_per_host = max_idle_per_host
+        self._router = router
         self.keepalive_expiry = keepalive_expiry
         self.max_response_size = max_response_size
         self._ssl_context = ssl_context
@@ -519,7 +598,8 @@ class HTTPClient:
     def _pool_for(self, target: _Target) -> _Pool:
         pool = self._pools.get(target.pool_key)
         if pool is None:
-            pool = _Pool(target.host, target.port, self._tls() if target.tls else None, self, target.host_header)
+            tls = (target.route.ssl or self._tls()) if target.tls else None
+            pool = _Pool(target.host, target.port, tls, self, target.host_header, target.route.proxy)
             self._pools[target.pool_key] = pool
         return pool
 
@@ -541,7 +621,7 @@ class HTTPClient:
         """
         target = self._targets.get(url)
         if target is None:
-            target = _Target(url, self._ua)
+            target = _Target(url, self._ua, self._router)
             if len(self._targets) < 4096:
                 self._targets[url] = target
         pool = self._pool_for(target)
