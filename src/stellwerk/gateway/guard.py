@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Final
 
 from stellwerk.http.server import Handler, Request, Response, StreamingResponse
@@ -52,7 +52,8 @@ class BrowserGuard:
         self._any_origin = "*" in cors_origins
         self._accepted: set[str] = set()
 
-    async def __call__(self, request: Request) -> Response | StreamingResponse:
+    def __call__(self, request: Request) -> Awaitable[Response | StreamingResponse]:
+        """Not a coroutine itself: the common case hands back the app's own awaitable (no extra frame)."""
         headers = request.headers
         host = headers.get("host")
         if host is not None and host not in self._accepted and not self._host_ok(host):
@@ -66,17 +67,20 @@ class BrowserGuard:
         origin = headers.get("origin")
         if origin is None:
             if method == "OPTIONS":
-                return Response(204, b"", [("allow", _METHODS)], content_type="text/plain")
-            return await self._app(request)
+                return _ready(Response(204, b"", [("allow", _METHODS)], content_type="text/plain"))
+            return self._app(request)
         allowed = self._any_origin or origin.lower().rstrip("/") in self._origins
         if method == "OPTIONS":
             if not allowed:
                 return _refuse(403, "This origin may not call the gateway (server.cors_origins).", request.path)
-            return self._preflight(origin, headers.get("access-control-request-headers", ""))
+            return _ready(self._preflight(origin, headers.get("access-control-request-headers", "")))
         if not allowed:
             if method not in _SAFE_METHODS:
                 return _refuse(403, "This origin may not call the gateway (server.cors_origins).", request.path)
-            return await self._app(request)  # readable by the page only with CORS headers, which it does not get
+            return self._app(request)  # readable by the page only with CORS headers, which it does not get
+        return self._with_cors(request, origin)
+
+    async def _with_cors(self, request: Request, origin: str) -> Response | StreamingResponse:
         response = await self._app(request)
         cors = [("access-control-allow-origin", origin), ("vary", "origin"), ("access-control-expose-headers", _EXPOSE)]
         response.headers = [*(response.headers or ()), *cors]
@@ -110,5 +114,9 @@ class BrowserGuard:
         ], content_type="text/plain")
 
 
-def _refuse(status: int, message: str, path: str) -> Response:
-    return Response(status, http_layer_error(status, message, path))
+async def _ready(response: Response) -> Response:
+    return response
+
+
+def _refuse(status: int, message: str, path: str) -> Awaitable[Response]:
+    return _ready(Response(status, http_layer_error(status, message, path)))

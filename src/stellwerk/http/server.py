@@ -159,9 +159,21 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing or self._rejected:
             return
-        self.last_active = self._server.loop.time()
+        self.last_active = now = self._server.loop.time()
         if self._backlog is not None:  # reading is paused; a read already under way still lands here
             self._backlog += data
+            return
+        if self._task is None and self._head_size == 0 and len(data) <= _SLICE:
+            # The common case, inlined: a new request (or several) in one small read, nothing queued.
+            self._phase_started = now
+            self._head_size = len(data)  # below MAX_HEAD_SIZE: checked on the next read if the head goes on
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade:
+                self._reject(400, "protocol upgrades are not supported")
+            except httptools.HttpParserError as exc:
+                if not self._rejected:
+                    self._reject(400, f"malformed HTTP request: {exc}")
             return
         self._feed(data)
 
