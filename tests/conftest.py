@@ -66,7 +66,7 @@ async def start_gateway() -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
 
     yield start
     for gateway in gateways:
-        await gateway.close()
+        await gateway.close(grace=1.0)
 
 
 @pytest.fixture

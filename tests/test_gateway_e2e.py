@@ -334,7 +334,7 @@ async def test_pipelined_and_expect_continue_requests(start_sim: StartSim, start
         answers = [await conn.read_response() for _ in range(3)]
         assert [a.headers["x-request-id"] for a in answers] == ["one", "two", "three"]
         assert [a.status for a in answers] == [200, 200, 200]
-        await conn.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        await conn.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
                         b"Content-Length: %d\r\n\r\n" % len(body))
         assert (await conn.read_response()).status == 100
         await conn.send(body)

@@ -138,7 +138,7 @@ async def test_content_length_over_limit_is_413_before_the_body_is_read(setup: t
     _, gateway = setup
     async with await RawConnection.open(gateway.port) as conn:
         # Announce far more than the limit, send only a few bytes, and wait for the answer: it must not wait for us.
-        await conn.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        await conn.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                         b"Content-Length: 50000000\r\n\r\n{\"model\": ")
         response = await conn.read_response()
         assert response.status == 413
@@ -150,7 +150,7 @@ async def test_content_length_over_limit_is_413_before_the_body_is_read(setup: t
 async def test_chunked_body_over_limit_is_413(setup: tuple[SimProvider, Gateway]) -> None:
     _, gateway = setup
     async with await RawConnection.open(gateway.port) as conn:
-        await conn.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await conn.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n")
         piece = b'{"model": "chat", "messages": [' + b" " * 600
         await conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
         await conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))  # over the limit, and never finished
@@ -165,7 +165,7 @@ async def test_body_under_the_limit_in_chunks_is_served(start_sim: StartSim, sta
     gateway = await start_gateway(config(model("chat", deployment("a", sim.base_url)), max_body_size=LIMIT))
     async with await RawConnection.open(gateway.port) as conn:
         body = orjson.dumps(chat())
-        await conn.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        await conn.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                         + b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 10]), body[i:i + 10])
                                    for i in range(0, len(body), 10)) + b"0\r\n\r\n")
         assert (await conn.read_response()).status == 200

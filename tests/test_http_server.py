@@ -387,7 +387,7 @@ async def test_idle_keep_alive_connections_are_closed(serve: Serve) -> None:
             await gate.started.wait()
         later = server.loop.time() + 60  # as if a minute went by
         for connection in list(server.connections):
-            connection.close_if_idle(later, server.keepalive_timeout)
+            connection.sweep(later)
         assert await idle.at_eof()
         gate.release.set()
         assert (await busy.read_response()).status == 200  # in flight: not idle

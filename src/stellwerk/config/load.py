@@ -26,6 +26,7 @@ import yaml
 
 from stellwerk.errors import ConfigError
 
+from . import hygiene
 from .schema import Config
 
 __all__ = ["Check", "check", "interpolate", "load_dict", "load_file", "load_text"]
@@ -132,6 +133,7 @@ def check(config: Config) -> list[str]:
             if dep.resume is not None and dep.resume not in ("prefill", "instruct", "off"):
                 problems.append(f"{dwhere}.resume: expected prefill, instruct or off, got '{dep.resume}'")
     names = {m.name for m in config.models}
+    problems.extend(hygiene.problems(config))  # values sent on the wire: header injection, proxies, CA files
     for i, model in enumerate(config.models):
         for key in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
             for k, target in enumerate(getattr(model, key)):

@@ -107,6 +107,13 @@ class DeploymentConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     """Whether the model honours ``response_format`` JSON modes. Default true."""
     max_output_tokens: Annotated[int, Meta(ge=1)] | None = None
     """Largest answer the model can produce. Default unknown."""
+    proxy: str | None = None
+    """HTTP proxy for this deployment, ``http://[user:password@]host:port`` (CONNECT for https
+    upstreams, absolute-form requests for http ones), or ``direct`` for none. Default: ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` and ``NO_PROXY`` from the environment, matched as curl does."""
+    ca_file: str | None = None
+    """PEM file of CA certificates trusted for this deployment *in addition to* the system store (a
+    private CA). Default: the system store only."""
     resume: str | None = None
     """How a stream that broke off elsewhere is continued here: ``prefill`` (the partial answer as
     a trailing assistant message, continued by the model), ``instruct`` (partial answer plus an
@@ -203,6 +210,31 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     """Largest request body accepted, in bytes; larger ones get 413 before being read. Default 32 MiB."""
     keepalive_timeout: Seconds = 75.0
     """Seconds an idle client connection is kept open. Default 75."""
+    max_response_size: Annotated[int, Meta(ge=1024)] = 64 * 1024 * 1024
+    """Largest non-streamed upstream answer read, in bytes; a larger one fails at once with a 502 naming
+    this limit (streams are not limited in total, only in what is buffered). Default 64 MiB."""
+    header_timeout: Seconds = 10.0
+    """Seconds a client has to send a request's line and headers, from its first byte; then 408 and
+    the connection is closed (against slowloris). Default 10."""
+    body_timeout: Seconds = 30.0
+    """Seconds a client has to send a request body, from the end of its headers; a slower body is still
+    accepted while it arrives at ``body_min_rate`` on average. Then 408 and close. Default 30."""
+    body_min_rate: Annotated[int, Meta(ge=0)] = 16 * 1024
+    """Bytes per second: a body taking longer than ``body_timeout`` must have arrived at least this fast
+    on average (0: ``body_timeout`` is a hard limit). Default 16384."""
+    max_connections: Annotated[int, Meta(ge=1)] = 4096
+    """Client connections held at most; past it, new connections get a 503 and are closed at once, and
+    the ones held are served on. Default 4096."""
+    shutdown_grace: Annotated[float, Meta(ge=0, le=3600)] = 30.0
+    """Seconds in-flight requests and streams get to finish after SIGTERM/SIGINT (the listener closes at
+    once); streams still running then end with a ``stream_interrupted`` error event. Default 30."""
+    allowed_hosts: list[str] = []
+    """``Host`` names accepted besides IP addresses and ``localhost`` (against DNS rebinding): exact names,
+    ``*.example.com`` for subdomains, or ``*`` for any. Default none."""
+    cors_origins: list[str] = []
+    """Web origins (``https://app.example.com``, or ``*``) allowed to call the gateway from a browser:
+    they get CORS headers and preflight answers; requests from other origins that could change state
+    are refused. Default none."""
 
 
 class Config(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

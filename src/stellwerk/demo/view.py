@@ -9,7 +9,7 @@ The live board, top to bottom::
     events      failovers, outages and recoveries, repeated ones merged into one line with a count
 
 Everything here only reads a :class:`~stellwerk.demo.tally.Tally` and the gateway's
-:class:`~stellwerk.events.StatsCollector`.
+:class:`~stellwerk.telemetry.StatsCollector`.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from stellwerk.routing import Router
 from stellwerk.telemetry import StatsCollector
 
 from .anthropic_api import AnthropicAPI
+from .depth import too_deep
 from .errors import error_body, error_response
 
 __all__ = ["GatewayApp"]
@@ -105,6 +106,11 @@ class GatewayApp:
             return await route(request, rid)
         except StellwerkError as err:
             return error_response(err, [("x-request-id", rid)])
+        except orjson.JSONEncodeError:  # a parameter nested deeper than the upstream request can be encoded
+            answer = too_deep(request, path, [("x-request-id", rid)])
+            if answer is None:
+                raise
+            return answer
 
     @staticmethod
     def _json(request: Request) -> Any:

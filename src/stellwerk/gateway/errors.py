@@ -7,7 +7,7 @@ import orjson
 from stellwerk.errors import AllAttemptsFailedError, StellwerkError, UpstreamError
 from stellwerk.http.server import Response
 
-__all__ = ["error_body", "error_response", "http_layer_error"]
+__all__ = ["error_body", "error_response", "http_layer_error", "stream_interrupted_event"]
 
 
 def error_body(status: int, message: str, error_type: str | None = None, code: str | int | None = None,
@@ -22,8 +22,21 @@ def http_layer_error(status: int, message: str, path: str = "") -> bytes:
     if path.rstrip("/").endswith(("/messages", "/messages/count_tokens")):
         kind = {413: "request_too_large"}.get(status, "invalid_request_error")
         return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
-    code = {413: "request_too_large", 400: "bad_request", 431: "request_header_fields_too_large"}.get(status)
+    code = {413: "request_too_large", 400: "bad_request", 431: "request_header_fields_too_large",
+            408: "request_timeout", 503: "server_busy", 403: "forbidden", 415: "unsupported_media_type"}.get(status)
     return error_body(status, message, code=code)
+
+
+_SHUTDOWN = "The gateway is shutting down and ended this stream before the answer was complete (stream_interrupted)."
+
+
+def stream_interrupted_event(path: str) -> bytes:
+    """The last event of a stream the server ends at shutdown, in the shape of the API asked."""
+    if path.rstrip("/").endswith("/messages"):
+        return b"event: error\ndata: %s\n\n" % orjson.dumps(
+            {"type": "error", "error": {"type": "overloaded_error", "message": _SHUTDOWN}})
+    return b"data: %s\n\n" % orjson.dumps(
+        {"error": {"message": _SHUTDOWN, "type": "server_error", "param": None, "code": "stream_interrupted"}})
 
 
 def error_response(err: StellwerkError, headers: list[tuple[str, str]]) -> Response:

@@ -18,7 +18,8 @@ from stellwerk.routing import Router
 from stellwerk.telemetry import Event, RequestFinished, StatsCollector
 
 from .app import GatewayApp
-from .errors import http_layer_error
+from .errors import http_layer_error, stream_interrupted_event
+from .guard import BrowserGuard
 
 __all__ = ["Gateway", "run_gateway"]
 
@@ -57,11 +58,19 @@ class Gateway:
         self.router.events.subscribe(self.stats, RequestFinished)
         self.router.events.subscribe(log_record, RequestFinished)
         self.app = GatewayApp(self.router, self.stats)
+        server = config.server
+        guarded = BrowserGuard(self.app, listen_host=server.host, allowed_hosts=server.allowed_hosts,
+                               cors_origins=server.cors_origins)
         self.server = HTTPServer(
-            self.app,
-            max_body_size=config.server.max_body_size,
-            keepalive_timeout=config.server.keepalive_timeout,
+            guarded,
+            max_body_size=server.max_body_size,
+            keepalive_timeout=server.keepalive_timeout,
+            header_timeout=server.header_timeout,
+            body_timeout=server.body_timeout,
+            body_min_rate=server.body_min_rate,
+            max_connections=server.max_connections,
             error_body=http_layer_error,
+            interrupted_event=stream_interrupted_event,
         )
 
     @property
@@ -77,8 +86,9 @@ class Gateway:
                                 port if port is not None else self.config.server.port)
         self.router.start()
 
-    async def close(self) -> None:
-        await self.server.close()
+    async def close(self, grace: float | None = None) -> None:
+        """Stop listening; in-flight requests get ``grace`` seconds (default ``server.shutdown_grace``)."""
+        await self.server.close(self.config.server.shutdown_grace if grace is None else grace)
         await self.router.aclose()
 
 

@@ -13,7 +13,13 @@ Errors are raised as :class:`TransportError` subclasses only:
     ├── ConnectError      could not open a connection (refused, DNS, TLS, connect timeout)
     ├── ReadError         the connection broke while waiting for or reading the response
     ├── TimeoutError_     no response headers (or no next body chunk) before the deadline
-    └── ProtocolError     the upstream spoke malformed HTTP or sent an oversized body
+    └── ProtocolError     the upstream spoke malformed HTTP or sent oversized headers
+        └── ResponseTooLarge  a response body to be read whole exceeds ``max_response_size``
+
+A body read whole (:meth:`ClientResponse.read`) is limited by ``max_response_size``
+(a ``Content-Length`` above it fails as soon as the headers arrive); a streamed
+body is limited by what is buffered unread (reading pauses above 1 MiB). The
+response head (status line and headers) is limited to ``MAX_HEAD_SIZE``.
 
 A request on a pooled connection that the peer closed while idle is retried
 once on a fresh connection, only when no byte of a response was received and
@@ -28,11 +34,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import httptools
+
+from .proxy import Proxy
 
 __all__ = [
     "ClientResponse",
@@ -40,13 +48,17 @@ __all__ = [
     "HTTPClient",
     "ProtocolError",
     "ReadError",
+    "ResponseTooLarge",
+    "Route",
     "TimeoutError_",
     "Transport",
     "TransportError",
     "UpstreamResponse",
 ]
 
-_HIGH_WATER = 1 << 20  # pause reading from the upstream above 1 MiB buffered
+_HIGH_WATER = 1 << 20  # pause reading from a streamed upstream answer above 1 MiB buffered
+MAX_HEAD_SIZE = 64 * 1024
+"""Largest upstream status line plus headers accepted."""
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
@@ -84,6 +96,15 @@ class UpstreamResponse(Protocol):
     def close(self) -> None: ...
 
 
+class ResponseTooLarge(ProtocolError):
+    """The upstream's answer is larger than the client's ``max_response_size``."""
+
+    def __init__(self, limit: int, size: int | None = None) -> None:
+        what = f"of {size} bytes " if size is not None else ""
+        super().__init__(f"upstream response body {what}exceeds the limit of {limit} bytes (server.max_response_size)")
+        self.limit = limit
+
+
 class Transport(Protocol):
     """What the router needs from an HTTP client (see :class:`HTTPClient`)."""
 
@@ -101,11 +122,23 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+class Route(NamedTuple):
+    """How to reach one origin: through which proxy (None: directly) and with which TLS context."""
+
+    proxy: Proxy | None = None
+    ssl: ssl.SSLContext | None = None
+    """None: the client's default context (system CAs)."""
+
+
+Router = Callable[[str, str, int], Route]
+"""``(scheme, host, port)`` → the :class:`Route` to that origin."""
+
+
 class _Exchange:
     """State of one request/response on a connection."""
 
     __slots__ = ("buffered", "chunks", "complete", "error", "got_bytes", "headers", "idle_until", "status", "waiter",
-                 "watchdog")
+                 "watchdog", "whole")
 
     def __init__(self) -> None:
         self.status = 0
@@ -118,6 +151,8 @@ class _Exchange:
         self.got_bytes = False
         self.idle_until = 0.0
         self.watchdog: asyncio.TimerHandle | None = None
+        self.whole = False
+        """Read whole (no flow control: bounded by ``max_response_size`` instead)."""
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -126,7 +161,8 @@ class _Exchange:
 
 
 class _Connection(asyncio.Protocol):
-    __slots__ = ("closed", "exchange", "headers_done", "idle_since", "parser", "paused", "pool", "reused", "transport")
+    __slots__ = ("closed", "exchange", "head_size", "headers_done", "idle_since", "parser", "paused", "pool", "reused",
+                 "transport")
 
     def __init__(self, pool: _Pool) -> None:
         self.pool = pool
@@ -138,6 +174,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.paused = False
+        self.head_size = 0
 
     # -- asyncio.Protocol -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -167,22 +204,40 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as e:
-            ex.error = ProtocolError(f"malformed HTTP response from upstream: {e}")
+            if ex.error is None:
+                ex.error = ProtocolError(f"malformed HTTP response from upstream: {e}")
             ex.wake()
             self.abort()
+            return
+        if not self.headers_done and self.exchange is ex and not self.closed:
+            self.head_size += len(data)
+            if self.head_size > MAX_HEAD_SIZE:
+                self._fail(ex, ProtocolError(f"upstream response headers exceed {MAX_HEAD_SIZE} bytes"))
 
     # -- httptools callbacks ----------------------------------------------
     def on_status(self, status: bytes) -> None:
         pass
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        assert self.exchange is not None
-        self.exchange.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        ex = self.exchange
+        assert ex is not None
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > MAX_HEAD_SIZE:
+            self._fail(ex, ProtocolError(f"upstream response headers exceed {MAX_HEAD_SIZE} bytes"))
+            raise httptools.HttpParserError("headers too large")
+        ex.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         ex = self.exchange
         assert ex is not None
         ex.status = self.parser.get_status_code()
+        self.head_size = 0
+        length = ex.headers.get("content-length")
+        limit = self.pool.max_response_size
+        if length is not None and length.isdigit() and int(length) > limit:
+            # Fail now rather than after downloading what would be refused anyway.
+            self._fail(ex, ResponseTooLarge(limit, int(length)))
+            raise httptools.HttpParserError("response too large")
         self.headers_done = True
         ex.wake()
 
@@ -192,12 +247,13 @@ class _Connection(asyncio.Protocol):
         ex.chunks.append(body)
         ex.buffered += len(body)
         if ex.buffered > self.pool.max_response_size:
-            ex.error = ProtocolError("upstream response body exceeds the size limit")
-            self.abort()
-        elif ex.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+            self._fail(ex, ResponseTooLarge(self.pool.max_response_size))
+            raise httptools.HttpParserError("response too large")
+        if ex.buffered > _HIGH_WATER and not ex.whole and not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
-        ex.wake()
+        if not ex.whole:
+            ex.wake()  # a whole read waits for the end only
 
     def on_message_complete(self) -> None:
         ex = self.exchange
@@ -205,6 +261,7 @@ class _Connection(asyncio.Protocol):
         ex.complete = True
         self.exchange = None
         self.headers_done = False
+        self.head_size = 0
         ex.wake()
         if self.parser.should_keep_alive() and not self.closed:
             self.pool.release(self)
@@ -212,6 +269,21 @@ class _Connection(asyncio.Protocol):
             self.abort()
 
     # -- helpers ------------------------------------------------------------
+    def _fail(self, ex: _Exchange, error: TransportError) -> None:
+        if ex.error is None:
+            ex.error = error
+        ex.chunks.clear()
+        ex.buffered = 0
+        ex.wake()
+        self.abort()
+
+    def read_whole(self, ex: _Exchange) -> None:
+        """The body is about to be read whole: stop flow control (the size limit bounds it instead)."""
+        ex.whole = True
+        if self.paused and self.transport is not None and not self.closed:
+            self.paused = False
+            self.transport.resume_reading()
+
     def consumed(self, ex: _Exchange, size: int) -> None:
         ex.buffered = max(0, ex.buffered - size)
         if self.paused and ex.buffered < _HIGH_WATER // 2 and self.transport is not None:
@@ -244,6 +316,8 @@ class ClientResponse:
     async def read(self, timeout: float | None = None) -> bytes:
         ex = self._ex
         deadline = None if timeout is None else self._loop.time() + timeout
+        if not ex.whole:
+            self._conn.read_whole(ex)
         while not ex.complete:
             if ex.error is not None:
                 raise ex.error
@@ -364,16 +438,50 @@ def _idempotent(method: str, headers: bytes) -> bool:
     return method in _IDEMPOTENT or b"idempotency-key:" in headers.lower()
 
 
+class _Tunnel(asyncio.Protocol):
+    """The proxy's answer to ``CONNECT`` (bounded); after it, TLS takes the connection over."""
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.head += data
+        if self.done.done():
+            return
+        if b"\r\n\r\n" in self.head:
+            self.done.set_result(None)
+        elif len(self.head) > 16384:
+            self.done.set_exception(ConnectError("the proxy's answer to CONNECT is too long"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(ConnectError("the proxy closed the connection during CONNECT"))
+
+    async def established(self, authority: str) -> None:
+        await self.done
+        status_line = bytes(self.head.split(b"\r\n", 1)[0])
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].startswith(b"2"):
+            shown = status_line[:100].decode("latin-1", "replace")
+            raise ConnectError(f"the proxy refused CONNECT {authority}: {shown}")
+        if not self.head.endswith(b"\r\n\r\n"):
+            raise ConnectError("the proxy sent data before the TLS handshake")
+
+
 class _Pool:
     """Idle connections to one origin (scheme, host, port)."""
 
-    __slots__ = ("host", "host_header", "idle", "keepalive_expiry", "loop", "max_idle", "max_response_size", "port", "ssl")
+    __slots__ = ("host", "host_header", "idle", "keepalive_expiry", "loop", "max_idle", "max_response_size", "port", "proxy",
+                 "ssl")
 
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, client: HTTPClient, host_header: str) -> None:
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, client: HTTPClient, host_header: str,
+                 proxy: Proxy | None = None) -> None:
         self.idle: collections.deque[_Connection] = collections.deque()
         self.host = host
         self.port = port
         self.ssl = tls
+        self.proxy = proxy
         self.max_idle = client.max_idle_per_host
         self.keepalive_expiry = client.keepalive_expiry
         self.max_response_size = client.max_response_size
@@ -394,20 +502,40 @@ class _Pool:
         return None
 
     async def connect(self, timeout: float | None) -> _Connection:
+        via = f" through the proxy {self.proxy.host}:{self.proxy.port}" if self.proxy is not None else ""
         try:
-            coro = self.loop.create_connection(
+            async with asyncio.timeout(timeout):
+                return await self._open()
+        except TimeoutError:
+            raise ConnectError(f"connect to {self.host}:{self.port}{via} timed out after {timeout}s") from None
+        except (OSError, ssl.SSLError) as e:
+            raise ConnectError(f"cannot connect to {self.host}:{self.port}{via}: {e.strerror or e}") from None
+
+    async def _open(self) -> _Connection:
+        proxy = self.proxy
+        if proxy is None:
+            _, conn = await self.loop.create_connection(
                 lambda: _Connection(self), self.host, self.port, ssl=self.ssl,
                 server_hostname=self.host if self.ssl else None,
             )
-            if timeout is None:
-                _, conn = await coro
-            else:
-                async with asyncio.timeout(timeout):
-                    _, conn = await coro
-        except TimeoutError:
-            raise ConnectError(f"connect to {self.host}:{self.port} timed out after {timeout}s") from None
-        except (OSError, ssl.SSLError) as e:
-            raise ConnectError(f"cannot connect to {self.host}:{self.port}: {e.strerror or e}") from None
+            return conn
+        if self.ssl is None:  # plain http through a proxy: absolute-form requests on a connection to it
+            _, conn = await self.loop.create_connection(lambda: _Connection(self), proxy.host, proxy.port)
+            return conn
+        raw, tunnel = await self.loop.create_connection(_Tunnel, proxy.host, proxy.port)
+        try:
+            authority = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+            auth = f"proxy-authorization: {proxy.authorization}\r\n" if proxy.authorization else ""
+            raw.write(f"CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n{auth}\r\n".encode("latin-1"))
+            await tunnel.established(authority)
+            conn = _Connection(self)
+            tls = await self.loop.start_tls(raw, conn, self.ssl, server_hostname=self.host)
+        except BaseException:
+            raw.abort()
+            raise
+        if tls is None:  # pragma: no cover - only for transports without TLS support
+            raise ConnectError("the event loop cannot start TLS on a proxy tunnel")
+        conn.connection_made(tls)
         return conn
 
     def release(self, conn: _Connection) -> None:
@@ -427,15 +555,16 @@ class _Pool:
 
 
 class _Target:
-    __slots__ = ("host", "host_header", "path", "pool_key", "port", "request_line_tail", "tls")
+    __slots__ = ("host", "host_header", "path", "pool_key", "port", "request_line_tail", "route", "tls")
 
-    def __init__(self, url: str, user_agent: bytes) -> None:
+    def __init__(self, url: str, user_agent: bytes, router: Router | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConnectError(f"unsupported URL {url!r}: expected http:// or https://")
         self.tls = parts.scheme == "https"
         self.host = parts.hostname
         self.port = parts.port or (443 if self.tls else 80)
+        self.route = router(parts.scheme, self.host, self.port) if router is not None else Route()
         default = 443 if self.tls else 80
         self.host_header = self.host if self.port == default else f"{self.host}:{self.port}"
         if ":" in self.host and not self.host.startswith("["):
@@ -443,8 +572,14 @@ class _Target:
         path = parts.path or "/"
         self.path = f"{path}?{parts.query}" if parts.query else path
         self.pool_key = (parts.scheme, self.host, self.port)
+        proxy = self.route.proxy
+        target = self.path
+        if proxy is not None and not self.tls:  # absolute-form for a proxy; https goes through a tunnel
+            target = f"http://{self.host_header}{self.path}"
         self.request_line_tail = b"%s HTTP/1.1\r\nhost: %s\r\nuser-agent: %s" % (
-            self.path.encode("latin-1"), self.host_header.encode("latin-1"), user_agent)
+            target.encode("latin-1"), self.host_header.encode("latin-1"), user_agent)
+        if proxy is not None and not self.tls and proxy.authorization:
+            self.request_line_tail += b"\r\nproxy-authorization: %s" % proxy.authorization.encode("latin-1")
 
 
 class HTTPClient:
@@ -458,8 +593,11 @@ class HTTPClient:
         max_response_size: int = 64 * 1024 * 1024,
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str = "stellwerk",
+        router: Router | None = None,
     ) -> None:
+        """``router`` chooses a proxy and a TLS context per origin (default: direct, system CAs)."""
         self.max_idle_per_host = max_idle_per_host
+        self._router = router
         self.keepalive_expiry = keepalive_expiry
         self.max_response_size = max_response_size
         self._ssl_context = ssl_context
@@ -475,7 +613,8 @@ class HTTPClient:
     def _pool_for(self, target: _Target) -> _Pool:
         pool = self._pools.get(target.pool_key)
         if pool is None:
-            pool = _Pool(target.host, target.port, self._tls() if target.tls else None, self, target.host_header)
+            tls = (target.route.ssl or self._tls()) if target.tls else None
+            pool = _Pool(target.host, target.port, tls, self, target.host_header, target.route.proxy)
             self._pools[target.pool_key] = pool
         return pool
 
@@ -497,7 +636,7 @@ class HTTPClient:
         """
         target = self._targets.get(url)
         if target is None:
-            target = _Target(url, self._ua)
+            target = _Target(url, self._ua, self._router)
             if len(self._targets) < 4096:
                 self._targets[url] = target
         pool = self._pool_for(target)

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 
 from stellwerk.errors import Attempt, Outcome, UpstreamError
-from stellwerk.redact import redact
+from stellwerk.redact import redact, scrub
 from stellwerk.telemetry import AttemptFinished, AttemptStarted, Events
 from stellwerk.usage import Usage
 
@@ -80,7 +80,7 @@ class Lease:
     def failed(self, err: UpstreamError) -> Attempt:
         """The attempt failed; returns it as reported to clients (its message redacted)."""
         dep = self.deployment
-        err.message = redact(err.message, dep.endpoint.secrets)
+        scrub(err, dep.endpoint.secrets)
         attempt = Attempt(dep.id, err.outcome, err.message, err.upstream_status, err.reason, err.retry_after)
         if self._close(err.outcome.value, err.upstream_status):
             return attempt

@@ -21,7 +21,7 @@ from stellwerk.usage import Usage, estimate_tokens, usage_from
 
 from .deployment import ModelGroup
 from .lease import Lease
-from .send import read_body, send, transport_error
+from .send import classify, read_body, send, transport_error
 
 __all__ = ["Answered", "Opened", "UpstreamRequest", "complete", "continuation_body", "embed", "open_stream"]
 
@@ -67,7 +67,7 @@ async def complete(transport: Transport, clock: Clock, call: Call, body: dict[st
     dep.routing.rate_limit_headers(response.headers)
     raw_body = await read_body(response, deadline - clock())
     if not 200 <= response.status < 300:
-        raise adapter.classify(response.status, response.headers, raw_body)
+        raise classify(adapter, dep.endpoint.secrets, response.status, response.headers, raw_body)
     data, raw = adapter.chat_response(dep.config, raw_body)
     usage = usage_from(data.get("usage")) or Usage(
         estimate_tokens(call.facts.prompt_chars), estimate_tokens(_answer_chars(data)), estimated=True)
@@ -83,7 +83,7 @@ async def embed(transport: Transport, clock: Clock, call: Call, lease: Lease, ti
     response = await send(transport, wire, timeout, dep.config.connect_timeout, call.upstream_headers())
     raw_body = await read_body(response, deadline - clock())
     if not 200 <= response.status < 300:
-        raise adapter.classify(response.status, response.headers, raw_body)
+        raise classify(adapter, dep.endpoint.secrets, response.status, response.headers, raw_body)
     data, raw = adapter.embeddings_response(dep.config, raw_body)
     usage = usage_from({"completion_tokens": 0, **(data.get("usage") or {})}) or Usage(estimated=True)
     lease.ok(usage)
@@ -120,7 +120,7 @@ async def open_stream(transport: Transport, clock: Clock, call: Call, body: dict
     dep.routing.rate_limit_headers(response.headers)
     if not 200 <= response.status < 300:
         data = await read_body(response, deadline - clock())
-        raise adapter.classify(response.status, response.headers, data)
+        raise classify(adapter, dep.endpoint.secrets, response.status, response.headers, data)
     decoder = adapter.stream_decoder(dep.config)
     idle = group.idle_timeout_for(dep)
     first: list[Chunk] = []

@@ -24,11 +24,12 @@ from stellwerk.config import HealthCheckOptions
 from stellwerk.errors import UpstreamError
 from stellwerk.http.client import Transport, TransportError
 from stellwerk.providers import UpstreamRequest
+from stellwerk.redact import redact
 from stellwerk.telemetry import Events
 
 from .deployment import Deployment
 from .lease import Lease
-from .send import read_body, send, transport_error
+from .send import classify, read_body, send, transport_error
 from .table import RoutingTable
 
 __all__ = ["HealthProber"]
@@ -102,8 +103,8 @@ class HealthProber:
                 if options.kind == "chat":
                     dep.adapter.chat_response(dep.config, data)  # raises UpstreamError for a malformed answer
                 return None
-            return dep.adapter.classify(response.status, response.headers, data).message
+            return classify(dep.adapter, dep.endpoint.secrets, response.status, response.headers, data).message
         except UpstreamError as err:
-            return err.message
+            return redact(err.message, dep.endpoint.secrets)
         except TransportError as err:
-            return transport_error(err, options.timeout).message
+            return redact(transport_error(err, options.timeout).message, dep.endpoint.secrets)

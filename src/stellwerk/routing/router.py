@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from stellwerk.config import Config
 from stellwerk.errors import StellwerkError
-from stellwerk.http.client import HTTPClient, Transport
+from stellwerk.http.client import Transport
+from stellwerk.outbound import build_client
 from stellwerk.pipeline import (
     Call,
     ChatResult,
@@ -96,7 +97,8 @@ class Router:
         self._live = LiveState(clock=clock, rng=rng if rng is not None else random.Random(), store=self.state,
                                events=self.events)
         self._table = self._built(build_table(self.config, 1, self._live, self.registries))
-        self._transport: Transport = transport if transport is not None else HTTPClient()
+        self._transport: Transport = transport if transport is not None else build_client(
+            self.config, [(d.config, d.endpoint) for d in self._table.deployments.values()])
         self._owns_transport = transport is None
         self._pipeline = compose(RouteHandler(self._transport, clock=clock, sleep=sleep, events=self.events),
                                  middlewares)

@@ -6,15 +6,23 @@ from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.http.client import (
     ConnectError,
     ProtocolError,
+    ResponseTooLarge,
     TimeoutError_,
     Transport,
     TransportError,
     UpstreamResponse,
 )
-from stellwerk.providers import UpstreamRequest
+from stellwerk.providers import Adapter, UpstreamRequest
 from stellwerk.providers.base import encode_headers
+from stellwerk.redact import redact_bytes, scrub
 
-__all__ = ["read_body", "send", "transport_error"]
+__all__ = ["classify", "read_body", "send", "transport_error"]
+
+
+def classify(adapter: Adapter, secrets: tuple[str, ...], status: int, headers: dict[str, str],
+             body: bytes) -> UpstreamError:
+    """An error answer as a classified error, its credentials redacted before any of it is cut short."""
+    return scrub(adapter.classify(status, headers, redact_bytes(body, secrets)), secrets)
 
 
 def transport_error(err: TransportError, timeout: float | None = None) -> UpstreamError:
@@ -23,6 +31,10 @@ def transport_error(err: TransportError, timeout: float | None = None) -> Upstre
         return UpstreamError(Outcome.RETRY_HERE, detail, reason="timeout")
     if isinstance(err, ConnectError):
         return UpstreamError(Outcome.RETRY_HERE, str(err), reason="connect")
+    if isinstance(err, ResponseTooLarge):
+        # Not the deployment's fault, and any other one would answer as much: fail at once, without retries.
+        return UpstreamError(Outcome.CLIENT_ERROR, str(err), status=502, error_type="upstream_error",
+                             code="response_too_large", reason="protocol")
     if isinstance(err, ProtocolError):
         return UpstreamError(Outcome.RETRY_HERE, str(err), reason="protocol")
     return UpstreamError(Outcome.RETRY_HERE, str(err) or "connection lost", reason="read")

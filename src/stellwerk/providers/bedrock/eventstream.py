@@ -97,10 +97,16 @@ class EventStreamDecoder:
     __slots__ = ("_buffer",)
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
+        """An incomplete message, appended to in place (a long message costs linear, not quadratic, time)."""
 
     def feed(self, data: bytes) -> list[EventMessage]:
-        buffer = self._buffer + data if self._buffer else data
+        buffer: bytes | bytearray
+        if self._buffer:
+            self._buffer += data
+            buffer = self._buffer
+        else:
+            buffer = data
         messages: list[EventMessage] = []
         start = 0
         while len(buffer) - start >= 12:
@@ -115,13 +121,16 @@ class EventStreamDecoder:
             (message_crc,) = struct.unpack_from(">I", buffer, end - 4)
             if zlib.crc32(buffer[start:end - 4]) != message_crc:
                 raise _corrupt("message checksum mismatch")
-            headers = _headers(buffer[start + 12:start + 12 + headers_length])
-            messages.append(EventMessage(headers, buffer[start + 12 + headers_length:end - 4]))
+            headers = _headers(bytes(buffer[start + 12:start + 12 + headers_length]))
+            messages.append(EventMessage(headers, bytes(buffer[start + 12 + headers_length:end - 4])))
             start = end
-        self._buffer = buffer[start:]
+        if buffer is self._buffer:
+            del self._buffer[:start]
+        elif start < len(buffer):
+            self._buffer = bytearray(buffer[start:])
         return messages
 
     @property
     def pending(self) -> bytes:
         """Bytes received that do not yet form a complete message."""
-        return self._buffer
+        return bytes(self._buffer)
