@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 import pytest
-from stellwerk.telemetry import Event
 
 from stellwerk.errors import StellwerkError
 from stellwerk.gateway import Gateway
 from stellwerk.http.server import Request, Response
+from stellwerk.telemetry import Event
 from support import GUARD, USER, CaptureUpstream, config, deployment, model, request
 
 StartUpstream = Callable[..., Awaitable[CaptureUpstream]]
