@@ -173,8 +173,9 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
     operation: Operation
     model: str
     """The model name the client asked for."""
-    body: Mapping[str, Any]
-    """The canonical (OpenAI-format) request body, validated. Treat it as read-only."""
+    body: dict[str, Any]
+    """The canonical (OpenAI-format) request body, validated; the call's own copy. Never change it: every
+    attempt, hedge and resume of the call sends it."""
     stream: bool
     include_usage: bool
     """Streams: the client asked for a final usage chunk (``stream_options.include_usage``)."""

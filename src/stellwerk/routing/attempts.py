@@ -154,7 +154,7 @@ class AttemptLoop(Generic[T]):
     def _plan(self, order: Sequence[Deployment]) -> tuple[list[Deployment], bool]:
         plan = list(order)
         healthy = [d for d in plan if d.breaker.available()]
-        panic = self.group.panic(len(healthy), len(plan))
+        panic = len(healthy) < len(plan) and self.group.panic(len(healthy), len(plan))
         if panic:
             # Ordered strategies keep their order among the healthy; the unhealthy become last resorts.
             self.journey.notes.append(f"panic: only {len(healthy)}/{len(plan)} healthy, trying the others as well")
@@ -244,6 +244,7 @@ class AttemptLoop(Generic[T]):
         self.journey.failed.append(lease.failed(err))
         outcome = err.outcome
         if outcome is Outcome.CLIENT_ERROR:
+            err.attempts = list(self.journey.failed)  # the request was at fault: it ends here, say what was tried
             raise err
         if outcome is Outcome.CONTENT_POLICY:
             raise ModelFailed("content")

@@ -52,7 +52,7 @@ class Lease:
         if routing.count_usage:
             routing.requests.add()
             routing.tokens.add(reserve_tokens)
-        if events.wants(AttemptStarted):
+        if AttemptStarted in events.heard:
             events.emit(AttemptStarted(request_id=request_id, model=deployment.model, deployment=deployment.id,
                                        number=number))
 
@@ -120,7 +120,7 @@ class Lease:
         self.closed = True
         dep = self.deployment
         dep.state.in_flight -= 1
-        if self._events.wants(AttemptFinished):
+        if AttemptFinished in self._events.heard:
             self._events.emit(AttemptFinished(request_id=self.request_id, model=dep.model, deployment=dep.id,
                                               outcome=outcome, elapsed=self._clock() - self.started, status=status))
         return False

@@ -19,7 +19,6 @@ from stellwerk.pipeline.call import Call
 from stellwerk.providers import Chunk, StreamDecoder, UpstreamRequest
 from stellwerk.usage import Usage, estimate_tokens, usage_from
 
-from .deployment import ModelGroup
 from .lease import Lease
 from .send import classify, read_body, send, transport_error
 
@@ -57,11 +56,10 @@ def _answer_chars(data: dict[str, Any]) -> int:
     return chars
 
 
-async def complete(transport: Transport, clock: Clock, call: Call, body: dict[str, Any], lease: Lease,
-                   timeout: float) -> Answered:
+async def complete(transport: Transport, clock: Clock, call: Call, lease: Lease, timeout: float) -> Answered:
     dep = lease.deployment
     adapter = dep.adapter
-    wire = adapter.chat_request(dep.config, dep.endpoint, body, False)
+    wire = adapter.chat_request(dep.config, dep.endpoint, call.body, False)
     deadline = clock() + timeout
     response = await send(transport, wire, timeout, dep.config.connect_timeout, call.upstream_headers())
     dep.routing.rate_limit_headers(response.headers)
@@ -78,7 +76,7 @@ async def complete(transport: Transport, clock: Clock, call: Call, body: dict[st
 async def embed(transport: Transport, clock: Clock, call: Call, lease: Lease, timeout: float) -> Answered:
     dep = lease.deployment
     adapter = dep.adapter
-    wire = adapter.embeddings_request(dep.config, dep.endpoint, dict(call.body))
+    wire = adapter.embeddings_request(dep.config, dep.endpoint, call.body)
     deadline = clock() + timeout
     response = await send(transport, wire, timeout, dep.config.connect_timeout, call.upstream_headers())
     raw_body = await read_body(response, deadline - clock())
@@ -109,11 +107,13 @@ class Opened:
         self.lease.release()
 
 
-async def open_stream(transport: Transport, clock: Clock, call: Call, body: dict[str, Any], group: ModelGroup,
-                      lease: Lease, timeout: float) -> Opened:
-    """Send a streamed chat and wait for its first chunk (failures until then are failed over)."""
+async def open_stream(transport: Transport, clock: Clock, call: Call, body: dict[str, Any], lease: Lease,
+                      timeout: float) -> Opened:
+    """Send a streamed chat (``body``: the call's, or a continuation of it) and wait for its first chunk
+    (failures until then are failed over)."""
     dep = lease.deployment
     adapter = dep.adapter
+    group = call.table.models[dep.model].group
     wire = adapter.chat_request(dep.config, dep.endpoint, body, True)
     deadline = clock() + timeout
     response = await send(transport, wire, timeout, dep.config.connect_timeout, call.upstream_headers())

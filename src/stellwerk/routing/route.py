@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 from stellwerk.errors import (
@@ -127,13 +128,9 @@ class RouteHandler:
                 continue
             try:
                 return await loop.run()
-            except StellwerkError as err:
-                if not err.attempts:
-                    err.attempts = list(journey.failed)  # a client error ends the call: say what was tried
-                raise
             except ModelFailed as failed:
                 kind = failed.kind
-                fresh = [t for t in call.table.model(name).fallbacks(kind) if t not in visited]
+                fresh = [t for t in call.table.models[name].fallbacks(kind) if t not in visited]
                 if fresh:
                     journey.notes.append(f"{name}: {kind}, falling back to {', '.join(fresh)}")
                 queue[0:0] = fresh
@@ -143,7 +140,7 @@ class RouteHandler:
               resuming: bool) -> AttemptLoop[T] | str:
         """Model ``name``'s attempt loop for this call, or the name of the model a task route hands it to."""
         call = journey.call
-        model = call.table.model(name)
+        model = call.table.models[name]  # looked up when the call was built; fallbacks by the config check
         planner, facts = model.planner, call.facts
         only: list[str] | None = None
         route = planner.choose_route(lambda: facts.task) if planner.strategy.chooses_routes else None
@@ -182,40 +179,28 @@ class RouteHandler:
                     record.latency, call.request_id, journey.explain(deployment.id), record)
 
     async def _chat(self, call: Call, journey: Journey) -> ChatResult:
-        transport, clock, body = self.transport, self.clock, dict(call.body)
-
-        async def op(lease: Lease, timeout: float) -> Answered:
-            return await operations.complete(transport, clock, call, body, lease, timeout)
-
-        answered, lease = await self.run(journey, op)
+        answered, lease = await self.run(journey, partial(operations.complete, self.transport, self.clock, call))
         return self._result(ChatResult, journey, lease.deployment, answered)
 
     async def _embeddings(self, call: Call, journey: Journey) -> EmbeddingsResult:
-        transport, clock = self.transport, self.clock
-
-        async def op(lease: Lease, timeout: float) -> Answered:
-            return await operations.embed(transport, clock, call, lease, timeout)
-
-        answered, lease = await self.run(journey, op)
+        answered, lease = await self.run(journey, partial(operations.embed, self.transport, self.clock, call))
         if call.body.get("encoding_format") == "base64" and _float_vectors_to_base64(answered.data):
             answered.raw = None  # the answer changed: re-encode it
         return self._result(EmbeddingsResult, journey, lease.deployment, answered)
 
     async def _stream(self, call: Call, journey: Journey) -> ChatStream:
-        body = dict(call.body)
-        opened, _ = await self.run(journey, self._stream_op(call, body), stream=True)
-        return ChatStream(call, journey, opened, Resumer(self, journey, body), clock=self.clock, events=self.events)
+        opened, _ = await self.run(journey, partial(operations.open_stream, self.transport, self.clock, call, call.body),
+                                   stream=True)
+        return ChatStream(call, journey, opened, Resumer(self, journey), clock=self.clock, events=self.events)
 
-    def _stream_op(self, call: Call, body: dict[str, Any], partial: str | None = None,
-                   produced: int = 0) -> AttemptOp[Opened]:
+    def _continuation_op(self, call: Call, partial: str, produced: int) -> AttemptOp[Opened]:
+        """Opens a stream that continues ``partial`` (as each deployment's ``resume`` mode asks)."""
         transport, clock = self.transport, self.clock
 
         async def op(lease: Lease, timeout: float) -> Opened:
-            dep = lease.deployment
-            sent = body if partial is None else continuation_body(body, partial, dep.resume, produced)
-            assert sent is not None  # deployments with resume: off are excluded from resumes
-            group = call.table.model(dep.model).group
-            return await operations.open_stream(transport, clock, call, sent, group, lease, timeout)
+            body = continuation_body(call.body, partial, lease.deployment.resume, produced)
+            assert body is not None  # deployments with resume: off are excluded from resumes
+            return await operations.open_stream(transport, clock, call, body, lease, timeout)
 
         return op
 
@@ -223,10 +208,9 @@ class RouteHandler:
 class Resumer:
     """Continues a stream that broke off on another deployment (at most ``MAX_RESUMES`` times per call)."""
 
-    def __init__(self, handler: RouteHandler, journey: Journey, body: dict[str, Any]) -> None:
+    def __init__(self, handler: RouteHandler, journey: Journey) -> None:
         self._handler = handler
         self._journey = journey
-        self._body = body
         self._broken: dict[str, int] = {}
 
     async def __call__(self, partial: str, produced: int, broken: str) -> Opened | None:
@@ -236,11 +220,11 @@ class Resumer:
         model = call.table.model(call.model)
         if not model.config.resume_streams or sum(self._broken.values()) > MAX_RESUMES:
             return None
-        n = self._body.get("n")
+        n = call.body.get("n")
         if isinstance(n, int) and n > 1:
             return None  # several choices cannot be continued as one assistant prefix
         self._journey.notes.append(f"stream from {broken} broke off after {len(partial)} characters; resuming")
-        op = self._handler._stream_op(call, self._body, partial, produced)
+        op = self._handler._continuation_op(call, partial, produced)
         try:
             opened, _ = await self._handler.run(self._journey, op, stream=True, tried=self._broken, resuming=True)
         except StellwerkError:

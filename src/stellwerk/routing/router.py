@@ -167,17 +167,18 @@ class Router:
         limit = table.model(model).config.deadline
         started = self._clock()
         headers = headers if headers is not None else {}
+        traceparent = headers.get("traceparent")
         return Call(
             request_id=request_id or os.urandom(12).hex(), operation=operation, model=model, body=request,
             stream=stream, include_usage=include_usage, started=started,
             deadline=started + (limit if timeout is None else min(timeout, limit)), headers=headers,
             facts=Facts(request, headers, stream), table=table, principal=principal,
-            traceparent=valid_traceparent(headers.get("traceparent")))
+            traceparent=valid_traceparent(traceparent) if traceparent is not None else None)
 
     async def handle(self, call: Call) -> Reply:
         """Run a call through the pipeline. Every call ends in one :class:`RequestFinished` event."""
         events = self.events
-        if events.wants(RequestStarted):
+        if RequestStarted in events.heard:
             events.emit(RequestStarted(request_id=call.request_id, operation=call.operation.value, model=call.model,
                                        stream=call.stream))
         try:
@@ -194,8 +195,11 @@ class Router:
         if isinstance(reply, Result) and reply.record is None:  # a middleware's own answer
             reply.record = call.finished(self._clock(), status=200, deployment=reply.deployment, attempts=(),
                                          usage=reply.usage, cost=reply.cost)
-        if events.wants(RequestFinished):
-            reply.on_complete(events.emit)
+        if RequestFinished in events.heard:
+            if isinstance(reply, Result) and reply.record is not None:
+                events.emit(reply.record)  # complete already (the common case: no hook object needed)
+            else:
+                reply.on_complete(events.emit)
         return reply
 
     def _failed(self, call: Call, status: int, err: StellwerkError | None) -> None:

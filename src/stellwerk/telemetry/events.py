@@ -150,10 +150,12 @@ _KINDS: tuple[type[Event], ...] = (RequestStarted, RequestFinished, RouteDecided
 class Events:
     """Listeners by event kind. ``emit`` calls those subscribed to the event's kind, in order."""
 
-    __slots__ = ("_by_kind",)
+    __slots__ = ("_by_kind", "heard")
 
     def __init__(self, listeners: Iterable[Listener] = ()) -> None:
         self._by_kind: dict[type[Event], tuple[Listener, ...]] = {}
+        self.heard: set[type[Event]] = set()
+        """The kinds someone listens to (``Kind in events.heard`` is ``wants`` without a call, for the hot path)."""
         for listener in listeners:
             self.subscribe(listener)
 
@@ -163,10 +165,11 @@ class Events:
             if kind not in _KINDS:
                 raise TypeError(f"{kind.__name__} is not an event kind")
             self._by_kind[kind] = (*self._by_kind.get(kind, ()), listener)
+            self.heard.add(kind)
 
     def wants(self, kind: type[Event]) -> bool:
         """Whether anyone listens to ``kind`` (so that an unheard event is never built)."""
-        return kind in self._by_kind
+        return kind in self.heard
 
     def emit(self, event: Event) -> None:
         for listener in self._by_kind.get(type(event), ()):

@@ -1,0 +1,129 @@
+"""Instructions per proxied request of `stellwerk serve`, counted by callgrind: repeatable on a noisy machine.
+
+    .venv/bin/python bench/instructions.py                          # this checkout
+    .venv/bin/python bench/instructions.py --src ../base/src --src src --requests 300
+
+Each ``--src`` is a checkout's ``src`` folder, run by this venv's Python under
+``valgrind --tool=callgrind``, against one simulated upstream (``sim-provider
+--profile fast``). After a warm-up the counters are zeroed (``callgrind_control
+-z``), ``--requests`` keep-alive requests are sent from a native client, and
+the counters are dumped (``callgrind_control -d``): the instructions of the
+gateway process divided by the requests. The client and the upstream are not
+counted. Instruction counts are not time (a cache miss costs more than an
+add), but they are the same from run to run, so a small change shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness.load import chat_body  # noqa: E402
+from harness.procs import free_port  # noqa: E402
+
+SERVE = "import sys; from stellwerk.cli import main; sys.exit(main())"
+
+
+def _wait(port: int, path: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status < 500:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"nothing answered on port {port} within {seconds:g}s")
+
+
+def _send(port: int, n: int, stream: bool) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    body = chat_body(stream)
+    for _ in range(n):
+        conn.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
+        response = conn.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise SystemExit(f"HTTP {response.status}: {data[:200]!r}")
+
+
+def _total(dump_prefix: str) -> int:
+    files = sorted(glob.glob(dump_prefix + "*"), key=os.path.getmtime)
+    text = Path(files[-1]).read_text()
+    match = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+    if match is None:
+        raise SystemExit(f"no totals in {files[-1]}")
+    return int(match.group(1))
+
+
+def measure(src: Path, upstream: str, requests: int, stream: bool, work: Path) -> float:
+    config = work / "stellwerk.yaml"
+    config.write_text(f"""\
+models:
+  - name: chat
+    deployments:
+      - id: sim
+        provider: openai
+        model: sim-model
+        api_base: {upstream}/v1
+        api_key: sk-sim
+        price: {{input_per_mtok: 0.15, output_per_mtok: 0.60}}
+""")
+    port = free_port()
+    prefix = str(work / f"callgrind.{src.parent.name}.{int(stream)}")
+    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p", sys.executable, "-c", SERVE,
+            "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait(port, "/healthz", 180)
+        _send(port, 50, stream)  # warm-up: connections, caches, first-use imports
+        subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
+        _send(port, requests, stream)
+        subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
+        return _total(f"{prefix}.{proc.pid}") / requests
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", action="append", type=Path, help="a checkout's src/ (repeatable; default ./src)")
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    sources = [s.resolve() for s in (args.src or [Path(__file__).parent.parent / "src"])]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        port = free_port()
+        stellwerk = Path(sys.executable).parent / "stellwerk"
+        sim = subprocess.Popen([str(stellwerk), "sim-provider", "--host", "127.0.0.1", "--port", str(port),
+                                "--profile", "fast", "--output-tokens", "20"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait(port, "/v1/models", 30)
+            print(f"{'src':40s} {'json':>12s} {'stream':>12s}   (instructions per request, {args.requests} requests)")
+            for src in sources:
+                json = measure(src, f"http://127.0.0.1:{port}", args.requests, False, work)
+                streamed = measure(src, f"http://127.0.0.1:{port}", args.requests, True, work)
+                print(f"{str(src):40s} {json:12,.0f} {streamed:12,.0f}", flush=True)
+        finally:
+            sim.terminate()
+            sim.wait(10)
+
+
+if __name__ == "__main__":
+    main()
