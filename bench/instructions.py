@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness.load import chat_body  # noqa: E402
-from harness.procs import free_port  # noqa: E402
+from harness.load import chat_body
+from harness.procs import free_port
 
 SERVE = "import sys; from stellwerk.cli import main; sys.exit(main())"
 
@@ -119,7 +119,7 @@ def main() -> None:
             for src in sources:
                 json = measure(src, f"http://127.0.0.1:{port}", args.requests, False, work)
                 streamed = measure(src, f"http://127.0.0.1:{port}", args.requests, True, work)
-                print(f"{str(src):40s} {json:12,.0f} {streamed:12,.0f}", flush=True)
+                print(f"{src!s:40s} {json:12,.0f} {streamed:12,.0f}", flush=True)
         finally:
             sim.terminate()
             sim.wait(10)
