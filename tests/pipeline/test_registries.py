@@ -127,3 +127,27 @@ def test_without_the_registries_the_config_is_refused() -> None:
     config = load_dict(data, env={}, registries=REGISTRIES)
     with pytest.raises(ConfigError, match=r"models\[0\]\.strategy"):
         Router(config)  # the router checks the config against its own (default) registries
+
+
+async def test_the_gateway_serves_custom_registries_and_middlewares(start_sim: StartSim) -> None:
+    from stellwerk.gateway import Gateway
+    from stellwerk.pipeline import Call, Handler, Reply
+    from support import request
+
+    seen: list[str] = []
+
+    async def tag(call: Call, next_handler: Handler) -> Reply:
+        seen.append(call.model)
+        return await next_handler(call)
+
+    first, last = await start_sim(), await start_sim()
+    config = load_dict(acme_config(first.base_url, last.base_url), env={}, registries=REGISTRIES)
+    gateway = Gateway(config, registries=REGISTRIES, middlewares={"tracing": [tag]})
+    await gateway.start("127.0.0.1", 0)
+    try:
+        answer = await request(gateway.port, "POST", "/v1/chat/completions", {"model": "chat", "messages": USER})
+    finally:
+        await gateway.close(grace=1.0)
+    assert answer.status == 200, answer.body
+    assert answer.headers["x-stellwerk-deployment"] == "d1"
+    assert seen == ["chat"]

@@ -116,3 +116,12 @@ async def test_an_entry_larger_than_the_cache_is_not_stored(vtime: VirtualTime) 
     await cache.put("huge", b"h" * (size + 11), 60)
     assert await cache.get("huge") is None
     assert await cache.get("small") == b"s" * 10 and cache.bytes == size  # nothing was evicted for it
+
+
+async def test_a_value_too_large_for_the_cache_removes_the_older_value_of_its_key(vtime: VirtualTime) -> None:
+    size = await entry_size(b"s" * 10)
+    cache = MemoryCache(vtime, max_bytes=size + 10)
+    await cache.put("k", b"s" * 10, 60)
+    await cache.put("k", b"h" * (size + 11), 60)
+    assert await cache.get("k") is None  # the old answer is stale: never served for the new one
+    assert cache.bytes == 0

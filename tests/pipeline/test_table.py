@@ -99,3 +99,13 @@ async def test_an_invalid_change_raises_and_keeps_the_current_table(fake_router:
         router.update_strategy_options("missing", {})
     assert router.table is current and current.version == 1
     assert [v["percent"] for v in current.config.models[0].strategy_options["variants"]] == [95, 5]
+
+
+async def test_strategies_of_replaced_options_are_forgotten(fake_router: MakeRouter) -> None:
+    # A canary ramped step by step must not leave one strategy object per step behind.
+    router = fake_router(fake_model("chat", "a", "b", strategy="ab", strategy_options=AB))
+    for percent in range(10, 100, 10):
+        router.update_strategy_options("chat", {"variants": [{**AB["variants"][0], "percent": 100 - percent},
+                                                             {**AB["variants"][1], "percent": percent}]})
+    assert len(router._live._strategies) == 1
+    assert next(iter(router._live._strategies.values())) is router.table.models["chat"].planner.strategy

@@ -8,18 +8,22 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from stellwerk.config import Config
 from stellwerk.http.client import Transport
 from stellwerk.http.server import HTTPServer
+from stellwerk.pipeline import Middleware
 from stellwerk.routing import Router
 from stellwerk.telemetry import Event, RequestFinished, StatsCollector
 
 from .app import GatewayApp
 from .errors import http_layer_error, stream_interrupted_event
 from .guard import BrowserGuard
+
+if TYPE_CHECKING:
+    from stellwerk.compose import Registries
 
 __all__ = ["Gateway", "run_gateway"]
 
@@ -49,12 +53,16 @@ class Gateway:
     """A router, its app and its HTTP server, started and stopped together."""
 
     def __init__(self, config: Config, *, transport: Transport | None = None,
-                 clock: Callable[[], float] | None = None, rng: random.Random | None = None) -> None:
-        """``transport``, ``clock`` and ``rng`` are passed to the :class:`Router` (tests inject them)."""
+                 clock: Callable[[], float] | None = None, rng: random.Random | None = None,
+                 registries: Registries | None = None,
+                 middlewares: Mapping[str, Sequence[Middleware]] | None = None) -> None:
+        """Everything but ``config`` is passed to the :class:`Router`: ``registries`` (your own providers and
+        strategies), ``middlewares`` by pipeline stage, and ``transport``, ``clock`` and ``rng`` (tests)."""
         self.config = config
         self.stats = StatsCollector()
         options: dict[str, Any] = {"clock": clock} if clock is not None else {}
-        self.router = Router(config, transport=transport, rng=rng, **options)
+        self.router = Router(config, transport=transport, rng=rng, registries=registries, middlewares=middlewares,
+                             **options)
         self.router.events.subscribe(self.stats, RequestFinished)
         self.router.events.subscribe(log_record, RequestFinished)
         self.app = GatewayApp(self.router, self.stats)

@@ -82,6 +82,12 @@ class LiveState:
                 model.strategy, model.strategy_options, rng=self.rng, clock=self.clock)
         return strategy
 
+    def keep_strategies(self, config: Config) -> None:
+        """Forget the strategies ``config`` does not use (tables still in use keep their own references)."""
+        used = {(m.name, m.strategy, msgspec.json.encode(m.strategy_options)) for m in config.models}
+        for key in [k for k in self._strategies if k not in used]:
+            del self._strategies[key]
+
 
 class Model:
     """One model of a routing table: its deployments, its planner and what its requests need counted."""
@@ -144,6 +150,7 @@ def build_table(config: Config, version: int, live: LiveState, registries: Regis
         if strategy.runs_experiments:
             experiments = live.experiments.setdefault(cfg.name, ExperimentStats())
         models[cfg.name] = Model(group, Planner(group, strategy, experiments))
+    live.keep_strategies(config)
     return RoutingTable(version, config, models)
 
 

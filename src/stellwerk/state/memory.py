@@ -84,9 +84,9 @@ class MemoryCache:
                   vector: Sequence[float] | None = None) -> None:
         norm = math.sqrt(sum(x * x for x in vector)) if vector is not None else 0.0
         entry = _Entry(value, self._clock() + ttl, scope, tuple(vector) if vector is not None else None, norm)
+        self._drop(key)  # an older value of the key is stale either way
         if entry.size > self.max_bytes:
             return  # larger than the whole cache: not cached
-        self._drop(key)
         self._entries[key] = entry
         self.bytes += entry.size
         while self.bytes > self.max_bytes:
