@@ -15,11 +15,6 @@ MAX_EVENT = 1 << 20
 """Largest event accepted, in bytes (1 MiB)."""
 
 
-def _has_blank_line(data: bytes) -> bool:
-    """Whether ``data`` holds an empty line, with any of the three line endings (LF, CRLF, CR)."""
-    return b"\n\n" in data or b"\r\r" in data or b"\n\r" in data
-
-
 def too_large(what: str, limit: int) -> UpstreamError:
     return UpstreamError(Outcome.RETRY_HERE, f"upstream sent a stream {what} larger than {limit} bytes",
                          reason="protocol")
@@ -30,70 +25,68 @@ class SSEParser:
 
     ``event`` is ``""`` when the event has no ``event:`` field. Multiple ``data:``
     lines are joined with newlines, as the SSE specification says. Comments and
-    ``id:``/``retry:`` fields are ignored. Raises :class:`UpstreamError` when an
-    event grows beyond ``max_event`` bytes.
+    ``id:``/``retry:`` fields are ignored. Line ends may be LF, CRLF or CR, split
+    anywhere across reads. Raises :class:`UpstreamError` when an event grows
+    beyond ``max_event`` bytes.
     """
 
-    __slots__ = ("_parts", "_size", "max_event")
+    __slots__ = ("_after_cr", "_buffer", "max_event")
 
     def __init__(self, max_event: int = MAX_EVENT) -> None:
-        self._parts: list[bytes] = []
-        """Reads of an event whose end has not arrived yet (joined once, when it does)."""
-        self._size = 0
+        self._buffer = bytearray()
+        """Bytes of events whose end has not arrived yet, line ends normalized to LF."""
+        self._after_cr = False
+        """The last read ended with CR: an LF starting the next one belongs to it (a CRLF split in two)."""
         self.max_event = max_event
 
     def feed(self, data: bytes) -> list[tuple[str, bytes]]:
-        if self._parts:
-            edge = self._parts[-1][-2:] + data[:2]
-            if not (_has_blank_line(data) or _has_blank_line(edge)):
-                return self._keep(data)  # still no end of the event: only the new bytes were looked at
-            self._parts.append(data)
-            buffer = b"".join(self._parts)
-            self._parts = []
-            self._size = 0
-        else:
-            if data.startswith(b"data: ") and data.endswith(b"\n\n"):
-                body = data[6:-2]
-                if b"\n" not in body and b"\r" not in body:
-                    return [("", body)]  # the common case: exactly one single-line event
-            buffer = data
-        if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        events: list[tuple[str, bytes]] = []
-        blocks = buffer.split(b"\n\n")
-        rest = blocks.pop()  # an incomplete event, or b""
-        if rest:
-            self._keep(rest)
-        for block in blocks:
-            if block[:6] == b"data: " and b"\n" not in block:
-                events.append(("", block[6:]))  # the common case: one data line
-                continue
-            event = ""
-            data_lines: list[bytes] = []
-            for line in block.split(b"\n"):
-                if not line or line.startswith(b":"):
-                    continue
-                name, _, value = line.partition(b":")
-                if value.startswith(b" "):
-                    value = value[1:]
-                if name == b"data":
-                    data_lines.append(value)
-                elif name == b"event":
-                    event = value.decode("utf-8", "replace")
-            if data_lines or event:
-                events.append((event, b"\n".join(data_lines)))
-        return events
-
-    def _keep(self, data: bytes) -> list[tuple[str, bytes]]:
-        self._size += len(data)
-        if self._size > self.max_event:
-            self._parts = []
-            self._size = 0
+        if not data:
+            return []
+        if self._after_cr and data[:1] == b"\n":
+            data = data[1:]
+        self._after_cr = data[-1:] == b"\r"
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buffer = self._buffer
+        if not buffer and data.startswith(b"data: ") and data.endswith(b"\n\n"):
+            body = data[6:-2]
+            if b"\n" not in body:
+                return [("", body)]  # the common case: a read holding exactly one single-line event
+        start = max(0, len(buffer) - 1)  # a blank line may straddle the old and the new bytes
+        buffer += data
+        if buffer.find(b"\n\n", start) < 0:
+            if len(buffer) > self.max_event:
+                buffer.clear()
+                raise too_large("event", self.max_event)
+            return []  # only the new bytes were looked at
+        last = buffer.rfind(b"\n\n")
+        complete = bytes(buffer[:last])
+        del buffer[:last + 2]
+        if len(buffer) > self.max_event:
+            buffer.clear()
             raise too_large("event", self.max_event)
-        self._parts.append(data)
-        return []
+        return [event for block in complete.split(b"\n\n") if (event := _event(block)) is not None]
 
     @property
     def pending(self) -> bytes:
         """Bytes received that do not yet form a complete event."""
-        return b"".join(self._parts)
+        return bytes(self._buffer)
+
+
+def _event(block: bytes) -> tuple[str, bytes] | None:
+    """One event's lines (between blank lines) as ``(event, data)``; None for a block of comments only."""
+    if block[:6] == b"data: " and b"\n" not in block:
+        return "", block[6:]  # the common case: one data line
+    event = ""
+    data_lines: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        name, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            data_lines.append(value)
+        elif name == b"event":
+            event = value.decode("utf-8", "replace")
+    return (event, b"\n".join(data_lines)) if data_lines or event else None
