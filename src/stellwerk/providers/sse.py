@@ -48,24 +48,40 @@ class SSEParser:
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         buffer = self._buffer
-        if not buffer and data.startswith(b"data: ") and data.endswith(b"\n\n"):
-            body = data[6:-2]
-            if b"\n" not in body:
-                return [("", body)]  # the common case: a read holding exactly one single-line event
-        start = max(0, len(buffer) - 1)  # a blank line may straddle the old and the new bytes
-        buffer += data
-        if buffer.find(b"\n\n", start) < 0:
-            if len(buffer) > self.max_event:
-                buffer.clear()
-                raise too_large("event", self.max_event)
-            return []  # only the new bytes were looked at
-        last = buffer.rfind(b"\n\n")
-        complete = bytes(buffer[:last])
-        del buffer[:last + 2]
-        if len(buffer) > self.max_event:
-            buffer.clear()
+        if buffer:
+            start = len(buffer) - 1  # a blank line may straddle the old and the new bytes
+            buffer += data
+            if buffer.find(b"\n\n", start) < 0:
+                return self._check()  # only the new bytes were looked at
+            last = buffer.rfind(b"\n\n")
+            complete = bytes(buffer[:last])
+            del buffer[:last + 2]
+        else:  # the common case: nothing kept, work on the read itself
+            if data.startswith(b"data: ") and data.endswith(b"\n\n") and b"\n" not in data[6:-2]:
+                return [("", data[6:-2])]  # exactly one single-line event
+            last = data.rfind(b"\n\n")
+            if last < 0:
+                buffer += data
+                return self._check()
+            complete = data[:last]
+            buffer += data[last + 2:]
+        self._check()
+        events: list[tuple[str, bytes]] = []
+        for block in complete.split(b"\n\n"):
+            if block[:6] == b"data: " and b"\n" not in block:
+                events.append(("", block[6:]))  # one data line
+            else:
+                event = _event(block)
+                if event is not None:
+                    events.append(event)
+        return events
+
+    def _check(self) -> list[tuple[str, bytes]]:
+        """Nothing complete yet: the kept bytes must stay within one event's limit."""
+        if len(self._buffer) > self.max_event:
+            self._buffer.clear()
             raise too_large("event", self.max_event)
-        return [event for block in complete.split(b"\n\n") if (event := _event(block)) is not None]
+        return []
 
     @property
     def pending(self) -> bytes:
@@ -75,8 +91,6 @@ class SSEParser:
 
 def _event(block: bytes) -> tuple[str, bytes] | None:
     """One event's lines (between blank lines) as ``(event, data)``; None for a block of comments only."""
-    if block[:6] == b"data: " and b"\n" not in block:
-        return "", block[6:]  # the common case: one data line
     event = ""
     data_lines: list[bytes] = []
     for line in block.split(b"\n"):
