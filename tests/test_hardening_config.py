@@ -87,3 +87,22 @@ def test_bad_outbound_options_name_the_key(dep: dict[str, Any], key: str) -> Non
     with pytest.raises(ConfigError) as caught:
         load_dict(_config(**dep))
     assert any(p.startswith(key) for p in caught.value.problems), caught.value.problems
+
+
+def test_deployments_of_one_origin_must_agree_on_proxy_and_ca_file(tmp_path: Path) -> None:
+    # One connection pool per origin: two deployments calling it through different proxies cannot both be
+    # honoured, so `stellwerk check` says so (not only the gateway when it starts).
+    from stellwerk import load_dict as load_checked
+
+    data = _config()
+    second = {"id": "b", "provider": "openai", "model": "gpt", "api_base": "http://127.0.0.1:9/v1",
+              "proxy": "http://127.0.0.1:3128"}
+    data["models"][0]["deployments"].append(second)
+    with pytest.raises(ConfigError) as caught:
+        load_checked(data, env={})
+    assert "deployment 'b': proxy and ca_file must match those of 'a'" in str(caught.value)
+    path = tmp_path / "stellwerk.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(data))
+    assert main(["check", str(path)]) != 0

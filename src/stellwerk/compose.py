@@ -71,6 +71,11 @@ class Registries:
         names = frozenset(m.name for m in config.models)
         for i, model in enumerate(config.models):
             problems.extend(self._model_problems(model, f"models[{i}]", names))
+        if not problems:  # every provider is known: the URLs each deployment calls can be worked out
+            from stellwerk.outbound import origin_conflicts
+
+            problems.extend(origin_conflicts(
+                (d, self.adapter(d.provider).endpoint(d)) for m in config.models for d in m.deployments))
         return problems
 
     def check_model(self, model: ModelConfig, where: str, names: frozenset[str],
