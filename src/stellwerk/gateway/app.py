@@ -7,7 +7,8 @@ POST     /v1/chat/completions        chat completion, JSON or SSE stream
 POST     /v1/embeddings              embeddings
 POST     /v1/messages                Anthropic Messages API: a message or its SSE events (anthropic_api.py)
 POST     /v1/messages/count_tokens   Anthropic token count (an estimate)
-GET      /v1/models                  the configured model names
+GET      /v1/models                  the configured model names (Anthropic's shape with ``anthropic-version``)
+GET      /v1/models/{id}             one model (``models.retrieve``); 404 naming it otherwise
 GET      /healthz                    200 once the server is ready
 GET      /admin/stats                per-deployment counters (JSON)
 GET      /admin/health               breakers, budgets, passive and active health (JSON)
@@ -31,18 +32,21 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
 from stellwerk.errors import ConfigError, InvalidRequestError, StellwerkError
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.pipeline import Operation, Result
+from stellwerk.providers.anthropic.outbound import error_body as anthropic_error
 from stellwerk.routing import Router
 from stellwerk.telemetry import StatsCollector
 
 from .anthropic_api import AnthropicAPI
 from .depth import too_deep
 from .errors import error_body, error_response
+from .models import ModelList
 
 __all__ = ["GatewayApp"]
 
@@ -59,15 +63,11 @@ class GatewayApp:
         self.router = router
         self.stats = stats
         self.started = time.time()
-        self._models_body = orjson.dumps({
-            "object": "list",
-            "data": [{"id": name, "object": "model", "created": int(self.started), "owned_by": "stellwerk"}
-                     for name in router.models],
-        })
+        self.models = ModelList(router)
         routes: dict[str, dict[str, Route]] = {
             "/v1/chat/completions": {"POST": self.chat_completions},
             "/v1/embeddings": {"POST": self.embeddings},
-            "/v1/models": {"GET": self.list_models},
+            "/v1/models": {"GET": self.models.list},
             "/healthz": {"GET": self.healthz},
             "/admin/stats": {"GET": self.admin_stats},
             "/admin/health": {"GET": self.admin_health},
@@ -95,8 +95,7 @@ class GatewayApp:
             except StellwerkError as err:
                 return error_response(err, [("x-request-id", rid)])
         if methods is None:
-            return Response(404, error_body(404, f"Unknown path: {request.method} {request.path}", code="not_found"),
-                            [("x-request-id", rid)])
+            return self._unrouted(request, path, rid)
         route = methods.get(request.method)
         if route is None:
             allowed = ", ".join(methods)
@@ -111,6 +110,16 @@ class GatewayApp:
             if answer is None:
                 raise
             return answer
+
+    def _unrouted(self, request: Request, path: str, rid: str) -> Response:
+        """Paths with a parameter (``/v1/models/{id}``), else 404 in the shape of the API the path belongs to."""
+        for prefix in ("/v1/models/", "/models/"):
+            if path.startswith(prefix) and request.method == "GET":
+                return self.models.one(request, unquote(path[len(prefix):]), rid)
+        message = f"Unknown path: {request.method} {request.path}"
+        if path.startswith(("/v1/messages/", "/messages/")):
+            return Response(404, orjson.dumps(anthropic_error(404, message)), [("x-request-id", rid)])
+        return Response(404, error_body(404, message, code="not_found"), [("x-request-id", rid)])
 
     @staticmethod
     def _json(request: Request) -> Any:
@@ -156,9 +165,6 @@ class GatewayApp:
         if not isinstance(reply, Result):
             raise StellwerkError("embeddings answered with a stream")  # a middleware's mistake: a 500, logged
         return _answer(reply)
-
-    async def list_models(self, request: Request, rid: str) -> Response:
-        return Response(200, self._models_body, [("x-request-id", rid)])
 
     async def healthz(self, request: Request, rid: str) -> Response:
         return Response(200, b'{"status":"ok"}', [("x-request-id", rid)])
