@@ -72,11 +72,23 @@ class Registries:
         for i, model in enumerate(config.models):
             problems.extend(self._model_problems(model, f"models[{i}]", names))
         if not problems:  # every provider is known: the URLs each deployment calls can be worked out
-            from stellwerk.outbound import origin_conflicts
-
-            problems.extend(origin_conflicts(
-                (d, self.adapter(d.provider).endpoint(d)) for m in config.models for d in m.deployments))
+            problems.extend(self._origin_problems(config))
         return problems
+
+    def _origin_problems(self, config: Config) -> list[str]:
+        """Deployments calling one origin must agree on ``proxy`` and ``ca_file`` (one pool per origin)."""
+        from stellwerk.outbound import origin_conflicts
+
+        deployments = [d for m in config.models for d in m.deployments]
+        if all(d.proxy is None and d.ca_file is None for d in deployments):
+            return []  # one route for every origin: nothing can disagree
+        pairs = []
+        for dep in deployments:
+            try:
+                pairs.append((dep, self.adapter(dep.provider).endpoint(dep)))
+            except ConfigError:
+                continue  # e.g. missing AWS credentials: reported when the router starts
+        return origin_conflicts(pairs)
 
     def check_model(self, model: ModelConfig, where: str, names: frozenset[str],
                     options: Mapping[str, Any] | None = None) -> list[str]:

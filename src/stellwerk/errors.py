@@ -132,11 +132,14 @@ class UpstreamError(StellwerkError):
         error_type: str | None = None,
         code: str | None = None,
         reason: str = "http",
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.outcome = outcome
         self.reason = reason
-        """``http`` (an error answer), ``malformed``, ``timeout``, ``connect``, ``read`` or ``protocol``."""
+        """``http`` (an error answer), ``malformed``, ``timeout``, ``connect``, ``read``, ``protocol``, or
+        ``unsupported`` (the deployment cannot express the request; ``param`` names what)."""
+        self.param = param
         self.upstream_status = status
         self.retry_after = retry_after
         self.body = body
@@ -159,6 +162,8 @@ class Attempt(msgspec.Struct, frozen=True):
     reason: str = "http"
     retry_after: float | None = None
     """Seconds the upstream asked to wait (rate limits), when it said."""
+    param: str | None = None
+    """The request's parameter this deployment could not serve (``reason`` ``unsupported``)."""
 
     def describe(self) -> str:
         status = f"HTTP {self.status}" if self.status else self.outcome.value

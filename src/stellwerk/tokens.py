@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["count_prompt_tokens", "count_text_tokens"]
+__all__ = ["count_prompt_tokens", "count_text_tokens", "embedding_texts"]
 
 _PER_MESSAGE = 3
 _PER_REPLY = 3
@@ -67,3 +67,29 @@ def count_prompt_tokens(body: dict[str, Any]) -> int:
     if enc is None:  # pragma: no cover
         return total + sum((len(t) + 3) // 4 for t in texts)
     return total + sum(len(enc.encode(t)) for t in texts if t)
+
+
+@lru_cache(maxsize=1)
+def _embedding_encoding() -> Any:
+    import quicktok
+
+    return quicktok.get_encoding("cl100k_base")  # the tokenizer of OpenAI's embedding models
+
+
+def embedding_texts(data: object) -> list[str] | None:
+    """An embeddings ``input`` as texts: strings as they are, token-id arrays decoded with cl100k (the ids the
+    OpenAI SDKs send, e.g. LangChain's default). None when it is neither (or an id is out of range)."""
+    if isinstance(data, str):
+        return [data]
+    if not isinstance(data, list) or not data:
+        return None
+    if all(isinstance(x, str) for x in data):
+        return list(data)
+    arrays = [data] if all(isinstance(x, int) for x in data) else data
+    if not all(isinstance(a, list) and a and all(isinstance(t, int) and not isinstance(t, bool) for t in a)
+               for a in arrays):
+        return None
+    encoding = _embedding_encoding()
+    if any(t < 0 or t >= encoding.n_vocab for a in arrays for t in a):
+        return None
+    return [encoding.decode(a) for a in arrays]

@@ -41,19 +41,20 @@ Image = tuple[str, str]
 """An inline image: ``(mime type, base64 data)``."""
 
 
-def unsupported(provider: str, what: str) -> UpstreamError:
-    """This deployment cannot express the request; another may (``MOVE_ON``)."""
-    return UpstreamError(Outcome.MOVE_ON, f"{provider} does not support {what}", reason="unsupported")
+def unsupported(provider: str, what: str, param: str | None = None) -> UpstreamError:
+    """This deployment cannot express the request; another may (``MOVE_ON``). ``param`` names the request's
+    parameter at fault: when every deployment refuses so, the client gets a 400 naming it."""
+    return UpstreamError(Outcome.MOVE_ON, f"{provider} does not support {what}", reason="unsupported", param=param)
 
 
 def data_uri(url: str, provider: str) -> Image:
     """``data:image/png;base64,AAAA`` → ``("image/png", "AAAA")``. Other URLs cannot be sent inline."""
     if not url.startswith("data:"):
-        raise unsupported(provider, "image URLs (only data: URIs with base64 content)")
+        raise unsupported(provider, "image URLs (only data: URIs with base64 content)", "messages")
     head, sep, data = url[5:].partition(",")
     mime, _, encoding = head.partition(";")
     if not sep or encoding != "base64" or not mime:
-        raise unsupported(provider, "data: URIs without a media type or base64 encoding")
+        raise unsupported(provider, "data: URIs without a media type or base64 encoding", "messages")
     try:
         b64decode(data, validate=True)
     except (binascii.Error, ValueError):
@@ -80,7 +81,7 @@ def content_parts(content: Any, provider: str) -> list[str | Image]:
             url = image.get("url") if isinstance(image, dict) else image
             parts.append(data_uri(str(url), provider))
         else:
-            raise unsupported(provider, f"'{kind}' content parts")
+            raise unsupported(provider, f"'{kind}' content parts", "messages")
     return parts
 
 
@@ -201,4 +202,4 @@ def reject_n(body: dict[str, Any], provider: str) -> None:
     """Providers that answer one choice only cannot serve ``n > 1``."""
     n = body.get("n")
     if isinstance(n, int) and n > 1:
-        raise unsupported(provider, "n > 1 (several choices per request)")
+        raise unsupported(provider, "n > 1 (several choices per request)", "n")

@@ -81,7 +81,7 @@ class Lease:
         """The attempt failed; returns it as reported to clients (its message redacted)."""
         dep = self.deployment
         scrub(err, dep.endpoint.secrets)
-        attempt = Attempt(dep.id, err.outcome, err.message, err.upstream_status, err.reason, err.retry_after)
+        attempt = Attempt(dep.id, err.outcome, err.message, err.upstream_status, err.reason, err.retry_after, err.param)
         if self._close(err.outcome.value, err.upstream_status):
             return attempt
         if err.outcome in _REQUEST_AT_FAULT:

@@ -20,6 +20,7 @@ from stellwerk.errors import (
     Attempt,
     ContentPolicyError,
     ContextWindowExceededError,
+    InvalidRequestError,
     StellwerkError,
 )
 from stellwerk.http.client import Transport
@@ -69,15 +70,38 @@ def _no_answer(journey: Journey, kind: str) -> StellwerkError:
     if kind == "content":
         tried = "; ".join(a.describe() for a in failed)
         return ContentPolicyError(f"The request was refused by the provider's content policy. Tried: {tried}", failed)
+    if failed and all(a.reason == "unsupported" for a in failed):
+        # Every deployment refused for something in the request: asking again cannot help.
+        why = "; ".join(a.describe() for a in failed[:8])
+        refused = InvalidRequestError(f"No deployment of model '{call.model}' can serve this request: {why}.",
+                                      param=next((a.param for a in failed if a.param), None),
+                                      code="unsupported_by_deployments")
+        refused.attempts = list(failed)
+        return refused
     if not failed and journey.removed:
-        # Nothing was attempted: the filters left no deployment. Say which and why.
-        why = "; ".join(f"{d} ({f}: {w})" for d, f, w in journey.removed[:8])
-        at_limit = all(f == "limits" for _, f, _ in journey.removed)
-        error = AllAttemptsFailedError(call.model, [], 429 if at_limit else 503)
-        error.message = (f"No deployment of model '{call.model}' can take this request now: {why}."
-                         + (" Retry after the rate-limit window." if at_limit else ""))
-        return error
+        return _filtered_out(journey)
     return AllAttemptsFailedError(call.model, failed, final_status(failed))
+
+
+_PARAMS = (("no tools", "tools"), ("no images", "messages"), ("no JSON mode", "response_format"),
+           ("max_tokens", "max_tokens"))
+"""Filter reasons that are the request's doing, and the parameter each names (tags: only those it asked for)."""
+
+
+def _filtered_out(journey: Journey) -> StellwerkError:
+    """Nothing was attempted: the filters left no deployment. Say which and why."""
+    model, removed = journey.call.model, journey.removed
+    why = "; ".join(f"{d} ({f}: {w})" for d, f, w in removed[:8])
+    reasons = (*_PARAMS, ("needs ", "x-stellwerk-tags")) if journey.call.facts.tagged else _PARAMS
+    params = [next((p for start, p in reasons if w.startswith(start)), None) for _, _, w in removed]
+    if all(params):  # the request asks for what no deployment has: 400, naming it
+        return InvalidRequestError(f"No deployment of model '{model}' can serve this request: {why}.",
+                                   param=params[0], code="unsupported_by_deployments")
+    at_limit = all(f == "limits" for _, f, _ in removed)
+    failed = AllAttemptsFailedError(model, [], 429 if at_limit else 503)
+    failed.message = (f"No deployment of model '{model}' can take this request now: {why}."
+                      + (" Retry after the rate-limit window." if at_limit else ""))
+    return failed
 
 
 def _float_vectors_to_base64(data: dict[str, Any]) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+import quicktok
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -214,10 +215,16 @@ def test_embeddings_several_inputs_use_batch() -> None:
     assert [d["embedding"] for d in data["data"]] == [[1.0], [2.0]] and data["usage"]["prompt_tokens"] == 4
 
 
-def test_embeddings_token_ids_move_on_and_bad_answers_retry() -> None:
-    with pytest.raises(UpstreamError) as info:
-        ADAPTER.embeddings_request(DEP, ENDPOINT, {"model": "e", "input": [1, 2, 3]})
-    assert info.value.outcome is Outcome.MOVE_ON
+def test_embeddings_token_ids_are_decoded_bad_ones_move_on_and_bad_answers_retry() -> None:
+    # Token-id arrays (what OpenAI's SDKs and LangChain send) are decoded with cl100k, as OpenAI would read them.
+    hello = quicktok.get_encoding("cl100k_base").encode("hello world")
+    for data in (hello, [hello, hello]):
+        wire = orjson.loads(ADAPTER.embeddings_request(DEP, ENDPOINT, {"model": "e", "input": data}).body)
+        assert {r["content"]["parts"][0]["text"] for r in wire["requests"]} == {"hello world"}
+    for bad in ([1, "a"], [[1], []], [-1], [10**9]):
+        with pytest.raises(UpstreamError) as info:
+            ADAPTER.embeddings_request(DEP, ENDPOINT, {"model": "e", "input": bad})
+        assert info.value.outcome is Outcome.MOVE_ON and info.value.param == "input"
     with pytest.raises(UpstreamError) as info:
         ADAPTER.embeddings_response(DEP, b'{"embeddings": [{"nothing": 1}]}')
     assert info.value.outcome is Outcome.RETRY_HERE

@@ -137,9 +137,11 @@ def test_embeddings() -> None:
     data, _ = ADAPTER.embeddings_response(DEP, orjson.dumps(answer))
     assert [d["embedding"] for d in data["data"]] == [[0.01, -0.02], [0.03, 0.04]]
     assert data["usage"] == {"prompt_tokens": 8, "total_tokens": 8} and data["model"] == "all-minilm"
+    decoded = orjson.loads(ADAPTER.embeddings_request(DEP, ENDPOINT, {"model": "e", "input": [[15339, 1917]]}).body)
+    assert decoded["input"] == ["hello world"]  # token ids (cl100k) are decoded: Ollama takes text
     with pytest.raises(UpstreamError) as info:
-        ADAPTER.embeddings_request(DEP, ENDPOINT, {"model": "e", "input": [[1, 2]]})
-    assert info.value.outcome is Outcome.MOVE_ON
+        ADAPTER.embeddings_request(DEP, ENDPOINT, {"model": "e", "input": [[-1]]})
+    assert info.value.outcome is Outcome.MOVE_ON and info.value.param == "input"
     with pytest.raises(UpstreamError) as info:
         ADAPTER.embeddings_response(DEP, b'{"embeddings": []}')
     assert info.value.outcome is Outcome.RETRY_HERE

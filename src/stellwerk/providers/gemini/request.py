@@ -40,6 +40,7 @@ from stellwerk.providers.canonical import (
     tool_names,
     unsupported,
 )
+from stellwerk.tokens import embedding_texts
 
 from .schema import to_gemini_schema
 
@@ -181,6 +182,7 @@ def embeddings_body(body: dict[str, Any], model_path: str) -> tuple[bool, dict[s
     extra = {"outputDimensionality": dims} if isinstance(dims, int) else {}
     if isinstance(data, str):
         return False, {"content": {"parts": [{"text": data}]}, **extra}
-    if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
-        raise unsupported(PROVIDER, "token-id embedding inputs")
-    return True, {"requests": [{"model": model_path, "content": {"parts": [{"text": x}]}, **extra} for x in data]}
+    texts = embedding_texts(data)
+    if texts is None:
+        raise unsupported(PROVIDER, "this embeddings input", "input")
+    return True, {"requests": [{"model": model_path, "content": {"parts": [{"text": x}]}, **extra} for x in texts]}

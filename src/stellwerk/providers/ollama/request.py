@@ -36,6 +36,7 @@ from stellwerk.providers.canonical import (
     tool_names,
     unsupported,
 )
+from stellwerk.tokens import embedding_texts
 
 __all__ = ["chat_body", "embeddings_body"]
 
@@ -88,9 +89,10 @@ def chat_body(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
 
 def embeddings_body(body: dict[str, Any], model: str) -> dict[str, Any]:
     data = body.get("input")
-    if not isinstance(data, str) and not (isinstance(data, list) and all(isinstance(x, str) for x in data)):
-        raise unsupported(PROVIDER, "token-id embedding inputs")
-    wire: dict[str, Any] = {"model": model, "input": data}
+    texts = data if isinstance(data, str) else embedding_texts(data)
+    if texts is None:
+        raise unsupported(PROVIDER, "this embeddings input", "input")
+    wire: dict[str, Any] = {"model": model, "input": texts}
     if isinstance(body.get("dimensions"), int):
         wire["dimensions"] = body["dimensions"]
     return wire

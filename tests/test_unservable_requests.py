@@ -1,0 +1,86 @@
+"""Requests no deployment can serve get 400 naming the parameter, not a 502 or 503 that SDKs would retry.
+
+Also: token-id embedding input (LangChain's OpenAIEmbeddings default) reaches providers that take text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import openai
+import pytest
+
+from stellwerk.gateway import Gateway
+from stellwerk.sim import SimProvider
+from support import GUARD, USER, config, deployment, model
+
+StartSim = Callable[..., Awaitable[SimProvider]]
+StartGateway = Callable[..., Awaitable[Gateway]]
+KEY = "sim-key-0123456789abcdef"
+
+
+def sdk(gateway: Gateway) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gateway.base_url, api_key="k", max_retries=0, timeout=GUARD)
+
+
+async def test_n_above_one_on_anthropic_only_deployments_is_a_400_naming_n(start_sim: StartSim,
+                                                                            start_gateway: StartGateway) -> None:
+    sims = [await start_sim(protocol="anthropic", api_key=KEY) for _ in range(2)]
+    deps = [{"id": f"c{i}", "provider": "anthropic", "model": "claude", "api_base": s.base_url, "api_key": KEY}
+            for i, s in enumerate(sims)]
+    gateway = await start_gateway(config(model("chat", *deps)))
+    client = sdk(gateway)
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.chat.completions.create(model="chat", messages=USER, n=2)
+    body: Any = refused.value.body
+    assert body["param"] == "n" and body["code"] == "unsupported_by_deployments"
+    assert "n > 1" in body["message"]
+    assert (await client.chat.completions.create(model="chat", messages=USER, n=1)).choices
+    assert sum(s.stats.requests for s in sims) == 1  # nothing was sent for the refused request
+    await client.close()
+
+
+async def test_tools_to_a_model_without_tool_support_is_a_400_naming_tools(start_sim: StartSim,
+                                                                           start_gateway: StartGateway) -> None:
+    sim = await start_sim()
+    gateway = await start_gateway(config(model("chat", deployment("a", sim.base_url, supports_tools=False))))
+    client = sdk(gateway)
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.chat.completions.create(model="chat", messages=USER, tools=[tool])
+    body: Any = refused.value.body
+    assert body["param"] == "tools" and "no tools" in body["message"]
+    assert sim.stats.requests == 0
+    await client.close()
+
+
+async def test_tags_no_deployment_has_are_a_400(start_sim: StartSim, start_gateway: StartGateway) -> None:
+    sim = await start_sim()
+    gateway = await start_gateway(config(model("chat", deployment("a", sim.base_url, tags={"region": "us"}))))
+    client = sdk(gateway)
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.chat.completions.create(model="chat", messages=USER,
+                                             extra_headers={"x-stellwerk-tags": "region=eu"})
+    body: Any = refused.value.body
+    assert body["param"] == "x-stellwerk-tags"
+    ok = await client.chat.completions.create(model="chat", messages=USER,
+                                              extra_headers={"x-stellwerk-tags": "region=us"})
+    assert ok.choices
+    await client.close()
+
+
+async def test_token_id_input_reaches_a_gemini_embedding_model(start_sim: StartSim,
+                                                               start_gateway: StartGateway) -> None:
+    sim = await start_sim(protocol="gemini", api_key=KEY, embedding_dimensions=8)
+    gateway = await start_gateway(config(model("embed", {
+        "id": "g", "provider": "gemini", "model": "text-embedding-004", "api_base": f"{sim.base_url}/v1beta",
+        "api_key": KEY})))
+    client = sdk(gateway)
+    by_ids = await client.embeddings.create(model="embed", input=[[15339, 1917], [15339]])  # "hello world", "hello"
+    by_text = await client.embeddings.create(model="embed", input=["hello world", "hello"])
+    assert [d.embedding for d in by_ids.data] == [d.embedding for d in by_text.data]
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.embeddings.create(model="embed", input=[[-5]])
+    assert refused.value.body["param"] == "input"  # type: ignore[index]
+    await client.close()
