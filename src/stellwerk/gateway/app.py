@@ -4,6 +4,7 @@
 method   path                        answer
 =======  ==========================  ==========================================
 POST     /v1/chat/completions        chat completion, JSON or SSE stream
+POST     /v1/completions             legacy completions, by translation to chat (completions_api.py)
 POST     /v1/embeddings              embeddings
 POST     /v1/messages                Anthropic Messages API: a message or its SSE events (anthropic_api.py)
 POST     /v1/messages/count_tokens   Anthropic token count (an estimate)
@@ -44,6 +45,7 @@ from stellwerk.routing import Router
 from stellwerk.telemetry import StatsCollector
 
 from .anthropic_api import AnthropicAPI
+from .completions_api import CompletionsAPI
 from .depth import too_deep
 from .errors import error_body, error_response
 from .models import ModelList
@@ -75,9 +77,11 @@ class GatewayApp:
             "/admin/experiments": {"GET": self.admin_experiments},
         }
         anthropic = AnthropicAPI(router, self._json, self._timeout)
+        routes["/v1/completions"] = {"POST": CompletionsAPI(router, self._json, self._timeout).completions}
         routes["/v1/messages"] = {"POST": anthropic.messages}
         routes["/v1/messages/count_tokens"] = {"POST": anthropic.count_tokens}
-        for path in ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/messages", "/v1/messages/count_tokens"):
+        for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/messages",
+                     "/v1/messages/count_tokens"):
             routes[path[3:]] = routes[path]
         self._routes = routes
 

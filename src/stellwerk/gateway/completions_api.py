@@ -1,0 +1,156 @@
+"""The legacy Completions front door: ``POST /v1/completions``, served by translation to chat.
+
+LlamaIndex ``OpenAILike(is_chat_model=False)``, ``litellm.text_completion``, ``llm``'s completion models
+and the SDKs' ``completions.create`` still call it. A request becomes a chat request with one user
+message (the prompt), is routed like any chat, and the answer comes back as a ``text_completion``
+(streamed as ``text_completion`` chunks, then ``[DONE]``), so every provider can serve it.
+
+=====================  =================================================================
+completions            chat
+=====================  =================================================================
+``prompt``             one user message: a string, or token ids (decoded with cl100k)
+``max_tokens``         ``max_tokens``, default 16 (the Completions API's own default)
+``echo``               the prompt is put before each answer text
+``n``, ``stop``, ``temperature``, ``top_p``, ``seed``, ``user``, penalties, ``logit_bias``,
+``stream``, ``stream_options``: the same
+=====================  =================================================================
+
+What chat cannot express is refused with a 400 naming it, never dropped: ``suffix``, ``logprobs``,
+``best_of`` above 1, and several prompts in one request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+
+from stellwerk.errors import InvalidRequestError, StellwerkError
+from stellwerk.http.server import Request, Response, StreamingResponse
+from stellwerk.pipeline import Operation, Result, Stream
+from stellwerk.routing import Router
+from stellwerk.tokens import embedding_texts
+
+__all__ = ["CompletionsAPI", "to_chat_request", "to_text_completion"]
+
+_DEFAULT_MAX_TOKENS = 16
+_REFUSED = {"suffix": "a suffix (insertion) cannot be expressed as chat",
+            "logprobs": "log probabilities are not returned by every provider behind this gateway"}
+
+
+def _prompt(body: dict[str, Any]) -> str:
+    prompt = body.get("prompt")
+    if isinstance(prompt, str):
+        return prompt
+    texts = embedding_texts(prompt) if isinstance(prompt, list) else None  # a string list, ids or id lists
+    if texts is None:
+        raise InvalidRequestError("prompt: expected a string, a list of strings or token ids", param="prompt")
+    if len(texts) != 1:
+        raise InvalidRequestError(f"prompt: {len(texts)} prompts in one request; send one prompt per request",
+                                  param="prompt")
+    return texts[0]
+
+
+def to_chat_request(body: Any) -> tuple[dict[str, Any], str]:
+    """Validate a completions request; return ``(chat request, prompt)``."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object.")
+    for field, why in _REFUSED.items():
+        if body.get(field) not in (None, "", 0, False):
+            raise InvalidRequestError(f"{field}: not supported: {why}", param=field)
+    best_of = body.get("best_of")
+    if best_of not in (None, 1):
+        raise InvalidRequestError("best_of: only 1 is supported (answers are not ranked)", param="best_of")
+    echo = body.get("echo", False)
+    if not isinstance(echo, bool):
+        raise InvalidRequestError("echo: expected a boolean", param="echo")
+    prompt = _prompt(body)
+    chat = {k: v for k, v in body.items() if k not in ("prompt", "echo", "best_of", "suffix", "logprobs")}
+    chat["messages"] = [{"role": "user", "content": prompt}]
+    chat.setdefault("max_tokens", _DEFAULT_MAX_TOKENS)
+    return chat, prompt if echo else ""
+
+
+def _finish(reason: Any) -> Any:
+    return "stop" if reason == "tool_calls" else reason
+
+
+def to_text_completion(data: dict[str, Any], completion_id: str, echo: str) -> dict[str, Any]:
+    """A ``chat.completion`` → a ``text_completion``."""
+    choices = []
+    for i, choice in enumerate(data.get("choices") or ()):
+        message = choice.get("message") if isinstance(choice, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        choices.append({"text": echo + (content if isinstance(content, str) else ""),
+                        "index": choice.get("index", i) if isinstance(choice, dict) else i, "logprobs": None,
+                        "finish_reason": _finish(choice.get("finish_reason")) if isinstance(choice, dict) else None})
+    answer = {"id": completion_id, "object": "text_completion", "created": data.get("created"),
+              "model": data.get("model"), "choices": choices}
+    if data.get("usage") is not None:
+        answer["usage"] = data["usage"]
+    return answer
+
+
+def _chunk(chunk: dict[str, Any], completion_id: str, echo: str, started: set[int]) -> dict[str, Any] | None:
+    """A ``chat.completion.chunk`` → a ``text_completion`` chunk (None when it carries nothing)."""
+    choices = []
+    for choice in chunk.get("choices") or ():
+        index = choice.get("index", 0)
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        text = content if isinstance(content, str) else ""
+        if index not in started:
+            started.add(index)
+            text = echo + text
+        if text or choice.get("finish_reason"):
+            choices.append({"text": text, "index": index, "logprobs": None,
+                            "finish_reason": _finish(choice.get("finish_reason"))})
+    if not choices and chunk.get("usage") is None:
+        return None
+    out = {"id": completion_id, "object": "text_completion", "created": chunk.get("created"),
+           "model": chunk.get("model"), "choices": choices}
+    if chunk.get("usage") is not None:
+        out["usage"] = chunk["usage"]
+    return out
+
+
+class CompletionsAPI:
+    """``POST /v1/completions``. Lends the gateway's readers of the body and of ``x-stellwerk-timeout``."""
+
+    def __init__(self, router: Router, parse_json: Callable[[Request], Any],
+                 timeout_of: Callable[[Request], float | None]) -> None:
+        self.router = router
+        self._parse_json = parse_json
+        self._timeout_of = timeout_of
+
+    async def completions(self, request: Request, rid: str) -> Response | StreamingResponse:
+        chat, echo = to_chat_request(self._parse_json(request))
+        call = self.router.call(Operation.CHAT, chat, request_id=rid, timeout=self._timeout_of(request),
+                                headers=request.headers)
+        reply = await self.router.handle(call)
+        completion_id = f"cmpl-{rid}"
+        headers = [("x-request-id", rid), ("x-stellwerk-deployment", reply.deployment),
+                   ("x-stellwerk-attempts", str(reply.attempts)), ("x-stellwerk-route", reply.route)]
+        if isinstance(reply, Result):
+            body = orjson.dumps(to_text_completion(reply.data, completion_id, echo))
+            return Response(200, body, [*headers, ("x-stellwerk-cost", f"{reply.cost:.8f}")])
+        return StreamingResponse(_sse(reply, completion_id, echo), headers=headers)
+
+
+async def _sse(stream: Stream, completion_id: str, echo: str) -> AsyncIterator[bytes]:
+    started: set[int] = set()
+    try:
+        async for chunk in stream:
+            out = _chunk(chunk, completion_id, echo, started)
+            if out is not None:
+                yield b"data: %s\n\n" % orjson.dumps(out)
+    except StellwerkError as err:
+        yield b"data: %s\n\n" % orjson.dumps({"error": {
+            "message": f"The upstream stream from deployment '{stream.deployment}' broke off and could not be "
+                       f"continued elsewhere: {err.message}",
+            "type": "upstream_error", "param": None, "code": "stream_interrupted"}})
+        return
+    finally:
+        await stream.aclose()
+    yield b"data: [DONE]\n\n"
