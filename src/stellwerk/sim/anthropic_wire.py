@@ -38,6 +38,7 @@ from stellwerk.sim.protocol import (
     Turn,
     WireError,
     bearer_token,
+    ends_with_tool_result,
     is_count,
     load_object,
     required_string,
@@ -79,7 +80,8 @@ def parse_messages(body: bytes, trigger: str = "", *, count_only: bool = False) 
     system = data.get("system")
     contents = [system, *(m.get("content") for m in messages)]
     chars, flagged = scan_text(contents, trigger.lower())
-    tool_name, tool_parameters = _pick_tool(data)
+    answered = ends_with_tool_result(messages, "content", lambda b: b.get("type") == "tool_result")
+    tool_name, tool_parameters = (None, None) if answered else _pick_tool(data)  # a tool result: answer in text
     return ChatRequest(
         model, data.get("stream") is True, False, max_tokens, estimate_tokens(chars), flagged, tool_name,
         tool_parameters, "text", None, resume_words(messages),

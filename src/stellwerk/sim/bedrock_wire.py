@@ -37,6 +37,7 @@ from stellwerk.sim.protocol import (
     Turn,
     WireError,
     bearer_token,
+    ends_with_tool_result,
     is_count,
     load_object,
     scan_text,
@@ -76,7 +77,8 @@ def parse_converse(body: bytes, model: str, stream: bool, trigger: str = "") -> 
     max_tokens = config.get("maxTokens") if isinstance(config, dict) else None
     if max_tokens is not None and not is_count(max_tokens):
         raise _constraint("inferenceConfig.maxTokens", "Member must have value greater than or equal to 1", repr(max_tokens))
-    tool_name, tool_parameters = _pick_tool(data.get("toolConfig"))
+    answered = ends_with_tool_result(data.get("messages"), "content", lambda b: "toolResult" in b)
+    tool_name, tool_parameters = (None, None) if answered else _pick_tool(data.get("toolConfig"))
     return ChatRequest(
         model, stream, False, max_tokens, estimate_tokens(chars), flagged, tool_name, tool_parameters, "text", None,
     )  # fmt: skip

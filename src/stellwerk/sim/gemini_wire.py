@@ -34,6 +34,7 @@ from stellwerk.sim.gemini_errors import (
     stream_error_chunk,
 )
 from stellwerk.sim.protocol import (
+    MAX_DIMENSIONS,
     ChatRequest,
     EmbedRequest,
     Finish,
@@ -43,6 +44,7 @@ from stellwerk.sim.protocol import (
     StreamPlan,
     Turn,
     WireError,
+    ends_with_tool_result,
     is_count,
     load_object,
     scan_text,
@@ -80,7 +82,8 @@ def parse_generate(body: bytes, model: str, stream: bool, trigger: str = "") -> 
     if config.get("responseMimeType") == "application/json":
         schema = config.get("responseJsonSchema") or config.get("responseSchema")
         response_format = "json_schema" if schema is not None else "json_object"
-    tool_name, tool_parameters = _pick_tool(data)
+    answered = ends_with_tool_result(data.get("contents"), "parts", lambda p: "functionResponse" in p)
+    tool_name, tool_parameters = (None, None) if answered else _pick_tool(data)  # a tool result: answer in text
     return ChatRequest(
         model, stream, False, max_tokens, estimate_tokens(chars), flagged, tool_name, tool_parameters, response_format,
         schema,
@@ -127,7 +130,7 @@ def parse_embed(body: bytes, model: str, batch: bool) -> EmbedRequest:
         raise invalid_argument("* BatchEmbedContentsRequest.requests: requests is not specified\n")
     texts = tuple(_embed_text(r.get("content")) for r in requests)
     dimensions = requests[0].get("outputDimensionality")
-    if dimensions is not None and not is_count(dimensions):
+    if dimensions is not None and not (is_count(dimensions) and dimensions <= MAX_DIMENSIONS):
         raise invalid_argument("* EmbedContentRequest.output_dimensionality: must be positive\n")
     return EmbedRequest(model, texts, False, dimensions, sum(estimate_tokens(len(t)) for t in texts))
 

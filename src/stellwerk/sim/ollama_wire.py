@@ -26,6 +26,7 @@ from stellwerk.http.server import Request, Response
 from stellwerk.sim.content import estimate_tokens
 from stellwerk.sim.ollama_errors import OllamaErrors, bad_request, error_body, stream_error_line
 from stellwerk.sim.protocol import (
+    MAX_DIMENSIONS,
     ChatRequest,
     EmbedRequest,
     Finish,
@@ -76,7 +77,8 @@ def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
         response_format = "json_object"
     tool_name, tool_parameters = None, None
     tools = data.get("tools")
-    if isinstance(tools, list) and tools:
+    answered = bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"
+    if isinstance(tools, list) and tools and not answered:  # after a tool result the model answers in text
         fn = tools[0].get("function") if isinstance(tools[0], dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise bad_request("json: cannot unmarshal tools into Go struct field ChatRequest.tools of type api.Tools")
@@ -96,8 +98,8 @@ def parse_embed(body: bytes) -> EmbedRequest:
     if not inputs or not all(isinstance(i, str) for i in inputs):
         raise bad_request("invalid input type")
     dimensions = data.get("dimensions")
-    if dimensions is not None and not is_count(dimensions):
-        raise bad_request("dimensions must be a positive integer")
+    if dimensions is not None and not (is_count(dimensions) and dimensions <= MAX_DIMENSIONS):
+        raise bad_request(f"dimensions must be an integer from 1 to {MAX_DIMENSIONS}")
     return EmbedRequest(model, inputs, False, dimensions, sum(estimate_tokens(len(i)) for i in inputs))
 
 

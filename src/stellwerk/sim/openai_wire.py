@@ -29,6 +29,7 @@ from stellwerk.http.server import Request, Response
 from stellwerk.sim.content import estimate_tokens
 from stellwerk.sim.openai_errors import OpenAIErrors, WireError, invalid_api_key, stream_error_event
 from stellwerk.sim.protocol import (
+    MAX_DIMENSIONS,
     ChatRequest,
     EmbedRequest,
     Finish,
@@ -120,7 +121,7 @@ def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
     options = data.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
     max_tokens = _max_tokens(data)
-    tool_name, tool_parameters = _pick_tool(data)
+    tool_name, tool_parameters = (None, None) if _tool_answered(messages) else _pick_tool(data)
     response_format, schema = _response_format(data.get("response_format"))
     return ChatRequest(
         model, stream, include_usage, max_tokens, estimate_tokens(chars), flagged, tool_name, tool_parameters,
@@ -143,6 +144,11 @@ def _max_tokens(data: dict[str, Any]) -> int | None:
             )
         return value
     return None
+
+
+def _tool_answered(messages: list[Any]) -> bool:
+    """The conversation ends with a tool result: the model answers it in text (agent loops end)."""
+    return bool(messages[-1].get("role") == "tool")
 
 
 def _pick_tool(data: dict[str, Any]) -> tuple[str | None, Any]:
@@ -209,8 +215,8 @@ def parse_embeddings(body: bytes) -> EmbeddingsRequest:
     if encoding not in ("float", "base64"):
         raise _invalid(f"Invalid value for 'encoding_format': {encoding!r}.", "encoding_format")
     dimensions = data.get("dimensions")
-    if dimensions is not None and not is_count(dimensions):
-        raise _invalid("Invalid 'dimensions': expected an integer >= 1.", "dimensions")
+    if dimensions is not None and not (is_count(dimensions) and dimensions <= MAX_DIMENSIONS):
+        raise _invalid(f"Invalid 'dimensions': expected an integer from 1 to {MAX_DIMENSIONS}.", "dimensions")
     tokens = sum(estimate_tokens(len(i)) if isinstance(i, str) else len(i) for i in items)
     return EmbedRequest(model, tuple(items), encoding == "base64", dimensions, tokens)
 

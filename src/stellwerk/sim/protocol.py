@@ -31,6 +31,7 @@ from stellwerk.sim.content import ReplyCache, estimate_tokens, schema_example
 
 __all__ = [
     "BLOCKED",
+    "MAX_DIMENSIONS",
     "ChatRequest",
     "Dialect",
     "EmbedRequest",
@@ -51,6 +52,7 @@ __all__ = [
     "WireError",
     "bearer_token",
     "ceil_seconds",
+    "ends_with_tool_result",
     "fragments",
     "is_count",
     "load_object",
@@ -60,6 +62,19 @@ __all__ = [
     "simulated_error",
     "stream_deltas",
 ]
+
+
+MAX_DIMENSIONS = 8192
+"""Largest embedding the sim makes (a fuzzed ``dimensions: 11882702584`` must not eat the machine)."""
+
+
+def ends_with_tool_result(turns: object, field: str, is_result: Callable[[dict[str, Any]], bool]) -> bool:
+    """Whether the last turn's ``field`` (a list of blocks) holds a tool result: the model then answers in text,
+    so that agent loops end (each protocol says what a tool result block is)."""
+    if not isinstance(turns, list) or not turns or not isinstance(turns[-1], dict):
+        return False
+    blocks = turns[-1].get(field)
+    return isinstance(blocks, list) and any(isinstance(b, dict) and is_result(b) for b in blocks)
 
 
 class WireError(Exception):
