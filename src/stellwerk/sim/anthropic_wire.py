@@ -82,9 +82,12 @@ def parse_messages(body: bytes, trigger: str = "", *, count_only: bool = False) 
     chars, flagged = scan_text(contents, trigger.lower())
     answered = ends_with_tool_result(messages, "content", lambda b: b.get("type") == "tool_result")
     tool_name, tool_parameters = (None, None) if answered else _pick_tool(data)  # a tool result: answer in text
+    config = data.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    schema = fmt.get("schema") if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
     return ChatRequest(
         model, data.get("stream") is True, False, max_tokens, estimate_tokens(chars), flagged, tool_name,
-        tool_parameters, "text", None, resume_words(messages),
+        tool_parameters, "json_schema" if schema is not None else "text", schema, resume_words(messages),
     )  # fmt: skip
 
 

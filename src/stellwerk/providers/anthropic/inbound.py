@@ -23,6 +23,9 @@ thinking blocks                    dropped
 ``temperature``, ``top_p``         the same; ``top_k`` passes as an extension
 ``tools``, ``tool_choice``         function tools; auto/any→required/tool→named/none;
                                    ``disable_parallel_tool_use`` → ``parallel_tool_calls: false``
+``output_config.format``           ``response_format`` json_schema (structured output; the
+(or the older ``output_format``)   deployment's own form: native on anthropic, gemini, openai)
+``output_config.effort``           ``reasoning_effort``
 =================================  =============================================================
 
 Other top-level fields (``thinking``, ``service_tier``, ``cache_control``, ...) are
@@ -95,6 +98,7 @@ def to_chat_request(body: Any, *, count_only: bool = False) -> tuple[dict[str, A
         out["tools"] = _tools(body["tools"])
     if body.get("tool_choice") is not None:
         _tool_choice(body["tool_choice"], out)
+    _output(body, out)
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _bad(f"expected a boolean, but got {typename(stream)}.", "stream")
@@ -102,6 +106,29 @@ def to_chat_request(body: Any, *, count_only: bool = False) -> tuple[dict[str, A
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
     return out, stream is True
+
+
+def _output(body: dict[str, Any], out: dict[str, Any]) -> None:
+    """Structured output (``output_config.format`` or the older ``output_format``) and ``output_config.effort``."""
+    config = body.get("output_config")
+    if config is not None and not isinstance(config, dict):
+        raise _bad(f"expected an object, but got {typename(config)}.", "output_config")
+    config = config or {}
+    unknown = sorted(set(config) - {"format", "effort"})
+    if unknown:
+        raise _bad(f"unknown field '{unknown[0]}' (expected format or effort).", f"output_config.{unknown[0]}")
+    fmt, where = (config.get("format"), "output_config.format") if "format" in config else (
+        body.get("output_format"), "output_format")
+    if fmt is not None:
+        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+            raise _bad('expected {"type": "json_schema", "schema": {...}}.', where)
+        out["response_format"] = {"type": "json_schema",
+                                  "json_schema": {"name": "output", "schema": fmt["schema"], "strict": True}}
+    effort = config.get("effort")
+    if effort is not None:
+        if effort not in ("low", "medium", "high"):
+            raise _bad(f"expected low, medium or high, but got {effort!r}.", "output_config.effort")
+        out["reasoning_effort"] = effort
 
 
 def _number(body: dict[str, Any], name: str, kind: type, low: float | None, high: float | None,

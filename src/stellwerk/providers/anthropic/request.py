@@ -18,8 +18,9 @@ assistant ``tool_calls``     ``tool_use`` blocks (``arguments`` JSON → ``input
 ``user``                     ``metadata.user_id``
 ``tools``, ``tool_choice``   ``tools`` (``input_schema``); auto/none/required→any/named→tool
 ``parallel_tool_calls``      ``tool_choice.disable_parallel_tool_use``
-``response_format``          best effort: an instruction appended to ``system`` (JSON object,
-                             or JSON matching the given schema); the answer is not checked
+``response_format``          json_schema: Anthropic's native structured output
+                             (``output_config.format``); json_object (no schema): an
+                             instruction appended to ``system``
 a final assistant message    a prefill the model continues; trailing whitespace is trimmed
                              (Anthropic refuses it)
 ===========================  ==========================================================
@@ -32,8 +33,6 @@ ids, ``n`` > 1) make this deployment move on, so another one can answer.
 from __future__ import annotations
 
 from typing import Any
-
-import orjson
 
 from stellwerk.config import DeploymentConfig
 from stellwerk.providers.canonical import (
@@ -53,7 +52,6 @@ Block = dict[str, Any]
 
 _PROVIDER = "the anthropic provider"
 _JSON_OBJECT = "Answer with a single valid JSON object and nothing else."
-_JSON_SCHEMA = "Answer with a single JSON value that conforms to this JSON Schema, and nothing else:\n"
 
 
 def to_messages_request(body: dict[str, Any], deployment: DeploymentConfig, stream: bool) -> dict[str, Any]:
@@ -97,6 +95,9 @@ def to_messages_request(body: dict[str, Any], deployment: DeploymentConfig, stre
         wire["stop_sequences"] = stop
     if isinstance(body.get("user"), str):
         wire["metadata"] = {"user_id": body["user"]}
+    wants_json, schema = json_mode(body)
+    if wants_json and schema is not None:
+        wire["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
     if body.get("tools"):
         wire["tools"] = [_tool(t["function"]) for t in body["tools"]]
         wire["tool_choice"] = _tool_choice(body)
@@ -184,11 +185,9 @@ def _assistant(message: dict[str, Any]) -> list[Block]:
 
 
 def _format_instruction(body: dict[str, Any]) -> list[Block]:
+    """JSON without a schema has no native form: an instruction (a schema goes to ``output_config``)."""
     wants_json, schema = json_mode(body)
-    if not wants_json:
-        return []
-    text = _JSON_OBJECT if schema is None else _JSON_SCHEMA + orjson.dumps(schema).decode()
-    return [{"type": "text", "text": text}]
+    return [{"type": "text", "text": _JSON_OBJECT}] if wants_json and schema is None else []
 
 
 def _tool(fn: dict[str, Any]) -> Block:
