@@ -84,3 +84,21 @@ async def test_token_id_input_reaches_a_gemini_embedding_model(start_sim: StartS
         await client.embeddings.create(model="embed", input=[[-5]])
     assert refused.value.body["param"] == "input"  # type: ignore[index]
     await client.close()
+
+
+async def test_logprobs_nobody_can_give_are_a_400_and_pass_where_they_can(start_sim: StartSim,
+                                                                           start_gateway: StartGateway) -> None:
+    claude = await start_sim(protocol="anthropic", api_key=KEY)
+    gpt = await start_sim()
+    gateway = await start_gateway(config(
+        model("claude", {"id": "c", "provider": "anthropic", "model": "claude", "api_base": claude.base_url,
+                         "api_key": KEY}),
+        model("mixed", {"id": "c2", "provider": "anthropic", "model": "claude", "api_base": claude.base_url,
+                        "api_key": KEY}, deployment("g", gpt.base_url))))
+    client = sdk(gateway)
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.chat.completions.create(model="claude", messages=USER, logprobs=True, top_logprobs=2)
+    assert refused.value.body["param"] == "logprobs"  # type: ignore[index]
+    served = await client.chat.completions.with_raw_response.create(model="mixed", messages=USER, logprobs=True)
+    assert served.headers["x-stellwerk-deployment"] == "g"  # the deployment that can give them answers
+    await client.close()

@@ -203,3 +203,10 @@ def reject_n(body: dict[str, Any], provider: str) -> None:
     n = body.get("n")
     if isinstance(n, int) and n > 1:
         raise unsupported(provider, "n > 1 (several choices per request)", "n")
+
+
+def reject_logprobs(body: dict[str, Any], provider: str) -> None:
+    """Providers whose token log probabilities are not translated cannot serve ``logprobs``: refused, never
+    dropped (another deployment may serve them; if none can, the client gets a 400 naming the parameter)."""
+    if body.get("logprobs") is True or body.get("top_logprobs"):
+        raise unsupported(provider, "logprobs (token log probabilities)", "logprobs")

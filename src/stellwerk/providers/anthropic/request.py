@@ -25,9 +25,9 @@ a final assistant message    a prefill the model continues; trailing whitespace 
                              (Anthropic refuses it)
 ===========================  ==========================================================
 
-Other parameters (``seed``, penalties, ``logit_bias``, ``logprobs``, ...) have no
+Other parameters (``seed``, penalties, ``logit_bias``, ...) have no
 Anthropic counterpart and are dropped. Parts Anthropic cannot take (audio, file
-ids, ``n`` > 1) make this deployment move on, so another one can answer.
+ids, ``n`` > 1, ``logprobs``) make this deployment move on, so another one can answer.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from stellwerk.providers.canonical import (
     data_uri,
     json_mode,
     max_output_tokens,
+    reject_logprobs,
     reject_n,
     stop_sequences,
     tool_choice,
@@ -57,6 +58,7 @@ _JSON_OBJECT = "Answer with a single valid JSON object and nothing else."
 def to_messages_request(body: dict[str, Any], deployment: DeploymentConfig, stream: bool) -> dict[str, Any]:
     """The Messages API body for a canonical (OpenAI-format) chat request."""
     reject_n(body, _PROVIDER)
+    reject_logprobs(body, _PROVIDER)
     system: list[Block] = []
     messages: list[dict[str, Any]] = []
     for message in body.get("messages") or ():

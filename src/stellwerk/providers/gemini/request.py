@@ -33,6 +33,7 @@ from stellwerk.providers.canonical import (
     arguments_object,
     content_parts,
     json_mode,
+    reject_logprobs,
     result_object,
     sampling,
     text_of,
@@ -164,6 +165,7 @@ def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
 
 def chat_body(body: dict[str, Any]) -> dict[str, Any]:
     """The ``generateContent`` (and ``streamGenerateContent``) request body."""
+    reject_logprobs(body, PROVIDER)
     system, contents = _contents(body.get("messages") or [])
     wire: dict[str, Any] = {"contents": contents}
     if system:
