@@ -175,10 +175,10 @@ async def test_body_under_the_limit_in_chunks_is_served(start_sim: StartSim, sta
 # -- routes and HTTP ---------------------------------------------------------------------------------------------------
 async def test_unknown_path_is_404(setup: tuple[SimProvider, Gateway]) -> None:
     _, gateway = setup
-    response = await request(gateway.port, "POST", "/v1/completions", chat())
+    response = await request(gateway.port, "POST", "/v1/assistants", chat())
     assert response.status == 404
     error = assert_openai_error(response.json)
-    assert "/v1/completions" in error["message"]
+    assert "/v1/assistants" in error["message"]
     assert "x-request-id" in response.headers
 
 
