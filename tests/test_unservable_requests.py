@@ -102,3 +102,16 @@ async def test_logprobs_nobody_can_give_are_a_400_and_pass_where_they_can(start_
     served = await client.chat.completions.with_raw_response.create(model="mixed", messages=USER, logprobs=True)
     assert served.headers["x-stellwerk-deployment"] == "g"  # the deployment that can give them answers
     await client.close()
+
+
+async def test_embeddings_without_upstream_usage_report_an_estimate(start_sim: StartSim,
+                                                                    start_gateway: StartGateway) -> None:
+    sim = await start_sim(protocol="gemini", api_key=KEY, embedding_dimensions=4)
+    gateway = await start_gateway(config(model("embed", {
+        "id": "g", "provider": "gemini", "model": "text-embedding-004", "api_base": f"{sim.base_url}/v1beta",
+        "api_key": KEY})))
+    client = sdk(gateway)
+    answer = await client.embeddings.create(model="embed", input=["a" * 40, "b" * 40])
+    assert answer.usage.prompt_tokens == 20 and answer.usage.total_tokens == 20  # ~4 characters a token
+    assert (await client.embeddings.create(model="embed", input=[[1, 2, 3]])).usage.prompt_tokens == 3
+    await client.close()

@@ -83,9 +83,22 @@ async def embed(transport: Transport, clock: Clock, call: Call, lease: Lease, ti
     if not 200 <= response.status < 300:
         raise classify(adapter, dep.endpoint.secrets, response.status, response.headers, raw_body)
     data, raw = adapter.embeddings_response(dep.config, raw_body)
-    usage = usage_from({"completion_tokens": 0, **(data.get("usage") or {})}) or Usage(estimated=True)
+    usage = usage_from({"completion_tokens": 0, **(data.get("usage") or {})})
+    if usage is None or usage.prompt_tokens == 0:  # some providers (Gemini) report none: estimate, and say so
+        tokens = _input_tokens(call.body.get("input"))
+        usage = Usage(tokens, 0, estimated=True)
+        if raw is None:
+            data["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
     lease.ok(usage)
     return Answered(data, raw, usage)
+
+
+def _input_tokens(data: Any) -> int:
+    """Tokens of an embeddings input: counted for token ids, estimated from characters for text."""
+    items = data if isinstance(data, list) else [data]
+    if items and all(isinstance(x, int) for x in items):
+        return len(items)
+    return sum(len(x) if isinstance(x, list) else estimate_tokens(len(x)) if isinstance(x, str) else 0 for x in items)
 
 
 class Opened:
