@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import openai
+import orjson
 import pytest
 
 from stellwerk.gateway import Gateway
@@ -114,4 +115,38 @@ async def test_embeddings_without_upstream_usage_report_an_estimate(start_sim: S
     answer = await client.embeddings.create(model="embed", input=["a" * 40, "b" * 40])
     assert answer.usage.prompt_tokens == 20 and answer.usage.total_tokens == 20  # ~4 characters a token
     assert (await client.embeddings.create(model="embed", input=[[1, 2, 3]])).usage.prompt_tokens == 3
+    await client.close()
+
+
+CUSTOM = {"type": "custom", "custom": {"name": "run_sql", "description": "Run one SQL query"}}
+
+
+async def test_custom_tools_pass_to_openai_format_deployments(start_upstream: Any,
+                                                               start_gateway: StartGateway) -> None:
+    up = await start_upstream()
+    gateway = await start_gateway(config(model("chat", deployment("a", up.base_url))))
+    client = sdk(gateway)
+    history = [*USER, {"role": "assistant", "tool_calls": [
+        {"id": "c1", "type": "custom", "custom": {"name": "run_sql", "input": "select 1"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "1"}]
+    answer = await client.chat.completions.create(model="chat", messages=history, tools=[CUSTOM])  # type: ignore[list-item]
+    assert answer.choices[0].message.content
+    sent = orjson.loads(up.requests[0].body)
+    assert sent["tools"] == [CUSTOM] and sent["messages"][1]["tool_calls"][0]["type"] == "custom"
+    await client.close()
+
+
+async def test_custom_tools_to_other_providers_are_a_400_naming_tools(start_sim: StartSim,
+                                                                      start_gateway: StartGateway) -> None:
+    sim = await start_sim(protocol="anthropic", api_key=KEY)
+    gateway = await start_gateway(config(model("chat", {"id": "c", "provider": "anthropic", "model": "claude",
+                                                        "api_base": sim.base_url, "api_key": KEY})))
+    client = sdk(gateway)
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.chat.completions.create(model="chat", messages=USER, tools=[CUSTOM])  # type: ignore[list-item]
+    assert refused.value.body["param"] == "tools"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as malformed:
+        await client.chat.completions.create(model="chat", messages=USER,
+                                             tools=[{"type": "custom", "custom": {}}])  # type: ignore[list-item]
+    assert malformed.value.body["param"] == "tools[0].custom.name"  # type: ignore[index]
     await client.close()

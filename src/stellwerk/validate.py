@@ -112,10 +112,12 @@ def _check_message(message: Any, where: str) -> None:
             raise _fail(f"Invalid '{where}.tool_calls': expected an array on an assistant message.",
                         f"{where}.tool_calls")
         for k, call in enumerate(calls):
-            fn = call.get("function") if isinstance(call, dict) else None
+            kind = call.get("type", "function") if isinstance(call, dict) else "function"
+            key = "custom" if kind == "custom" else "function"
+            fn = call.get(key) if isinstance(call, dict) else None
             if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-                raise _fail(f"Missing required parameter: '{where}.tool_calls[{k}].function.name'.",
-                            f"{where}.tool_calls[{k}].function")
+                raise _fail(f"Missing required parameter: '{where}.tool_calls[{k}].{key}.name'.",
+                            f"{where}.tool_calls[{k}].{key}")
     elif role == "assistant" and content is None and "function_call" not in message:
         raise _fail(f"Invalid '{where}': an assistant message needs 'content' or 'tool_calls'.", f"{where}.content")
 
@@ -124,10 +126,15 @@ def _check_tools(tools: Any) -> None:
     if not isinstance(tools, list):
         raise _fail(f"Invalid type for 'tools': expected an array, but got {_typename(tools)}.", "tools")
     for k, tool in enumerate(tools):
+        if isinstance(tool, dict) and tool.get("type") == "custom":  # free-form input (OpenAI's custom tools)
+            custom = tool.get("custom")
+            if not isinstance(custom, dict) or not isinstance(custom.get("name"), str) or not custom["name"]:
+                raise _fail(f"Missing required parameter: 'tools[{k}].custom.name'.", f"tools[{k}].custom.name")
+            continue
         fn = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not isinstance(fn, dict):
-            raise _fail(f"Invalid 'tools[{k}]': expected {{\"type\": \"function\", \"function\": {{...}}}}.",
-                        f"tools[{k}]")
+            raise _fail(f"Invalid 'tools[{k}]': expected {{\"type\": \"function\", \"function\": {{...}}}} or "
+                        f"{{\"type\": \"custom\", \"custom\": {{...}}}}.", f"tools[{k}]")
         if not isinstance(fn.get("name"), str) or not fn["name"]:
             raise _fail(f"Missing required parameter: 'tools[{k}].function.name'.", f"tools[{k}].function.name")
         if "parameters" in fn and fn["parameters"] is not None and not isinstance(fn["parameters"], dict):

@@ -205,6 +205,16 @@ def reject_n(body: dict[str, Any], provider: str) -> None:
         raise unsupported(provider, "n > 1 (several choices per request)", "n")
 
 
+def reject_custom_tools(body: dict[str, Any], provider: str) -> None:
+    """Custom tools (free-form input, OpenAI's ``type: custom``) exist only in OpenAI's format: refused elsewhere."""
+    if any(isinstance(t, dict) and t.get("type", "function") != "function" for t in body.get("tools") or ()):
+        raise unsupported(provider, "custom tools (type 'custom')", "tools")
+    for message in body.get("messages") or ():
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        if any(isinstance(c, dict) and c.get("type", "function") != "function" for c in calls or ()):
+            raise unsupported(provider, "custom tool calls (type 'custom')", "messages")
+
+
 def reject_logprobs(body: dict[str, Any], provider: str) -> None:
     """Providers whose token log probabilities are not translated cannot serve ``logprobs``: refused, never
     dropped (another deployment may serve them; if none can, the client gets a 400 naming the parameter)."""

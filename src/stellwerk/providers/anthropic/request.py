@@ -40,6 +40,7 @@ from stellwerk.providers.canonical import (
     data_uri,
     json_mode,
     max_output_tokens,
+    reject_custom_tools,
     reject_logprobs,
     reject_n,
     stop_sequences,
@@ -59,6 +60,7 @@ def to_messages_request(body: dict[str, Any], deployment: DeploymentConfig, stre
     """The Messages API body for a canonical (OpenAI-format) chat request."""
     reject_n(body, _PROVIDER)
     reject_logprobs(body, _PROVIDER)
+    reject_custom_tools(body, _PROVIDER)
     system: list[Block] = []
     messages: list[dict[str, Any]] = []
     for message in body.get("messages") or ():

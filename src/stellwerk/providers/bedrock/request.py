@@ -30,6 +30,7 @@ from stellwerk.providers.canonical import (
     append_turn,
     arguments_object,
     content_parts,
+    reject_custom_tools,
     reject_logprobs,
     reject_n,
     result_object,
@@ -124,6 +125,7 @@ def _tool_config(body: dict[str, Any], called: list[str]) -> dict[str, Any] | No
 def converse_body(body: dict[str, Any]) -> dict[str, Any]:
     reject_n(body, PROVIDER)
     reject_logprobs(body, PROVIDER)
+    reject_custom_tools(body, PROVIDER)
     system, messages, called = _messages(body.get("messages") or [])
     wire: dict[str, Any] = {"messages": messages}
     if system:

@@ -33,6 +33,7 @@ from stellwerk.providers.canonical import (
     arguments_object,
     content_parts,
     json_mode,
+    reject_custom_tools,
     reject_logprobs,
     result_object,
     sampling,
@@ -166,6 +167,7 @@ def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
 def chat_body(body: dict[str, Any]) -> dict[str, Any]:
     """The ``generateContent`` (and ``streamGenerateContent``) request body."""
     reject_logprobs(body, PROVIDER)
+    reject_custom_tools(body, PROVIDER)
     system, contents = _contents(body.get("messages") or [])
     wire: dict[str, Any] = {"contents": contents}
     if system:

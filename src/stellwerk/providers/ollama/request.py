@@ -29,6 +29,7 @@ from stellwerk.providers.canonical import (
     arguments_object,
     content_parts,
     json_mode,
+    reject_custom_tools,
     reject_logprobs,
     reject_n,
     sampling,
@@ -72,6 +73,7 @@ def _message(message: dict[str, Any], names: dict[str, str]) -> dict[str, Any] |
 def chat_body(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
     reject_n(body, PROVIDER)
     reject_logprobs(body, PROVIDER)
+    reject_custom_tools(body, PROVIDER)
     messages = body.get("messages") or []
     names = tool_names(messages)
     wire: dict[str, Any] = {"model": model,
