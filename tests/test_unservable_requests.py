@@ -150,3 +150,19 @@ async def test_custom_tools_to_other_providers_are_a_400_naming_tools(start_sim:
                                              tools=[{"type": "custom", "custom": {}}])  # type: ignore[list-item]
     assert malformed.value.body["param"] == "tools[0].custom.name"  # type: ignore[index]
     await client.close()
+
+
+async def test_max_tokens_beyond_every_window_is_blamed_on_max_tokens(start_sim: StartSim,
+                                                                      start_gateway: StartGateway) -> None:
+    sim = await start_sim()
+    gateway = await start_gateway(config(model("chat", deployment("a", sim.base_url, context_window=1000))))
+    client = sdk(gateway)
+    with pytest.raises(openai.BadRequestError) as too_much:
+        await client.chat.completions.create(model="chat", messages=USER, max_tokens=5000)
+    body: Any = too_much.value.body
+    assert body["param"] == "max_tokens" and body["code"] == "context_length_exceeded"
+    with pytest.raises(openai.BadRequestError) as too_long:
+        await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "word " * 3000}])
+    assert too_long.value.body["param"] == "messages"  # type: ignore[index]
+    assert sim.stats.requests == 0
+    await client.close()

@@ -63,10 +63,7 @@ def _no_answer(journey: Journey, kind: str) -> StellwerkError:
     """The one error of a call no deployment answered, naming every attempt (or every filter's reason)."""
     call, failed = journey.call, journey.failed
     if kind == "context":
-        tokens = call.facts.counted_tokens
-        size = f" (~{tokens} tokens)" if tokens else ""
-        return ContextWindowExceededError(
-            f"The prompt{size} is too long for every deployment of model '{call.model}' and its fallbacks.", failed)
+        return _too_long(journey)
     if kind == "content":
         tried = "; ".join(a.describe() for a in failed)
         return ContentPolicyError(f"The request was refused by the provider's content policy. Tried: {tried}", failed)
@@ -102,6 +99,25 @@ def _filtered_out(journey: Journey) -> StellwerkError:
     failed.message = (f"No deployment of model '{model}' can take this request now: {why}."
                       + (" Retry after the rate-limit window." if at_limit else ""))
     return failed
+
+
+def _too_long(journey: Journey) -> StellwerkError:
+    """No context window fits: blame ``max_tokens`` when the prompt alone would fit one, else the prompt."""
+    call = journey.call
+    tokens = call.facts.counted_tokens
+    windows = [d.config.context_window for d in call.table.models[call.model].group.deployments
+               if d.config.context_window is not None]
+    limit = call.facts.max_output_tokens
+    if tokens is not None and limit is not None and windows and tokens < max(windows):
+        error = ContextWindowExceededError(
+            f"max_tokens {limit} leaves no room: the prompt (~{tokens} tokens) plus max_tokens exceeds the context "
+            f"window of every deployment of model '{call.model}' (largest {max(windows)}); lower max_tokens.",
+            journey.failed)
+        error.param = "max_tokens"
+        return error
+    size = f" (~{tokens} tokens)" if tokens else ""
+    return ContextWindowExceededError(
+        f"The prompt{size} is too long for every deployment of model '{call.model}' and its fallbacks.", journey.failed)
 
 
 def _float_vectors_to_base64(data: dict[str, Any]) -> bool:
