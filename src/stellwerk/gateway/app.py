@@ -5,6 +5,7 @@ method   path                        answer
 =======  ==========================  ==========================================
 POST     /v1/chat/completions        chat completion, JSON or SSE stream
 POST     /v1/completions             legacy completions, by translation to chat (completions_api.py)
+POST     /v1/responses               the Responses API, by translation to chat (responses_api.py)
 POST     /v1/embeddings              embeddings
 POST     /v1/messages                Anthropic Messages API: a message or its SSE events (anthropic_api.py)
 POST     /v1/messages/count_tokens   Anthropic token count (an estimate)
@@ -49,6 +50,7 @@ from .completions_api import CompletionsAPI
 from .depth import too_deep
 from .errors import error_body, error_response
 from .models import ModelList
+from .responses_api import ResponsesAPI
 
 __all__ = ["GatewayApp"]
 
@@ -78,9 +80,10 @@ class GatewayApp:
         }
         anthropic = AnthropicAPI(router, self._json, self._timeout)
         routes["/v1/completions"] = {"POST": CompletionsAPI(router, self._json, self._timeout).completions}
+        routes["/v1/responses"] = {"POST": ResponsesAPI(router, self._json, self._timeout).create}
         routes["/v1/messages"] = {"POST": anthropic.messages}
         routes["/v1/messages/count_tokens"] = {"POST": anthropic.count_tokens}
-        for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/messages",
+        for path in ("/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings", "/v1/models", "/v1/messages",
                      "/v1/messages/count_tokens"):
             routes[path[3:]] = routes[path]
         self._routes = routes

@@ -1,0 +1,96 @@
+"""The OpenAI Responses API front door: ``POST /v1/responses``, served by translation to chat on every provider.
+
+The Vercel AI SDK (``openai(model)``), the OpenAI Agents SDK, LangChain with ``use_responses_api`` and
+``litellm.responses`` call it. The request is translated to a chat request
+(:mod:`stellwerk.providers.responses.inbound`), routed like any chat, and the answer translated back
+into a ``response`` object or the Responses event stream (:mod:`~stellwerk.providers.responses.outbound`).
+
+``store`` (default true, as OpenAI's) keeps the conversation (this request's input and the answer) for
+``previous_response_id``, for 30 days (``STORE_TTL``), in the router's state store (in memory, bounded:
+the least recently used go first). ``instructions`` are not carried over, as OpenAI documents.
+An unknown or expired ``previous_response_id`` is a 400 naming it. Answers name the model asked for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+
+from stellwerk.errors import InvalidRequestError, StellwerkError
+from stellwerk.http.server import Request, Response, StreamingResponse
+from stellwerk.pipeline import Operation, Result, Stream
+from stellwerk.providers.responses import ResponseEvents, ResponsesRequest, to_chat_request, to_response
+from stellwerk.providers.responses.outbound import skeleton
+from stellwerk.routing import Router
+
+__all__ = ["ResponsesAPI"]
+
+STORE_TTL = 30 * 86400.0
+"""Seconds a stored response can be continued with ``previous_response_id`` (OpenAI keeps them 30 days)."""
+
+
+class ResponsesAPI:
+    def __init__(self, router: Router, parse_json: Callable[[Request], Any],
+                 timeout_of: Callable[[Request], float | None], ttl: float = STORE_TTL) -> None:
+        self.router = router
+        self._parse_json = parse_json
+        self._timeout_of = timeout_of
+        self._ttl = ttl
+
+    async def create(self, request: Request, rid: str) -> Response | StreamingResponse:
+        body = self._parse_json(request)
+        previous = body.get("previous_response_id") if isinstance(body, dict) else None
+        earlier = await self._earlier(previous) if isinstance(previous, str) else None
+        parsed = to_chat_request(body, earlier)
+        call = self.router.call(Operation.CHAT, parsed.chat, request_id=rid, timeout=self._timeout_of(request),
+                                headers=request.headers)
+        reply = await self.router.handle(call)
+        base = skeleton(f"resp_{rid}", int(time.time()), call.model, parsed.echo, parsed.store, previous)
+        headers = [("x-request-id", rid), ("x-stellwerk-deployment", reply.deployment),
+                   ("x-stellwerk-attempts", str(reply.attempts)), ("x-stellwerk-route", reply.route)]
+        if isinstance(reply, Result):
+            response, stored = to_response(reply.data, base)
+            await self._store(parsed, earlier, stored, base["id"])
+            return Response(200, orjson.dumps(response), [*headers, ("x-stellwerk-cost", f"{reply.cost:.8f}")])
+        return StreamingResponse(self._events(reply, ResponseEvents(base), parsed, earlier), headers=headers)
+
+    async def _events(self, stream: Stream, events: ResponseEvents, parsed: ResponsesRequest,
+                      earlier: list[dict[str, Any]] | None) -> AsyncIterator[bytes]:
+        yield events.start()
+        try:
+            async for chunk in stream:
+                data = events.feed(chunk)
+                if data:
+                    yield data
+        except StellwerkError as err:
+            yield events.error(f"The upstream stream from deployment '{stream.deployment}' broke off and could not "
+                               f"be continued elsewhere: {err.message}")
+            return
+        finally:
+            await stream.aclose()
+        closing, _, stored = events.finish()
+        await self._store(parsed, earlier, stored, events.base["id"])
+        yield closing
+
+    @staticmethod
+    def _key(response_id: str) -> str:
+        return f"responses:{response_id}"
+
+    async def _earlier(self, response_id: str) -> list[dict[str, Any]]:
+        """The conversation a stored response ended (its input and its answer)."""
+        stored = await self.router.state.get(self._key(response_id))
+        if stored is None:
+            raise InvalidRequestError(f"previous_response_id: no stored response '{response_id}' (unknown, expired, "
+                                      "or created with store: false)", param="previous_response_id")
+        messages: list[dict[str, Any]] = orjson.loads(stored)
+        return messages
+
+    async def _store(self, parsed: ResponsesRequest, earlier: list[dict[str, Any]] | None,
+                     answer: dict[str, Any], response_id: str) -> None:
+        if not parsed.store:
+            return
+        conversation = [*(earlier or []), *parsed.input_messages, answer]
+        await self.router.state.put(self._key(response_id), orjson.dumps(conversation), self._ttl)
