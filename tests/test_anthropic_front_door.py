@@ -54,7 +54,7 @@ async def test_message_headers_usage_and_cost(start_sim: StartSim, start_gateway
     raw = await client.messages.with_raw_response.create(model="chat", max_tokens=100, system="Be brief.",
                                                          messages=HELLO, extra_body={"temperature": 0.5})
     message = await raw.parse()
-    assert message.type == "message" and message.role == "assistant" and message.model == "chat"
+    assert message.type == "message" and message.role == "assistant" and message.model == "up-a"  # the upstream that answered
     assert message.content[0].type == "text" and len(message.content[0].text.split()) == 7
     assert message.stop_reason == "end_turn" and message.stop_sequence is None
     assert message.usage.output_tokens == 7 and message.usage.input_tokens > 0

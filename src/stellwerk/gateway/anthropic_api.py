@@ -80,7 +80,7 @@ class AnthropicAPI:
                 ("x-stellwerk-route", result.route),
             ])
         usage = anthropic_usage(result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_tokens)
-        message = to_message(result.data, f"msg_{rid}", model, usage)
+        message = to_message(result.data, f"msg_{rid}", _answered_by(result.data, model), usage)
         return Response(200, orjson.dumps(message), [
             *headers,
             ("x-stellwerk-deployment", result.deployment),
@@ -104,9 +104,13 @@ class AnthropicAPI:
 
 async def _sse(stream: Stream, events: MessageEvents) -> AsyncIterator[bytes]:
     """The Anthropic event stream of a routed chat stream; a break-off ends it with an ``error`` event."""
+    started = False
     try:
-        yield events.start()
         async for chunk in stream:
+            if not started:  # message_start names the model that answers: the first chunk's
+                events.model = _answered_by(chunk, events.model)
+                started = True
+                yield events.start()
             data = events.feed(chunk)
             if data:
                 yield data
@@ -114,12 +118,18 @@ async def _sse(stream: Stream, events: MessageEvents) -> AsyncIterator[bytes]:
         message = (f"The upstream stream from deployment '{stream.deployment}' broke off and could not be "
                    f"continued elsewhere: {err.message}")
         status = err.upstream_status if isinstance(err, UpstreamError) else None
-        yield events.error(status or 502, redact(message))
+        yield (b"" if started else events.start()) + events.error(status or 502, redact(message))
         return
     finally:
         await stream.aclose()
     usage = stream.usage or Usage()
-    yield events.finish(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+    yield (b"" if started else events.start()) + events.finish(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+
+
+def _answered_by(data: dict[str, Any], asked: str) -> str:
+    """The model an answer names: the upstream's own name, as OpenAI-format answers carry it (else the one asked)."""
+    model = data.get("model")
+    return model if isinstance(model, str) and model else asked
 
 
 def _error(err: StellwerkError, headers: list[tuple[str, str]]) -> Response:

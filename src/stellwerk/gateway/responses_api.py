@@ -8,7 +8,8 @@ into a ``response`` object or the Responses event stream (:mod:`~stellwerk.provi
 ``store`` (default true, as OpenAI's) keeps the conversation (this request's input and the answer) for
 ``previous_response_id``, for 30 days (``STORE_TTL``), in the router's state store (in memory, bounded:
 the least recently used go first). ``instructions`` are not carried over, as OpenAI documents.
-An unknown or expired ``previous_response_id`` is a 400 naming it. Answers name the model asked for.
+An unknown or expired ``previous_response_id`` is a 400 naming it. Answers name the upstream model that
+answered, as chat answers do.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class ResponsesAPI:
         headers = [("x-request-id", rid), ("x-stellwerk-deployment", reply.deployment),
                    ("x-stellwerk-attempts", str(reply.attempts)), ("x-stellwerk-route", reply.route)]
         if isinstance(reply, Result):
+            base["model"] = reply.data.get("model") or call.model  # the model that answered, as chat answers name it
             response, stored = to_response(reply.data, base)
             await self._store(parsed, earlier, stored, base["id"])
             return Response(200, orjson.dumps(response), [*headers, ("x-stellwerk-cost", f"{reply.cost:.8f}")])
@@ -59,18 +61,25 @@ class ResponsesAPI:
 
     async def _events(self, stream: Stream, events: ResponseEvents, parsed: ResponsesRequest,
                       earlier: list[dict[str, Any]] | None) -> AsyncIterator[bytes]:
-        yield events.start()
+        started = False
         try:
             async for chunk in stream:
+                if not started:  # the response names the model that answers: the first chunk's
+                    events.base["model"] = chunk.get("model") or events.base["model"]
+                    started = True
+                    yield events.start()
                 data = events.feed(chunk)
                 if data:
                     yield data
         except StellwerkError as err:
-            yield events.error(f"The upstream stream from deployment '{stream.deployment}' broke off and could not "
-                               f"be continued elsewhere: {err.message}")
+            yield (b"" if started else events.start()) + events.error(
+                f"The upstream stream from deployment '{stream.deployment}' broke off and could not be continued "
+                f"elsewhere: {err.message}")
             return
         finally:
             await stream.aclose()
+        if not started:
+            yield events.start()
         closing, _, stored = events.finish()
         await self._store(parsed, earlier, stored, events.base["id"])
         yield closing

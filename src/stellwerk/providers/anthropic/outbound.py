@@ -82,11 +82,12 @@ class MessageEvents:
     >>> events.start(); events.feed(chunk); ...; events.finish(usage)
     """
 
-    __slots__ = ("_block", "_id", "_input_tokens", "_kind", "_model", "_pinged", "_stop", "_tools")
+    __slots__ = ("_block", "_id", "_input_tokens", "_kind", "_pinged", "_stop", "_tools", "model")
 
     def __init__(self, message_id: str, model: str, input_tokens: int) -> None:
         self._id = message_id
-        self._model = model
+        self.model = model
+        """The model ``message_start`` names (set from the first chunk before :meth:`start`)."""
         self._input_tokens = input_tokens
         self._block = -1
         """Index of the open content block (-1: none yet)."""
@@ -99,7 +100,7 @@ class MessageEvents:
 
     def start(self) -> bytes:
         return sse_event({"type": "message_start", "message": {
-            "id": self._id, "type": "message", "role": "assistant", "model": self._model, "content": [],
+            "id": self._id, "type": "message", "role": "assistant", "model": self.model, "content": [],
             "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": self._input_tokens, "output_tokens": 0}}})
 
