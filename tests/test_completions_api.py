@@ -77,3 +77,55 @@ async def test_what_chat_cannot_express_is_a_400_naming_it(fields: dict[str, Any
     assert refused.value.body["param"] == param  # type: ignore[index]
     assert sim.stats.requests == 0
     await client.close()
+
+
+def _text_completion(req: Any) -> Any:
+    from stellwerk.http.server import Response, StreamingResponse
+
+    body = orjson.loads(req.body)
+    if not req.path.endswith("/completions") or req.path.endswith("/chat/completions"):
+        return Response(500, b'{"error": {"message": "this upstream serves /completions only"}}')
+    if body.get("stream"):
+        async def events() -> Any:
+            for piece in ("Once", " upon"):
+                yield b"data: " + orjson.dumps({"id": "cmpl-x", "object": "text_completion", "created": 1,
+                                                "model": "base-7b", "choices": [{"text": piece, "index": 0,
+                                                                                  "finish_reason": None}]}) + b"\n\n"
+            yield b"data: " + orjson.dumps({"id": "cmpl-x", "object": "text_completion", "created": 1,
+                                            "model": "base-7b", "choices": [{"text": "", "index": 0,
+                                                                              "finish_reason": "length"}],
+                                            "usage": {"prompt_tokens": 3, "completion_tokens": 2,
+                                                      "total_tokens": 5}}) + b"\n\n"
+            yield b"data: [DONE]\n\n"
+        return StreamingResponse(events())
+    return Response(200, orjson.dumps({"id": "cmpl-x", "object": "text_completion", "created": 1, "model": "base-7b",
+                                       "choices": [{"text": " a time", "index": 0, "finish_reason": "stop"}],
+                                       "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}))
+
+
+async def test_deployments_that_serve_completions_get_them_as_they_are(start_upstream: Any,
+                                                                        start_gateway: StartGateway) -> None:
+    async def respond(req: Any) -> Any:
+        return _text_completion(req)
+
+    up = await start_upstream(respond)
+    gateway = await start_gateway(config(model("base", deployment("a", up.base_url, supports_completions=True))))
+    client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="k", max_retries=0, timeout=GUARD)
+    answer = await client.completions.create(model="base", prompt="Once upon", echo=True, temperature=0.3)
+    assert answer.choices[0].text == "Once upon a time" and answer.usage.total_tokens == 5  # type: ignore[union-attr]
+    sent = orjson.loads(up.requests[0].body)
+    assert up.requests[0].path.endswith("/v1/completions")
+    assert sent["prompt"] == "Once upon" and sent["model"] == "up-a" and sent["temperature"] == 0.3
+    assert "echo" not in sent and sent["max_tokens"] == 16
+    stream = await client.completions.create(model="base", prompt="Tell", stream=True)
+    pieces = [c.choices[0].text async for c in stream if c.choices]
+    assert "".join(pieces) == "Once upon"
+    await client.close()
+
+
+def test_only_openai_format_deployments_may_serve_completions() -> None:
+    from stellwerk import ConfigError, load_dict
+
+    data = config(model("m", {"id": "c", "provider": "anthropic", "model": "claude", "supports_completions": True}))
+    with pytest.raises(ConfigError, match="supports_completions: only openai and azure"):
+        load_dict(data, env={})

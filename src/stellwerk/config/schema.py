@@ -103,6 +103,9 @@ class DeploymentConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     """Whether the model can call tools; requests with ``tools`` skip it otherwise. Default true."""
     supports_vision: bool = True
     """Whether the model accepts images. Default true."""
+    supports_completions: bool = False
+    """Serves the legacy ``/completions`` API (openai and azure only): ``/v1/completions`` requests are sent
+    to it as they are, instead of as chat. Default false."""
     supports_json: bool = True
     """Whether the model honours ``response_format`` JSON modes. Default true."""
     max_output_tokens: Annotated[int, Meta(ge=1)] | None = None

@@ -1,9 +1,11 @@
-"""The legacy Completions front door: ``POST /v1/completions``, served by translation to chat.
+"""The legacy Completions front door: ``POST /v1/completions``, native or translated to chat.
 
 LlamaIndex ``OpenAILike(is_chat_model=False)``, ``litellm.text_completion``, ``llm``'s completion models
 and the SDKs' ``completions.create`` still call it. A request becomes a chat request with one user
 message (the prompt), is routed like any chat, and the answer comes back as a ``text_completion``
-(streamed as ``text_completion`` chunks, then ``[DONE]``), so every provider can serve it.
+(streamed as ``text_completion`` chunks, then ``[DONE]``), so every provider can serve it. Deployments
+that declare ``supports_completions`` get the request as the client sent it instead
+(:mod:`stellwerk.providers.openai.completions`).
 
 =====================  =================================================================
 completions            chat
@@ -72,6 +74,12 @@ def to_chat_request(body: Any) -> tuple[dict[str, Any], str]:
     return chat, prompt if echo else ""
 
 
+def _native_body(body: dict[str, Any]) -> dict[str, Any]:
+    """What deployments serving completions natively get: the request as the client sent it (``echo`` is
+    applied by the gateway either way, so that every deployment answers alike)."""
+    return {k: v for k, v in body.items() if k != "echo"} | {"max_tokens": body.get("max_tokens", 16)}
+
+
 def _finish(reason: Any) -> Any:
     return "stop" if reason == "tool_calls" else reason
 
@@ -125,9 +133,10 @@ class CompletionsAPI:
         self._timeout_of = timeout_of
 
     async def completions(self, request: Request, rid: str) -> Response | StreamingResponse:
-        chat, echo = to_chat_request(self._parse_json(request))
+        body = self._parse_json(request)
+        chat, echo = to_chat_request(body)
         call = self.router.call(Operation.CHAT, chat, request_id=rid, timeout=self._timeout_of(request),
-                                headers=request.headers)
+                                headers=request.headers).evolve(completions=_native_body(body))
         reply = await self.router.handle(call)
         completion_id = f"cmpl-{rid}"
         headers = [("x-request-id", rid), ("x-stellwerk-deployment", reply.deployment),

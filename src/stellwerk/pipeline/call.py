@@ -192,6 +192,9 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
     principal: Principal | None = None
     traceparent: str | None = None
     """W3C trace context; sent upstream with every attempt of this call."""
+    completions: dict[str, Any] | None = None
+    """The legacy completions request this chat call translates, sent as it is to deployments that declare
+    ``supports_completions`` (the answer is read back as chat)."""
 
     def evolve(self, **changes: Any) -> Call:
         """A copy with some fields changed (a middleware sets ``principal``, tracing sets ``traceparent``)."""

@@ -56,6 +56,13 @@ def _problems(deployment: DeploymentConfig, probes_models: bool) -> list[str]:
     return deployment_problems(deployment, probes_models)
 
 
+def _not_completions(deployment: DeploymentConfig, probes_models: bool) -> list[str]:
+    problems = _problems(deployment, probes_models)
+    if deployment.supports_completions:
+        problems.append("supports_completions: only openai and azure deployments serve /completions")
+    return problems
+
+
 def _azure_problems(deployment: DeploymentConfig, probes_models: bool) -> list[str]:
     problems = _problems(deployment, probes_models)
     if deployment.api_base is None:
@@ -66,10 +73,10 @@ def _azure_problems(deployment: DeploymentConfig, probes_models: bool) -> list[s
 BUILTIN_PROVIDERS: Mapping[str, ProviderSpec] = MappingProxyType({
     "openai": ProviderSpec(OpenAIAdapter, _problems),
     "azure": ProviderSpec(lambda: OpenAIAdapter(azure=True), _azure_problems),
-    "anthropic": ProviderSpec(AnthropicAdapter, _problems),
-    "gemini": ProviderSpec(GeminiAdapter, _problems),
-    "ollama": ProviderSpec(OllamaAdapter, _problems),
-    "bedrock": ProviderSpec(_bedrock, _problems),
+    "anthropic": ProviderSpec(AnthropicAdapter, _not_completions),
+    "gemini": ProviderSpec(GeminiAdapter, _not_completions),
+    "ollama": ProviderSpec(OllamaAdapter, _not_completions),
+    "bedrock": ProviderSpec(_bedrock, _not_completions),
 })
 
 

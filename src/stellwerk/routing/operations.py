@@ -17,6 +17,7 @@ from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.http.client import Transport, TransportError, UpstreamResponse
 from stellwerk.pipeline.call import Call
 from stellwerk.providers import Chunk, StreamDecoder, UpstreamRequest
+from stellwerk.providers.openai.completions import CompletionsStreamDecoder, as_chat, completions_request
 from stellwerk.usage import Usage, estimate_tokens, usage_from
 
 from .lease import Lease
@@ -56,17 +57,24 @@ def _answer_chars(data: dict[str, Any]) -> int:
     return chars
 
 
+def _native(call: Call, lease: Lease) -> bool:
+    """The call is a legacy completion and this deployment serves those as they are."""
+    return call.completions is not None and lease.deployment.config.supports_completions
+
+
 async def complete(transport: Transport, clock: Clock, call: Call, lease: Lease, timeout: float) -> Answered:
     dep = lease.deployment
     adapter = dep.adapter
-    wire = adapter.chat_request(dep.config, dep.endpoint, call.body, False)
+    native = _native(call, lease)
+    wire = (completions_request(dep.config, dep.endpoint, call.completions, False) if native and call.completions
+            else adapter.chat_request(dep.config, dep.endpoint, call.body, False))
     deadline = clock() + timeout
     response = await send(transport, wire, timeout, dep.config.connect_timeout, call.upstream_headers())
     dep.routing.rate_limit_headers(response.headers)
     raw_body = await read_body(response, deadline - clock())
     if not 200 <= response.status < 300:
         raise classify(adapter, dep.endpoint.secrets, response.status, response.headers, raw_body)
-    data, raw = adapter.chat_response(dep.config, raw_body)
+    data, raw = (as_chat(raw_body), None) if native else adapter.chat_response(dep.config, raw_body)
     usage = usage_from(data.get("usage")) or Usage(
         estimate_tokens(call.facts.prompt_chars), estimate_tokens(_answer_chars(data)), estimated=True)
     lease.ok(usage)
@@ -127,14 +135,16 @@ async def open_stream(transport: Transport, clock: Clock, call: Call, body: dict
     dep = lease.deployment
     adapter = dep.adapter
     group = call.table.models[dep.model].group
-    wire = adapter.chat_request(dep.config, dep.endpoint, body, True)
+    native = _native(call, lease) and body is call.body  # a resumed stream continues as chat
+    wire = (completions_request(dep.config, dep.endpoint, call.completions, True) if native and call.completions
+            else adapter.chat_request(dep.config, dep.endpoint, body, True))
     deadline = clock() + timeout
     response = await send(transport, wire, timeout, dep.config.connect_timeout, call.upstream_headers())
     dep.routing.rate_limit_headers(response.headers)
     if not 200 <= response.status < 300:
         data = await read_body(response, deadline - clock())
         raise classify(adapter, dep.endpoint.secrets, response.status, response.headers, data)
-    decoder = adapter.stream_decoder(dep.config)
+    decoder: StreamDecoder = CompletionsStreamDecoder() if native else adapter.stream_decoder(dep.config)
     idle = group.idle_timeout_for(dep)
     first: list[Chunk] = []
     try:
