@@ -53,3 +53,13 @@ async def test_embedding_dimensions_are_capped(start_sim: StartSim, start_gatewa
     with pytest.raises(openai.BadRequestError):
         await client.embeddings.create(model="embed", input="x", dimensions=11882702584)
     await client.close()
+
+
+async def test_n_choices_come_back(start_sim: StartSim, start_gateway: StartGateway) -> None:
+    sim = await start_sim(output_tokens=4)
+    gateway = await start_gateway(config(model("chat", backed_by("openai", sim))))
+    client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="k", max_retries=0, timeout=GUARD)
+    answer = await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}], n=3)
+    assert [c.index for c in answer.choices] == [0, 1, 2] and all(c.message.content for c in answer.choices)
+    assert answer.usage is not None and answer.usage.completion_tokens == 12
+    await client.close()

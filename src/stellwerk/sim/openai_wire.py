@@ -123,9 +123,12 @@ def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
     max_tokens = _max_tokens(data)
     tool_name, tool_parameters = (None, None) if _tool_answered(messages) else _pick_tool(data)
     response_format, schema = _response_format(data.get("response_format"))
+    n = data.get("n", 1)
+    if not is_count(n) or n > 128:
+        raise _invalid("Invalid 'n': expected an integer from 1 to 128.", "n")
     return ChatRequest(
         model, stream, include_usage, max_tokens, estimate_tokens(chars), flagged, tool_name, tool_parameters,
-        response_format, schema, resume_words(messages),
+        response_format, schema, resume_words(messages), n,
     )  # fmt: skip
 
 
@@ -233,6 +236,18 @@ def _usage(prompt: int, completion: int) -> bytes:
         prompt + completion,
         _USAGE_DETAILS,
     )
+
+
+def _n_choices(body: bytes, n: int) -> bytes:
+    """``n`` choices (the same answer n times, each with its index), usage counting every one."""
+    data = orjson.loads(body)
+    choice = data["choices"][0]
+    data["choices"] = [{**choice, "index": i} for i in range(n)]
+    usage = data.get("usage")
+    if isinstance(usage, dict):
+        usage["completion_tokens"] *= n
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    return orjson.dumps(data)
 
 
 def chat_completion(
@@ -391,10 +406,11 @@ class OpenAIDialect:
     def completion(self, turn: Turn) -> bytes:
         chat, reply = turn.chat, turn.reply
         tool = None if reply.tool is None else (tool_call_id(turn.seq), reply.tool.name, reply.tool.arguments)
-        return chat_completion(
+        body = chat_completion(
             f"chatcmpl-sim{turn.seq:020d}", int(turn.created), chat.model, reply.text, _FINISH[reply.finish],
             chat.prompt_tokens, reply.completion_tokens, tool,
         )  # fmt: skip
+        return body if chat.n == 1 else _n_choices(body, chat.n)
 
     def text_delta(self, text: str) -> bytes:
         return content_delta(text)

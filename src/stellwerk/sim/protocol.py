@@ -174,6 +174,8 @@ class ChatRequest(NamedTuple):
     json_schema: Any
     resume_words: int = 0
     """Words of a partial answer to continue (see :func:`resume_words`); 0 for a new answer."""
+    n: int = 1
+    """Choices asked for (OpenAI's ``n``; complete answers carry that many, streams one)."""
 
 
 class EmbedRequest(NamedTuple):
