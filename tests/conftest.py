@@ -14,6 +14,7 @@ import pytest
 
 from stellwerk import load_dict
 from stellwerk.gateway import Gateway
+from stellwerk.http.server import HTTPServer, Request, Response, StreamingResponse
 from stellwerk.sim import Profile, SimProvider
 from support import GUARD, CaptureUpstream, Responder, default_respond
 
@@ -102,3 +103,22 @@ async def make_anthropic() -> AsyncIterator[Callable[[Gateway], Any]]:
     yield make
     for client in clients:
         await client.close()
+
+
+Serve = Callable[..., Awaitable[HTTPServer]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """``await serve(handler, **options)``: a bare :class:`HTTPServer` on an ephemeral port (closed at teardown)."""
+    servers: list[HTTPServer] = []
+
+    async def start(handler: Callable[[Request], Awaitable[Response | StreamingResponse]], **options: Any) -> HTTPServer:
+        server = HTTPServer(handler, **options)
+        await server.start("127.0.0.1", 0)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.close(grace=0.5)

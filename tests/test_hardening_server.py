@@ -24,21 +24,6 @@ Serve = Callable[..., Awaitable[HTTPServer]]
 MiB = 1 << 20
 
 
-@pytest.fixture
-async def serve() -> AsyncIterator[Serve]:
-    servers: list[HTTPServer] = []
-
-    async def start(handler: Callable[[Request], Awaitable[Response | StreamingResponse]], **options: Any) -> HTTPServer:
-        server = HTTPServer(handler, **options)
-        await server.start("127.0.0.1", 0)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await server.close(grace=0.5)
-
-
 class Gate:
     """``/wait`` blocks until released; other paths answer at once with a small body (2 KiB for ``/health``)."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import orjson
 import pytest
@@ -13,21 +12,6 @@ from stellwerk.http.server import HTTPServer, Request, Response, StreamingRespon
 from support import GUARD, RawConnection, http_request
 
 Serve = Callable[..., Awaitable[HTTPServer]]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Serve]:
-    servers: list[HTTPServer] = []
-
-    async def start(handler: Callable[[Request], Awaitable[Response | StreamingResponse]], **options: Any) -> HTTPServer:
-        server = HTTPServer(handler, **options)
-        await server.start("127.0.0.1", 0)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await server.close(grace=0.5)
 
 
 class Echo:
