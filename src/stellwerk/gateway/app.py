@@ -9,6 +9,7 @@ POST     /v1/messages                Anthropic Messages API: a message or its SS
 POST     /v1/messages/count_tokens   Anthropic token count (an estimate)
 GET      /v1/models                  the configured model names
 GET      /healthz                    200 once the server is ready
+GET      /metrics                    Prometheus metrics (OpenMetrics when the scraper asks for it)
 GET      /admin/stats                per-deployment counters (JSON)
 GET      /admin/health               breakers, budgets, passive and active health (JSON)
 GET      /admin/route?model=M        dry run: where a sample request would go, and why
@@ -39,6 +40,7 @@ from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.pipeline import Operation, Result
 from stellwerk.routing import Router
 from stellwerk.telemetry import StatsCollector
+from stellwerk.telemetry.prometheus import Metrics
 
 from .anthropic_api import AnthropicAPI
 from .depth import too_deep
@@ -55,9 +57,10 @@ Route = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
 class GatewayApp:
     """``await app(request)`` answers one HTTP request."""
 
-    def __init__(self, router: Router, stats: StatsCollector | None = None) -> None:
+    def __init__(self, router: Router, stats: StatsCollector | None = None, metrics: Metrics | None = None) -> None:
         self.router = router
         self.stats = stats
+        self.metrics = metrics
         self.started = time.time()
         self._models_body = orjson.dumps({
             "object": "list",
@@ -69,6 +72,7 @@ class GatewayApp:
             "/v1/embeddings": {"POST": self.embeddings},
             "/v1/models": {"GET": self.list_models},
             "/healthz": {"GET": self.healthz},
+            "/metrics": {"GET": self.prometheus},
             "/admin/stats": {"GET": self.admin_stats},
             "/admin/health": {"GET": self.admin_health},
             "/admin/route": {"GET": self.admin_route, "POST": self.admin_route},
@@ -162,6 +166,13 @@ class GatewayApp:
 
     async def healthz(self, request: Request, rid: str) -> Response:
         return Response(200, b'{"status":"ok"}', [("x-request-id", rid)])
+
+    async def prometheus(self, request: Request, rid: str) -> Response:
+        if self.metrics is None:
+            return Response(404, error_body(404, "Metrics are not collected by this app.", code="not_found"),
+                            [("x-request-id", rid)])
+        body, content_type = self.metrics.render(request.headers.get("accept", ""))
+        return Response(200, body, [("x-request-id", rid)], content_type=content_type)
 
     async def admin_health(self, request: Request, rid: str) -> Response:
         return Response(200, orjson.dumps(self.router.health()), [("x-request-id", rid)])

@@ -11,11 +11,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from stellwerk import __version__
 from stellwerk.config import Config
 from stellwerk.http.client import Transport
 from stellwerk.http.server import HTTPServer
 from stellwerk.routing import Router
+from stellwerk.pipeline import Middleware
 from stellwerk.telemetry import Event, RequestFinished, StatsCollector
+from stellwerk.telemetry.access_log import AccessLog, open_sink
+from stellwerk.telemetry.prometheus import Metrics
 
 from .app import GatewayApp
 from .errors import http_layer_error, stream_interrupted_event
@@ -52,15 +56,27 @@ class Gateway:
                  clock: Callable[[], float] | None = None, rng: random.Random | None = None) -> None:
         """``transport``, ``clock`` and ``rng`` are passed to the :class:`Router` (tests inject them)."""
         self.config = config
+        server = config.server
         self.stats = StatsCollector()
         options: dict[str, Any] = {"clock": clock} if clock is not None else {}
-        self.router = Router(config, transport=transport, rng=rng, **options)
-        self.router.events.subscribe(self.stats, RequestFinished)
-        self.router.events.subscribe(log_record, RequestFinished)
-        self.app = GatewayApp(self.router, self.stats)
-        server = config.server
+        tracing: list[Middleware] = []
+        sink = open_sink(server.access_log)
+        self.access_log = None if sink is None else AccessLog(
+            sink, wall_clock=time.time, log_payloads=server.log_payloads, owns_sink=server.access_log != "stdout")
+        if self.access_log is not None and server.log_payloads:
+            tracing.append(self.access_log.capture)
+        self.router = Router(config, transport=transport, rng=rng, middlewares={"tracing": tracing}, **options)
+        events = self.router.events
+        events.subscribe(self.stats, RequestFinished)
+        events.subscribe(log_record, RequestFinished)
+        self.metrics = Metrics(lambda: self.router.table, version=__version__)
+        events.subscribe(self.metrics, RequestFinished)
+        if self.access_log is not None:
+            events.subscribe(self.access_log, RequestFinished)
+        self.app = GatewayApp(self.router, self.stats, self.metrics)
         guarded = BrowserGuard(self.app, listen_host=server.host, allowed_hosts=server.allowed_hosts,
-                               cors_origins=server.cors_origins)
+                               cors_origins=server.cors_origins,
+                               public_paths=("/metrics",) if server.metrics_public else ())
         self.server = HTTPServer(
             guarded,
             max_body_size=server.max_body_size,
@@ -90,6 +106,8 @@ class Gateway:
         """Stop listening; in-flight requests get ``grace`` seconds (default ``server.shutdown_grace``)."""
         await self.server.close(self.config.server.shutdown_grace if grace is None else grace)
         await self.router.aclose()
+        if self.access_log is not None:
+            self.access_log.close()
 
 
 async def _serve(config: Config, host: str | None, port: int | None, ready: Callable[[Gateway], None]) -> None:
