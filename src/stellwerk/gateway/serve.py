@@ -15,8 +15,8 @@ from stellwerk import __version__
 from stellwerk.config import Config
 from stellwerk.http.client import Transport
 from stellwerk.http.server import HTTPServer
-from stellwerk.routing import Router
 from stellwerk.pipeline import Middleware
+from stellwerk.routing import Router
 from stellwerk.telemetry import Event, RequestFinished, StatsCollector
 from stellwerk.telemetry.access_log import AccessLog, open_sink
 from stellwerk.telemetry.prometheus import Metrics

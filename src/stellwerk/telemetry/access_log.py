@@ -17,6 +17,7 @@ until the request's line is written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import sys
 from collections.abc import Callable
@@ -41,7 +42,7 @@ def open_sink(target: str) -> IO[bytes] | None:
         return None
     if target == "stdout":
         return sys.stdout.buffer
-    return open(target, "ab", buffering=256 * 1024)  # noqa: SIM115 - closed by AccessLog.close
+    return open(target, "ab", buffering=256 * 1024)
 
 
 class AccessLog:
@@ -111,10 +112,8 @@ class AccessLog:
 
     def flush(self) -> None:
         self._flush_pending = False
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed or full sink must not fail requests
             self._sink.flush()
-        except (OSError, ValueError):  # a closed or full sink must not fail requests
-            pass
 
     def close(self) -> None:
         self.flush()
