@@ -9,10 +9,11 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stellwerk import __version__
 from stellwerk.config import Config
+from stellwerk.errors import ConfigError
 from stellwerk.http.client import Transport
 from stellwerk.http.server import HTTPServer
 from stellwerk.pipeline import Middleware
@@ -24,6 +25,9 @@ from stellwerk.telemetry.prometheus import Metrics
 from .app import GatewayApp
 from .errors import http_layer_error, stream_interrupted_event
 from .guard import BrowserGuard
+
+if TYPE_CHECKING:
+    from stellwerk.telemetry.otel import Tracing
 
 __all__ = ["Gateway", "run_gateway"]
 
@@ -65,8 +69,21 @@ class Gateway:
             sink, wall_clock=time.time, log_payloads=server.log_payloads, owns_sink=server.access_log != "stdout")
         if self.access_log is not None and server.log_payloads:
             tracing.append(self.access_log.capture)
+        self.tracer_provider: Any = None
+        """The OpenTelemetry SDK's tracer provider when ``server.otel`` is set (shut down, flushing, at close)."""
+        spans: Tracing | None = None
+        if server.otel is not None:
+            try:
+                from stellwerk.telemetry.otel import KINDS, Tracing, tracer_provider
+            except ImportError:
+                raise ConfigError(["server.otel: needs the OpenTelemetry SDK: pip install 'stellwerk[otel]'"]) from None
+            self.tracer_provider = tracer_provider(server.otel)
+            spans = Tracing(self.tracer_provider.get_tracer("stellwerk"), lambda: self.router.table)
+            tracing.insert(0, spans.middleware)
         self.router = Router(config, transport=transport, rng=rng, middlewares={"tracing": tracing}, **options)
         events = self.router.events
+        if spans is not None:
+            events.subscribe(spans, *KINDS)
         events.subscribe(self.stats, RequestFinished)
         events.subscribe(log_record, RequestFinished)
         self.metrics = Metrics(lambda: self.router.table, version=__version__)
@@ -108,6 +125,8 @@ class Gateway:
         await self.router.aclose()
         if self.access_log is not None:
             self.access_log.close()
+        if self.tracer_provider is not None:
+            await asyncio.to_thread(self.tracer_provider.shutdown)  # exports what is left (blocking I/O)
 
 
 async def _serve(config: Config, host: str | None, port: int | None, ready: Callable[[Gateway], None]) -> None:
