@@ -10,6 +10,7 @@ POST     /v1/messages/count_tokens   Anthropic token count (an estimate)
 GET      /v1/models                  the configured model names
 GET      /healthz                    200 once the server is ready
 GET      /metrics                    Prometheus metrics (OpenMetrics when the scraper asks for it)
+GET      /ui                         the dashboard (console.py; with /admin/events and /admin/timeline)
 GET      /admin/stats                per-deployment counters (JSON)
 GET      /admin/health               breakers, budgets, passive and active health (JSON)
 GET      /admin/route?model=M        dry run: where a sample request would go, and why
@@ -43,6 +44,7 @@ from stellwerk.telemetry import StatsCollector
 from stellwerk.telemetry.prometheus import Metrics
 
 from .anthropic_api import AnthropicAPI
+from .console import Console
 from .depth import too_deep
 from .errors import error_body, error_response
 
@@ -57,7 +59,8 @@ Route = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
 class GatewayApp:
     """``await app(request)`` answers one HTTP request."""
 
-    def __init__(self, router: Router, stats: StatsCollector | None = None, metrics: Metrics | None = None) -> None:
+    def __init__(self, router: Router, stats: StatsCollector | None = None, metrics: Metrics | None = None,
+                 console: Console | None = None) -> None:
         self.router = router
         self.stats = stats
         self.metrics = metrics
@@ -78,6 +81,11 @@ class GatewayApp:
             "/admin/route": {"GET": self.admin_route, "POST": self.admin_route},
             "/admin/experiments": {"GET": self.admin_experiments},
         }
+        if console is not None:
+            for path in console.files:
+                routes[path] = {"GET": console.static}
+            routes["/admin/events"] = {"GET": console.events}
+            routes["/admin/timeline"] = {"GET": console.timeline}
         anthropic = AnthropicAPI(router, self._json, self._timeout)
         routes["/v1/messages"] = {"POST": anthropic.messages}
         routes["/v1/messages/count_tokens"] = {"POST": anthropic.count_tokens}

@@ -20,9 +20,12 @@ from stellwerk.pipeline import Middleware
 from stellwerk.routing import Router
 from stellwerk.telemetry import Event, RequestFinished, StatsCollector
 from stellwerk.telemetry.access_log import AccessLog, open_sink
+from stellwerk.telemetry.feed import KINDS as FEED_KINDS
+from stellwerk.telemetry.feed import LiveFeed
 from stellwerk.telemetry.prometheus import Metrics
 
 from .app import GatewayApp
+from .console import Console
 from .errors import http_layer_error, stream_interrupted_event
 from .guard import BrowserGuard
 
@@ -90,7 +93,9 @@ class Gateway:
         events.subscribe(self.metrics, RequestFinished)
         if self.access_log is not None:
             events.subscribe(self.access_log, RequestFinished)
-        self.app = GatewayApp(self.router, self.stats, self.metrics)
+        self.feed = LiveFeed(lambda: self.router.table, wall_clock=time.time)
+        events.subscribe(self.feed, *FEED_KINDS)
+        self.app = GatewayApp(self.router, self.stats, self.metrics, Console(self.feed))
         guarded = BrowserGuard(self.app, listen_host=server.host, allowed_hosts=server.allowed_hosts,
                                cors_origins=server.cors_origins,
                                public_paths=("/metrics",) if server.metrics_public else ())
@@ -121,6 +126,7 @@ class Gateway:
 
     async def close(self, grace: float | None = None) -> None:
         """Stop listening; in-flight requests get ``grace`` seconds (default ``server.shutdown_grace``)."""
+        self.feed.close()  # dashboards' event streams end now rather than holding the shutdown
         await self.server.close(self.config.server.shutdown_grace if grace is None else grace)
         await self.router.aclose()
         if self.access_log is not None:
