@@ -62,8 +62,9 @@ class LiveFeed:
         self._clock = wall_clock
         self._buckets: deque[_Bucket] = deque(maxlen=BUCKETS)
         self._queues: set[asyncio.Queue[bytes]] = set()
-        self.recent: deque[dict[str, Any]] = deque(maxlen=_RECENT)
-        """The latest events (newest last), for a page that opens after them."""
+        self._recent: deque[tuple[float, Event | dict[str, Any]]] = deque(maxlen=_RECENT)
+        """The latest events with their times (newest last), for a page that opens after them; turned
+        into JSON only when a page asks."""
         self._version = table().version
         self.dropped = 0
         """Events a slow stream did not get."""
@@ -72,19 +73,16 @@ class LiveFeed:
         now = self._clock()
         if type(event) is RequestFinished:
             self._count(event, now)
-            item: dict[str, Any] = {
-                "type": "request", "time": now, "request_id": event.request_id, "model": event.model,
-                "deployment": event.deployment, "status": event.status, "latency": event.latency, "ttft": event.ttft,
-                "cost": event.cost, "attempts": event.upstream_attempts, "route": event.route,
-                "failed": [a.deployment for a in event.attempts], "stream": event.stream}
-        elif type(event) is BreakerChanged:
-            item = {"type": "breaker", "time": now, "deployment": event.deployment, "old": event.old, "new": event.new}
-        else:
+        elif type(event) is not BreakerChanged:
             return
-        self.recent.append(item)
+        self._recent.append((now, event))
         if self._queues:
             self._check_version(now)
-            self._send(item)
+            self._send(_item(now, event))
+
+    def recent(self) -> list[dict[str, Any]]:
+        """The latest events as the stream sends them (oldest first)."""
+        return [_item(now, event) for now, event in self._recent]
 
     def _count(self, record: RequestFinished, now: float) -> None:
         buckets = self._buckets
@@ -104,7 +102,7 @@ class LiveFeed:
         if version != self._version:
             self._version = version
             item = {"type": "config", "time": now, "version": version}
-            self.recent.append(item)
+            self._recent.append((now, item))
             self._send(item)
 
     def _send(self, item: dict[str, Any]) -> None:
@@ -143,7 +141,7 @@ class LiveFeed:
         self._queues.add(queue)
         try:
             hello = {"type": "hello", "time": self._clock(), "version": self._table().version,
-                     "recent": list(self.recent)}
+                     "recent": self.recent()}
             yield b"event: hello\ndata: %s\n\n" % orjson.dumps(hello)
             while True:
                 try:
@@ -166,6 +164,19 @@ class LiveFeed:
             except asyncio.QueueFull:
                 queue.get_nowait()
                 queue.put_nowait(_CLOSE)
+
+
+def _item(now: float, event: Event | dict[str, Any]) -> dict[str, Any]:
+    """An event as the stream's JSON."""
+    if type(event) is RequestFinished:
+        return {"type": "request", "time": now, "request_id": event.request_id, "model": event.model,
+                "deployment": event.deployment, "status": event.status, "latency": event.latency, "ttft": event.ttft,
+                "cost": event.cost, "attempts": event.upstream_attempts, "route": event.route,
+                "failed": [a.deployment for a in event.attempts], "stream": event.stream}
+    if type(event) is BreakerChanged:
+        return {"type": "breaker", "time": now, "deployment": event.deployment, "old": event.old, "new": event.new}
+    assert isinstance(event, dict)
+    return event
 
 
 def _quantile(ordered: list[float], q: float) -> float | None:
