@@ -207,3 +207,43 @@ async def test_otel_without_the_extra_is_a_config_error(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "stellwerk.telemetry.otel", None)  # as if the SDK were not installed
     with pytest.raises(ConfigError, match=r"stellwerk\[otel\]"):
         Gateway(load_dict(config(model("chat", deployment("up", closed_port_url())), otel={})))
+
+
+
+async def test_hedge_budget_and_abandoned_attempts_from_events() -> None:
+    """Events the sim cannot easily provoke, fed to the listener around a real middleware call."""
+    from stellwerk.pipeline import Operation
+    from stellwerk.telemetry import AttemptFinished, HedgeSent, RetryBudgetRefused
+    from stellwerk.usage import Usage
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    router = Router(load_dict(config(model("chat", deployment("slow", closed_port_url()),
+                                           deployment("fast", closed_port_url())))))
+    tracing = Tracing(provider.get_tracer("test"), lambda: router.table)
+    call = router.call(Operation.CHAT, {"model": "chat", "messages": USER}, request_id="hedged")
+
+    async def handler(sent: Any) -> Any:
+        assert sent.traceparent is not None  # the request span's, for the upstream
+        tracing(AttemptStarted(request_id="hedged", model="chat", deployment="slow", number=1))
+        tracing(HedgeSent(request_id="hedged", model="chat", slow="slow", hedge="fast", delay=0.25))
+        tracing(AttemptStarted(request_id="hedged", model="chat", deployment="fast", number=2))
+        tracing(AttemptFinished(request_id="hedged", model="chat", deployment="fast", outcome="retry_here",
+                                elapsed=0.1, status=500))
+        tracing(RetryBudgetRefused(request_id="hedged", model="chat", deployment=None))
+        raise RuntimeError("no answer")
+
+    with pytest.raises(RuntimeError):
+        await tracing.middleware(call, handler)
+    tracing(call.finished(call.started + 1, status=503, deployment=None, attempts=(), usage=Usage(), cost=0.0))
+    request, attempts = by_kind(exporter.get_finished_spans())
+    assert [e.name for e in request.events] == ["hedge", "failover", "retry_budget_refused"]
+    assert request.events[0].attributes == {"stellwerk.slow": "slow", "stellwerk.hedge": "fast",
+                                            "stellwerk.delay_s": 0.25}
+    slow, fast = attempts
+    assert slow.attributes["stellwerk.outcome"] == "abandoned"  # still open when the request ended
+    assert fast.attributes["stellwerk.outcome"] == "retry_here" and fast.attributes["http.response.status_code"] == 500
+    assert fast.status.status_code is StatusCode.ERROR
+    await router.aclose()
+    provider.shutdown()

@@ -140,8 +140,8 @@ class LiveFeed:
         queue: asyncio.Queue[bytes] = asyncio.Queue(_QUEUE)
         self._queues.add(queue)
         try:
-            hello = {"type": "hello", "time": self._clock(), "version": self._table().version,
-                     "recent": self.recent()}
+            self._version = version = self._table().version  # known to every open stream from here on
+            hello = {"type": "hello", "time": self._clock(), "version": version, "recent": self.recent()}
             yield b"event: hello\ndata: %s\n\n" % orjson.dumps(hello)
             while True:
                 try:
