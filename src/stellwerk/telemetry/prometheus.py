@@ -151,10 +151,12 @@ class Metrics(Collector):
                                    labels=("model", "deployment"))
         by_model: dict[str, tuple[list[int], list[float], list[int], list[float]]] = {}
         answered: dict[tuple[str, str], list[float]] = {}
+        counted: dict[tuple[str, str, str], int] = {}
         for (model_name, deployment, status), series in self._series.items():
-            model = self._model(model_name)
+            model = self._model(model_name)  # names the current table no longer has are summed as "other"
             dep = "" if deployment is None else self._deployment(deployment)
-            requests.add_metric((model, dep, str(status)), series.requests)
+            labels = (model, dep, str(status))
+            counted[labels] = counted.get(labels, 0) + series.requests
             hist = by_model.setdefault(model, ([0] * len(series.duration), [0.0], [0] * len(series.ttft), [0.0]))
             _add(hist[0], series.duration)
             hist[1][0] += series.duration_sum
@@ -166,6 +168,8 @@ class Metrics(Collector):
                 sums[1] += series.prompt
                 sums[2] += series.completion
                 sums[3] += series.cost
+        for labels, count in counted.items():
+            requests.add_metric(labels, count)
         for (model, dep), (ok, prompt, completion, dollars) in answered.items():
             attempts.add_metric((model, dep, "ok"), ok)
             tokens.add_metric((model, dep, "prompt"), prompt)
