@@ -12,9 +12,9 @@ Variants, all against one simulated upstream (``sim-provider --profile fast``):
 * ``metrics+log``: this checkout with the access log written to a file.
 
 For each: callgrind instructions per request (``bench/instructions.py``, repeatable to ±0.1 %), and
-CPU microseconds per request of the plain process (``utime + stime`` from ``/proc`` over
-``--cpu-requests`` keep-alive requests; noisy on a shared machine, so rounds alternate the variants
-and the median is reported). OpenTelemetry tracing is off in every variant: off, it installs nothing.
+CPU microseconds per request of the plain process (its threads' run time from ``/proc/PID/task/*/schedstat``
+over ``--cpu-requests`` keep-alive requests, user and kernel time; noisy on a shared machine, so rounds
+alternate the variants and the median is reported). OpenTelemetry tracing is off in every variant: off, it installs nothing.
 """
 
 from __future__ import annotations
@@ -29,16 +29,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness.procs import CLK_TCK, free_port
+from harness.procs import free_port
 from instructions import SERVE, _send, _wait, measure
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cpu_seconds(pid: int) -> float:
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU time of the process's threads in seconds, from ``schedstat`` (nanoseconds; ``stat`` counts 10 ms ticks)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 def cpu_per_request(src: Path, upstream: str, requests: int, stream: bool, work: Path, server: str) -> float:
@@ -75,7 +77,7 @@ def main() -> None:
     parser.add_argument("--base", default=None, help="commit without observability (default: merge-base with main)")
     parser.add_argument("--requests", type=int, default=300, help="requests counted under callgrind")
     parser.add_argument("--cpu-requests", type=int, default=3000, help="requests per CPU-time round")
-    parser.add_argument("--rounds", type=int, default=5, help="CPU-time rounds (alternating variants)")
+    parser.add_argument("--rounds", type=int, default=7, help="CPU-time rounds (alternating variants)")
     parser.add_argument("--no-callgrind", action="store_true")
     args = parser.parse_args()
     base = args.base or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, check=True,

@@ -6,9 +6,9 @@
      "stream": true, "route": "failover: primary first"}
 
 ``server.access_log`` chooses the sink: ``stdout``, a file path (appended to) or
-``off``. Lines are written to a buffered file and flushed at most
-``flush_interval`` seconds later (and at close), so a request costs one
-``orjson.dumps`` and a buffered write, not a system call. Prompts and answers
+``off``. A line is a msgspec struct encoded into one in-memory buffer, which is
+written out at most ``flush_interval`` seconds later, when it reaches 64 KiB,
+and at close: a request costs one encoding, not a system call. Prompts and answers
 are never in a line unless ``server.log_payloads`` is on; then the
 :meth:`AccessLog.capture` middleware (pipeline stage ``tracing``) keeps them
 until the request's line is written.
@@ -23,17 +23,50 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
-import orjson
+import msgspec
 
 from stellwerk.pipeline import Call, Reply
 from stellwerk.pipeline.chain import Handler
 
 from .events import Event, RequestFinished
 
-__all__ = ["AccessLog", "open_sink"]
+__all__ = ["AccessLog", "Line", "open_sink"]
 
 _MAX_PENDING_PAYLOADS = 4096
 """Requests whose payloads are held at most (requests in flight; a lost completion cannot grow it)."""
+_BUFFER = 64 * 1024
+"""Bytes of lines held before they are written out."""
+
+
+class Line(msgspec.Struct, kw_only=True):
+    """One access-log line; the fields in their JSON order (unset ones are left out)."""
+
+    time: str
+    """ISO 8601 UTC with milliseconds."""
+    request_id: str
+    key_id: str | None = None
+    """The API key's id (null until keys exist)."""
+    operation: str
+    model: str
+    deployment: str | None
+    attempts: int
+    """Upstream attempts, the answering one included."""
+    status: int
+    latency_ms: float
+    ttft_ms: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    cache: str | None = None
+    """``hit`` or ``miss`` (null until the response cache exists)."""
+    stream: bool
+    route: str
+    failed: list[str] | msgspec.UnsetType = msgspec.UNSET
+    """``deployment: status or outcome`` of each failed attempt."""
+    request: Any = msgspec.UNSET
+    """The prompt (``messages`` or ``input``), with ``server.log_payloads`` only."""
+    response: Any = msgspec.UNSET
+    """The answer's text, with ``server.log_payloads`` only."""
 
 
 def open_sink(target: str) -> IO[bytes] | None:
@@ -42,7 +75,7 @@ def open_sink(target: str) -> IO[bytes] | None:
         return None
     if target == "stdout":
         return sys.stdout.buffer
-    return open(target, "ab", buffering=256 * 1024)
+    return open(target, "ab", buffering=0)  # AccessLog buffers
 
 
 class AccessLog:
@@ -51,7 +84,8 @@ class AccessLog:
     def __init__(self, sink: IO[bytes], *, wall_clock: Callable[[], float], log_payloads: bool = False,
                  flush_interval: float = 0.5, owns_sink: bool = False) -> None:
         self._sink = sink
-        self._write = sink.write
+        self._buffer = bytearray()
+        self._encode_into = msgspec.json.Encoder().encode_into
         self._wall_clock = wall_clock
         self._flush_interval = flush_interval
         self._owns = owns_sink
@@ -73,31 +107,25 @@ class AccessLog:
         if type(record) is not RequestFinished:
             return
         usage = record.usage
-        line: dict[str, Any] = {
-            "time": self._time(self._wall_clock()),
-            "request_id": record.request_id,
-            "key_id": None,
-            "operation": record.operation,
-            "model": record.model,
-            "deployment": record.deployment,
-            "attempts": record.upstream_attempts,
-            "status": record.status,
-            "latency_ms": round(record.latency * 1000, 3),
-            "ttft_ms": None if record.ttft is None else round(record.ttft * 1000, 3),
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "cost_usd": record.cost,
-            "cache": None,
-            "stream": record.stream,
-            "route": record.route,
-        }
+        ttft = record.ttft
+        line = Line(time=self._time(self._wall_clock()), request_id=record.request_id, operation=record.operation,
+                    model=record.model, deployment=record.deployment, attempts=record.upstream_attempts,
+                    status=record.status, latency_ms=round(record.latency * 1000, 3),
+                    ttft_ms=None if ttft is None else round(ttft * 1000, 3), prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens, cost_usd=record.cost, stream=record.stream,
+                    route=record.route)
         if record.attempts:
-            line["failed"] = [f"{a.deployment}: {a.status or a.outcome.value}" for a in record.attempts]
+            line.failed = [f"{a.deployment}: {a.status or a.outcome.value}" for a in record.attempts]
         if self.log_payloads:
             payload = self._payloads.pop(record.request_id, None)
             if payload is not None:
-                line.update(payload)
-        self._write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+                line.request = payload["request"]
+                line.response = payload["response"]
+        buffer = self._buffer
+        self._encode_into(line, buffer, -1)
+        buffer.append(10)
+        if len(buffer) >= _BUFFER:
+            self._drain()
         if not self._flush_pending:
             self._schedule_flush()
 
@@ -110,9 +138,15 @@ class AccessLog:
         self._flush_pending = True
         loop.call_later(self._flush_interval, self.flush)
 
+    def _drain(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # a closed or full sink must not fail requests
+            self._sink.write(self._buffer)
+        self._buffer.clear()
+
     def flush(self) -> None:
         self._flush_pending = False
-        with contextlib.suppress(OSError, ValueError):  # a closed or full sink must not fail requests
+        self._drain()
+        with contextlib.suppress(OSError, ValueError):
             self._sink.flush()
 
     def close(self) -> None:
