@@ -101,3 +101,32 @@ def test_listener_writes_buffered_and_flushes_on_close() -> None:
     (line,) = [orjson.loads(x) for x in sink.getvalue().splitlines()]
     assert line["time"] == "2026-11-30T00:53:20.250Z"
     assert line["failed"] == ["d: 500"] and line["status"] == 502
+
+
+def test_observability_keys_are_checked() -> None:
+    from stellwerk import load_dict
+    from stellwerk.errors import ConfigError
+
+    base = config(model("chat", deployment("up", closed_port_url())))
+    for server, expected in [({"otel": {"sample_ratio": 2}}, "server.otel.sample_ratio"),
+                             ({"otel": {"endpoint": "x", "nope": 1}}, "server.otel.nope"),
+                             ({"access_log": ""}, "server.access_log"),
+                             ({"metrics_public": "yes"}, "server.metrics_public")]:
+        with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
+            load_dict({**base, "server": server})
+    loaded = load_dict({**base, "server": {"otel": {}, "access_log": "stdout", "log_payloads": True}})
+    assert loaded.server.otel is not None and loaded.server.otel.service_name == "stellwerk"
+    assert loaded.server.otel.sample_ratio == 1.0 and loaded.server.otel.endpoint is None
+
+
+def test_stdout_sink(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    from stellwerk.telemetry.access_log import open_sink
+
+    sink = open_sink("stdout")
+    assert sink is not None and open_sink("off") is None
+    log = AccessLog(sink, wall_clock=lambda: 0.0)
+    log(RequestFinished(request_id="out", operation="chat", model="m", deployment="d", status=200, attempts=(),
+                        latency=0.1, ttft=None, stream=False, usage=Usage(1, 2), cost=0.0))
+    log.close()  # stdout is not closed: the log does not own it
+    (line,) = capsysbinary.readouterr().out.splitlines()
+    assert orjson.loads(line)["request_id"] == "out"
