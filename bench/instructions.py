@@ -67,7 +67,8 @@ def _total(dump_prefix: str) -> int:
     return int(match.group(1))
 
 
-def measure(src: Path, upstream: str, requests: int, stream: bool, work: Path) -> float:
+def measure(src: Path, upstream: str, requests: int, stream: bool, work: Path, server: str = "") -> float:
+    """Instructions per request; ``server`` is YAML appended to the config (a ``server:`` section)."""
     config = work / "stellwerk.yaml"
     config.write_text(f"""\
 models:
@@ -79,7 +80,7 @@ models:
         api_base: {upstream}/v1
         api_key: sk-sim
         price: {{input_per_mtok: 0.15, output_per_mtok: 0.60}}
-""")
+{server}""")
     port = free_port()
     prefix = str(work / f"callgrind.{src.parent.name}.{int(stream)}")
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p", sys.executable, "-c", SERVE,

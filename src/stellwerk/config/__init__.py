@@ -1,7 +1,16 @@
 """Configuration: the schema (a strict, documented contract) and its loader."""
 
 from .load import check, interpolate, load_dict, load_file, load_text
-from .schema import Config, DeploymentConfig, HealthCheckOptions, HedgeOptions, ModelConfig, Price, ServerConfig
+from .schema import (
+    Config,
+    DeploymentConfig,
+    HealthCheckOptions,
+    HedgeOptions,
+    ModelConfig,
+    OtelOptions,
+    Price,
+    ServerConfig,
+)
 
 __all__ = [
     "Config",
@@ -9,6 +18,7 @@ __all__ = [
     "HealthCheckOptions",
     "HedgeOptions",
     "ModelConfig",
+    "OtelOptions",
     "Price",
     "ServerConfig",
     "check",

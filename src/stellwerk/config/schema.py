@@ -22,6 +22,7 @@ __all__ = [
     "HealthCheckOptions",
     "HedgeOptions",
     "ModelConfig",
+    "OtelOptions",
     "Price",
     "ServerConfig",
 ]
@@ -202,6 +203,18 @@ class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True)
     """Active health checks of this model's deployments (opt-in). Default off: passive only."""
 
 
+class OtelOptions(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """OpenTelemetry tracing (needs ``pip install 'stellwerk[otel]'``): a span per request, one per attempt."""
+
+    endpoint: str | None = None
+    """OTLP over HTTP traces endpoint, e.g. ``http://127.0.0.1:4318/v1/traces``. Default: the SDK's
+    (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, else ``http://localhost:4318/v1/traces``)."""
+    service_name: Annotated[str, Meta(min_length=1, max_length=256)] = "stellwerk"
+    """The ``service.name`` resource attribute. Default ``stellwerk``."""
+    sample_ratio: Annotated[float, Meta(ge=0, le=1)] = 1.0
+    """Share of new traces recorded (parent-based: an incoming ``traceparent`` keeps its sampled flag). Default 1."""
+
+
 class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The gateway server. Command-line flags override ``host`` and ``port``."""
 
@@ -238,6 +251,15 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     """Web origins (``https://app.example.com``, or ``*``) allowed to call the gateway from a browser:
     they get CORS headers and preflight answers; requests from other origins that could change state
     are refused. Default none."""
+    metrics_public: bool = False
+    """Serve ``GET /metrics`` to any scraper: no admin auth and no ``Host`` check for that one path. Default
+    false: ``/metrics`` follows the rules of the other admin routes."""
+    access_log: Annotated[str, Meta(min_length=1)] = "off"
+    """One JSON line per finished request: ``stdout``, a file path to append to, or ``off``. Default ``off``."""
+    log_payloads: bool = False
+    """Put prompts and answers into access-log lines (``request`` and ``response``). Default false: never."""
+    otel: OtelOptions | None = None
+    """OpenTelemetry tracing over OTLP/HTTP. Default off (and then it costs nothing)."""
 
 
 class Config(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -12,6 +12,8 @@ POST     /v1/messages/count_tokens   Anthropic token count (an estimate)
 GET      /v1/models                  the configured model names (Anthropic's shape with ``anthropic-version``)
 GET      /v1/models/{id}             one model (``models.retrieve``); 404 naming it otherwise
 GET      /healthz                    200 once the server is ready
+GET      /metrics                    Prometheus metrics (OpenMetrics when the scraper asks for it)
+GET      /ui                         the dashboard (console.py; with /admin/events and /admin/timeline)
 GET      /admin/stats                per-deployment counters (JSON)
 GET      /admin/health               breakers, budgets, passive and active health (JSON)
 GET      /admin/route?model=M        dry run: where a sample request would go, and why
@@ -44,9 +46,11 @@ from stellwerk.pipeline import Operation, Result
 from stellwerk.providers.anthropic.outbound import error_body as anthropic_error
 from stellwerk.routing import Router
 from stellwerk.telemetry import StatsCollector
+from stellwerk.telemetry.prometheus import Metrics
 
 from .anthropic_api import AnthropicAPI
 from .completions_api import CompletionsAPI
+from .console import Console
 from .depth import too_deep
 from .errors import error_body, error_response
 from .models import ModelList
@@ -63,9 +67,11 @@ Route = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
 class GatewayApp:
     """``await app(request)`` answers one HTTP request."""
 
-    def __init__(self, router: Router, stats: StatsCollector | None = None) -> None:
+    def __init__(self, router: Router, stats: StatsCollector | None = None, metrics: Metrics | None = None,
+                 console: Console | None = None) -> None:
         self.router = router
         self.stats = stats
+        self.metrics = metrics
         self.started = time.time()
         self.models = ModelList(router)
         routes: dict[str, dict[str, Route]] = {
@@ -73,11 +79,17 @@ class GatewayApp:
             "/v1/embeddings": {"POST": self.embeddings},
             "/v1/models": {"GET": self.models.list},
             "/healthz": {"GET": self.healthz},
+            "/metrics": {"GET": self.prometheus},
             "/admin/stats": {"GET": self.admin_stats},
             "/admin/health": {"GET": self.admin_health},
             "/admin/route": {"GET": self.admin_route, "POST": self.admin_route},
             "/admin/experiments": {"GET": self.admin_experiments},
         }
+        if console is not None:
+            for path in console.files:
+                routes[path] = {"GET": console.static}
+            routes["/admin/events"] = {"GET": console.events}
+            routes["/admin/timeline"] = {"GET": console.timeline}
         anthropic = AnthropicAPI(router, self._json, self._timeout)
         routes["/v1/completions"] = {"POST": CompletionsAPI(router, self._json, self._timeout).completions}
         routes["/v1/responses"] = {"POST": ResponsesAPI(router, self._json, self._timeout).create}
@@ -175,6 +187,13 @@ class GatewayApp:
 
     async def healthz(self, request: Request, rid: str) -> Response:
         return Response(200, b'{"status":"ok"}', [("x-request-id", rid)])
+
+    async def prometheus(self, request: Request, rid: str) -> Response:
+        if self.metrics is None:
+            return Response(404, error_body(404, "Metrics are not collected by this app.", code="not_found"),
+                            [("x-request-id", rid)])
+        body, content_type = self.metrics.render(request.headers.get("accept", ""))
+        return Response(200, body, [("x-request-id", rid)], content_type=content_type)
 
     async def admin_health(self, request: Request, rid: str) -> Response:
         return Response(200, orjson.dumps(self.router.health()), [("x-request-id", rid)])

@@ -13,6 +13,9 @@ two ways, and this wrapper (``BrowserGuard(app, ...)``, around the whole app) cl
 
 Origins in ``server.cors_origins`` get CORS: preflights (``OPTIONS``) are answered, answers carry
 ``access-control-allow-origin``. The cost on the hot path is a few dictionary look-ups.
+
+``public_paths`` (``/metrics`` with ``server.metrics_public``) skip the ``Host`` check: scrapers name the
+gateway by whatever DNS name they use, and those answers are read-only.
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ class BrowserGuard:
     """``BrowserGuard(app, listen_host=..., allowed_hosts=..., cors_origins=...)``: a handler around ``app``."""
 
     def __init__(self, app: Handler, *, listen_host: str = "127.0.0.1", allowed_hosts: Sequence[str] = (),
-                 cors_origins: Sequence[str] = ()) -> None:
+                 cors_origins: Sequence[str] = (), public_paths: Sequence[str] = ()) -> None:
         self._app = app
+        self._public = frozenset(public_paths)
         names = {"localhost", listen_host.lower().rstrip(".")}
         self._names = frozenset(h.lower().rstrip(".") for h in allowed_hosts if not h.startswith("*")) | names
         self._suffixes = tuple(h[1:].lower() for h in allowed_hosts if h.startswith("*."))
@@ -56,7 +60,8 @@ class BrowserGuard:
         """Not a coroutine itself: the common case hands back the app's own awaitable (no extra frame)."""
         headers = request.headers
         host = headers.get("host")
-        if host is not None and host not in self._accepted and not self._host_ok(host):
+        if (host is not None and host not in self._accepted and not self._host_ok(host)
+                and not (self._public and request.method in _SAFE_METHODS and request.path in self._public)):
             return _refuse(403, f"Host '{host[:100]}' is not an address of this gateway; add it to "
                                 f"server.allowed_hosts if it is.", request.path)
         method = request.method

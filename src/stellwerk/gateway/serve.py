@@ -11,19 +11,27 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from stellwerk import __version__
 from stellwerk.config import Config
+from stellwerk.errors import ConfigError
 from stellwerk.http.client import Transport
 from stellwerk.http.server import HTTPServer
 from stellwerk.pipeline import Middleware
 from stellwerk.routing import Router
 from stellwerk.telemetry import Event, RequestFinished, StatsCollector
+from stellwerk.telemetry.access_log import AccessLog, open_sink
+from stellwerk.telemetry.feed import KINDS as FEED_KINDS
+from stellwerk.telemetry.feed import LiveFeed
+from stellwerk.telemetry.prometheus import Metrics
 
 from .app import GatewayApp
+from .console import Console
 from .errors import http_layer_error, stream_interrupted_event
 from .guard import BrowserGuard
 
 if TYPE_CHECKING:
     from stellwerk.compose import Registries
+    from stellwerk.telemetry.otel import Tracing
 
 __all__ = ["Gateway", "run_gateway"]
 
@@ -59,16 +67,45 @@ class Gateway:
         """Everything but ``config`` is passed to the :class:`Router`: ``registries`` (your own providers and
         strategies), ``middlewares`` by pipeline stage, and ``transport``, ``clock`` and ``rng`` (tests)."""
         self.config = config
+        server = config.server
         self.stats = StatsCollector()
         options: dict[str, Any] = {"clock": clock} if clock is not None else {}
-        self.router = Router(config, transport=transport, rng=rng, registries=registries, middlewares=middlewares,
+        tracing: list[Middleware] = []
+        sink = open_sink(server.access_log)
+        self.access_log = None if sink is None else AccessLog(
+            sink, wall_clock=time.time, log_payloads=server.log_payloads, owns_sink=server.access_log != "stdout")
+        if self.access_log is not None and server.log_payloads:
+            tracing.append(self.access_log.capture)
+        self.tracer_provider: Any = None
+        """The OpenTelemetry SDK's tracer provider when ``server.otel`` is set (shut down, flushing, at close)."""
+        spans: Tracing | None = None
+        if server.otel is not None:
+            try:
+                from stellwerk.telemetry.otel import KINDS, Tracing, tracer_provider
+            except ImportError:
+                raise ConfigError(["server.otel: needs the OpenTelemetry SDK: pip install 'stellwerk[otel]'"]) from None
+            self.tracer_provider = tracer_provider(server.otel)
+            spans = Tracing(self.tracer_provider.get_tracer("stellwerk"), lambda: self.router.table)
+            tracing.insert(0, spans.middleware)
+        stages = dict(middlewares or {})
+        stages["tracing"] = [*tracing, *stages.get("tracing", ())]  # the request span encloses the others
+        self.router = Router(config, transport=transport, rng=rng, registries=registries, middlewares=stages,
                              **options)
-        self.router.events.subscribe(self.stats, RequestFinished)
-        self.router.events.subscribe(log_record, RequestFinished)
-        self.app = GatewayApp(self.router, self.stats)
-        server = config.server
+        events = self.router.events
+        if spans is not None:
+            events.subscribe(spans, *KINDS)
+        events.subscribe(self.stats, RequestFinished)
+        events.subscribe(log_record, RequestFinished)
+        self.metrics = Metrics(lambda: self.router.table, version=__version__)
+        events.subscribe(self.metrics, RequestFinished)
+        if self.access_log is not None:
+            events.subscribe(self.access_log, RequestFinished)
+        self.feed = LiveFeed(lambda: self.router.table, wall_clock=time.time)
+        events.subscribe(self.feed, *FEED_KINDS)
+        self.app = GatewayApp(self.router, self.stats, self.metrics, Console(self.feed))
         guarded = BrowserGuard(self.app, listen_host=server.host, allowed_hosts=server.allowed_hosts,
-                               cors_origins=server.cors_origins)
+                               cors_origins=server.cors_origins,
+                               public_paths=("/metrics",) if server.metrics_public else ())
         self.server = HTTPServer(
             guarded,
             max_body_size=server.max_body_size,
@@ -96,8 +133,13 @@ class Gateway:
 
     async def close(self, grace: float | None = None) -> None:
         """Stop listening; in-flight requests get ``grace`` seconds (default ``server.shutdown_grace``)."""
+        self.feed.close()  # dashboards' event streams end now rather than holding the shutdown
         await self.server.close(self.config.server.shutdown_grace if grace is None else grace)
         await self.router.aclose()
+        if self.access_log is not None:
+            self.access_log.close()
+        if self.tracer_provider is not None:
+            await asyncio.to_thread(self.tracer_provider.shutdown)  # exports what is left (blocking I/O)
 
 
 async def _serve(config: Config, host: str | None, port: int | None, ready: Callable[[Gateway], None]) -> None:

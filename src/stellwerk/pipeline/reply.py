@@ -157,7 +157,8 @@ class ReplayStream:
         now = self._clock()
         self._completion.finish(RequestFinished(
             request_id=self.request_id, operation="chat", model=self.model, deployment=self.deployment, status=status,
-            attempts=(), latency=now - self._started, ttft=None, stream=True, usage=self.usage or Usage(), cost=0.0))
+            attempts=(), latency=now - self._started, ttft=None, stream=True, usage=self.usage or Usage(), cost=0.0,
+            route=self.route))
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._dicts()

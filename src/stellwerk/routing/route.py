@@ -213,10 +213,11 @@ class RouteHandler:
         call = journey.call
         usage = answered.usage
         cost = usage.cost(deployment.config.price)
+        route = journey.explain(deployment.id)
         record = call.finished(self.clock(), status=200, deployment=deployment.id, attempts=tuple(journey.failed),
-                               usage=usage, cost=cost)
+                               usage=usage, cost=cost, route=route)
         return kind(answered.data, answered.raw, call.model, deployment.id, journey.attempts, usage, cost,
-                    record.latency, call.request_id, journey.explain(deployment.id), record)
+                    record.latency, call.request_id, route, record)
 
     async def _chat(self, call: Call, journey: Journey) -> ChatResult:
         answered, lease = await self.run(journey, partial(operations.complete, self.transport, self.clock, call))

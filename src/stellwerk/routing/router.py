@@ -194,7 +194,7 @@ class Router:
             raise
         if isinstance(reply, Result) and reply.record is None:  # a middleware's own answer
             reply.record = call.finished(self._clock(), status=200, deployment=reply.deployment, attempts=(),
-                                         usage=reply.usage, cost=reply.cost)
+                                         usage=reply.usage, cost=reply.cost, route=reply.route)
         if RequestFinished in events.heard:
             if isinstance(reply, Result) and reply.record is not None:
                 events.emit(reply.record)  # complete already (the common case: no hook object needed)

@@ -249,7 +249,13 @@ class ChatStream:
             lease.release()  # a failure was recorded when the stream broke; a client that left says nothing
         self._completion.finish(self._call.finished(
             self._clock(), status=status, deployment=self.deployment if error is None else None,
-            attempts=tuple(self._journey.failed), usage=self.usage, cost=self.cost, ttft=self._ttft))
+            attempts=tuple(self._journey.failed), usage=self.usage, cost=self.cost, ttft=self._ttft,
+            route=self.route if error is None else ""))
+
+    @property
+    def text(self) -> str:
+        """The answer's text so far (all of it once the stream has ended)."""
+        return "".join(self._text)
 
     # -- consumers ------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:

@@ -76,6 +76,8 @@ class RequestFinished(Event, frozen=True, kw_only=True):
     usage: Usage
     cost: float
     """US dollars, from the answering deployment's price."""
+    route: str = ""
+    """Why this deployment answered (the ``x-stellwerk-route`` header); empty when none did."""
 
     @property
     def upstream_attempts(self) -> int:

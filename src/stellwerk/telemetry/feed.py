@@ -1,0 +1,185 @@
+"""The dashboard's live feed: a listener turning finished requests and breaker changes into SSE events.
+
+    RequestFinished, BreakerChanged ─► LiveFeed ─► every open ``GET /admin/events`` stream (bounded queues)
+                                              ─► recent events (a ring, for a page that opens late)
+                                              ─► a 15-minute timeline in 10-second buckets (the overview charts)
+
+A config change (a new routing table version) is noticed on the next event or
+heartbeat and sent as a ``config`` event. With no dashboard open a finished
+request costs a few additions to the current bucket; the event's JSON is built
+only for open streams. A stream that cannot keep up loses events (its queue is
+bounded) rather than holding memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .events import BreakerChanged, Event, RequestFinished
+
+if TYPE_CHECKING:
+    from stellwerk.routing.table import RoutingTable
+
+__all__ = ["KINDS", "LiveFeed"]
+
+KINDS: tuple[type[Event], ...] = (RequestFinished, BreakerChanged)
+BUCKET = 10.0
+"""Seconds per timeline bucket."""
+BUCKETS = 90
+"""Buckets kept: 15 minutes."""
+_SAMPLES = 512
+"""Latencies kept per bucket for p50/p99 (the first ones; enough for a chart)."""
+_QUEUE = 1024
+"""Events buffered per open stream."""
+_STREAMS = 64
+"""Open event streams at most."""
+_RECENT = 200
+_HEARTBEAT = 15.0
+_CLOSE = b""
+
+
+class _Bucket:
+    __slots__ = ("cost", "errors", "latencies", "requests", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.requests = 0
+        self.errors = 0
+        self.cost = 0.0
+        self.latencies: list[float] = []
+
+
+class LiveFeed:
+    """Subscribe to :data:`KINDS`; serve :meth:`stream` as ``GET /admin/events`` and :meth:`timeline`."""
+
+    def __init__(self, table: Callable[[], RoutingTable], *, wall_clock: Callable[[], float]) -> None:
+        self._table = table
+        self._clock = wall_clock
+        self._buckets: deque[_Bucket] = deque(maxlen=BUCKETS)
+        self._queues: set[asyncio.Queue[bytes]] = set()
+        self._recent: deque[tuple[float, Event | dict[str, Any]]] = deque(maxlen=_RECENT)
+        """The latest events with their times (newest last), for a page that opens after them; turned
+        into JSON only when a page asks."""
+        self._version = table().version
+        self.dropped = 0
+        """Events a slow stream did not get."""
+
+    def __call__(self, event: Event) -> None:
+        now = self._clock()
+        if type(event) is RequestFinished:
+            self._count(event, now)
+        elif type(event) is not BreakerChanged:
+            return
+        self._recent.append((now, event))
+        if self._queues:
+            self._check_version(now)
+            self._send(_item(now, event))
+
+    def recent(self) -> list[dict[str, Any]]:
+        """The latest events as the stream sends them (oldest first)."""
+        return [_item(now, event) for now, event in self._recent]
+
+    def _count(self, record: RequestFinished, now: float) -> None:
+        buckets = self._buckets
+        start = now - now % BUCKET
+        if not buckets or buckets[-1].start != start:
+            buckets.append(_Bucket(start))
+        bucket = buckets[-1]
+        bucket.requests += 1
+        if record.status >= 500 or record.deployment is None:
+            bucket.errors += 1
+        bucket.cost += record.cost
+        if len(bucket.latencies) < _SAMPLES:
+            bucket.latencies.append(record.latency)
+
+    def _check_version(self, now: float) -> None:
+        version = self._table().version
+        if version != self._version:
+            self._version = version
+            item = {"type": "config", "time": now, "version": version}
+            self._recent.append((now, item))
+            self._send(item)
+
+    def _send(self, item: dict[str, Any]) -> None:
+        data = b"event: %s\ndata: %s\n\n" % (item["type"].encode(), orjson.dumps(item))
+        for queue in self._queues:
+            try:
+                queue.put_nowait(data)
+            except asyncio.QueueFull:
+                self.dropped += 1
+
+    def timeline(self) -> dict[str, Any]:
+        """Per bucket of the last 15 minutes: requests/s, error rate, p50 and p99 latency (s), cost (USD)."""
+        now = self._clock()
+        points = []
+        for bucket in self._buckets:
+            if bucket.start < now - BUCKETS * BUCKET:
+                continue
+            latencies = sorted(bucket.latencies)
+            points.append({
+                "start": bucket.start, "rps": bucket.requests / BUCKET,
+                "error_rate": bucket.errors / bucket.requests if bucket.requests else 0.0,
+                "p50": _quantile(latencies, 0.5), "p99": _quantile(latencies, 0.99), "cost": bucket.cost,
+                "requests": bucket.requests})
+        return {"bucket_s": BUCKET, "now": now, "points": points}
+
+    @property
+    def streams(self) -> int:
+        return len(self._queues)
+
+    def full(self) -> bool:
+        return len(self._queues) >= _STREAMS
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """Server-sent events: a ``hello`` with the config version and recent events, then live ones."""
+        queue: asyncio.Queue[bytes] = asyncio.Queue(_QUEUE)
+        self._queues.add(queue)
+        try:
+            self._version = version = self._table().version  # known to every open stream from here on
+            hello = {"type": "hello", "time": self._clock(), "version": version, "recent": self.recent()}
+            yield b"event: hello\ndata: %s\n\n" % orjson.dumps(hello)
+            while True:
+                try:
+                    data = await asyncio.wait_for(queue.get(), _HEARTBEAT)
+                except TimeoutError:
+                    self._check_version(self._clock())
+                    yield b": ping\n\n"
+                    continue
+                if not data:  # the feed closed
+                    return
+                yield data
+        finally:
+            self._queues.discard(queue)
+
+    def close(self) -> None:
+        """End every open stream (the gateway is shutting down)."""
+        for queue in self._queues:
+            try:
+                queue.put_nowait(_CLOSE)
+            except asyncio.QueueFull:
+                queue.get_nowait()
+                queue.put_nowait(_CLOSE)
+
+
+def _item(now: float, event: Event | dict[str, Any]) -> dict[str, Any]:
+    """An event as the stream's JSON."""
+    if type(event) is RequestFinished:
+        return {"type": "request", "time": now, "request_id": event.request_id, "model": event.model,
+                "deployment": event.deployment, "status": event.status, "latency": event.latency, "ttft": event.ttft,
+                "cost": event.cost, "attempts": event.upstream_attempts, "route": event.route,
+                "failed": [a.deployment for a in event.attempts], "stream": event.stream}
+    if type(event) is BreakerChanged:
+        return {"type": "breaker", "time": now, "deployment": event.deployment, "old": event.old, "new": event.new}
+    assert isinstance(event, dict)
+    return event
+
+
+def _quantile(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

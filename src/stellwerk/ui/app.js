@@ -1,0 +1,219 @@
+// Stellwerk dashboard: plain JavaScript, no dependencies, talks only to this gateway.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const FEED_ROWS = 200;
+const state = { health: null, stats: null, refreshTimer: null };
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (key === "class") node.className = value; else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    node.append(child instanceof Node ? child : child === null || child === undefined ? "" : String(child));
+  }
+  return node;
+}
+
+async function getJSON(path, options) {
+  const response = await fetch(path, { credentials: "omit", ...(options || {}) });
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+// -- views ---------------------------------------------------------------------------------------------------------
+function show() {
+  const name = (location.hash || "#overview").slice(1);
+  for (const view of document.querySelectorAll(".view")) view.classList.toggle("active", view.id === name);
+  for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.dataset.view === name);
+  if (name === "overview") refreshOverview();
+  if (name === "deployments") refreshDeployments();
+  if (name === "experiments") refreshExperiments();
+}
+
+// -- overview: tiles and charts -----------------------------------------------------------------------------------
+function drawChart(canvas, series, colors, format, floor) {
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height, pad = 34;
+  ctx.clearRect(0, 0, w, h);
+  ctx.font = "11px system-ui, sans-serif";
+  const values = series.flatMap((s) => s.map((p) => p[1]).filter((v) => v !== null));
+  const max = Math.max(floor || 1e-9, ...values) * 1.1;
+  const xs = series.flatMap((s) => s.map((p) => p[0]));
+  const now = Date.now() / 1000, x0 = now - 900;
+  ctx.strokeStyle = "#2a3440"; ctx.fillStyle = "#8a96a3";
+  for (let i = 0; i <= 4; i++) {
+    const y = h - pad / 2 - (h - pad) * i / 4;
+    ctx.beginPath(); ctx.moveTo(pad, y); ctx.lineTo(w, y); ctx.stroke();
+    ctx.fillText(format(max * i / 4), 0, y + 4);
+  }
+  ctx.fillText("-15 min", pad, h - 2); ctx.fillText("now", w - 24, h - 2);
+  series.forEach((points, i) => {
+    ctx.strokeStyle = colors[i]; ctx.lineWidth = 2; ctx.beginPath();
+    let started = false;
+    for (const [t, v] of points) {
+      if (v === null) continue;
+      const x = pad + (w - pad) * (t - x0) / 900, y = h - pad / 2 - (h - pad) * v / max;
+      if (started) ctx.lineTo(x, y); else { ctx.moveTo(x, y); started = true; }
+      if (points.length === 1) ctx.arc(x, y, 2, 0, 2 * Math.PI);
+    }
+    ctx.stroke();
+  });
+  return xs.length;
+}
+
+async function refreshOverview() {
+  const [timeline, stats] = await Promise.all([getJSON("/admin/timeline"), getJSON("/admin/stats")]);
+  state.stats = stats;
+  $("#t-requests").textContent = stats.requests;
+  $("#t-errors").textContent = stats.errors;
+  $("#t-failovers").textContent = stats.failovers;
+  $("#t-cost").textContent = stats.cost_usd.toFixed(6);
+  const pts = timeline.points, mid = (p) => p.start + timeline.bucket_s / 2;
+  const num = (d) => (v) => v.toFixed(d);
+  drawChart($("#c-rps"), [pts.map((p) => [mid(p), p.rps])], ["#58a6ff"], num(2));
+  drawChart($("#c-errors"), [pts.map((p) => [mid(p), p.error_rate])], ["#f85149"], (v) => `${(v * 100).toFixed(1)}%`, 0.05);
+  drawChart($("#c-latency"), [pts.map((p) => [mid(p), p.p50]), pts.map((p) => [mid(p), p.p99])],
+            ["#3fb950", "#d29922"], num(3));
+  drawChart($("#c-cost"), [pts.map((p) => [mid(p), p.cost])], ["#bc8cff"], (v) => v.toExponential(1));
+}
+
+// -- deployments --------------------------------------------------------------------------------------------------
+async function refreshDeployments() {
+  const [health, stats] = await Promise.all([getJSON("/admin/health"), getJSON("/admin/stats")]);
+  state.health = health;
+  $("#version").textContent = `config v${health.version}`;
+  const body = $("#deployment-table tbody");
+  body.replaceChildren();
+  const served = stats.deployments || {};
+  const total = Object.values(served).reduce((sum, d) => sum + d.requests, 0);
+  const models = [];
+  for (const [model, info] of Object.entries(health.models)) {
+    models.push(model);
+    for (const [id, d] of Object.entries(info.deployments)) {
+      const s = served[id] || { requests: 0, last_error: null };
+      const breaker = d.breaker.state;
+      body.append(el("tr", { "data-deployment": id, "data-breaker": breaker },
+        el("td", {}, id), el("td", {}, model), el("td", {}, d.provider),
+        el("td", { class: d.available ? "up" : "down" }, d.available ? "up" : "down"),
+        el("td", { class: breaker === "closed" ? "up" : breaker === "open" ? "down" : "half_open" }, breaker),
+        el("td", {}, d.in_flight),
+        el("td", {}, d.latency_ewma_ms === null ? "–" : d.latency_ewma_ms.toFixed(1)),
+        el("td", {}, total ? `${(100 * s.requests / total).toFixed(0)}%` : "–"),
+        el("td", { class: "err", title: d.last_error || s.last_error || "" }, d.last_error || s.last_error || "")));
+    }
+  }
+  const select = $("#dry-model");
+  if (!select.options.length) for (const m of models) select.append(el("option", { value: m }, m));
+}
+
+function refreshSoon() {
+  if (state.refreshTimer) return;
+  state.refreshTimer = setTimeout(() => {
+    state.refreshTimer = null;
+    const view = (location.hash || "#overview").slice(1);
+    if (view === "deployments") refreshDeployments();
+    if (view === "overview") refreshOverview();
+    if (view === "experiments") refreshExperiments();
+  }, 500);
+}
+
+// -- routing: live feed and dry run -------------------------------------------------------------------------------
+function addFeedRow(event) {
+  const body = $("#feed tbody");
+  const time = new Date(event.time * 1000).toLocaleTimeString();
+  let row;
+  if (event.type === "request") {
+    const failover = event.failed.length > 0 && event.deployment !== null;
+    row = el("tr", { class: event.deployment === null ? "failed" : failover ? "failover" : "",
+                     "data-request": event.request_id, "data-deployment": event.deployment || "" },
+      el("td", {}, time), el("td", {}, event.request_id.slice(0, 12)), el("td", {}, event.model),
+      el("td", { class: "dep" }, event.deployment || "none"), el("td", {}, event.status),
+      el("td", {}, event.attempts), el("td", {}, (event.latency * 1000).toFixed(1)),
+      el("td", {}, event.cost.toFixed(6)),
+      el("td", { class: "why" }, event.route || (event.failed.length ? `failed: ${event.failed.join(", ")}` : "")));
+  } else if (event.type === "breaker") {
+    row = el("tr", { class: event.new === "open" ? "failed" : "", "data-breaker-change": event.deployment },
+      el("td", {}, time), el("td", {}, "breaker"), el("td", {}, ""), el("td", { class: "dep" }, event.deployment),
+      el("td", {}, ""), el("td", {}, ""), el("td", {}, ""), el("td", {}, ""),
+      el("td", { class: "why" }, `breaker ${event.old} → ${event.new}`));
+  } else if (event.type === "config") {
+    row = el("tr", {}, el("td", {}, time), el("td", {}, "config"), el("td", {}, ""), el("td", {}, ""),
+      el("td", {}, ""), el("td", {}, ""), el("td", {}, ""), el("td", {}, ""),
+      el("td", { class: "why" }, `routing table version ${event.version}`));
+    $("#version").textContent = `config v${event.version}`;
+  } else return;
+  body.prepend(row);
+  while (body.children.length > FEED_ROWS) body.lastChild.remove();
+}
+
+async function dryRun(event) {
+  event.preventDefault();
+  const model = $("#dry-model").value, prompt = $("#dry-prompt").value;
+  try {
+    const query = new URLSearchParams({ model, prompt });  // a GET: no state changes, no cross-site questions
+    const result = await getJSON(`/admin/route?${query}`);
+    $("#dry-result").textContent = JSON.stringify(result, null, 2);
+  } catch (err) {
+    $("#dry-result").textContent = String(err);
+  }
+}
+
+// -- experiments --------------------------------------------------------------------------------------------------
+function wilson(errors, n) {
+  if (!n) return [0, 0];
+  const z = 1.96, p = errors / n, d = 1 + z * z / n;
+  const centre = (p + z * z / (2 * n)) / d, half = z * Math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d;
+  return [Math.max(0, centre - half), Math.min(1, centre + half)];
+}
+
+async function refreshExperiments() {
+  const experiments = await getJSON("/admin/experiments");
+  const list = $("#experiment-list");
+  list.replaceChildren();
+  const names = Object.keys(experiments);
+  if (!names.length) list.append(el("p", { class: "note" }, "No model runs an A/B test (strategy: ab)."));
+  for (const name of names) {
+    const table = el("table", { "data-experiment": name });
+    table.append(el("thead", {}, el("tr", {}, ...["Variant", "Share", "Requests", "Errors", "Error rate (95 % CI)",
+      "Mean latency (ms)", "Cost (USD)", "Cost / request"].map((h) => el("th", {}, h)))));
+    const tbody = el("tbody");
+    const shares = Object.fromEntries((experiments[name].assignment.variants || []).map((v) => [v.name, v.percent]));
+    for (const [variant, v] of Object.entries(experiments[name].variants)) {
+      const [lo, hi] = wilson(v.errors, v.requests);
+      tbody.append(el("tr", { "data-variant": variant }, el("td", {}, variant),
+        el("td", {}, shares[variant] === undefined ? "–" : `${shares[variant]}%`), el("td", {}, v.requests),
+        el("td", {}, v.errors),
+        el("td", {}, `${(100 * v.error_rate).toFixed(1)}% (${(100 * lo).toFixed(1)}–${(100 * hi).toFixed(1)}%)`),
+        el("td", {}, v.latency_mean === null ? "–" : (v.latency_mean * 1000).toFixed(1)),
+        el("td", {}, v.cost_total.toFixed(6)), el("td", {}, v.cost_mean.toExponential(2))));
+    }
+    table.append(tbody);
+    list.append(el("div", { class: "experiment" }, el("h2", {}, name)), table);
+  }
+}
+
+// -- live events --------------------------------------------------------------------------------------------------
+function connect() {
+  const source = new EventSource("/admin/events");
+  source.addEventListener("open", () => { $("#status").textContent = "live"; $("#status").className = "status live"; });
+  source.addEventListener("error", () => { $("#status").textContent = "reconnecting…"; $("#status").className = "status"; });
+  source.addEventListener("hello", (e) => {
+    const hello = JSON.parse(e.data);
+    $("#version").textContent = `config v${hello.version}`;
+    $("#feed tbody").replaceChildren();
+    for (const event of hello.recent) addFeedRow(event);
+  });
+  for (const type of ["request", "breaker", "config"]) {
+    source.addEventListener(type, (e) => { addFeedRow(JSON.parse(e.data)); refreshSoon(); });
+  }
+}
+
+window.addEventListener("hashchange", show);
+document.addEventListener("DOMContentLoaded", () => {
+  $("#dry-run").addEventListener("submit", dryRun);
+  connect();
+  refreshDeployments().then(show);
+  setInterval(() => { if ((location.hash || "#overview") === "#overview") refreshOverview(); }, 5000);
+});
