@@ -1,4 +1,4 @@
-"""The ``stellwerk`` command: serve, check, sim-provider, demo."""
+"""The ``stellwerk`` command: serve, check, schema, sim-provider, demo."""
 
 from __future__ import annotations
 
@@ -30,6 +30,15 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(args: argparse.Namespace) -> int:
+    import orjson
+
+    from stellwerk.config.jsonschema import json_schema
+
+    sys.stdout.write(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
 def _sim(args: argparse.Namespace) -> int:
     from stellwerk.sim.cli import run
 
@@ -56,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a configuration file")
     check.add_argument("config", help="YAML configuration file")
     check.set_defaults(func=_check)
+
+    schema = sub.add_parser("schema", help="print the configuration's JSON Schema (for YAML editors)")
+    schema.set_defaults(func=_schema)
 
     sim = sub.add_parser("sim-provider", help="run a simulated LLM provider (for demos, tests and benchmarks)")
     from stellwerk.sim.cli import add_arguments as add_sim_arguments
