@@ -9,6 +9,7 @@ under it in :mod:`.schema`, so the editor shows the same text as the reference.
 from __future__ import annotations
 
 import ast
+import itertools
 import inspect
 from typing import Any
 
@@ -27,8 +28,7 @@ def _field_docs() -> dict[str, dict[str, str]]:
         if not isinstance(node, ast.ClassDef):
             continue
         fields: dict[str, str] = {}
-        body = node.body
-        for statement, following in zip(body, body[1:], strict=False):
+        for statement, following in itertools.pairwise(node.body):
             if (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
                     and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
                     and isinstance(following.value.value, str)):
