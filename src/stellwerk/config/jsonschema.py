@@ -9,8 +9,8 @@ under it in :mod:`.schema`, so the editor shows the same text as the reference.
 from __future__ import annotations
 
 import ast
-import itertools
 import inspect
+import itertools
 from typing import Any
 
 import msgspec
