@@ -39,6 +39,27 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_litellm(args: argparse.Namespace) -> int:
+    import yaml
+
+    from stellwerk.importers.litellm import convert
+
+    try:
+        with open(args.config, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as err:
+        print(f"error: {args.config}: {err}", file=sys.stderr)
+        return 2
+    conversion = convert(data)
+    for problem in conversion.problems:
+        print(f"not converted: {problem}", file=sys.stderr)
+    if not conversion.config["models"]:
+        print("error: no model could be converted", file=sys.stderr)
+        return 1
+    sys.stdout.write(conversion.yaml())
+    return 0
+
+
 def _sim(args: argparse.Namespace) -> int:
     from stellwerk.sim.cli import run
 
@@ -68,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="print the configuration's JSON Schema (for YAML editors)")
     schema.set_defaults(func=_schema)
+
+    imports = sub.add_parser("import-litellm", help="convert a LiteLLM proxy config (stdout: YAML; stderr: what "
+                                                    "could not be converted)")
+    imports.add_argument("config", help="LiteLLM config.yaml")
+    imports.set_defaults(func=_import_litellm)
 
     sim = sub.add_parser("sim-provider", help="run a simulated LLM provider (for demos, tests and benchmarks)")
     from stellwerk.sim.cli import add_arguments as add_sim_arguments

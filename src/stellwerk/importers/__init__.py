@@ -1,0 +1,1 @@
+"""Converters from other gateways' configurations (``stellwerk import-litellm``)."""
