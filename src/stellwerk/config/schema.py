@@ -70,6 +70,8 @@ class DeploymentConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     """``bedrock`` only: a session token for temporary credentials. Default none."""
     headers: dict[str, str] = {}
     """Extra headers sent upstream with every request (e.g. ``OpenAI-Organization``)."""
+    enabled: bool = True
+    """False drains the deployment: no new requests go to it, those in flight finish. Default true."""
     weight: NonNegative = 1.0
     """Relative share of traffic for weighted strategies. Default 1."""
     price: Price = Price()

@@ -19,9 +19,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from stellwerk.config import Config
+from stellwerk.configuration import ConfigManager, Edit
 from stellwerk.errors import StellwerkError
 from stellwerk.http.client import Transport
 from stellwerk.outbound import build_client
@@ -48,7 +49,7 @@ from .accounting import ExperimentRecorder
 from .probe import HealthProber
 from .route import RouteHandler
 from .stream import ChatStream
-from .table import LiveState, RoutingTable, build_table, replace_deployment, replace_model
+from .table import LiveState, RoutingTable, build_table
 
 if TYPE_CHECKING:
     from stellwerk.compose import Registries
@@ -103,6 +104,8 @@ class Router:
         self._pipeline = compose(RouteHandler(self._transport, clock=clock, sleep=sleep, events=self.events),
                                  middlewares)
         self.prober = HealthProber(lambda: self._table, self._transport, clock=clock, sleep=sleep, events=self.events)
+        self.configuration = ConfigManager(self)
+        """Versions, reloads, API edits and rollbacks of this router's configuration."""
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> Router:
@@ -256,14 +259,18 @@ class Router:
         """Per-variant figures of every A/B model (``GET /admin/experiments``)."""
         return inspect.experiments(self._table)
 
-    # -- runtime changes: each builds the next routing table ----------------------------
-    def set_weight(self, deployment_id: str, weight: float) -> None:
+    # -- runtime changes: each is a version (see stellwerk.configuration) ----------------
+    def set_weight(self, deployment_id: str, weight: float, author: str | None = None) -> None:
         """Change a deployment's weight at run time (``KeyError`` for an unknown deployment)."""
         if not (0 <= weight <= 1e6):
             raise ValueError("weight must be between 0 and 1000000")
-        self._swap(replace_deployment(self._table.config, deployment_id, weight=weight))
+        self._edit("deployment", deployment_id, "weight", weight, author)
 
-    def update_strategy_options(self, model: str, options: Mapping[str, Any]) -> None:
+    def set_enabled(self, deployment_id: str, enabled: bool, author: str | None = None) -> None:
+        """Drain a deployment (``False``: no new requests; those in flight finish) or bring it back."""
+        self._edit("deployment", deployment_id, "enabled", enabled, author)
+
+    def update_strategy_options(self, model: str, options: Mapping[str, Any], author: str | None = None) -> None:
         """Change a model's strategy options at run time (e.g. a canary from 5% to 50%).
 
         ``ValueError`` when the strategy's options cannot change at run time; ``ConfigError`` when they are invalid.
@@ -271,14 +278,23 @@ class Router:
         current = self._table.model(model).config
         if not self.registries.strategies[current.strategy].changeable:
             raise ValueError(f"strategy '{current.strategy}' cannot change its options at run time; change the config")
-        self._swap(replace_model(self._table.config, model, strategy_options=dict(options)))
+        self._edit("model", model, "strategy_options", dict(options), author)
 
-    def _swap(self, config: Config) -> None:
-        """Validate ``config``, build the next table on the live state, and make it current (one assignment)."""
+    def _edit(self, kind: Literal["deployment", "model"], target: str, field: str, value: Any,
+              author: str | None) -> None:
+        if kind == "deployment" and target not in self._table.config_deployments:
+            raise KeyError(target)
+        self.configuration.edit(Edit(kind=kind, target=target, field=field, value=value, author=author),
+                                source=f"api:{field} {target}")
+
+    def install(self, config: Config) -> RoutingTable:
+        """Validate ``config`` whole, build the next routing table on the live state, and make it current (one
+        assignment). Use :attr:`configuration` for changes: it records each as a version."""
         from stellwerk.compose import validate
 
         validate(config, self.registries)
         self._table = self._built(build_table(config, self._table.version + 1, self._live, self.registries))
+        return self._table
 
     def _built(self, table: RoutingTable) -> RoutingTable:
         """A new table: A/B accounting listens from the first table that runs an experiment on."""

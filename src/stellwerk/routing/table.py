@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -117,7 +117,7 @@ class Model:
 class RoutingTable:
     """Models by name, deployments by id, of one configuration version. Never changed once built."""
 
-    __slots__ = ("config", "deployments", "experiments", "models", "version")
+    __slots__ = ("config", "config_deployments", "deployments", "experiments", "models", "version")
 
     def __init__(self, version: int, config: Config, models: Mapping[str, Model]) -> None:
         self.version = version
@@ -126,6 +126,8 @@ class RoutingTable:
         self.deployments: Mapping[str, Deployment] = MappingProxyType(
             {d.id: d for m in models.values() for d in m.group.deployments})
         self.experiments = any(m.planner.experiments is not None for m in models.values())
+        self.config_deployments = frozenset(d.id for m in config.models for d in m.deployments)
+        """Every deployment the config names, drained ones (``enabled: false``) included."""
         """Some model runs an experiment (A/B accounting is needed)."""
 
     def model(self, name: str) -> Model:
@@ -144,7 +146,7 @@ def build_table(config: Config, version: int, live: LiveState, registries: Regis
         deployments = tuple(
             Deployment(d, cfg.name, i, registries.adapter(d.provider),
                        live.deployment(d, cfg, bool(d.rpm or d.tpm or count_usage)), live.clock)
-            for i, d in enumerate(cfg.deployments))
+            for i, d in enumerate(cfg.deployments) if d.enabled)  # drained ones take no new requests
         group = ModelGroup(cfg, deployments, live.budget(cfg), live.rng)
         experiments = None
         if strategy.runs_experiments:
@@ -152,26 +154,3 @@ def build_table(config: Config, version: int, live: LiveState, registries: Regis
         models[cfg.name] = Model(group, Planner(group, strategy, experiments))
     live.keep_strategies(config)
     return RoutingTable(version, config, models)
-
-
-def replace_model(config: Config, name: str, **changes: Any) -> Config:
-    """``config`` with model ``name``'s fields changed."""
-    models = [msgspec.structs.replace(m, **changes) if m.name == name else m for m in config.models]
-    return msgspec.structs.replace(config, models=models)
-
-
-def replace_deployment(config: Config, dep_id: str, **changes: Any) -> Config:
-    """``config`` with deployment ``dep_id``'s fields changed (``KeyError`` if there is none)."""
-    found = False
-    models = []
-    for m in config.models:
-        deps = []
-        for d in m.deployments:
-            if d.id == dep_id:
-                d = msgspec.structs.replace(d, **changes)
-                found = True
-            deps.append(d)
-        models.append(msgspec.structs.replace(m, deployments=deps))
-    if not found:
-        raise KeyError(dep_id)
-    return msgspec.structs.replace(config, models=models)

@@ -1,0 +1,92 @@
+"""The configuration manager: every change to a running router goes through here and becomes a version.
+
+- ``reload(base)``: a new base (the file changed, SIGHUP, ``POST /admin/config/reload``, ``PUT /admin/config``);
+  the overlay of API edits is applied on top of it.
+- ``edit(Edit)``: an API edit (a weight, strategy options, a deployment drained) joins the overlay.
+- ``rollback(N)``: version N's base and overlay, applied again as a new version.
+- ``dry_run(base)``: the diff it would make, and which models' routing would change; nothing is applied.
+
+A change is validated whole before anything is applied (``Router.install`` builds the next routing table and
+swaps it in one assignment), so a refused change leaves the running version as it was, with the error in
+``history.last_error``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from stellwerk.config import Config
+from stellwerk.errors import ConfigError
+
+from .diff import diff
+from .history import History, Version
+from .overlay import Edit, apply_edits
+
+if TYPE_CHECKING:
+    from stellwerk.routing.router import Router
+
+__all__ = ["ConfigManager"]
+
+
+class ConfigManager:
+    def __init__(self, router: Router, *, wall_clock: Callable[[], float] = time.time,
+                 history: History | None = None) -> None:
+        self._router = router
+        self._wall_clock = wall_clock
+        self.history = history if history is not None else History()
+        config = router.table.config
+        self.history.record(Version(number=router.table.version, source="start", author=None,
+                                    applied_at=wall_clock(), base=config, overlay=(), config=config))
+
+    @property
+    def current(self) -> Version:
+        return self.history.current
+
+    def reload(self, base: Config, source: str, author: str | None = None) -> Version:
+        """A new base configuration, under the current overlay."""
+        return self._apply(base, self.current.overlay, source, author)
+
+    def edit(self, edit: Edit, source: str) -> Version:
+        """An API edit: replaces an earlier edit of the same field of the same target."""
+        overlay = [e for e in self.current.overlay if (e.kind, e.target, e.field) != (edit.kind, edit.target,
+                                                                                      edit.field)]
+        return self._apply(self.current.base, [*overlay, edit], source, edit.author)
+
+    def rollback(self, number: int, author: str | None = None) -> Version:
+        version = self.history.get(number)
+        if version is None:
+            raise KeyError(number)
+        return self._apply(version.base, version.overlay, f"rollback:{number}", author)
+
+    def dry_run(self, base: Config) -> dict[str, Any]:
+        """What ``reload(base)`` would change (validated; nothing applied)."""
+        from stellwerk.compose import validate
+
+        config, gone = apply_edits(base, self.current.overlay)
+        validate(config, self._router.registries)
+        changes = diff(self.current.config, config)
+        touched = set(changes["models"]["changed"])
+        deployments = changes["deployments"]
+        for dep_id in [*deployments["added"], *deployments["removed"], *deployments["changed"]]:
+            for model in (*config.models, *self.current.config.models):
+                if any(d.id == dep_id for d in model.deployments):
+                    touched.add(model.name)
+        names = sorted({m.name for m in config.models} | {m.name for m in self.current.config.models})
+        return {"valid": True, "diff": changes, "edits_dropped": [e.target for e in gone],
+                "models": {name: {"routing_changes": name in touched or name in changes["models"]["added"]}
+                           for name in names}}
+
+    def _apply(self, base: Config, overlay: Sequence[Edit], source: str, author: str | None) -> Version:
+        config, gone = apply_edits(base, overlay)
+        kept = tuple(e for e in overlay if e not in gone)
+        try:
+            table = self._router.install(config)
+        except ConfigError as err:
+            self.history.last_error = str(err)
+            raise
+        version = Version(number=table.version, source=source, author=author, applied_at=self._wall_clock(),
+                          base=base, overlay=kept, config=config)
+        self.history.record(version)
+        return version
