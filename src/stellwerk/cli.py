@@ -17,7 +17,7 @@ def _serve(args: argparse.Namespace) -> int:
     from stellwerk.gateway import run_gateway
 
     config = load_file(args.config)
-    run_gateway(config, args.host, args.port)
+    run_gateway(config, args.host, args.port, source=args.config)
     return 0
 
 

@@ -46,7 +46,7 @@ from stellwerk.routing import Router
 from stellwerk.tokens import count_prompt_tokens
 from stellwerk.usage import Usage, estimate_tokens
 
-from .errors import error_response
+from .errors import answer_headers, error_response
 
 __all__ = ["AnthropicAPI"]
 
@@ -73,21 +73,10 @@ class AnthropicAPI:
         model = call.model
         if not isinstance(result, Result):
             events = MessageEvents(f"msg_{rid}", model, estimate_tokens(call.facts.prompt_chars))
-            return StreamingResponse(_sse(result, events), headers=[
-                *headers,
-                ("x-stellwerk-deployment", result.deployment),
-                ("x-stellwerk-attempts", str(result.attempts)),
-                ("x-stellwerk-route", result.route),
-            ])
+            return StreamingResponse(_sse(result, events), headers=[*answer_headers(result, call), ("request-id", rid)])
         usage = anthropic_usage(result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_tokens)
         message = to_message(result.data, f"msg_{rid}", _answered_by(result.data, model), usage)
-        return Response(200, orjson.dumps(message), [
-            *headers,
-            ("x-stellwerk-deployment", result.deployment),
-            ("x-stellwerk-attempts", str(result.attempts)),
-            ("x-stellwerk-cost", f"{result.cost:.8f}"),
-            ("x-stellwerk-route", result.route),
-        ])
+        return Response(200, orjson.dumps(message), [*answer_headers(result, call), ("request-id", rid)])
 
     async def count_tokens(self, request: Request, rid: str) -> Response:
         headers = [("x-request-id", rid), ("request-id", rid)]

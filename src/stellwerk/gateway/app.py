@@ -21,6 +21,8 @@ GET      /admin/route?model=M        dry run: where a sample request would go, a
 GET      /admin/experiments          A/B tests and canaries: counts, latency, errors, cost per variant
 PUT      /admin/models/M/strategy    change a model's strategy options (JSON body) without restart
 PUT      /admin/deployments/D/weight change a deployment's weight (``{"weight": 3}``)
+PUT      /admin/deployments/D        drain a deployment (``{"enabled": false}``) or bring it back
+*        /admin/config...            versions, diff, rollback, reload, whole-config PUT (config_api.py)
 =======  ==========================  ==========================================
 
 Each path also answers without the ``/v1`` prefix. Every answer carries
@@ -50,9 +52,10 @@ from stellwerk.telemetry.prometheus import Metrics
 
 from .anthropic_api import AnthropicAPI
 from .completions_api import CompletionsAPI
+from .config_api import ConfigAPI
 from .console import Console
 from .depth import too_deep
-from .errors import error_body, error_response
+from .errors import answer_headers, error_body, error_response
 from .models import ModelList
 from .responses_api import ResponsesAPI
 
@@ -68,8 +71,9 @@ class GatewayApp:
     """``await app(request)`` answers one HTTP request."""
 
     def __init__(self, router: Router, stats: StatsCollector | None = None, metrics: Metrics | None = None,
-                 console: Console | None = None) -> None:
+                 console: Console | None = None, config_api: ConfigAPI | None = None) -> None:
         self.router = router
+        self.config_api = config_api
         self.stats = stats
         self.metrics = metrics
         self.started = time.time()
@@ -85,6 +89,12 @@ class GatewayApp:
             "/admin/route": {"GET": self.admin_route, "POST": self.admin_route},
             "/admin/experiments": {"GET": self.admin_experiments},
         }
+        if config_api is not None:
+            routes["/admin/config"] = {"GET": config_api.show, "PUT": config_api.replace}
+            routes["/admin/config/versions"] = {"GET": config_api.versions}
+            routes["/admin/config/diff"] = {"GET": config_api.diff}
+            routes["/admin/config/rollback"] = {"POST": config_api.rollback}
+            routes["/admin/config/reload"] = {"POST": config_api.reload}
         if console is not None:
             for path in console.files:
                 routes[path] = {"GET": console.static}
@@ -114,7 +124,10 @@ class GatewayApp:
             except StellwerkError as err:
                 return error_response(err, [("x-request-id", rid)])
         if methods is None:
-            return self._unrouted(request, path, rid)
+            try:
+                return self._unrouted(request, path, rid)
+            except StellwerkError as err:
+                return error_response(err, [("x-request-id", rid)])
         route = methods.get(request.method)
         if route is None:
             allowed = ", ".join(methods)
@@ -135,6 +148,8 @@ class GatewayApp:
         for prefix in ("/v1/models/", "/models/"):
             if path.startswith(prefix) and request.method == "GET":
                 return self.models.one(request, unquote(path[len(prefix):]), rid)
+        if path.startswith("/admin/config/versions/") and request.method == "GET" and self.config_api is not None:
+            return self.config_api.version(request, path.rsplit("/", 1)[1], rid)
         message = f"Unknown path: {request.method} {request.path}"
         if path.startswith(("/v1/messages/", "/messages/")):
             return Response(404, orjson.dumps(anthropic_error(404, message)), [("x-request-id", rid)])
@@ -169,13 +184,8 @@ class GatewayApp:
                                 headers=request.headers)
         reply = await self.router.handle(call)
         if isinstance(reply, Result):
-            return _answer(reply)
-        return StreamingResponse(reply.sse(), headers=[
-            ("x-request-id", rid),
-            ("x-stellwerk-deployment", reply.deployment),
-            ("x-stellwerk-attempts", str(reply.attempts)),
-            ("x-stellwerk-route", reply.route),
-        ])
+            return Response(200, reply.body, answer_headers(reply, call))
+        return StreamingResponse(reply.sse(), headers=answer_headers(reply, call))
 
     async def embeddings(self, request: Request, rid: str) -> Response | StreamingResponse:
         call = self.router.call(Operation.EMBEDDINGS, self._json(request), request_id=rid,
@@ -183,7 +193,7 @@ class GatewayApp:
         reply = await self.router.handle(call)
         if not isinstance(reply, Result):
             raise StellwerkError("embeddings answered with a stream")  # a middleware's mistake: a 500, logged
-        return _answer(reply)
+        return Response(200, reply.body, answer_headers(reply, call))
 
     async def healthz(self, request: Request, rid: str) -> Response:
         return Response(200, b'{"status":"ok"}', [("x-request-id", rid)])
@@ -230,6 +240,8 @@ class GatewayApp:
             except (ValueError, ConfigError) as err:
                 raise _bad(str(err)) from None
             return Response(200, b'{"status":"updated"}', [("x-request-id", rid)])
+        if len(parts) == 3 and parts[1] == "deployments" and self.config_api is not None:
+            return self.config_api.deployment(request, parts[2], rid)
         if len(parts) == 4 and parts[1] == "deployments" and parts[3] == "weight":
             weight = body.get("weight") if isinstance(body, dict) else None
             if not isinstance(weight, (int, float)) or isinstance(weight, bool):
@@ -248,16 +260,6 @@ class GatewayApp:
         snapshot: dict[str, Any] = self.stats.snapshot() if self.stats is not None else {}
         snapshot["uptime_s"] = round(time.time() - self.started, 3)
         return Response(200, orjson.dumps(snapshot), [("x-request-id", rid)])
-
-
-def _answer(result: Result) -> Response:
-    return Response(200, result.body, [
-        ("x-request-id", result.request_id),
-        ("x-stellwerk-deployment", result.deployment),
-        ("x-stellwerk-attempts", str(result.attempts)),
-        ("x-stellwerk-cost", f"{result.cost:.8f}"),
-        ("x-stellwerk-route", result.route),
-    ])
 
 
 def _bad(message: str) -> StellwerkError:

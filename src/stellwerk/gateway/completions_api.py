@@ -34,6 +34,8 @@ from stellwerk.pipeline import Operation, Result, Stream
 from stellwerk.routing import Router
 from stellwerk.tokens import embedding_texts
 
+from .errors import answer_headers
+
 __all__ = ["CompletionsAPI", "to_chat_request", "to_text_completion"]
 
 _DEFAULT_MAX_TOKENS = 16
@@ -139,11 +141,9 @@ class CompletionsAPI:
                                 headers=request.headers).evolve(completions=_native_body(body))
         reply = await self.router.handle(call)
         completion_id = f"cmpl-{rid}"
-        headers = [("x-request-id", rid), ("x-stellwerk-deployment", reply.deployment),
-                   ("x-stellwerk-attempts", str(reply.attempts)), ("x-stellwerk-route", reply.route)]
+        headers = answer_headers(reply, call)
         if isinstance(reply, Result):
-            body = orjson.dumps(to_text_completion(reply.data, completion_id, echo))
-            return Response(200, body, [*headers, ("x-stellwerk-cost", f"{reply.cost:.8f}")])
+            return Response(200, orjson.dumps(to_text_completion(reply.data, completion_id, echo)), headers)
         return StreamingResponse(_sse(reply, completion_id, echo), headers=headers)
 
 

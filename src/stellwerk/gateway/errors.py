@@ -6,6 +6,7 @@ import orjson
 
 from stellwerk.errors import AllAttemptsFailedError, StellwerkError, UpstreamError
 from stellwerk.http.server import Response
+from stellwerk.pipeline import Call, Reply, Result
 
 __all__ = ["error_body", "error_response", "http_layer_error", "stream_interrupted_event"]
 
@@ -37,6 +38,16 @@ def stream_interrupted_event(path: str) -> bytes:
             {"type": "error", "error": {"type": "overloaded_error", "message": _SHUTDOWN}})
     return b"data: %s\n\n" % orjson.dumps(
         {"error": {"message": _SHUTDOWN, "type": "server_error", "param": None, "code": "stream_interrupted"}})
+
+
+def answer_headers(reply: Reply, call: Call) -> list[tuple[str, str]]:
+    """The headers of every proxied answer: who answered, how, why, on which config version, at what cost."""
+    headers = [("x-request-id", call.request_id), ("x-stellwerk-deployment", reply.deployment),
+               ("x-stellwerk-attempts", str(reply.attempts)), ("x-stellwerk-route", reply.route),
+               ("x-stellwerk-config-version", str(call.table.version))]
+    if isinstance(reply, Result):
+        headers.append(("x-stellwerk-cost", f"{reply.cost:.8f}"))
+    return headers
 
 
 def error_response(err: StellwerkError, headers: list[tuple[str, str]]) -> Response:

@@ -36,7 +36,7 @@ _SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
 _METHODS: Final = "GET, POST, PUT, OPTIONS"
 _TOKENS: Final = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~, -]{0,1024}$")
 _EXPOSE: Final = ("x-request-id, x-stellwerk-deployment, x-stellwerk-attempts, x-stellwerk-cost, "
-                  "x-stellwerk-route, retry-after")
+                  "x-stellwerk-route, x-stellwerk-config-version, retry-after")
 _CACHE: Final = 256
 """Host values remembered as accepted (bounded: hostile clients can send any number of names)."""
 

@@ -27,6 +27,8 @@ from stellwerk.providers.responses import ResponseEvents, ResponsesRequest, to_c
 from stellwerk.providers.responses.outbound import skeleton
 from stellwerk.routing import Router
 
+from .errors import answer_headers
+
 __all__ = ["ResponsesAPI"]
 
 STORE_TTL = 30 * 86400.0
@@ -50,13 +52,12 @@ class ResponsesAPI:
                                 headers=request.headers)
         reply = await self.router.handle(call)
         base = skeleton(f"resp_{rid}", int(time.time()), call.model, parsed.echo, parsed.store, previous)
-        headers = [("x-request-id", rid), ("x-stellwerk-deployment", reply.deployment),
-                   ("x-stellwerk-attempts", str(reply.attempts)), ("x-stellwerk-route", reply.route)]
+        headers = answer_headers(reply, call)
         if isinstance(reply, Result):
             base["model"] = reply.data.get("model") or call.model  # the model that answered, as chat answers name it
             response, stored = to_response(reply.data, base)
             await self._store(parsed, earlier, stored, base["id"])
-            return Response(200, orjson.dumps(response), [*headers, ("x-stellwerk-cost", f"{reply.cost:.8f}")])
+            return Response(200, orjson.dumps(response), headers)
         return StreamingResponse(self._events(reply, ResponseEvents(base), parsed, earlier), headers=headers)
 
     async def _events(self, stream: Stream, events: ResponseEvents, parsed: ResponsesRequest,

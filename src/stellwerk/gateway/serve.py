@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
 import signal
 import sys
@@ -25,9 +27,11 @@ from stellwerk.telemetry.feed import LiveFeed
 from stellwerk.telemetry.prometheus import Metrics
 
 from .app import GatewayApp
+from .config_api import ConfigAPI
 from .console import Console
 from .errors import http_layer_error, stream_interrupted_event
 from .guard import BrowserGuard
+from .watch import ConfigFile
 
 if TYPE_CHECKING:
     from stellwerk.compose import Registries
@@ -63,7 +67,8 @@ class Gateway:
     def __init__(self, config: Config, *, transport: Transport | None = None,
                  clock: Callable[[], float] | None = None, rng: random.Random | None = None,
                  registries: Registries | None = None,
-                 middlewares: Mapping[str, Sequence[Middleware]] | None = None) -> None:
+                 middlewares: Mapping[str, Sequence[Middleware]] | None = None,
+                 source: str | os.PathLike[str] | None = None) -> None:
         """Everything but ``config`` is passed to the :class:`Router`: ``registries`` (your own providers and
         strategies), ``middlewares`` by pipeline stage, and ``transport``, ``clock`` and ``rng`` (tests)."""
         self.config = config
@@ -102,7 +107,15 @@ class Gateway:
             events.subscribe(self.access_log, RequestFinished)
         self.feed = LiveFeed(lambda: self.router.table, wall_clock=time.time)
         events.subscribe(self.feed, *FEED_KINDS)
-        self.app = GatewayApp(self.router, self.stats, self.metrics, Console(self.feed))
+        from stellwerk.compose import load_file, load_text
+
+        self.config_file = None if source is None else ConfigFile(
+            source, self.router, lambda path: load_file(path, registries=registries))
+        """The file this gateway was started from: watched, and read again on SIGHUP (None: not from a file)."""
+        config_api = ConfigAPI(self.router, lambda text, where: load_text(text, source=where, registries=registries),
+                               self.config_file.reload if self.config_file is not None else None)
+        self._watching: asyncio.Task[None] | None = None
+        self.app = GatewayApp(self.router, self.stats, self.metrics, Console(self.feed), config_api)
         guarded = BrowserGuard(self.app, listen_host=server.host, allowed_hosts=server.allowed_hosts,
                                cors_origins=server.cors_origins,
                                public_paths=("/metrics",) if server.metrics_public else ())
@@ -130,10 +143,14 @@ class Gateway:
         await self.server.start(host if host is not None else self.config.server.host,
                                 port if port is not None else self.config.server.port)
         self.router.start()
+        if self.config_file is not None:
+            self._watching = asyncio.ensure_future(self.config_file.watch())
 
     async def close(self, grace: float | None = None) -> None:
         """Stop listening; in-flight requests get ``grace`` seconds (default ``server.shutdown_grace``)."""
         self.feed.close()  # dashboards' event streams end now rather than holding the shutdown
+        if self._watching is not None:
+            self._watching.cancel()
         await self.server.close(self.config.server.shutdown_grace if grace is None else grace)
         await self.router.aclose()
         if self.access_log is not None:
@@ -142,21 +159,30 @@ class Gateway:
             await asyncio.to_thread(self.tracer_provider.shutdown)  # exports what is left (blocking I/O)
 
 
-async def _serve(config: Config, host: str | None, port: int | None, ready: Callable[[Gateway], None]) -> None:
-    gateway = Gateway(config)
+async def _serve(config: Config, host: str | None, port: int | None, ready: Callable[[Gateway], None],
+                 source: str | None) -> None:
+    gateway = Gateway(config, source=source)
     await gateway.start(host, port)
     ready(gateway)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if gateway.config_file is not None:
+        loop.add_signal_handler(signal.SIGHUP, _reload, gateway.config_file)
     await stop.wait()
     log.info("shutting down: finishing in-flight requests")
     await gateway.close()
 
 
-def run_gateway(config: Config, host: str | None = None, port: int | None = None) -> None:
-    """Serve until SIGINT/SIGTERM. Uses uvloop when installed."""
+def _reload(config_file: ConfigFile) -> None:
+    """SIGHUP: read the config file again (a refusal is logged; the running version stays)."""
+    with contextlib.suppress(ConfigError):
+        config_file.reload()
+
+
+def run_gateway(config: Config, host: str | None = None, port: int | None = None, source: str | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; ``source``: the config file, watched and read again on SIGHUP. Uses uvloop."""
     started = time.perf_counter()
 
     def ready(gateway: Gateway) -> None:
@@ -168,7 +194,7 @@ def run_gateway(config: Config, host: str | None = None, port: int | None = None
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
-        asyncio.run(_serve(config, host, port, ready))
+        asyncio.run(_serve(config, host, port, ready, source))
     else:
-        uvloop.run(_serve(config, host, port, ready))
+        uvloop.run(_serve(config, host, port, ready, source))
     sys.stdout.flush()
