@@ -1,13 +1,23 @@
 """Configuration: the schema (a strict, documented contract) and its loader."""
 
 from .load import check, interpolate, load_dict, load_file, load_text
-from .schema import Config, DeploymentConfig, HealthCheckOptions, HedgeOptions, ModelConfig, Price, ServerConfig
+from .schema import (
+    Config,
+    DeploymentConfig,
+    HealthCheckOptions,
+    HedgeOptions,
+    KeyConfig,
+    ModelConfig,
+    Price,
+    ServerConfig,
+)
 
 __all__ = [
     "Config",
     "DeploymentConfig",
     "HealthCheckOptions",
     "HedgeOptions",
+    "KeyConfig",
     "ModelConfig",
     "Price",
     "ServerConfig",

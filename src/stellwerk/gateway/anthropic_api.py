@@ -24,7 +24,10 @@ layer, before any route, with its own 413 body.)
 ``count_tokens`` counts the translated prompt with :func:`stellwerk.tokens.count_prompt_tokens`
 (o200k BPE plus OpenAI's per-message overhead): Claude's own tokenizer is not
 public, so this is an estimate, usually a little under Anthropic's count.
-The ``x-api-key`` the Anthropic SDKs send is not checked (gateway auth comes later).
+The ``x-api-key`` the Anthropic SDKs send is the gateway key when ``server.master_key`` is set
+(:mod:`stellwerk.pipeline.auth`); errors of keys and limits keep their status (401, 403, 429) and
+``x-ratelimit-*`` headers, with Anthropic's types (``authentication_error``, ``permission_error``,
+``rate_limit_error``; ``insufficient_quota`` for a spent budget).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from stellwerk.usage import Usage, estimate_tokens
 
 from .errors import error_response
 
-__all__ = ["AnthropicAPI"]
+__all__ = ["AnthropicAPI", "anthropic_error"]
 
 
 class AnthropicAPI:
@@ -69,7 +72,7 @@ class AnthropicAPI:
                                     headers=request.headers)
             result = await self.router.handle(call)
         except StellwerkError as err:
-            return _error(err, headers)
+            return anthropic_error(err, headers)
         model = call.model
         if not isinstance(result, Result):
             events = MessageEvents(f"msg_{rid}", model, estimate_tokens(call.facts.prompt_chars))
@@ -78,6 +81,7 @@ class AnthropicAPI:
                 ("x-stellwerk-deployment", result.deployment),
                 ("x-stellwerk-attempts", str(result.attempts)),
                 ("x-stellwerk-route", result.route),
+                *result.headers,
             ])
         usage = anthropic_usage(result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_tokens)
         message = to_message(result.data, f"msg_{rid}", model, usage)
@@ -87,6 +91,7 @@ class AnthropicAPI:
             ("x-stellwerk-attempts", str(result.attempts)),
             ("x-stellwerk-cost", f"{result.cost:.8f}"),
             ("x-stellwerk-route", result.route),
+            *result.headers,
         ])
 
     async def count_tokens(self, request: Request, rid: str) -> Response:
@@ -96,7 +101,7 @@ class AnthropicAPI:
             if body["model"] not in self.router.models:
                 raise ModelNotFoundError(body["model"], self.router.models)
         except StellwerkError as err:
-            return _error(err, headers)
+            return anthropic_error(err, headers)
         # Off the event loop: the first count loads the BPE tables, and long prompts take a while.
         tokens = await asyncio.to_thread(count_prompt_tokens, body)
         return Response(200, orjson.dumps({"input_tokens": tokens}), headers)
@@ -122,8 +127,11 @@ async def _sse(stream: Stream, events: MessageEvents) -> AsyncIterator[bytes]:
     yield events.finish(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
 
 
-def _error(err: StellwerkError, headers: list[tuple[str, str]]) -> Response:
+def anthropic_error(err: StellwerkError, headers: list[tuple[str, str]]) -> Response:
     """The gateway's error answer (status, ``retry-after``, attempts) with an Anthropic-shaped body."""
     response = error_response(err, headers)
-    response.body = orjson.dumps(error_body(err.status, err.message))
+    body = error_body(err.status, err.message)
+    if err.code == "insufficient_quota":  # a spent budget keeps its OpenAI type: Anthropic has none for it
+        body["error"]["type"] = "insufficient_quota"
+    response.body = orjson.dumps(body)
     return response

@@ -16,7 +16,13 @@ GET      /admin/route?model=M        dry run: where a sample request would go, a
 GET      /admin/experiments          A/B tests and canaries: counts, latency, errors, cost per variant
 PUT      /admin/models/M/strategy    change a model's strategy options (JSON body) without restart
 PUT      /admin/deployments/D/weight change a deployment's weight (``{"weight": 3}``)
+*        /admin/keys, /admin/keys/ID, /admin/teams, /admin/spend: keys, teams and spend (admin_keys.py)
 =======  ==========================  ==========================================
+
+With ``server.master_key`` set, every ``/v1/*`` request needs a valid gateway
+key (checked by the pipeline's auth stage, or here for the routes outside the
+pipeline) and every ``/admin/*`` request the master key or a key with the
+``admin`` scope: 401 ``invalid_api_key`` otherwise, 403 for a key without it.
 
 Each path also answers without the ``/v1`` prefix. Every answer carries
 ``x-request-id``; proxied answers carry ``x-stellwerk-deployment`` and
@@ -34,13 +40,16 @@ from typing import Any
 
 import orjson
 
-from stellwerk.errors import ConfigError, InvalidRequestError, StellwerkError
+from stellwerk.errors import ConfigError, InvalidRequestError, PermissionDeniedError, StellwerkError
 from stellwerk.http.server import Request, Response, StreamingResponse
+from stellwerk.keys.governance import Governance
 from stellwerk.pipeline import Operation, Result
+from stellwerk.pipeline.auth import principal_of
 from stellwerk.routing import Router
 from stellwerk.telemetry import StatsCollector
 
-from .anthropic_api import AnthropicAPI
+from .admin_keys import KeysAdmin
+from .anthropic_api import AnthropicAPI, anthropic_error
 from .depth import too_deep
 from .errors import error_body, error_response
 
@@ -50,14 +59,19 @@ log = logging.getLogger("stellwerk.gateway")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 Route = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
+_OUTSIDE_PIPELINE = frozenset({"/v1/models", "/models", "/v1/messages/count_tokens", "/messages/count_tokens"})
+"""Paths whose key the app checks itself (the others' keys are checked by the pipeline's auth stage)."""
 
 
 class GatewayApp:
     """``await app(request)`` answers one HTTP request."""
 
-    def __init__(self, router: Router, stats: StatsCollector | None = None) -> None:
+    def __init__(self, router: Router, stats: StatsCollector | None = None,
+                 governance: Governance | None = None) -> None:
         self.router = router
         self.stats = stats
+        self.keyring = governance.keyring if governance is not None and governance.enforced else None
+        """The keys requests are checked against (None: auth is off)."""
         self.started = time.time()
         self._models_body = orjson.dumps({
             "object": "list",
@@ -79,6 +93,12 @@ class GatewayApp:
         routes["/v1/messages/count_tokens"] = {"POST": anthropic.count_tokens}
         for path in ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/messages", "/v1/messages/count_tokens"):
             routes[path[3:]] = routes[path]
+        self._keys_admin: KeysAdmin | None = None
+        if governance is not None:
+            admin = self._keys_admin = KeysAdmin(governance, router.accounts)
+            routes["/admin/keys"] = {"GET": admin.keys, "POST": admin.keys}
+            routes["/admin/teams"] = {"GET": admin.teams, "POST": admin.teams}
+            routes["/admin/spend"] = {"GET": admin.spend}
         self._routes = routes
 
     async def __call__(self, request: Request) -> Response | StreamingResponse:
@@ -88,6 +108,15 @@ class GatewayApp:
         path = request.path
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
+        if self.keyring is not None and (path.startswith("/admin") or path in _OUTSIDE_PIPELINE):
+            refused = self._refused(request, path, rid)
+            if refused is not None:
+                return refused
+        if path.startswith("/admin/keys/") and self._keys_admin is not None:
+            try:
+                return await self._keys_admin.key(request, path[len("/admin/keys/"):], rid)
+            except StellwerkError as err:
+                return error_response(err, [("x-request-id", rid)])
         methods = self._routes.get(path)
         if methods is None and path.startswith("/admin/") and request.method == "PUT":
             try:
@@ -111,6 +140,20 @@ class GatewayApp:
             if answer is None:
                 raise
             return answer
+
+    def _refused(self, request: Request, path: str, rid: str) -> Response | None:
+        """401/403 for a request to ``/admin/*`` (master key or ``admin`` scope) or to a ``/v1`` route
+        outside the pipeline (any valid key) that may not pass; None when it may."""
+        assert self.keyring is not None
+        try:
+            principal = principal_of(self.keyring, request.headers)
+            if path.startswith("/admin") and "admin" not in principal.scopes:
+                raise PermissionDeniedError(f"The key {principal.key_id} has no 'admin' scope: /admin needs the "
+                                            "master key or an admin key.")
+        except StellwerkError as err:
+            headers = [("x-request-id", rid)]
+            return anthropic_error(err, headers) if "/messages" in path else error_response(err, headers)
+        return None
 
     @staticmethod
     def _json(request: Request) -> Any:
@@ -147,6 +190,7 @@ class GatewayApp:
             ("x-stellwerk-deployment", reply.deployment),
             ("x-stellwerk-attempts", str(reply.attempts)),
             ("x-stellwerk-route", reply.route),
+            *reply.headers,
         ])
 
     async def embeddings(self, request: Request, rid: str) -> Response | StreamingResponse:
@@ -225,6 +269,7 @@ def _answer(result: Result) -> Response:
         ("x-stellwerk-attempts", str(result.attempts)),
         ("x-stellwerk-cost", f"{result.cost:.8f}"),
         ("x-stellwerk-route", result.route),
+        *result.headers,
     ])
 
 

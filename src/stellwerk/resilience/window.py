@@ -45,3 +45,10 @@ class SlidingCounter:
         if second != self._last:
             self._bucket(second)
         return self._total
+
+    def reset_in(self) -> float:
+        """Seconds until the oldest amount still counted leaves the window (0 when nothing is counted)."""
+        now = self._clock()
+        self.total()
+        oldest = min((s for s, c in zip(self._stamps, self._counts, strict=True) if c and s != -1), default=None)
+        return 0.0 if oldest is None else max(0.0, oldest + self.window - now)

@@ -76,6 +76,9 @@ class RequestFinished(Event, frozen=True, kw_only=True):
     usage: Usage
     cost: float
     """US dollars, from the answering deployment's price."""
+    key_id: str | None = None
+    """The gateway key's id (never the key), when auth is on."""
+    team: str | None = None
 
     @property
     def upstream_attempts(self) -> int:

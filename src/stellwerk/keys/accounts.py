@@ -1,0 +1,215 @@
+"""Usage of keys and teams, and admission against their limits with reservation.
+
+    admit ─► for the key and its team: max_parallel, rpm, tpm, budget   (429 on the first that is full)
+          ─► count the request, reserve tokens (prompt estimate + max_tokens) and dollars (at the model's
+             highest price), one more in flight
+    settle(record)  when the answer completes: release the reservation, count the real tokens and cost
+    release()       on a failure before any answer: release the reservation, count nothing
+
+Admission rule: a request is let in while what is used plus what is reserved is
+*below* the limit. So a burst of concurrent requests spends at most the limit
+plus one request (the last one admitted); the same holds for tpm. Requests per
+minute and tokens per minute are sliding windows of the :class:`StateStore`
+(the router's clock); budgets are fixed periods on the wall clock
+(:func:`~stellwerk.state.records.period_start`), seeded from the ledger at start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from stellwerk.errors import QuotaExceededError, RateLimitError
+from stellwerk.state.interfaces import Counter, StateStore
+from stellwerk.state.records import PERIODS, KeyRecord, TeamRecord, period_start
+
+if TYPE_CHECKING:
+    from stellwerk.pipeline.call import Call
+    from stellwerk.telemetry.events import RequestFinished
+
+__all__ = ["Account", "Accounts", "Ticket"]
+
+Limits = KeyRecord | TeamRecord
+
+
+class Account:
+    """One key's or team's usage."""
+
+    __slots__ = ("inflight", "period", "period_requests", "period_start", "requests", "reserved_cost",
+                 "reserved_tokens", "spent", "tokens")
+
+    def __init__(self, requests: Counter, tokens: Counter) -> None:
+        self.requests = requests
+        """Requests admitted in the last 60 s."""
+        self.tokens = tokens
+        """Tokens used by answers completed in the last 60 s."""
+        self.inflight = 0
+        self.reserved_tokens = 0
+        self.reserved_cost = 0.0
+        self.period = "total"
+        self.period_start = 0.0
+        self.spent = 0.0
+        self.period_requests = 0
+
+    def roll(self, period: str, now: float) -> None:
+        """Start a new budget period when ``now`` has left the current one."""
+        start = period_start(period, now)
+        if start != self.period_start or period != self.period:
+            self.period, self.period_start, self.spent, self.period_requests = period, start, 0.0, 0
+
+
+class Ticket:
+    """One admitted request's claim on its accounts; settled or released exactly once."""
+
+    __slots__ = ("accounts", "cost", "done", "headers", "tokens")
+
+    def __init__(self, accounts: tuple[Account, ...], tokens: int, cost: float,
+                 headers: list[tuple[str, str]]) -> None:
+        self.accounts = accounts
+        self.tokens = tokens
+        self.cost = cost
+        self.headers = headers
+        """``x-ratelimit-*`` of the tightest limits, for the answer."""
+        self.done = False
+
+    def settle(self, record: RequestFinished) -> None:
+        self._close(record.usage.total_tokens, record.cost)
+
+    def release(self) -> None:
+        self._close(0, 0.0)
+
+    def _close(self, tokens: int, cost: float) -> None:
+        if self.done:
+            return
+        self.done = True
+        for account in self.accounts:
+            account.inflight -= 1
+            account.reserved_tokens -= self.tokens
+            account.reserved_cost -= self.cost
+            if tokens:
+                account.tokens.add(tokens)
+            account.spent += cost
+
+
+class Accounts:
+    """Accounts of keys (``key:<id>``) and teams (``team:<name>``); counters live in ``state``."""
+
+    def __init__(self, state: StateStore, *, wall: Callable[[], float], reserve_tokens: int = 1024) -> None:
+        self._state = state
+        self._wall = wall
+        self.reserve_tokens = reserve_tokens
+        """Output tokens reserved for a request that names no ``max_tokens``."""
+        self._accounts: dict[str, Account] = {}
+        self._prices: dict[tuple[int, str], tuple[float, float]] = {}
+
+    def account(self, name: str) -> Account:
+        account = self._accounts.get(name)
+        if account is None:
+            account = self._accounts[name] = Account(self._state.counter(f"limits:{name}:requests", 60),
+                                                     self._state.counter(f"limits:{name}:tokens", 60))
+        return account
+
+    def usage(self, name: str, limits: Limits) -> tuple[int, float]:
+        """Requests and dollars of ``name`` in its current budget period (``total`` without a budget)."""
+        account = self.account(name)
+        account.roll(limits.budget.period if limits.budget else "total", self._wall())
+        return account.period_requests, account.spent
+
+    def seed(self, name: str, period: str, start: float, requests: int, spent: float) -> None:
+        """Usage from the ledger at start (the period beginning at ``start``)."""
+        account = self.account(name)
+        account.period, account.period_start, account.period_requests, account.spent = period, start, requests, spent
+
+    def admit(self, call: Call, key: KeyRecord | None, team: TeamRecord | None) -> Ticket:
+        """Admit ``call`` for ``key`` and ``team`` (either may be None), or raise the 429 of the fullest limit."""
+        subjects: list[tuple[Account, Limits, str]] = []
+        if key is not None:
+            subjects.append((self.account("key:" + key.id), key, f"key {key.id}"))
+        if team is not None:
+            subjects.append((self.account("team:" + team.name), team, f"team {team.name}"))
+        facts = call.facts
+        output = facts.max_output_tokens
+        tokens = facts.prompt_tokens(False) + (output if output is not None else self.reserve_tokens)
+        now = self._wall()
+        cost = -1.0
+        for account, limits, who in subjects:
+            if limits.max_parallel is not None and account.inflight >= limits.max_parallel:
+                raise RateLimitError(f"Too many requests in flight for {who}: at most {limits.max_parallel} at once "
+                                     "(rate_limit_exceeded).", [("retry-after", "1"), *self._headers(subjects)])
+            if limits.rpm is not None and account.requests.total() >= limits.rpm:
+                wait = account.requests.reset_in()
+                raise RateLimitError(f"Rate limit reached for {who}: {limits.rpm} requests per minute "
+                                     "(rate_limit_exceeded).", [_retry(wait), *self._headers(subjects)])
+            if limits.tpm is not None and account.tokens.total() + account.reserved_tokens >= limits.tpm:
+                wait = account.tokens.reset_in()
+                raise RateLimitError(f"Rate limit reached for {who}: {limits.tpm} tokens per minute "
+                                     "(rate_limit_exceeded).", [_retry(wait), *self._headers(subjects)])
+            budget = limits.budget
+            if budget is not None:
+                account.roll(budget.period, now)
+                if account.spent + account.reserved_cost >= budget.usd:
+                    length = PERIODS[budget.period]
+                    retry = [_retry(account.period_start + length - now)] if length else []
+                    raise QuotaExceededError(f"The budget of {who} is spent: ${budget.usd:g} per {budget.period} "
+                                             "(insufficient_quota).", retry)
+                if cost < 0:
+                    cost = self._estimate(call, tokens - (output if output is not None else self.reserve_tokens),
+                                          output if output is not None else self.reserve_tokens)
+            else:
+                account.roll("total", now)
+        cost = max(cost, 0.0)
+        for account, _, _ in subjects:
+            account.requests.add(1)
+            account.inflight += 1
+            account.reserved_tokens += tokens
+            account.reserved_cost += cost
+            account.period_requests += 1
+        return Ticket(tuple(a for a, _, _ in subjects), tokens, cost, self._headers(subjects))
+
+    def _estimate(self, call: Call, prompt: int, output: int) -> float:
+        """Dollars at the highest prices among the model's deployments (the answer may come from any)."""
+        table = call.table
+        prices = self._prices.get((table.version, call.model))
+        if prices is None:
+            deployments = table.model(call.model).config.deployments
+            prices = (max(d.price.input_per_mtok for d in deployments), max(d.price.output_per_mtok for d in deployments))
+            if len(self._prices) > 4096:
+                self._prices.clear()
+            self._prices[table.version, call.model] = prices
+        return (prompt * prices[0] + output * prices[1]) / 1e6
+
+    @staticmethod
+    def _headers(subjects: list[tuple[Account, Limits, str]]) -> list[tuple[str, str]]:
+        """``x-ratelimit-*`` of the tightest request limit and the tightest token limit."""
+        requests: tuple[int, int, Account] | None = None
+        tokens: tuple[int, int, Account] | None = None
+        for account, limits, _ in subjects:
+            if limits.rpm is not None:
+                left = limits.rpm - account.requests.total()
+                if requests is None or left < requests[1]:
+                    requests = (limits.rpm, left, account)
+            if limits.tpm is not None:
+                left = limits.tpm - account.tokens.total() - account.reserved_tokens
+                if tokens is None or left < tokens[1]:
+                    tokens = (limits.tpm, left, account)
+        headers: list[tuple[str, str]] = []
+        if requests is not None:
+            headers += [("x-ratelimit-limit-requests", str(requests[0])),
+                        ("x-ratelimit-remaining-requests", str(max(0, requests[1]))),
+                        ("x-ratelimit-reset-requests", _duration(requests[2].requests.reset_in()))]
+        if tokens is not None:
+            headers += [("x-ratelimit-limit-tokens", str(tokens[0])),
+                        ("x-ratelimit-remaining-tokens", str(max(0, tokens[1]))),
+                        ("x-ratelimit-reset-tokens", _duration(tokens[2].tokens.reset_in()))]
+        return headers
+
+
+def _retry(seconds: float) -> tuple[str, str]:
+    return ("retry-after", str(max(1, math.ceil(seconds))))
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's form of a reset time: ``0s``, ``12s``, ``6m0s``."""
+    whole = math.ceil(seconds)
+    return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{whole}s"
