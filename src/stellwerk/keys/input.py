@@ -64,7 +64,8 @@ class TeamInput(Struct, forbid_unknown_fields=True, kw_only=True):
     budget: Budget | None = None
 
 
-_AT = re.compile(r"at `\$\.?([^`]*)`")
+_AT = re.compile(r" - at `\$\.?([^`]*)`")
+_NAMED = re.compile(r"(?:missing required|unknown) field `([^`]*)`")
 
 
 def parse(data: Any, kind: type[T]) -> T:
@@ -75,14 +76,13 @@ def parse(data: Any, kind: type[T]) -> T:
         return msgspec.convert(data, kind)
     except msgspec.ValidationError as err:
         text = str(err)
-        match = _AT.search(text)
-        field = match.group(1) if match else None
-        if field is None and "unknown field" in text:
-            field = text.split("`")[1] if "`" in text else None
-        reason = _AT.sub("", text).strip(" -")
-        message = f"{field}: {reason}" if field else reason
-        raise InvalidRequestError(f"Invalid {kind.__name__.removesuffix('Input').removesuffix('Patch').lower()}: "
-                                  f"{message}", param=field) from None
+        at, named = _AT.search(text), _NAMED.search(text)
+        parts = [p for p in (at.group(1) if at else "", named.group(1) if named else "") if p]
+        field = ".".join(parts) or None
+        reason = _AT.sub("", text)
+        noun = kind.__name__.removesuffix("Input").removesuffix("Patch").lower()
+        raise InvalidRequestError(f"Invalid {noun}: {field}: {reason}" if field else f"Invalid {noun}: {reason}",
+                                  param=field) from None
 
 
 def parse_time(value: str, field: str = "expires_at") -> float:
