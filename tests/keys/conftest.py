@@ -9,9 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from keys_support import governed_config, start_governed  # noqa: E402
+from keys_support import governed_config, start_governed
 
-from stellwerk.gateway import Gateway  # noqa: E402
+from stellwerk.gateway import Gateway
 
 
 @pytest.fixture
