@@ -18,8 +18,6 @@ from keys_support import MASTER, admin, create_key
 
 from support import GUARD, USER, Response, completion_body
 
-pytestmark = pytest.mark.asyncio
-
 ANTHROPIC_USER = [{"role": "user", "content": "Hello there"}]
 
 
@@ -397,3 +395,14 @@ async def test_keys_survive_a_restart(governed: Any) -> None:
     async with admin(again) as client:
         view = (await client.get(f"/admin/keys/{key['id']}")).json()
     assert view["requests"] == 2 and view["spend"] == pytest.approx(2 * cost, abs=1e-7)
+
+
+async def test_401_comes_before_any_check_of_the_request(governed: Any) -> None:
+    gateway = await governed()
+    async with admin(gateway, "sk-stw-wrong") as client:
+        for path, body in (("/v1/chat/completions", {"model": "secret-model"}), ("/v1/embeddings", {}),
+                           ("/v1/messages", {"model": "x"})):
+            response = await client.post(path, json=body)
+            assert response.status_code == 401, (path, response.text)
+            assert "secret-model" not in response.text and "Available models" not in response.text
+        assert (await client.post("/v1/messages/count_tokens", json={})).json()["type"] == "error"

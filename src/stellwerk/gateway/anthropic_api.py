@@ -40,7 +40,7 @@ import orjson
 
 from stellwerk.errors import ModelNotFoundError, StellwerkError, UpstreamError
 from stellwerk.http.server import Request, Response, StreamingResponse
-from stellwerk.pipeline import Operation, Result, Stream
+from stellwerk.pipeline import Operation, Principal, Result, Stream
 from stellwerk.providers.anthropic.inbound import to_chat_request
 from stellwerk.providers.anthropic.outbound import MessageEvents, error_body, to_message
 from stellwerk.providers.anthropic.wire import anthropic_usage
@@ -55,21 +55,24 @@ __all__ = ["AnthropicAPI", "anthropic_error"]
 
 
 class AnthropicAPI:
-    """The two routes. The gateway lends its readers of the request body (JSON, raising InvalidRequestError)
-    and of the ``x-stellwerk-timeout`` header, so both APIs read requests alike."""
+    """The two routes. The gateway lends its readers of the request body (JSON, raising InvalidRequestError),
+    of the ``x-stellwerk-timeout`` header and of the caller's key, so both APIs read requests alike."""
 
     def __init__(self, router: Router, parse_json: Callable[[Request], Any],
-                 timeout_of: Callable[[Request], float | None]) -> None:
+                 timeout_of: Callable[[Request], float | None],
+                 caller: Callable[[Request], Principal | None] = lambda request: None) -> None:
         self.router = router
         self._parse_json = parse_json
         self._timeout_of = timeout_of
+        self._caller = caller
 
     async def messages(self, request: Request, rid: str) -> Response | StreamingResponse:
         headers = [("x-request-id", rid), ("request-id", rid)]
         try:
+            principal = self._caller(request)
             body, _ = to_chat_request(self._parse_json(request))
             call = self.router.call(Operation.CHAT, body, request_id=rid, timeout=self._timeout_of(request),
-                                    headers=request.headers)
+                                    headers=request.headers, principal=principal)
             result = await self.router.handle(call)
         except StellwerkError as err:
             return anthropic_error(err, headers)

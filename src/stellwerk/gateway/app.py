@@ -20,8 +20,9 @@ PUT      /admin/deployments/D/weight change a deployment's weight (``{"weight": 
 =======  ==========================  ==========================================
 
 With ``server.master_key`` set, every ``/v1/*`` request needs a valid gateway
-key (checked by the pipeline's auth stage, or here for the routes outside the
-pipeline) and every ``/admin/*`` request the master key or a key with the
+key, checked here first (a 401 comes before any check of the body, so an
+unknown caller learns nothing about models or parameters); the call carries the
+principal into the pipeline, whose auth stage checks its models. Every ``/admin/*`` request the master key or a key with the
 ``admin`` scope: 401 ``invalid_api_key`` otherwise, 403 for a key without it.
 
 Each path also answers without the ``/v1`` prefix. Every answer carries
@@ -43,7 +44,7 @@ import orjson
 from stellwerk.errors import ConfigError, InvalidRequestError, PermissionDeniedError, StellwerkError
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.keys.governance import Governance
-from stellwerk.pipeline import Operation, Result
+from stellwerk.pipeline import Operation, Principal, Result
 from stellwerk.pipeline.auth import principal_of
 from stellwerk.routing import Router
 from stellwerk.telemetry import StatsCollector
@@ -88,7 +89,7 @@ class GatewayApp:
             "/admin/route": {"GET": self.admin_route, "POST": self.admin_route},
             "/admin/experiments": {"GET": self.admin_experiments},
         }
-        anthropic = AnthropicAPI(router, self._json, self._timeout)
+        anthropic = AnthropicAPI(router, self._json, self._timeout, self._caller)
         routes["/v1/messages"] = {"POST": anthropic.messages}
         routes["/v1/messages/count_tokens"] = {"POST": anthropic.count_tokens}
         for path in ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/messages", "/v1/messages/count_tokens"):
@@ -155,6 +156,10 @@ class GatewayApp:
             return anthropic_error(err, headers) if "/messages" in path else error_response(err, headers)
         return None
 
+    def _caller(self, request: Request) -> Principal | None:
+        """The request's principal when auth is on (401 first: before the body is read or validated)."""
+        return principal_of(self.keyring, request.headers) if self.keyring is not None else None
+
     @staticmethod
     def _json(request: Request) -> Any:
         if not request.body:
@@ -180,8 +185,9 @@ class GatewayApp:
         return seconds
 
     async def chat_completions(self, request: Request, rid: str) -> Response | StreamingResponse:
+        principal = self._caller(request)
         call = self.router.call(Operation.CHAT, self._json(request), request_id=rid, timeout=self._timeout(request),
-                                headers=request.headers)
+                                headers=request.headers, principal=principal)
         reply = await self.router.handle(call)
         if isinstance(reply, Result):
             return _answer(reply)
@@ -194,8 +200,9 @@ class GatewayApp:
         ])
 
     async def embeddings(self, request: Request, rid: str) -> Response | StreamingResponse:
+        principal = self._caller(request)
         call = self.router.call(Operation.EMBEDDINGS, self._json(request), request_id=rid,
-                                timeout=self._timeout(request), headers=request.headers)
+                                timeout=self._timeout(request), headers=request.headers, principal=principal)
         reply = await self.router.handle(call)
         if not isinstance(reply, Result):
             raise StellwerkError("embeddings answered with a stream")  # a middleware's mistake: a 500, logged

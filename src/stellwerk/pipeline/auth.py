@@ -8,14 +8,15 @@ team may not use is a 403 ``model_not_allowed``. The master key passes as the
 principal ``master`` with every scope and no limits.
 
 A call that arrives with a principal (the library: ``router.chat(...,
-principal=...)``) keeps it; its key's model list is still enforced.
+principal=...)``) keeps it; when it names a known key, that key's revocation,
+models and scopes are still enforced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from stellwerk.errors import PermissionDeniedError, StellwerkError
+from stellwerk.errors import AuthenticationError, PermissionDeniedError, StellwerkError
 from stellwerk.keys.keyring import MASTER, Keyring
 
 from .call import Call, Principal
@@ -60,9 +61,11 @@ class Auth:
         key = self.keyring.key(principal.key_id)
         try:
             if key is not None:
+                if key.revoked_at is not None or (key.expires_at is not None and self.keyring.wall() >= key.expires_at):
+                    raise AuthenticationError(f"The API key {key.id} is revoked or expired (invalid_api_key).")
                 self.keyring.check_model(key, call.model)
-            if "inference" not in principal.scopes and "admin" not in principal.scopes:
-                raise PermissionDeniedError(f"The key {principal.key_id} has no 'inference' scope.")
+                if "inference" not in key.scopes and "admin" not in key.scopes:
+                    raise PermissionDeniedError(f"The key {key.id} has no 'inference' scope.")
             return await next_handler(call)
         except StellwerkError as err:
             err.key_id, err.team = principal.key_id, principal.team  # the failure's record names the caller
