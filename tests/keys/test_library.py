@@ -36,7 +36,7 @@ async def router_for(start_sim: Any, keyring: Keyring, clock: VirtualTime) -> Ro
 async def test_rpm_window_moves_with_the_routers_clock(start_sim: Any) -> None:
     clock = VirtualTime(1000.0)
     keyring = Keyring(wall=lambda: 1.7e9)
-    record, secret = await keyring.create_key(KeyInput(name="lib", rpm=2))
+    _record, secret = await keyring.create_key(KeyInput(name="lib", rpm=2))
     async with await router_for(start_sim, keyring, clock) as router:
         for _ in range(2):
             await router.chat(model="chat", messages=USER, api_key=secret)

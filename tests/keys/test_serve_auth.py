@@ -48,7 +48,7 @@ def test_config_rejects_bad_keys_and_stores() -> None:
         load_dict(data)
     text = "\n".join(caught.value.problems)
     assert "keys[1].key" in text
-    data["keys"] = data["keys"][:1] + [{"name": "a", "key": "k" * 20}]
+    data["keys"] = [*data["keys"][:1], {"name": "a", "key": "k" * 20}]
     with pytest.raises(ConfigError) as caught:
         load_dict(data)
     text = "\n".join(caught.value.problems)
