@@ -50,6 +50,28 @@ async def test_a_valid_key_answers_with_rate_limit_headers(governed: Any) -> Non
         assert stream.headers["x-ratelimit-limit-requests"] == "10"
         async for _ in stream.parse():
             pass
+    accounts = gateway.router.accounts
+    assert accounts is not None
+    account = accounts.account("key:" + key["id"])
+    assert account.inflight == 0 and account.reserved_tokens == 0  # the stream was reconciled when it ended
+    assert account.tokens.total() > 0
+
+
+async def test_a_client_leaving_a_stream_releases_its_reservation(governed: Any, start_sim: Any) -> None:
+    sim = await start_sim(tokens_per_second=50, output_tokens=500)
+    gateway = await governed(api_base=sim.base_url)
+    key = await create_key(gateway, max_parallel=1, tpm=100_000)
+    account = gateway.router.accounts.account("key:" + key["id"])  # type: ignore[union-attr]
+    async with admin(gateway, key["key"]) as client:
+        body = {"model": "chat", "messages": USER, "stream": True, "max_tokens": 600}
+        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            async for _ in response.aiter_bytes():
+                break  # the first chunk, then the client goes away
+    for _ in range(int(GUARD / 0.01)):  # waiting for the gateway to notice, not timing it
+        if account.inflight == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert (account.inflight, account.reserved_tokens, account.reserved_cost) == (0, 0, 0.0)
 
 
 @pytest.mark.parametrize("how", ["missing", "unknown", "revoked", "expired"])
@@ -181,6 +203,10 @@ async def test_a_concurrent_burst_never_overshoots_tpm(governed: Any, start_upst
                  for _ in range(10)]
         while sum(t.done() for t in tasks) < 7:
             await asyncio.wait([t for t in tasks if not t.done()], timeout=GUARD, return_when=asyncio.FIRST_COMPLETED)
+        async with claude(gateway, key["key"]) as anth:  # the Anthropic front door counts against the same tpm
+            with pytest.raises(anthropic.RateLimitError) as refused:
+                await anth.messages.create(model="chat", max_tokens=1000, messages=ANTHROPIC_USER)  # type: ignore[arg-type]
+        assert refused.value.response.headers["x-ratelimit-remaining-tokens"] == "0"
         release.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
     limited = [r for r in results if isinstance(r, openai.RateLimitError)]
@@ -212,6 +238,9 @@ async def test_max_parallel_limit_and_release(governed: Any, start_upstream: Any
             await client.chat.completions.create(model="chat", messages=USER)
         assert caught.value.code == "rate_limit_exceeded"
         assert "in flight" in caught.value.message
+        async with claude(gateway, key["key"]) as anth:
+            with pytest.raises(anthropic.RateLimitError):
+                await anth.messages.create(model="chat", max_tokens=16, messages=ANTHROPIC_USER)  # type: ignore[arg-type]
         release.set()
         await first
         await client.chat.completions.create(model="chat", messages=USER)  # released on completion

@@ -10,7 +10,9 @@ byte is sent (a complete answer: before it is written; a stream: before
 (the kernel has it), so at start :meth:`recover` moves what the journal files
 still hold into the store; records carry a unique ``id``, so a batch that was
 stored just before the kill is not counted twice. (A power loss can lose the
-last lines: the journal is not fsynced per request.)
+last lines: the journal is not fsynced per request.) Requests the gateway
+refused itself at admission (401, 403, 429 without any upstream attempt) spent
+nothing and are not recorded.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from stellwerk.telemetry.events import Event, RequestFinished
 __all__ = ["SpendLedger"]
 
 log = logging.getLogger("stellwerk.ledger")
+_REFUSED = frozenset({401, 403, 429})
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(SpendRecord).decode
 
@@ -58,6 +61,8 @@ class SpendLedger:
     def __call__(self, event: Event) -> None:
         if not isinstance(event, RequestFinished):
             return
+        if event.status in _REFUSED and not event.attempts and event.deployment is None:
+            return  # refused at admission (key, model, limit): nothing was spent; the access log has it
         usage = event.usage
         record = SpendRecord(
             id=os.urandom(8).hex(), time=self._wall(), request_id=event.request_id, key_id=event.key_id,
