@@ -123,49 +123,50 @@ class Accounts:
 
     def admit(self, call: Call, key: KeyRecord | None, team: TeamRecord | None) -> Ticket:
         """Admit ``call`` for ``key`` and ``team`` (either may be None), or raise the 429 of the fullest limit."""
-        subjects: list[tuple[Account, Limits, str]] = []
+        subjects: list[tuple[Account, Limits]] = []
         if key is not None:
-            subjects.append((self.account("key:" + key.id), key, f"key {key.id}"))
+            subjects.append((self.account("key:" + key.id), key))
         if team is not None:
-            subjects.append((self.account("team:" + team.name), team, f"team {team.name}"))
+            subjects.append((self.account("team:" + team.name), team))
         facts = call.facts
         output = facts.max_output_tokens
-        tokens = facts.prompt_tokens(False) + (output if output is not None else self.reserve_tokens)
+        if output is None:
+            output = self.reserve_tokens
+        tokens = facts.prompt_tokens(False) + output
         now = self._wall()
-        cost = -1.0
-        for account, limits, who in subjects:
-            if limits.max_parallel is not None and account.inflight >= limits.max_parallel:
-                raise RateLimitError(f"Too many requests in flight for {who}: at most {limits.max_parallel} at once "
-                                     "(rate_limit_exceeded).", [("retry-after", "1"), *self._headers(subjects)])
-            if limits.rpm is not None and account.requests.total() >= limits.rpm:
-                wait = account.requests.reset_in()
-                raise RateLimitError(f"Rate limit reached for {who}: {limits.rpm} requests per minute "
-                                     "(rate_limit_exceeded).", [_retry(wait), *self._headers(subjects)])
-            if limits.tpm is not None and account.tokens.total() + account.reserved_tokens >= limits.tpm:
-                wait = account.tokens.reset_in()
-                raise RateLimitError(f"Rate limit reached for {who}: {limits.tpm} tokens per minute "
-                                     "(rate_limit_exceeded).", [_retry(wait), *self._headers(subjects)])
-            budget = limits.budget
-            if budget is not None:
-                account.roll(budget.period, now)
-                if account.spent + account.reserved_cost >= budget.usd:
-                    length = PERIODS[budget.period]
-                    retry = [_retry(account.period_start + length - now)] if length else []
-                    raise QuotaExceededError(f"The budget of {who} is spent: ${budget.usd:g} per {budget.period} "
-                                             "(insufficient_quota).", retry)
-                if cost < 0:
-                    cost = self._estimate(call, tokens - (output if output is not None else self.reserve_tokens),
-                                          output if output is not None else self.reserve_tokens)
-            else:
-                account.roll("total", now)
-        cost = max(cost, 0.0)
-        for account, _, _ in subjects:
+        cost = 0.0
+        for account, limits in subjects:
+            self._check(account, limits, now, subjects)
+            if limits.budget is not None and not cost:
+                cost = self._estimate(call, tokens - output, output)
+        for account, _ in subjects:
             account.requests.add(1)
             account.inflight += 1
             account.reserved_tokens += tokens
             account.reserved_cost += cost
             account.period_requests += 1
-        return Ticket(tuple(a for a, _, _ in subjects), tokens, cost, self._headers(subjects))
+        return Ticket(tuple(a for a, _ in subjects), tokens, cost, self._headers(subjects))
+
+    def _check(self, account: Account, limits: Limits, now: float, subjects: list[tuple[Account, Limits]]) -> None:
+        """Raise the 429 of the first of ``limits`` that ``account`` has reached."""
+        if limits.max_parallel is not None and account.inflight >= limits.max_parallel:
+            raise RateLimitError(f"Too many requests in flight for {_who(limits)}: at most {limits.max_parallel} at "
+                                 "once (rate_limit_exceeded).", [("retry-after", "1"), *self._headers(subjects)])
+        if limits.rpm is not None and account.requests.total() >= limits.rpm:
+            raise RateLimitError(f"Rate limit reached for {_who(limits)}: {limits.rpm} requests per minute "
+                                 "(rate_limit_exceeded).", [_retry(account.requests.reset_in()),
+                                                            *self._headers(subjects)])
+        if limits.tpm is not None and account.tokens.total() + account.reserved_tokens >= limits.tpm:
+            raise RateLimitError(f"Rate limit reached for {_who(limits)}: {limits.tpm} tokens per minute "
+                                 "(rate_limit_exceeded).", [_retry(account.tokens.reset_in()),
+                                                            *self._headers(subjects)])
+        budget = limits.budget
+        account.roll(budget.period if budget is not None else "total", now)
+        if budget is not None and account.spent + account.reserved_cost >= budget.usd:
+            length = PERIODS[budget.period]
+            retry = [_retry(account.period_start + length - now)] if length else []
+            raise QuotaExceededError(f"The budget of {_who(limits)} is spent: ${budget.usd:g} per {budget.period} "
+                                     "(insufficient_quota).", retry)
 
     def _estimate(self, call: Call, prompt: int, output: int) -> float:
         """Dollars at the highest prices among the model's deployments (the answer may come from any)."""
@@ -180,11 +181,11 @@ class Accounts:
         return (prompt * prices[0] + output * prices[1]) / 1e6
 
     @staticmethod
-    def _headers(subjects: list[tuple[Account, Limits, str]]) -> list[tuple[str, str]]:
+    def _headers(subjects: list[tuple[Account, Limits]]) -> list[tuple[str, str]]:
         """``x-ratelimit-*`` of the tightest request limit and the tightest token limit."""
         requests: tuple[int, int, Account] | None = None
         tokens: tuple[int, int, Account] | None = None
-        for account, limits, _ in subjects:
+        for account, limits in subjects:
             if limits.rpm is not None:
                 left = limits.rpm - account.requests.total()
                 if requests is None or left < requests[1]:
@@ -203,6 +204,10 @@ class Accounts:
                         ("x-ratelimit-remaining-tokens", str(max(0, tokens[1]))),
                         ("x-ratelimit-reset-tokens", _duration(tokens[2].tokens.reset_in()))]
         return headers
+
+
+def _who(limits: Limits) -> str:
+    return f"key {limits.id}" if isinstance(limits, KeyRecord) else f"team {limits.name}"
 
 
 def _retry(seconds: float) -> tuple[str, str]:

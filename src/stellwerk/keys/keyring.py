@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 import msgspec
 
 from stellwerk.errors import AuthenticationError, InvalidRequestError, PermissionDeniedError
+from stellwerk.pipeline.call import Principal
 from stellwerk.state.interfaces import KeyStore
 from stellwerk.state.records import KeyRecord, TeamRecord
 
@@ -39,6 +40,7 @@ class Keyring:
         self._master = hash_secret(master_key) if master_key else None
         self._by_hash: dict[str, KeyRecord] = {}
         self._by_id: dict[str, KeyRecord] = {}
+        self._principals: dict[str, Principal] = {}
         self._teams: dict[str, TeamRecord] = {}
 
     # -- loading ------------------------------------------------------------------------------
@@ -50,7 +52,7 @@ class Keyring:
             self._index(msgspec.structs.replace(record, hash=hash_secret(secret), source="config"))
 
     def replace(self, keys: Iterable[KeyRecord], teams: Iterable[TeamRecord]) -> None:
-        self._by_hash, self._by_id, self._teams = {}, {}, {t.name: t for t in teams}
+        self._by_hash, self._by_id, self._principals, self._teams = {}, {}, {}, {t.name: t for t in teams}
         for key in keys:
             self._index(key)
 
@@ -59,6 +61,7 @@ class Keyring:
         if old is not None:
             self._by_hash.pop(old.hash, None)
         self._by_id[key.id] = key
+        self._principals[key.id] = Principal(key_id=key.id, team=key.team, scopes=frozenset(key.scopes))
         if key.revoked_at is None:
             self._by_hash[key.hash] = key
 
@@ -81,13 +84,19 @@ class Keyring:
             raise AuthenticationError(f"The API key {key.id} has expired (invalid_api_key).")
         return key
 
+    def principal(self, key: KeyRecord) -> Principal:
+        """Who ``key`` is, as calls carry it (made once per key version)."""
+        return self._principals[key.id]
+
     def check_model(self, key: KeyRecord, model: str) -> None:
         """:class:`PermissionDeniedError` when the key or its team may not use ``model``."""
+        if key.models and not _matches(key.models, model):
+            raise PermissionDeniedError(f"The key {key.id} may not use the model '{model}' (model_not_allowed).",
+                                        code="model_not_allowed")
         team = self._teams.get(key.team) if key.team is not None else None
-        for owner, patterns in ((f"key {key.id}", key.models), (f"team {key.team}", team.models if team else ())):
-            if patterns and not any(p == model or fnmatch.fnmatchcase(model, p) for p in patterns):
-                raise PermissionDeniedError(f"The {owner} may not use the model '{model}' (model_not_allowed).",
-                                            code="model_not_allowed")
+        if team is not None and team.models and not _matches(team.models, model):
+            raise PermissionDeniedError(f"The team {team.name} may not use the model '{model}' (model_not_allowed).",
+                                        code="model_not_allowed")
 
     def key(self, key_id: str) -> KeyRecord | None:
         return self._by_id.get(key_id)
@@ -162,3 +171,7 @@ class Keyring:
         if self.store is not None:
             await self.store.put_key(record)
         self._index(record)
+
+
+def _matches(patterns: tuple[str, ...], model: str) -> bool:
+    return model in patterns or any(fnmatch.fnmatchcase(model, p) for p in patterns)

@@ -55,6 +55,9 @@ class SpendLedger:
         self._fd = -1
         self._sequence = 0
         self._task: asyncio.Task[None] | None = None
+        self._prefix = os.urandom(6).hex()
+        self._count = 0
+        """Record ids: a random prefix per ledger and a counter (unique without a random draw per record)."""
         self._wake: asyncio.Event | None = None
 
     # -- the listener (request path: one encode and one write) ------------------------------------------
@@ -64,8 +67,9 @@ class SpendLedger:
         if event.status in _REFUSED and not event.attempts and event.deployment is None:
             return  # refused at admission (key, model, limit): nothing was spent; the access log has it
         usage = event.usage
+        self._count += 1
         record = SpendRecord(
-            id=os.urandom(8).hex(), time=self._wall(), request_id=event.request_id, key_id=event.key_id,
+            id=f"{self._prefix}{self._count:x}", time=self._wall(), request_id=event.request_id, key_id=event.key_id,
             team=event.team, model=event.model, deployment=event.deployment, status=event.status,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, cost=event.cost,
             latency=event.latency, cached=False)

@@ -40,9 +40,7 @@ def secret_of(headers: Mapping[str, str]) -> str | None:
 def principal_of(keyring: Keyring, headers: Mapping[str, str]) -> Principal:
     """The caller of a request with ``headers`` (401 when the key is not valid)."""
     key = keyring.authenticate(secret_of(headers))
-    if key is None:
-        return _MASTER
-    return Principal(key_id=key.id, team=key.team, scopes=frozenset(key.scopes))
+    return _MASTER if key is None else keyring.principal(key)
 
 
 class Auth:

@@ -32,9 +32,8 @@ class Limits:
         principal = call.principal
         if principal is None:
             return await next_handler(call)
-        keyring = self.keyring
-        key = keyring.key(principal.key_id)
-        team = keyring.team(principal.team) if principal.team is not None else None
+        key = self.keyring.key(principal.key_id)
+        team = self.keyring.team(principal.team) if principal.team is not None else None
         if key is None and team is None:
             return await next_handler(call)
         ticket = self.accounts.admit(call, key, team)

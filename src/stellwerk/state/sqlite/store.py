@@ -31,7 +31,6 @@ CREATE TABLE IF NOT EXISTS spend (
     deployment TEXT, status INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
     cost REAL NOT NULL, latency REAL NOT NULL, cached INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS spend_time ON spend (time);
-CREATE INDEX IF NOT EXISTS spend_key ON spend (key_id, time);
 """
 _COLUMNS: dict[str, str] = {"key": "key_id", "team": "team", "model": "model", "deployment": "deployment"}
 _key_decoder = msgspec.json.Decoder(KeyRecord)
