@@ -83,8 +83,7 @@ class SQLiteStore:
 
     # -- the spend ledger ------------------------------------------------------------
     def append_now(self, records: Sequence[SpendRecord]) -> None:
-        rows = [(r.id, r.time, r.request_id, r.key_id, r.team, r.model, r.deployment, r.status, r.prompt_tokens,
-                 r.completion_tokens, r.cost, r.latency, int(r.cached)) for r in records]
+        rows = list(map(msgspec.structs.astuple, records))  # the fields in the table's column order
 
         def work(db: sqlite3.Connection) -> None:
             db.execute("BEGIN")
