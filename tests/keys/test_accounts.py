@@ -9,17 +9,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "resilience"))
 
-from resilience_support import VirtualTime  # noqa: E402
+from resilience_support import VirtualTime
 
-from stellwerk import Router  # noqa: E402
-from stellwerk.errors import QuotaExceededError, RateLimitError  # noqa: E402
-from stellwerk.keys import Accounts  # noqa: E402
-from stellwerk.pipeline import Call, Operation  # noqa: E402
-from stellwerk.resilience.window import SlidingCounter  # noqa: E402
-from stellwerk.state import MemoryStateStore  # noqa: E402
-from stellwerk.state.records import Budget, KeyRecord, TeamRecord, period_start  # noqa: E402
-from stellwerk.telemetry import RequestFinished  # noqa: E402
-from stellwerk.usage import Usage  # noqa: E402
+from stellwerk import Router
+from stellwerk.errors import QuotaExceededError, RateLimitError
+from stellwerk.keys import Accounts
+from stellwerk.pipeline import Call, Operation
+from stellwerk.resilience.window import SlidingCounter
+from stellwerk.state import MemoryStateStore
+from stellwerk.state.records import Budget, KeyRecord, TeamRecord, period_start
+from stellwerk.telemetry import RequestFinished
+from stellwerk.usage import Usage
 
 ROUTER = Router.from_dict({"models": [{"name": "chat", "deployments": [
     {"id": "cheap", "provider": "openai", "model": "m", "api_base": "http://127.0.0.1:9/v1",
