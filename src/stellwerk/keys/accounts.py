@@ -64,7 +64,7 @@ class Ticket:
 
     __slots__ = ("accounts", "cost", "done", "headers", "tokens")
 
-    def __init__(self, accounts: tuple[Account, ...], tokens: int, cost: float,
+    def __init__(self, accounts: list[Account], tokens: int, cost: float,
                  headers: list[tuple[str, str]]) -> None:
         self.accounts = accounts
         self.tokens = tokens
@@ -123,11 +123,12 @@ class Accounts:
 
     def admit(self, call: Call, key: KeyRecord | None, team: TeamRecord | None) -> Ticket:
         """Admit ``call`` for ``key`` and ``team`` (either may be None), or raise the 429 of the fullest limit."""
+        accounts = self._accounts
         subjects: list[tuple[Account, Limits]] = []
         if key is not None:
-            subjects.append((self.account("key:" + key.id), key))
+            subjects.append((accounts.get("key:" + key.id) or self.account("key:" + key.id), key))
         if team is not None:
-            subjects.append((self.account("team:" + team.name), team))
+            subjects.append((accounts.get("team:" + team.name) or self.account("team:" + team.name), team))
         facts = call.facts
         output = facts.max_output_tokens
         if output is None:
@@ -139,13 +140,15 @@ class Accounts:
             self._check(account, limits, now, subjects)
             if limits.budget is not None and not cost:
                 cost = self._estimate(call, tokens - output, output)
+        held = []
         for account, _ in subjects:
             account.requests.add(1)
             account.inflight += 1
             account.reserved_tokens += tokens
             account.reserved_cost += cost
             account.period_requests += 1
-        return Ticket(tuple(a for a, _ in subjects), tokens, cost, self._headers(subjects))
+            held.append(account)
+        return Ticket(held, tokens, cost, self._headers(subjects))
 
     def _check(self, account: Account, limits: Limits, now: float, subjects: list[tuple[Account, Limits]]) -> None:
         """Raise the 429 of the first of ``limits`` that ``account`` has reached."""
@@ -183,26 +186,29 @@ class Accounts:
     @staticmethod
     def _headers(subjects: list[tuple[Account, Limits]]) -> list[tuple[str, str]]:
         """``x-ratelimit-*`` of the tightest request limit and the tightest token limit."""
-        requests: tuple[int, int, Account] | None = None
-        tokens: tuple[int, int, Account] | None = None
+        requests: tuple[int, int, Counter] | None = None
+        tokens: tuple[int, int, Counter] | None = None
         for account, limits in subjects:
-            if limits.rpm is not None:
-                left = limits.rpm - account.requests.total()
+            rpm, tpm = limits.rpm, limits.tpm
+            if rpm is not None:
+                left = rpm - account.requests.total()
                 if requests is None or left < requests[1]:
-                    requests = (limits.rpm, left, account)
-            if limits.tpm is not None:
-                left = limits.tpm - account.tokens.total() - account.reserved_tokens
+                    requests = (rpm, left, account.requests)
+            if tpm is not None:
+                left = tpm - account.tokens.total() - account.reserved_tokens
                 if tokens is None or left < tokens[1]:
-                    tokens = (limits.tpm, left, account)
+                    tokens = (tpm, left, account.tokens)
         headers: list[tuple[str, str]] = []
         if requests is not None:
-            headers += [("x-ratelimit-limit-requests", str(requests[0])),
-                        ("x-ratelimit-remaining-requests", str(max(0, requests[1]))),
-                        ("x-ratelimit-reset-requests", _duration(requests[2].requests.reset_in()))]
+            limit, left, counter = requests
+            headers += (("x-ratelimit-limit-requests", str(limit)),
+                        ("x-ratelimit-remaining-requests", str(left) if left > 0 else "0"),
+                        ("x-ratelimit-reset-requests", _duration(counter.reset_in())))
         if tokens is not None:
-            headers += [("x-ratelimit-limit-tokens", str(tokens[0])),
-                        ("x-ratelimit-remaining-tokens", str(max(0, tokens[1]))),
-                        ("x-ratelimit-reset-tokens", _duration(tokens[2].tokens.reset_in()))]
+            limit, left, counter = tokens
+            headers += (("x-ratelimit-limit-tokens", str(limit)),
+                        ("x-ratelimit-remaining-tokens", str(left) if left > 0 else "0"),
+                        ("x-ratelimit-reset-tokens", _duration(counter.reset_in())))
         return headers
 
 
@@ -214,7 +220,10 @@ def _retry(seconds: float) -> tuple[str, str]:
     return ("retry-after", str(max(1, math.ceil(seconds))))
 
 
+_SECONDS = tuple(f"{s}s" for s in range(60))
+
+
 def _duration(seconds: float) -> str:
     """OpenAI's form of a reset time: ``0s``, ``12s``, ``6m0s``."""
     whole = math.ceil(seconds)
-    return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{whole}s"
+    return _SECONDS[whole] if whole < 60 else f"{whole // 60}m{whole % 60}s"

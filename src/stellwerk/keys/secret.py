@@ -31,5 +31,5 @@ def hash_secret(secret: str) -> str:
 
 
 def same_hash(a: str, b: str) -> bool:
-    """Constant-time comparison of two hashes."""
-    return hmac.compare_digest(a.encode("ascii"), b.encode("ascii"))
+    """Constant-time comparison of two hashes (hex strings)."""
+    return hmac.compare_digest(a, b)
