@@ -170,8 +170,8 @@ async def _spend_on_store(args: argparse.Namespace, query: dict[str, str]) -> An
     from stellwerk.http.server import Request
 
     governance = _governance(args)
-    try:
-        await governance.start(None)
+    try:  # not started: a running gateway's journal is its own (it moves it into the store itself)
+        await governance.keyring.load()
         admin = KeysAdmin(governance, None)
         request = Request("GET", "/admin/spend", urllib.parse.urlencode(query), {}, b"")
         response = await admin.spend(request, "cli")

@@ -22,7 +22,8 @@ Bad input is a 400 naming the field; an unknown id a 404.
 from __future__ import annotations
 
 import datetime
-from typing import Any
+import math
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 import orjson
@@ -32,6 +33,7 @@ from stellwerk.http.server import Request, Response
 from stellwerk.keys.accounts import Accounts
 from stellwerk.keys.governance import Governance
 from stellwerk.keys.input import KeyInput, KeyPatch, TeamInput, parse, parse_time
+from stellwerk.state.interfaces import GroupBy
 from stellwerk.state.records import KeyRecord, TeamRecord
 
 from .errors import error_body
@@ -118,7 +120,7 @@ class KeysAdmin:
                                       param="group_by")
         since, until = _moment(query, "since"), _moment(query, "until")
         await self.governance.ledger.flush()  # what has completed counts, even if not yet batched
-        rows = await self.governance.store.spend(group_by, since, until)  # type: ignore[arg-type]
+        rows = await self.governance.store.spend(cast(GroupBy, group_by), since, until)
         out = []
         for row in rows:
             name = row.key
@@ -136,9 +138,12 @@ def _moment(query: dict[str, list[str]], field: str) -> float | None:
         return None
     value = values[0]
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         return parse_time(value, field)
+    if not math.isfinite(seconds):
+        raise InvalidRequestError(f"{field}: expected RFC 3339 or Unix seconds, got {value[:64]!r}", param=field)
+    return seconds
 
 
 def _json(request: Request) -> Any:

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from stellwerk.config.schema import KeyConfig, ServerConfig
+from stellwerk.state.interfaces import Store
 from stellwerk.state.records import KeyRecord, period_start
-from stellwerk.state.sqlite import SQLiteStore
 from stellwerk.state.url import DEFAULT_STORE, open_store
 
 from .accounts import Accounts
@@ -42,7 +42,7 @@ class Governance:
     def __init__(self, server: ServerConfig, keys: Sequence[KeyConfig], *,
                  wall: Callable[[], float] = time.time) -> None:
         self.enforced = server.master_key is not None
-        self.store: SQLiteStore = open_store(server.store or DEFAULT_STORE)
+        self.store: Store = open_store(server.store or DEFAULT_STORE)
         self.keyring = Keyring(self.store, master_key=server.master_key, wall=wall)
         journal = None if self.store.path == ":memory:" else self.store.path + ".journal"
         self.ledger = SpendLedger(self.store, journal, wall=wall, interval=server.spend_flush_interval)

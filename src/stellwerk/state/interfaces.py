@@ -25,7 +25,7 @@ import msgspec
 
 from .records import KeyRecord, SpendRecord, SpendRow, TeamRecord
 
-__all__ = ["Cache", "CacheHit", "Counter", "GroupBy", "KeyStore", "SpendStore", "StateStore"]
+__all__ = ["Cache", "CacheHit", "Counter", "GroupBy", "KeyStore", "SpendStore", "StateStore", "Store"]
 
 GroupBy = Literal["key", "team", "model", "deployment"]
 
@@ -107,3 +107,10 @@ class SpendStore(Protocol):
     async def count(self) -> int:
         """Records in the ledger."""
         ...
+
+
+class Store(KeyStore, SpendStore, Protocol):
+    """Keys, teams and the ledger in one place (``server.store``): SQLite now, PostgreSQL later."""
+
+    path: str
+    """Where it is (a file path for SQLite, ``:memory:``; the journal is kept next to a file)."""

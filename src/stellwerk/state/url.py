@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from .interfaces import Store
 from .sqlite import SQLiteStore
 
 __all__ = ["DEFAULT_STORE", "open_store", "store_problem"]
@@ -24,7 +25,7 @@ def store_problem(url: str) -> str | None:
     return "expected sqlite:///relative/path.db or sqlite:////absolute/path.db"
 
 
-def open_store(url: str) -> SQLiteStore:
+def open_store(url: str) -> Store:
     """The store at ``url`` (``ValueError`` naming what is supported)."""
     problem = store_problem(url)
     if problem is not None:
