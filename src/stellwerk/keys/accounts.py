@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from stellwerk.errors import QuotaExceededError, RateLimitError
 from stellwerk.state.interfaces import Counter, StateStore
@@ -36,7 +36,7 @@ Limits = KeyRecord | TeamRecord
 class Account:
     """One key's or team's usage."""
 
-    __slots__ = ("inflight", "period", "period_requests", "period_start", "requests", "reserved_cost",
+    __slots__ = ("inflight", "period", "period_end", "period_requests", "period_start", "requests", "reserved_cost",
                  "reserved_tokens", "spent", "tokens")
 
     def __init__(self, requests: Counter, tokens: Counter) -> None:
@@ -49,14 +49,19 @@ class Account:
         self.reserved_cost = 0.0
         self.period = "total"
         self.period_start = 0.0
+        self.period_end = math.inf
         self.spent = 0.0
         self.period_requests = 0
 
     def roll(self, period: str, now: float) -> None:
-        """Start a new budget period when ``now`` has left the current one."""
+        """Start a new budget period when ``now`` has left the current one (or the period changed)."""
+        if period == self.period and self.period_start <= now < self.period_end:
+            return
         start = period_start(period, now)
         if start != self.period_start or period != self.period:
-            self.period, self.period_start, self.spent, self.period_requests = period, start, 0.0, 0
+            self.spent, self.period_requests = 0.0, 0
+        length = PERIODS[period]
+        self.period, self.period_start, self.period_end = period, start, start + length if length else math.inf
 
 
 class Ticket:
@@ -119,10 +124,15 @@ class Accounts:
     def seed(self, name: str, period: str, start: float, requests: int, spent: float) -> None:
         """Usage from the ledger at start (the period beginning at ``start``)."""
         account = self.account(name)
+        length = PERIODS[period]
         account.period, account.period_start, account.period_requests, account.spent = period, start, requests, spent
+        account.period_end = start + length if length else math.inf
 
     def admit(self, call: Call, key: KeyRecord | None, team: TeamRecord | None) -> Ticket:
-        """Admit ``call`` for ``key`` and ``team`` (either may be None), or raise the 429 of the fullest limit."""
+        """Admit ``call`` for ``key`` and ``team`` (either may be None), or raise the 429 of the fullest limit.
+
+        One pass: each limit's usage is read once, checked, and reused for the ``x-ratelimit-*`` headers.
+        """
         accounts = self._accounts
         subjects: list[tuple[Account, Limits]] = []
         if key is not None:
@@ -136,10 +146,30 @@ class Accounts:
         tokens = facts.prompt_tokens(False) + output
         now = self._wall()
         cost = 0.0
+        requests: tuple[int, int, Counter] | None = None  # the tightest rpm: (limit, left after this one, window)
+        window: tuple[int, int, Counter] | None = None  # the tightest tpm
         for account, limits in subjects:
-            self._check(account, limits, now, subjects)
-            if limits.budget is not None and not cost:
-                cost = self._estimate(call, tokens - output, output)
+            if limits.max_parallel is not None and account.inflight >= limits.max_parallel:
+                self._refuse("parallel", account, limits, now, subjects)
+            rpm, tpm, budget = limits.rpm, limits.tpm, limits.budget
+            if rpm is not None:
+                used = account.requests.total()
+                if used >= rpm:
+                    self._refuse("rpm", account, limits, now, subjects)
+                if requests is None or rpm - used - 1 < requests[1]:
+                    requests = (rpm, rpm - used - 1, account.requests)
+            if tpm is not None:
+                used = account.tokens.total() + account.reserved_tokens
+                if used >= tpm:
+                    self._refuse("tpm", account, limits, now, subjects)
+                if window is None or tpm - used - tokens < window[1]:
+                    window = (tpm, tpm - used - tokens, account.tokens)
+            account.roll(budget.period if budget is not None else "total", now)
+            if budget is not None:
+                if account.spent + account.reserved_cost >= budget.usd:
+                    self._refuse("budget", account, limits, now, subjects)
+                if not cost:
+                    cost = self._estimate(call, tokens - output, output)
         held = []
         for account, _ in subjects:
             account.requests.add(1)
@@ -148,28 +178,27 @@ class Accounts:
             account.reserved_cost += cost
             account.period_requests += 1
             held.append(account)
-        return Ticket(held, tokens, cost, self._headers(subjects))
+        return Ticket(held, tokens, cost, _header_block(requests, window))
 
-    def _check(self, account: Account, limits: Limits, now: float, subjects: list[tuple[Account, Limits]]) -> None:
-        """Raise the 429 of the first of ``limits`` that ``account`` has reached."""
-        if limits.max_parallel is not None and account.inflight >= limits.max_parallel:
-            raise RateLimitError(f"Too many requests in flight for {_who(limits)}: at most {limits.max_parallel} at "
-                                 "once (rate_limit_exceeded).", [("retry-after", "1"), *self._headers(subjects)])
-        if limits.rpm is not None and account.requests.total() >= limits.rpm:
-            raise RateLimitError(f"Rate limit reached for {_who(limits)}: {limits.rpm} requests per minute "
-                                 "(rate_limit_exceeded).", [_retry(account.requests.reset_in()),
-                                                            *self._headers(subjects)])
-        if limits.tpm is not None and account.tokens.total() + account.reserved_tokens >= limits.tpm:
-            raise RateLimitError(f"Rate limit reached for {_who(limits)}: {limits.tpm} tokens per minute "
-                                 "(rate_limit_exceeded).", [_retry(account.tokens.reset_in()),
-                                                            *self._headers(subjects)])
+    def _refuse(self, limit: str, account: Account, limits: Limits, now: float,
+                subjects: list[tuple[Account, Limits]]) -> NoReturn:
+        """Raise the 429 of ``limit`` (``parallel``, ``rpm``, ``tpm`` or ``budget``) of ``limits``."""
+        who = f"key {limits.id}" if isinstance(limits, KeyRecord) else f"team {limits.name}"
+        headers = self._headers(subjects)
+        if limit == "parallel":
+            raise RateLimitError(f"Too many requests in flight for {who}: at most {limits.max_parallel} at once "
+                                 "(rate_limit_exceeded).", [("retry-after", "1"), *headers])
+        if limit == "rpm":
+            raise RateLimitError(f"Rate limit reached for {who}: {limits.rpm} requests per minute "
+                                 "(rate_limit_exceeded).", [_retry(account.requests.reset_in()), *headers])
+        if limit == "tpm":
+            raise RateLimitError(f"Rate limit reached for {who}: {limits.tpm} tokens per minute "
+                                 "(rate_limit_exceeded).", [_retry(account.tokens.reset_in()), *headers])
         budget = limits.budget
-        account.roll(budget.period if budget is not None else "total", now)
-        if budget is not None and account.spent + account.reserved_cost >= budget.usd:
-            length = PERIODS[budget.period]
-            retry = [_retry(account.period_start + length - now)] if length else []
-            raise QuotaExceededError(f"The budget of {_who(limits)} is spent: ${budget.usd:g} per {budget.period} "
-                                     "(insufficient_quota).", retry)
+        assert budget is not None
+        retry = [_retry(account.period_end - now)] if account.period_end != math.inf else []
+        raise QuotaExceededError(f"The budget of {who} is spent: ${budget.usd:g} per {budget.period} "
+                                 "(insufficient_quota).", retry)
 
     def _estimate(self, call: Call, prompt: int, output: int) -> float:
         """Dollars at the highest prices among the model's deployments (the answer may come from any)."""
@@ -185,7 +214,7 @@ class Accounts:
 
     @staticmethod
     def _headers(subjects: list[tuple[Account, Limits]]) -> list[tuple[str, str]]:
-        """``x-ratelimit-*`` of the tightest request limit and the tightest token limit."""
+        """``x-ratelimit-*`` of the tightest request limit and the tightest token limit, as they stand."""
         requests: tuple[int, int, Counter] | None = None
         tokens: tuple[int, int, Counter] | None = None
         for account, limits in subjects:
@@ -198,22 +227,24 @@ class Accounts:
                 left = tpm - account.tokens.total() - account.reserved_tokens
                 if tokens is None or left < tokens[1]:
                     tokens = (tpm, left, account.tokens)
-        headers: list[tuple[str, str]] = []
-        if requests is not None:
-            limit, left, counter = requests
-            headers += (("x-ratelimit-limit-requests", str(limit)),
-                        ("x-ratelimit-remaining-requests", str(left) if left > 0 else "0"),
-                        ("x-ratelimit-reset-requests", _duration(counter.reset_in())))
-        if tokens is not None:
-            limit, left, counter = tokens
-            headers += (("x-ratelimit-limit-tokens", str(limit)),
-                        ("x-ratelimit-remaining-tokens", str(left) if left > 0 else "0"),
-                        ("x-ratelimit-reset-tokens", _duration(counter.reset_in())))
-        return headers
+        return _header_block(requests, tokens)
 
 
-def _who(limits: Limits) -> str:
-    return f"key {limits.id}" if isinstance(limits, KeyRecord) else f"team {limits.name}"
+def _header_block(requests: tuple[int, int, Counter] | None,
+                  tokens: tuple[int, int, Counter] | None) -> list[tuple[str, str]]:
+    """``(limit, left, window)`` of the tightest rpm and tpm as ``x-ratelimit-*`` headers."""
+    headers: list[tuple[str, str]] = []
+    if requests is not None:
+        limit, left, counter = requests
+        headers += (("x-ratelimit-limit-requests", str(limit)),
+                    ("x-ratelimit-remaining-requests", str(left) if left > 0 else "0"),
+                    ("x-ratelimit-reset-requests", _duration(counter.reset_in())))
+    if tokens is not None:
+        limit, left, counter = tokens
+        headers += (("x-ratelimit-limit-tokens", str(limit)),
+                    ("x-ratelimit-remaining-tokens", str(left) if left > 0 else "0"),
+                    ("x-ratelimit-reset-tokens", _duration(counter.reset_in())))
+    return headers
 
 
 def _retry(seconds: float) -> tuple[str, str]:
