@@ -437,3 +437,5 @@ async def test_401_comes_before_any_check_of_the_request(governed: Any) -> None:
             assert response.status_code == 401, (path, response.text)
             assert "secret-model" not in response.text and "Available models" not in response.text
         assert (await client.post("/v1/messages/count_tokens", json={})).json()["type"] == "error"
+        for path in ("/v1/models", "/v1/not-yet-a-route", "/models"):  # any route but /healthz needs a key
+            assert (await client.get(path)).status_code == 401, path

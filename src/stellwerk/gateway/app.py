@@ -60,8 +60,11 @@ log = logging.getLogger("stellwerk.gateway")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 Route = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
-_OUTSIDE_PIPELINE = frozenset({"/v1/models", "/models", "/v1/messages/count_tokens", "/messages/count_tokens"})
-"""Paths whose key the app checks itself (the others' keys are checked by the pipeline's auth stage)."""
+_CALLER_KEYED = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/embeddings", "/embeddings", "/v1/messages",
+                           "/messages"})
+"""Routes that read the caller's key themselves (``_caller``) and hand it to the call; every other path but
+``_OPEN`` is checked in ``__call__`` (so a route added later is keyed by default)."""
+_OPEN = frozenset({"/healthz"})
 
 
 class GatewayApp:
@@ -109,7 +112,7 @@ class GatewayApp:
         path = request.path
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
-        if self.keyring is not None and (path.startswith("/admin") or path in _OUTSIDE_PIPELINE):
+        if self.keyring is not None and path not in _CALLER_KEYED and path not in _OPEN:
             refused = self._refused(request, path, rid)
             if refused is not None:
                 return refused
@@ -143,8 +146,8 @@ class GatewayApp:
             return answer
 
     def _refused(self, request: Request, path: str, rid: str) -> Response | None:
-        """401/403 for a request to ``/admin/*`` (master key or ``admin`` scope) or to a ``/v1`` route
-        outside the pipeline (any valid key) that may not pass; None when it may."""
+        """401/403 for a request to ``/admin/*`` (master key or ``admin`` scope) or to any other path but
+        ``/healthz`` and the routes that check their caller themselves (any valid key); None when it may pass."""
         assert self.keyring is not None
         try:
             principal = principal_of(self.keyring, request.headers)
