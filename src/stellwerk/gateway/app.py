@@ -19,8 +19,8 @@ PUT      /admin/deployments/D/weight change a deployment's weight (``{"weight": 
 *        /admin/keys, /admin/keys/ID, /admin/teams, /admin/spend: keys, teams and spend (admin_keys.py)
 =======  ==========================  ==========================================
 
-With ``server.master_key`` set, every ``/v1/*`` request needs a valid gateway
-key, checked here first (a 401 comes before any check of the body, so an
+With ``server.master_key`` set, every request but ``/healthz`` needs a valid
+gateway key, checked here first (a 401 comes before any check of the body, so an
 unknown caller learns nothing about models or parameters); the call carries the
 principal into the pipeline, whose auth stage checks its models. Every ``/admin/*`` request the master key or a key with the
 ``admin`` scope: 401 ``invalid_api_key`` otherwise, 403 for a key without it.
