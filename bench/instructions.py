@@ -2,13 +2,17 @@
 
     .venv/bin/python bench/instructions.py                          # this checkout
     .venv/bin/python bench/instructions.py --src ../base/src --src src --requests 300
+    .venv/bin/python bench/instructions.py --auth                  # keys and limits off, then on
 
 Each ``--src`` is a checkout's ``src`` folder, run by this venv's Python under
 ``valgrind --tool=callgrind``, against one simulated upstream (``sim-provider
 --profile fast``). After a warm-up the counters are zeroed (``callgrind_control
 -z``), ``--requests`` keep-alive requests are sent from a native client, and
 the counters are dumped (``callgrind_control -d``): the instructions of the
-gateway process divided by the requests. The client and the upstream are not
+gateway process divided by the requests. With ``--auth`` each checkout is
+measured twice: as is, and with ``server.master_key``, a SQLite store, and a
+declared key with rpm, tpm, max_parallel and a budget, which every request
+sends (auth, limits with reservation and the spend ledger on the path). The client and the upstream are not
 counted. Instruction counts are not time (a cache miss costs more than an
 add), but they are the same from run to run, so a small change shows.
 """
@@ -47,11 +51,29 @@ def _wait(port: int, path: str, seconds: float) -> None:
     raise SystemExit(f"nothing answered on port {port} within {seconds:g}s")
 
 
-def _send(port: int, n: int, stream: bool) -> None:
+KEY = "sk-bench-0123456789abcdef0123"
+AUTH = f"""\
+server:
+  master_key: sk-bench-master-0123456789
+  store: sqlite:///{{work}}/bench.db
+keys:
+  - name: bench
+    key: {KEY}
+    rpm: 1000000000
+    tpm: 1000000000
+    max_parallel: 1000
+    budget: {{{{usd: 1000000, period: 1d}}}}
+"""
+
+
+def _send(port: int, n: int, stream: bool, auth: bool = False) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     body = chat_body(stream)
+    headers = {"content-type": "application/json"}
+    if auth:
+        headers["authorization"] = f"Bearer {KEY}"
     for _ in range(n):
-        conn.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
+        conn.request("POST", "/v1/chat/completions", body, headers)
         response = conn.getresponse()
         data = response.read()
         if response.status != 200:
@@ -67,10 +89,14 @@ def _total(dump_prefix: str) -> int:
     return int(match.group(1))
 
 
-def measure(src: Path, upstream: str, requests: int, stream: bool, work: Path, server: str = "") -> float:
-    """Instructions per request; ``server`` is YAML appended to the config (a ``server:`` section)."""
+def measure(src: Path, upstream: str, requests: int, stream: bool, work: Path, auth: bool = False,
+            server: str = "") -> float:
+    """Instructions per request; ``auth``: keys, limits and the ledger on; ``server``: YAML appended to the
+    config (a ``server:`` section; not together with ``auth``, which writes its own)."""
     config = work / "stellwerk.yaml"
-    config.write_text(f"""\
+    for old in work.glob("bench.db*"):
+        old.unlink()
+    config.write_text((AUTH.format(work=work) if auth else "") + f"""\
 models:
   - name: chat
     deployments:
@@ -82,16 +108,16 @@ models:
         price: {{input_per_mtok: 0.15, output_per_mtok: 0.60}}
 {server}""")
     port = free_port()
-    prefix = str(work / f"callgrind.{src.parent.name}.{int(stream)}")
+    prefix = str(work / f"callgrind.{src.parent.name}.{int(stream)}.{int(auth)}")
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p", sys.executable, "-c", SERVE,
             "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         _wait(port, "/healthz", 180)
-        _send(port, 50, stream)  # warm-up: connections, caches, first-use imports
+        _send(port, 50, stream, auth)  # warm-up: connections, caches, first-use imports
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
-        _send(port, requests, stream)
+        _send(port, requests, stream, auth)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
         return _total(f"{prefix}.{proc.pid}") / requests
     finally:
@@ -103,6 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", action="append", type=Path, help="a checkout's src/ (repeatable; default ./src)")
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--auth", action="store_true", help="also measure each checkout with keys and limits on")
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
@@ -118,9 +145,11 @@ def main() -> None:
             _wait(port, "/v1/models", 30)
             print(f"{'src':40s} {'json':>12s} {'stream':>12s}   (instructions per request, {args.requests} requests)")
             for src in sources:
-                json = measure(src, f"http://127.0.0.1:{port}", args.requests, False, work)
-                streamed = measure(src, f"http://127.0.0.1:{port}", args.requests, True, work)
-                print(f"{src!s:40s} {json:12,.0f} {streamed:12,.0f}", flush=True)
+                for auth in (False, True) if args.auth else (False,):
+                    json = measure(src, f"http://127.0.0.1:{port}", args.requests, False, work, auth)
+                    streamed = measure(src, f"http://127.0.0.1:{port}", args.requests, True, work, auth)
+                    label = f"{src}{' +auth' if auth else ''}"
+                    print(f"{label:40s} {json:12,.0f} {streamed:12,.0f}", flush=True)
         finally:
             sim.terminate()
             sim.wait(10)

@@ -1,4 +1,4 @@
-"""The ``stellwerk`` command: serve, check, schema, sim-provider, demo."""
+"""The ``stellwerk`` command: serve, check, schema, import-litellm, keys, spend, sim-provider, demo."""
 
 from __future__ import annotations
 
@@ -17,8 +17,20 @@ def _serve(args: argparse.Namespace) -> int:
     from stellwerk.gateway import run_gateway
 
     config = load_file(args.config)
-    run_gateway(config, args.host, args.port, source=args.config)
+    run_gateway(config, args.host, args.port, source=args.config, allow_unauthenticated=args.allow_unauthenticated)
     return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from stellwerk.admin_cli import run_keys
+
+    return run_keys(args)
+
+
+def _spend(args: argparse.Namespace) -> int:
+    from stellwerk.admin_cli import run_spend
+
+    return run_spend(args)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -81,7 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", "-c", required=True, help="YAML configuration file")
     serve.add_argument("--host", default=None, help="address to listen on (default: server.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default: server.port, 4000)")
+    serve.add_argument("--allow-unauthenticated", action="store_true",
+                       help="listen on a non-loopback address without server.master_key (anyone may use it)")
     serve.set_defaults(func=_serve)
+
+    from stellwerk.admin_cli import add_keys_arguments, add_spend_arguments
+
+    keys = sub.add_parser("keys", help="create, list or revoke gateway keys")
+    add_keys_arguments(keys)
+    keys.set_defaults(func=_keys)
+    spend = sub.add_parser("spend", help="spend from the ledger, grouped by key, team, model or deployment")
+    add_spend_arguments(spend)
+    spend.set_defaults(func=_spend)
 
     check = sub.add_parser("check", help="validate a configuration file")
     check.add_argument("config", help="YAML configuration file")

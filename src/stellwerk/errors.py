@@ -11,6 +11,10 @@ exception or status code.
     │   ├── ContextWindowExceededError  the prompt fits no deployment (nor fallback) → 400
     │   └── ContentPolicyError          every provider asked refused the content     → 400
     ├── ModelNotFoundError              no model of that name is configured         → 404
+    ├── AuthenticationError             missing, unknown, revoked or expired key     → 401
+    ├── PermissionDeniedError           the key may not use this model or route      → 403
+    ├── RateLimitError                  a key's or team's rpm, tpm or max_parallel   → 429
+    │   └── QuotaExceededError          a key's or team's budget is spent            → 429
     ├── UpstreamError                   one upstream attempt failed (has an Outcome)
     └── AllAttemptsFailedError          no deployment answered; lists every attempt  → 502/503/4xx
 
@@ -29,12 +33,16 @@ import msgspec
 __all__ = [
     "AllAttemptsFailedError",
     "Attempt",
+    "AuthenticationError",
     "ConfigError",
     "ContentPolicyError",
     "ContextWindowExceededError",
     "InvalidRequestError",
     "ModelNotFoundError",
     "Outcome",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "RateLimitError",
     "StellwerkError",
     "UpstreamError",
 ]
@@ -64,6 +72,11 @@ class StellwerkError(Exception):
     param: str | None = None
     attempts: Sequence[Attempt] = ()
     """The upstream attempts made before the error (empty when none was made)."""
+    headers: Sequence[tuple[str, str]] = ()
+    """Extra headers of the error answer (``retry-after``, ``x-ratelimit-*``)."""
+    key_id: str | None = None
+    team: str | None = None
+    """The caller's key and team, set by the auth stage on errors raised behind it (for the request's record)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -112,6 +125,38 @@ class ModelNotFoundError(StellwerkError):
         names = ", ".join(available) if available else "none"
         super().__init__(f"The model '{model}' does not exist on this gateway. Available models: {names}.")
         self.model = model
+
+
+class AuthenticationError(StellwerkError):
+    status = 401
+    error_type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PermissionDeniedError(StellwerkError):
+    status = 403
+    error_type = "permission_error"
+
+    def __init__(self, message: str, code: str = "forbidden") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RateLimitError(StellwerkError):
+    """A gateway limit refused the request at admission; ``headers`` carry ``retry-after`` and ``x-ratelimit-*``."""
+
+    status = 429
+    error_type = "rate_limit_exceeded"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, headers: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.headers = headers
+
+
+class QuotaExceededError(RateLimitError):
+    error_type = "insufficient_quota"
+    code = "insufficient_quota"
 
 
 class UpstreamError(StellwerkError):

@@ -144,6 +144,37 @@ def check(config: Config) -> list[str]:
                     problems.append(f"models[{i}].{key}[{k}]: a model cannot fall back to itself")
         if model.health_check is not None and model.health_check.kind not in ("models", "chat"):
             problems.append(f"models[{i}].health_check.kind: expected 'models' or 'chat', got '{model.health_check.kind}'")
+    problems.extend(_key_problems(config))
+    return problems
+
+
+def _key_problems(config: Config) -> list[str]:
+    """``server.store`` and the declared ``keys`` (names unique, scopes known, times RFC 3339)."""
+    import datetime
+
+    from stellwerk.state.url import store_problem
+
+    problems: list[str] = []
+    if config.server.store is not None:
+        problem = store_problem(config.server.store)
+        if problem is not None:
+            problems.append(f"server.store: {problem}")
+    seen: dict[str, int] = {}
+    for i, key in enumerate(config.keys):
+        if key.name in seen:
+            problems.append(f"keys[{i}].name: '{key.name}' is already used by keys[{seen[key.name]}]")
+        seen.setdefault(key.name, i)
+        for scope in key.scopes:
+            if scope not in ("inference", "admin"):
+                problems.append(f"keys[{i}].scopes: expected 'inference' or 'admin', got '{scope}'")
+        if key.expires_at is not None:
+            try:
+                zone = datetime.datetime.fromisoformat(key.expires_at).tzinfo
+            except ValueError:
+                zone = None
+            if zone is None:
+                problems.append(f"keys[{i}].expires_at: expected an RFC 3339 time with a zone, like "
+                                "2026-12-31T23:59:59Z")
     return problems
 
 

@@ -15,12 +15,14 @@ from msgspec import Meta, Struct
 from stellwerk.resilience.backoff import BackoffOptions
 from stellwerk.resilience.breaker import BreakerOptions
 from stellwerk.resilience.budget import RetryBudgetOptions
+from stellwerk.state.records import Budget
 
 __all__ = [
     "Config",
     "DeploymentConfig",
     "HealthCheckOptions",
     "HedgeOptions",
+    "KeyConfig",
     "ModelConfig",
     "OtelOptions",
     "Price",
@@ -262,6 +264,53 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     """Put prompts and answers into access-log lines (``request`` and ``response``). Default false: never."""
     otel: OtelOptions | None = None
     """OpenTelemetry tracing over OTLP/HTTP. Default off (and then it costs nothing)."""
+    master_key: Annotated[str, Meta(min_length=16)] | None = None
+    """The admin key (use ``${STELLWERK_MASTER_KEY}``). When set, every ``/v1/*`` request needs a valid
+    gateway key and every ``/admin/*`` request the master key or a key with the ``admin`` scope. When
+    not set, auth is off and the server refuses non-loopback addresses unless started with
+    ``--allow-unauthenticated``. Default none. Never logged or returned."""
+    store: str | None = None
+    """Where keys, teams and the spend ledger are kept: ``sqlite:///relative/path.db`` (relative to the
+    working directory) or ``sqlite:////absolute/path.db``. Default ``sqlite:///stellwerk.db`` when
+    ``master_key`` is set; without a master key and without ``store`` nothing is stored. The spend
+    journal sits next to it (``<path>.journal``)."""
+    reserve_output_tokens: Annotated[int, Meta(ge=1, le=10_000_000)] = 1024
+    """Output tokens reserved against a key's tpm and budget when a request names no ``max_tokens``
+    (reconciled with the real usage when the answer completes). Default 1024."""
+    spend_flush_interval: Annotated[float, Meta(gt=0, le=60)] = 0.5
+    """Seconds between batches of spend records moved from the journal into the store. Default 0.5."""
+
+
+class KeyConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A gateway key declared in the config file (GitOps); the same fields as ``POST /admin/keys``.
+
+    Declared keys are loaded at start and changed here, not through the admin API.
+    """
+
+    name: Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@+-]+$")]
+    """Unique among declared keys; the key's id is ``cfg_<name>``. Required."""
+    key: Annotated[str, Meta(min_length=16, max_length=512)]
+    """The secret clients send (use ``${ENV_VAR}``). Required. Only its hash is kept in memory."""
+    team: str | None = None
+    """A team created with ``POST /admin/teams``; its limits apply too. Default none."""
+    models: list[str] = []
+    """Model names or globs (``gpt-*``) the key may use. Default: every model."""
+    rpm: Annotated[int, Meta(ge=1)] | None = None
+    """Requests per minute. Default unlimited."""
+    tpm: Annotated[int, Meta(ge=1)] | None = None
+    """Tokens per minute (reserved at admission, reconciled on completion). Default unlimited."""
+    max_parallel: Annotated[int, Meta(ge=1)] | None = None
+    """Requests in flight at once. Default unlimited."""
+    budget: Budget | None = None
+    """``{usd, period: 1h|1d|7d|30d|total}``. Default none."""
+    expires_at: str | None = None
+    """RFC 3339 time after which the key is refused. Default never."""
+    scopes: tuple[str, ...] = ("inference",)
+    """``inference`` and/or ``admin``. Default ``[inference]``."""
+    tags: list[str] = []
+    """Free labels. Default none."""
+    metadata: dict[str, Any] = {}
+    """Free JSON. Default none."""
 
 
 class Config(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -271,6 +320,8 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The model names the gateway serves. At least one. Required."""
     server: ServerConfig = ServerConfig()
     """Server settings. Optional."""
+    keys: list[KeyConfig] = []
+    """Gateway keys declared in the file (used when ``server.master_key`` is set). Optional."""
 
     def to_dict(self) -> dict[str, object]:
         result: dict[str, object] = msgspec.to_builtins(self)

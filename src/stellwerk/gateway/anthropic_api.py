@@ -24,7 +24,10 @@ layer, before any route, with its own 413 body.)
 ``count_tokens`` counts the translated prompt with :func:`stellwerk.tokens.count_prompt_tokens`
 (o200k BPE plus OpenAI's per-message overhead): Claude's own tokenizer is not
 public, so this is an estimate, usually a little under Anthropic's count.
-The ``x-api-key`` the Anthropic SDKs send is not checked (gateway auth comes later).
+The ``x-api-key`` the Anthropic SDKs send is the gateway key when ``server.master_key`` is set
+(:mod:`stellwerk.pipeline.auth`); errors of keys and limits keep their status (401, 403, 429) and
+``x-ratelimit-*`` headers, with Anthropic's types (``authentication_error``, ``permission_error``,
+``rate_limit_error``; ``insufficient_quota`` for a spent budget).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import orjson
 
 from stellwerk.errors import ModelNotFoundError, StellwerkError, UpstreamError
 from stellwerk.http.server import Request, Response, StreamingResponse
-from stellwerk.pipeline import Operation, Result, Stream
+from stellwerk.pipeline import Operation, Principal, Result, Stream
 from stellwerk.providers.anthropic.inbound import to_chat_request
 from stellwerk.providers.anthropic.outbound import MessageEvents, error_body, to_message
 from stellwerk.providers.anthropic.wire import anthropic_usage
@@ -48,28 +51,31 @@ from stellwerk.usage import Usage, estimate_tokens
 
 from .errors import answer_headers, error_response
 
-__all__ = ["AnthropicAPI"]
+__all__ = ["AnthropicAPI", "anthropic_error"]
 
 
 class AnthropicAPI:
-    """The two routes. The gateway lends its readers of the request body (JSON, raising InvalidRequestError)
-    and of the ``x-stellwerk-timeout`` header, so both APIs read requests alike."""
+    """The two routes. The gateway lends its readers of the request body (JSON, raising InvalidRequestError),
+    of the ``x-stellwerk-timeout`` header and of the caller's key, so both APIs read requests alike."""
 
     def __init__(self, router: Router, parse_json: Callable[[Request], Any],
-                 timeout_of: Callable[[Request], float | None]) -> None:
+                 timeout_of: Callable[[Request], float | None],
+                 caller: Callable[[Request], Principal | None] = lambda request: None) -> None:
         self.router = router
         self._parse_json = parse_json
         self._timeout_of = timeout_of
+        self._caller = caller
 
     async def messages(self, request: Request, rid: str) -> Response | StreamingResponse:
         headers = [("x-request-id", rid), ("request-id", rid)]
         try:
+            principal = self._caller(request)
             body, _ = to_chat_request(self._parse_json(request))
             call = self.router.call(Operation.CHAT, body, request_id=rid, timeout=self._timeout_of(request),
-                                    headers=request.headers)
+                                    headers=request.headers, principal=principal)
             result = await self.router.handle(call)
         except StellwerkError as err:
-            return _error(err, headers)
+            return anthropic_error(err, headers)
         model = call.model
         if not isinstance(result, Result):
             events = MessageEvents(f"msg_{rid}", model, estimate_tokens(call.facts.prompt_chars))
@@ -85,7 +91,7 @@ class AnthropicAPI:
             if body["model"] not in self.router.models:
                 raise ModelNotFoundError(body["model"], self.router.models)
         except StellwerkError as err:
-            return _error(err, headers)
+            return anthropic_error(err, headers)
         # Off the event loop: the first count loads the BPE tables, and long prompts take a while.
         tokens = await asyncio.to_thread(count_prompt_tokens, body)
         return Response(200, orjson.dumps({"input_tokens": tokens}), headers)
@@ -121,8 +127,11 @@ def _answered_by(data: dict[str, Any], asked: str) -> str:
     return model if isinstance(model, str) and model else asked
 
 
-def _error(err: StellwerkError, headers: list[tuple[str, str]]) -> Response:
+def anthropic_error(err: StellwerkError, headers: list[tuple[str, str]]) -> Response:
     """The gateway's error answer (status, ``retry-after``, attempts) with an Anthropic-shaped body."""
     response = error_response(err, headers)
-    response.body = orjson.dumps(error_body(err.status, err.message))
+    body = error_body(err.status, err.message)
+    if err.code == "insufficient_quota":  # a spent budget keeps its OpenAI type: Anthropic has none for it
+        body["error"]["type"] = "insufficient_quota"
+    response.body = orjson.dumps(body)
     return response

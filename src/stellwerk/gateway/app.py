@@ -23,7 +23,14 @@ PUT      /admin/models/M/strategy    change a model's strategy options (JSON bod
 PUT      /admin/deployments/D/weight change a deployment's weight (``{"weight": 3}``)
 PUT      /admin/deployments/D        drain a deployment (``{"enabled": false}``) or bring it back
 *        /admin/config...            versions, diff, rollback, reload, whole-config PUT (config_api.py)
+*        /admin/keys, /admin/keys/ID, /admin/teams, /admin/spend: keys, teams and spend (admin_keys.py)
 =======  ==========================  ==========================================
+
+With ``server.master_key`` set, every request but ``/healthz`` needs a valid
+gateway key, checked here first (a 401 comes before any check of the body, so an
+unknown caller learns nothing about models or parameters); the call carries the
+principal into the pipeline, whose auth stage checks its models. Every ``/admin/*`` request the master key or a key with the
+``admin`` scope: 401 ``invalid_api_key`` otherwise, 403 for a key without it.
 
 Each path also answers without the ``/v1`` prefix. Every answer carries
 ``x-request-id``; proxied answers carry ``x-stellwerk-deployment`` and
@@ -42,15 +49,18 @@ from urllib.parse import unquote
 
 import orjson
 
-from stellwerk.errors import ConfigError, InvalidRequestError, StellwerkError
+from stellwerk.errors import ConfigError, InvalidRequestError, PermissionDeniedError, StellwerkError
 from stellwerk.http.server import Request, Response, StreamingResponse
-from stellwerk.pipeline import Operation, Result
-from stellwerk.providers.anthropic.outbound import error_body as anthropic_error
+from stellwerk.keys.governance import Governance
+from stellwerk.pipeline import Operation, Principal, Result
+from stellwerk.pipeline.auth import principal_of
+from stellwerk.providers.anthropic.outbound import error_body as anthropic_body
 from stellwerk.routing import Router
 from stellwerk.telemetry import StatsCollector
 from stellwerk.telemetry.prometheus import Metrics
 
-from .anthropic_api import AnthropicAPI
+from .admin_keys import KeysAdmin
+from .anthropic_api import AnthropicAPI, anthropic_error
 from .completions_api import CompletionsAPI
 from .config_api import ConfigAPI
 from .console import Console
@@ -65,17 +75,27 @@ log = logging.getLogger("stellwerk.gateway")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 Route = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
+_CALLER_KEYED = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/embeddings", "/embeddings", "/v1/messages",
+                           "/messages", "/v1/completions", "/completions", "/v1/responses", "/responses"})
+"""Routes that read the caller's key themselves (``_caller``) and hand it to the call; every other path but
+``_OPEN`` is checked in ``__call__`` (so a route added later is keyed by default)."""
+_OPEN = frozenset({"/healthz"})
 
 
 class GatewayApp:
     """``await app(request)`` answers one HTTP request."""
 
     def __init__(self, router: Router, stats: StatsCollector | None = None, metrics: Metrics | None = None,
-                 console: Console | None = None, config_api: ConfigAPI | None = None) -> None:
+                 console: Console | None = None, config_api: ConfigAPI | None = None,
+                 governance: Governance | None = None, public_metrics: bool = False) -> None:
+        """``public_metrics``: ``/metrics`` needs no key (``server.metrics_public``)."""
         self.router = router
+        self._open = _OPEN | {"/metrics"} if public_metrics else _OPEN
         self.config_api = config_api
         self.stats = stats
         self.metrics = metrics
+        self.keyring = governance.keyring if governance is not None and governance.enforced else None
+        """The keys requests are checked against (None: auth is off)."""
         self.started = time.time()
         self.models = ModelList(router)
         routes: dict[str, dict[str, Route]] = {
@@ -100,14 +120,20 @@ class GatewayApp:
                 routes[path] = {"GET": console.static}
             routes["/admin/events"] = {"GET": console.events}
             routes["/admin/timeline"] = {"GET": console.timeline}
-        anthropic = AnthropicAPI(router, self._json, self._timeout)
-        routes["/v1/completions"] = {"POST": CompletionsAPI(router, self._json, self._timeout).completions}
-        routes["/v1/responses"] = {"POST": ResponsesAPI(router, self._json, self._timeout).create}
+        anthropic = AnthropicAPI(router, self._json, self._timeout, self._caller)
+        routes["/v1/completions"] = {"POST": CompletionsAPI(router, self._json, self._timeout, self._caller).completions}
+        routes["/v1/responses"] = {"POST": ResponsesAPI(router, self._json, self._timeout, self._caller).create}
         routes["/v1/messages"] = {"POST": anthropic.messages}
         routes["/v1/messages/count_tokens"] = {"POST": anthropic.count_tokens}
         for path in ("/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings", "/v1/models", "/v1/messages",
                      "/v1/messages/count_tokens"):
             routes[path[3:]] = routes[path]
+        self._keys_admin: KeysAdmin | None = None
+        if governance is not None:
+            admin = self._keys_admin = KeysAdmin(governance, router.accounts)
+            routes["/admin/keys"] = {"GET": admin.keys, "POST": admin.keys}
+            routes["/admin/teams"] = {"GET": admin.teams, "POST": admin.teams}
+            routes["/admin/spend"] = {"GET": admin.spend}
         self._routes = routes
 
     async def __call__(self, request: Request) -> Response | StreamingResponse:
@@ -117,6 +143,15 @@ class GatewayApp:
         path = request.path
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
+        if self.keyring is not None and path not in _CALLER_KEYED and path not in self._open:
+            refused = self._refused(request, path, rid)
+            if refused is not None:
+                return refused
+        if path.startswith("/admin/keys/") and self._keys_admin is not None:
+            try:
+                return await self._keys_admin.key(request, path[len("/admin/keys/"):], rid)
+            except StellwerkError as err:
+                return error_response(err, [("x-request-id", rid)])
         methods = self._routes.get(path)
         if methods is None and path.startswith("/admin/") and request.method == "PUT":
             try:
@@ -152,8 +187,26 @@ class GatewayApp:
             return self.config_api.version(request, path.rsplit("/", 1)[1], rid)
         message = f"Unknown path: {request.method} {request.path}"
         if path.startswith(("/v1/messages/", "/messages/")):
-            return Response(404, orjson.dumps(anthropic_error(404, message)), [("x-request-id", rid)])
+            return Response(404, orjson.dumps(anthropic_body(404, message)), [("x-request-id", rid)])
         return Response(404, error_body(404, message, code="not_found"), [("x-request-id", rid)])
+
+    def _refused(self, request: Request, path: str, rid: str) -> Response | None:
+        """401/403 for a request to ``/admin/*`` (master key or ``admin`` scope) or to any other path but
+        ``/healthz`` and the routes that check their caller themselves (any valid key); None when it may pass."""
+        assert self.keyring is not None
+        try:
+            principal = principal_of(self.keyring, request.headers)
+            if path.startswith("/admin") and "admin" not in principal.scopes:
+                raise PermissionDeniedError(f"The key {principal.key_id} has no 'admin' scope: /admin needs the "
+                                            "master key or an admin key.")
+        except StellwerkError as err:
+            headers = [("x-request-id", rid)]
+            return anthropic_error(err, headers) if "/messages" in path else error_response(err, headers)
+        return None
+
+    def _caller(self, request: Request) -> Principal | None:
+        """The request's principal when auth is on (401 first: before the body is read or validated)."""
+        return principal_of(self.keyring, request.headers) if self.keyring is not None else None
 
     @staticmethod
     def _json(request: Request) -> Any:
@@ -180,16 +233,18 @@ class GatewayApp:
         return seconds
 
     async def chat_completions(self, request: Request, rid: str) -> Response | StreamingResponse:
+        principal = self._caller(request)
         call = self.router.call(Operation.CHAT, self._json(request), request_id=rid, timeout=self._timeout(request),
-                                headers=request.headers)
+                                headers=request.headers, principal=principal)
         reply = await self.router.handle(call)
         if isinstance(reply, Result):
             return Response(200, reply.body, answer_headers(reply, call))
         return StreamingResponse(reply.sse(), headers=answer_headers(reply, call))
 
     async def embeddings(self, request: Request, rid: str) -> Response | StreamingResponse:
+        principal = self._caller(request)
         call = self.router.call(Operation.EMBEDDINGS, self._json(request), request_id=rid,
-                                timeout=self._timeout(request), headers=request.headers)
+                                timeout=self._timeout(request), headers=request.headers, principal=principal)
         reply = await self.router.handle(call)
         if not isinstance(reply, Result):
             raise StellwerkError("embeddings answered with a stream")  # a middleware's mistake: a 500, logged

@@ -30,7 +30,7 @@ import orjson
 
 from stellwerk.errors import InvalidRequestError, StellwerkError
 from stellwerk.http.server import Request, Response, StreamingResponse
-from stellwerk.pipeline import Operation, Result, Stream
+from stellwerk.pipeline import Operation, Principal, Result, Stream
 from stellwerk.routing import Router
 from stellwerk.tokens import embedding_texts
 
@@ -129,16 +129,20 @@ class CompletionsAPI:
     """``POST /v1/completions``. Lends the gateway's readers of the body and of ``x-stellwerk-timeout``."""
 
     def __init__(self, router: Router, parse_json: Callable[[Request], Any],
-                 timeout_of: Callable[[Request], float | None]) -> None:
+                 timeout_of: Callable[[Request], float | None],
+                 caller: Callable[[Request], Principal | None] = lambda request: None) -> None:
         self.router = router
+        self._caller = caller
         self._parse_json = parse_json
         self._timeout_of = timeout_of
 
     async def completions(self, request: Request, rid: str) -> Response | StreamingResponse:
+        principal = self._caller(request)  # 401 before the body is read
         body = self._parse_json(request)
         chat, echo = to_chat_request(body)
         call = self.router.call(Operation.CHAT, chat, request_id=rid, timeout=self._timeout_of(request),
-                                headers=request.headers).evolve(completions=_native_body(body))
+                                headers=request.headers, principal=principal).evolve(
+                                    completions=_native_body(body))
         reply = await self.router.handle(call)
         completion_id = f"cmpl-{rid}"
         headers = answer_headers(reply, call)

@@ -47,6 +47,7 @@ def answer_headers(reply: Reply, call: Call) -> list[tuple[str, str]]:
                ("x-stellwerk-config-version", str(call.table.version))]
     if isinstance(reply, Result):
         headers.append(("x-stellwerk-cost", f"{reply.cost:.8f}"))
+    headers.extend(reply.headers)  # e.g. the limits stage's x-ratelimit-*
     return headers
 
 
@@ -59,4 +60,5 @@ def error_response(err: StellwerkError, headers: list[tuple[str, str]]) -> Respo
             extra.append(("retry-after", str(max(1, round(min(waits)))) if waits else "1"))
     elif isinstance(err, UpstreamError) and err.retry_after is not None and err.status == 429:
         extra.append(("retry-after", str(max(1, round(err.retry_after)))))
+    extra.extend(err.headers)
     return Response(err.status, error_body(err.status, err.message, err.error_type, err.code, err.param), extra)

@@ -22,7 +22,7 @@ import orjson
 
 from stellwerk.errors import InvalidRequestError, StellwerkError
 from stellwerk.http.server import Request, Response, StreamingResponse
-from stellwerk.pipeline import Operation, Result, Stream
+from stellwerk.pipeline import Operation, Principal, Result, Stream
 from stellwerk.providers.responses import ResponseEvents, ResponsesRequest, to_chat_request, to_response
 from stellwerk.providers.responses.outbound import skeleton
 from stellwerk.routing import Router
@@ -37,19 +37,22 @@ STORE_TTL = 30 * 86400.0
 
 class ResponsesAPI:
     def __init__(self, router: Router, parse_json: Callable[[Request], Any],
-                 timeout_of: Callable[[Request], float | None], ttl: float = STORE_TTL) -> None:
+                 timeout_of: Callable[[Request], float | None],
+                 caller: Callable[[Request], Principal | None] = lambda request: None, ttl: float = STORE_TTL) -> None:
         self.router = router
+        self._caller = caller
         self._parse_json = parse_json
         self._timeout_of = timeout_of
         self._ttl = ttl
 
     async def create(self, request: Request, rid: str) -> Response | StreamingResponse:
+        principal = self._caller(request)  # 401 before the body is read
         body = self._parse_json(request)
         previous = body.get("previous_response_id") if isinstance(body, dict) else None
         earlier = await self._earlier(previous) if isinstance(previous, str) else None
         parsed = to_chat_request(body, earlier)
         call = self.router.call(Operation.CHAT, parsed.chat, request_id=rid, timeout=self._timeout_of(request),
-                                headers=request.headers)
+                                headers=request.headers, principal=principal)
         reply = await self.router.handle(call)
         base = skeleton(f"resp_{rid}", int(time.time()), call.model, parsed.echo, parsed.store, previous)
         headers = answer_headers(reply, call)

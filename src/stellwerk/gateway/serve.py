@@ -18,6 +18,7 @@ from stellwerk.config import Config
 from stellwerk.errors import ConfigError
 from stellwerk.http.client import Transport
 from stellwerk.http.server import HTTPServer
+from stellwerk.keys.governance import Governance
 from stellwerk.pipeline import Middleware
 from stellwerk.routing import Router
 from stellwerk.telemetry import Event, RequestFinished, StatsCollector
@@ -68,12 +69,20 @@ class Gateway:
                  clock: Callable[[], float] | None = None, rng: random.Random | None = None,
                  registries: Registries | None = None,
                  middlewares: Mapping[str, Sequence[Middleware]] | None = None,
-                 source: str | os.PathLike[str] | None = None) -> None:
+                 source: str | os.PathLike[str] | None = None, allow_unauthenticated: bool = False) -> None:
         """Everything but ``config`` is passed to the :class:`Router`: ``registries`` (your own providers and
-        strategies), ``middlewares`` by pipeline stage, and ``transport``, ``clock`` and ``rng`` (tests)."""
+        strategies), ``middlewares`` by pipeline stage, and ``transport``, ``clock`` and ``rng`` (tests).
+
+        ``source``: the config file, watched and read again on SIGHUP. Keys, limits and the spend ledger are
+        on with ``server.master_key`` (the ledger alone with ``server.store``). Without a master key,
+        :meth:`start` refuses a non-loopback address unless ``allow_unauthenticated``.
+        """
         self.config = config
-        server = config.server
+        self.allow_unauthenticated = allow_unauthenticated
         self.stats = StatsCollector()
+        server = config.server
+        self.governance = Governance(server, config.keys) if server.master_key or server.store else None
+        keyring = self.governance.keyring if self.governance is not None and self.governance.enforced else None
         options: dict[str, Any] = {"clock": clock} if clock is not None else {}
         tracing: list[Middleware] = []
         sink = open_sink(server.access_log)
@@ -95,12 +104,14 @@ class Gateway:
         stages = dict(middlewares or {})
         stages["tracing"] = [*tracing, *stages.get("tracing", ())]  # the request span encloses the others
         self.router = Router(config, transport=transport, rng=rng, registries=registries, middlewares=stages,
-                             **options)
+                             keyring=keyring, **options)
         events = self.router.events
         if spans is not None:
             events.subscribe(spans, *KINDS)
         events.subscribe(self.stats, RequestFinished)
         events.subscribe(log_record, RequestFinished)
+        if self.governance is not None:
+            events.subscribe(self.governance.ledger, RequestFinished)
         self.metrics = Metrics(lambda: self.router.table, version=__version__)
         events.subscribe(self.metrics, RequestFinished)
         if self.access_log is not None:
@@ -115,7 +126,8 @@ class Gateway:
         config_api = ConfigAPI(self.router, lambda text, where: load_text(text, source=where, registries=registries),
                                self.config_file.reload if self.config_file is not None else None)
         self._watching: asyncio.Task[None] | None = None
-        self.app = GatewayApp(self.router, self.stats, self.metrics, Console(self.feed), config_api)
+        self.app = GatewayApp(self.router, self.stats, self.metrics, Console(self.feed), config_api, self.governance,
+                              public_metrics=server.metrics_public)
         guarded = BrowserGuard(self.app, listen_host=server.host, allowed_hosts=server.allowed_hosts,
                                cors_origins=server.cors_origins,
                                public_paths=("/metrics",) if server.metrics_public else ())
@@ -140,8 +152,15 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}/v1"
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
-        await self.server.start(host if host is not None else self.config.server.host,
-                                port if port is not None else self.config.server.port)
+        host = host if host is not None else self.config.server.host
+        if self.config.server.master_key is None and not self.allow_unauthenticated and not is_loopback(host):
+            raise ConfigError([
+                f"server.host: refusing to listen on {host} without auth: anyone who reaches it could use every "
+                "model and change the routing. Set server.master_key (e.g. ${STELLWERK_MASTER_KEY}), listen on "
+                "127.0.0.1, or start with --allow-unauthenticated"])
+        if self.governance is not None:
+            await self.governance.start(self.router.accounts)
+        await self.server.start(host, port if port is not None else self.config.server.port)
         self.router.start()
         if self.config_file is not None:
             self._watching = asyncio.ensure_future(self.config_file.watch())
@@ -157,11 +176,25 @@ class Gateway:
             self.access_log.close()
         if self.tracer_provider is not None:
             await asyncio.to_thread(self.tracer_provider.shutdown)  # exports what is left (blocking I/O)
+        if self.governance is not None:
+            await self.governance.close()
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` or ``::1``."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 async def _serve(config: Config, host: str | None, port: int | None, ready: Callable[[Gateway], None],
-                 source: str | None) -> None:
-    gateway = Gateway(config, source=source)
+                 source: str | None, allow_unauthenticated: bool) -> None:
+    gateway = Gateway(config, source=source, allow_unauthenticated=allow_unauthenticated)
     await gateway.start(host, port)
     ready(gateway)
     stop = asyncio.Event()
@@ -181,7 +214,8 @@ def _reload(config_file: ConfigFile) -> None:
         config_file.reload()
 
 
-def run_gateway(config: Config, host: str | None = None, port: int | None = None, source: str | None = None) -> None:
+def run_gateway(config: Config, host: str | None = None, port: int | None = None, source: str | None = None,
+                allow_unauthenticated: bool = False) -> None:
     """Serve until SIGINT/SIGTERM; ``source``: the config file, watched and read again on SIGHUP. Uses uvloop."""
     started = time.perf_counter()
 
@@ -194,7 +228,7 @@ def run_gateway(config: Config, host: str | None = None, port: int | None = None
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
-        asyncio.run(_serve(config, host, port, ready, source))
+        asyncio.run(_serve(config, host, port, ready, source, allow_unauthenticated))
     else:
-        uvloop.run(_serve(config, host, port, ready, source))
+        uvloop.run(_serve(config, host, port, ready, source, allow_unauthenticated))
     sys.stdout.flush()

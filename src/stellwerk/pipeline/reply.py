@@ -76,6 +76,8 @@ class Result(msgspec.Struct):
     """Why this deployment answered (the ``x-stellwerk-route`` header)."""
     record: RequestFinished | None = None
     """The request's completion (set by whoever built the answer)."""
+    headers: list[tuple[str, str]] = []
+    """Extra headers of the answer (the limits stage adds ``x-ratelimit-*``)."""
 
     @property
     def body(self) -> bytes:
@@ -117,6 +119,8 @@ class Stream(Protocol):
     usage: Usage | None
     """Known once the stream has ended."""
     cost: float
+    headers: list[tuple[str, str]]
+    """Extra headers of the answer (the limits stage adds ``x-ratelimit-*``)."""
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
 
@@ -145,6 +149,7 @@ class ReplayStream:
         self.route = route
         self.usage: Usage | None = usage
         self.cost = 0.0
+        self.headers: list[tuple[str, str]] = []
         self._chunks = list(chunks)
         self._started = started
         self._clock = clock

@@ -53,6 +53,7 @@ from .table import LiveState, RoutingTable, build_table
 
 if TYPE_CHECKING:
     from stellwerk.compose import Registries
+    from stellwerk.keys import Accounts, Keyring
 
 __all__ = ["ChatResult", "EmbeddingsResult", "Result", "Router"]
 
@@ -70,6 +71,10 @@ class Router:
     strategies), ``state`` and ``cache`` (the seams for shared state),
     ``middlewares`` by pipeline stage, and ``clock``, ``rng`` and ``sleep``, so
     that resilience behaviour can be tested in virtual time.
+
+    With a ``keyring`` (:class:`~stellwerk.keys.Keyring`), the ``auth`` and
+    ``limits`` stages check keys, models, rpm, tpm, max_parallel and budgets
+    in process as well: pass ``api_key=`` (or ``principal=``) to the calls.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class Router:
         state: StateStore | None = None,
         cache: Cache | None = None,
         middlewares: Mapping[str, Sequence[Middleware]] | None = None,
+        keyring: Keyring | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -101,11 +107,28 @@ class Router:
         self._transport: Transport = transport if transport is not None else build_client(
             self.config, [(d.config, d.endpoint) for d in self._table.deployments.values()])
         self._owns_transport = transport is None
+        self.keyring = keyring
+        self.accounts: Accounts | None = None
+        if keyring is not None:
+            middlewares = self._governed(keyring, middlewares or {})
         self._pipeline = compose(RouteHandler(self._transport, clock=clock, sleep=sleep, events=self.events),
                                  middlewares)
         self.prober = HealthProber(lambda: self._table, self._transport, clock=clock, sleep=sleep, events=self.events)
         self.configuration = ConfigManager(self)
         """Versions, reloads, API edits and rollbacks of this router's configuration."""
+
+    def _governed(self, keyring: Keyring, middlewares: Mapping[str, Sequence[Middleware]]
+                  ) -> dict[str, Sequence[Middleware]]:
+        """``middlewares`` with key auth first in ``auth`` and limits first in ``limits``."""
+        from stellwerk.keys import Accounts
+        from stellwerk.pipeline.auth import Auth
+        from stellwerk.pipeline.limits import Limits
+
+        self.accounts = Accounts(self.state, wall=keyring.wall, reserve_tokens=self.config.server.reserve_output_tokens)
+        stages = dict(middlewares)
+        stages["auth"] = [Auth(keyring), *middlewares.get("auth", ())]
+        stages["limits"] = [Limits(keyring, self.accounts), *middlewares.get("limits", ())]
+        return stages
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> Router:
@@ -206,23 +229,30 @@ class Router:
         return reply
 
     def _failed(self, call: Call, status: int, err: StellwerkError | None) -> None:
+        principal = call.principal
+        if principal is None and err is not None and err.key_id is not None:  # the auth stage named the caller
+            principal = Principal(key_id=err.key_id, team=err.team)
         self.events.emit(call.finished(self._clock(), status=status, deployment=None,
                                        attempts=tuple(err.attempts) if err is not None else (), usage=Usage(),
-                                       cost=0.0))
+                                       cost=0.0, principal=principal))
 
     # -- the library API: the request's fields as keyword arguments (as the OpenAI SDK takes them) ----------
     async def chat(self, body: Mapping[str, Any] | None = None, /, *, request_id: str | None = None,
                    timeout: float | None = None, headers: Mapping[str, str] | None = None,
-                   **fields: Any) -> ChatResult:
-        """A complete chat answer. Pass the OpenAI request as a dict, or its fields as keyword arguments."""
+                   api_key: str | None = None, principal: Principal | None = None, **fields: Any) -> ChatResult:
+        """A complete chat answer. Pass the OpenAI request as a dict, or its fields as keyword arguments.
+
+        With a keyring, ``api_key`` (a gateway key) or ``principal`` names the caller whose limits apply.
+        """
         call = self.call(Operation.CHAT, {**(body or {}), **fields, "stream": False}, request_id=request_id,
-                         timeout=timeout, headers=headers)
+                         timeout=timeout, headers=_with_key(headers, api_key), principal=principal)
         reply = await self.handle(call)
         assert isinstance(reply, ChatResult)
         return reply
 
     async def chat_stream(self, body: Mapping[str, Any] | None = None, /, *, request_id: str | None = None,
                           timeout: float | None = None, headers: Mapping[str, str] | None = None,
+                          api_key: str | None = None, principal: Principal | None = None,
                           **fields: Any) -> ChatStream:
         """A streamed chat answer, returned once its first chunk has arrived.
 
@@ -230,16 +260,17 @@ class Router:
         are continued on another deployment (see :class:`ChatStream`).
         """
         call = self.call(Operation.CHAT, {**(body or {}), **fields, "stream": True}, request_id=request_id,
-                         timeout=timeout, headers=headers)
+                         timeout=timeout, headers=_with_key(headers, api_key), principal=principal)
         reply = await self.handle(call)
         assert isinstance(reply, ChatStream)
         return reply
 
     async def embeddings(self, body: Mapping[str, Any] | None = None, /, *, request_id: str | None = None,
                          timeout: float | None = None, headers: Mapping[str, str] | None = None,
+                         api_key: str | None = None, principal: Principal | None = None,
                          **fields: Any) -> EmbeddingsResult:
         call = self.call(Operation.EMBEDDINGS, {**(body or {}), **fields}, request_id=request_id, timeout=timeout,
-                         headers=headers)
+                         headers=_with_key(headers, api_key), principal=principal)
         reply = await self.handle(call)
         assert isinstance(reply, EmbeddingsResult)
         return reply
@@ -302,3 +333,10 @@ class Router:
             self.events.subscribe(self._experiments, RequestFinished)
             self._experiments.subscribed = True
         return table
+
+
+def _with_key(headers: Mapping[str, str] | None, api_key: str | None) -> Mapping[str, str] | None:
+    """The library's ``api_key`` as the header the auth stage reads."""
+    if api_key is None:
+        return headers
+    return {**(headers or {}), "authorization": f"Bearer {api_key}"}

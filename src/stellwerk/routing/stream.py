@@ -59,6 +59,8 @@ class ChatStream:
         self.resumed = 0
         self.route = journey.explain(self.deployment)
         """Why this deployment answers (the ``x-stellwerk-route`` header)."""
+        self.headers: list[tuple[str, str]] = []
+        """Extra headers of the answer (the limits stage adds ``x-ratelimit-*``)."""
         self._call = call
         self._journey = journey
         self._opened = opened

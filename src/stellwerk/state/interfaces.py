@@ -8,16 +8,26 @@ key-value store and the cache are asynchronous (a network round trip).
 
 ``Cache``: exact entries by key, and ``nearest`` for semantic lookups by an
 embedding vector within a scope.
+
+``KeyStore`` and ``SpendStore``: gateway keys and teams, and the spend ledger.
+They are never used on the request path: keys are loaded into memory at start
+and written through on change (admin API), spend records reach the store in
+batches from a journal (:mod:`stellwerk.keys.ledger`). SQLite implements both
+(:mod:`.sqlite`); PostgreSQL will, behind the same methods.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
-__all__ = ["Cache", "CacheHit", "Counter", "StateStore"]
+from .records import KeyRecord, SpendRecord, SpendRow, TeamRecord
+
+__all__ = ["Cache", "CacheHit", "Counter", "GroupBy", "KeyStore", "SpendStore", "StateStore", "Store"]
+
+GroupBy = Literal["key", "team", "model", "deployment"]
 
 
 class Counter(Protocol):
@@ -26,6 +36,10 @@ class Counter(Protocol):
     def add(self, amount: int = 1) -> None: ...
 
     def total(self) -> int: ...
+
+    def reset_in(self) -> float:
+        """Seconds until the oldest amount still counted leaves the window (0 when nothing is counted)."""
+        ...
 
 
 class StateStore(Protocol):
@@ -59,3 +73,44 @@ class Cache(Protocol):
     async def nearest(self, vector: Sequence[float], *, scope: str, threshold: float) -> CacheHit | None:
         """The most similar entry of ``scope`` scoring at least ``threshold`` (cosine), or None."""
         ...
+
+
+class KeyStore(Protocol):
+    """Keys and teams, durable. Keys are written with their hash only."""
+
+    async def load(self) -> tuple[list[KeyRecord], list[TeamRecord]]:
+        """Every key (revoked ones included) and every team."""
+        ...
+
+    async def put_key(self, key: KeyRecord) -> None:
+        """Insert or replace the key with ``key.id``."""
+        ...
+
+    async def put_team(self, team: TeamRecord) -> None:
+        """Insert or replace the team named ``team.name``."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class SpendStore(Protocol):
+    """The spend ledger: one :class:`SpendRecord` per finished request."""
+
+    async def append(self, records: Sequence[SpendRecord]) -> None:
+        """Add records; a record whose ``id`` is stored already is skipped (replays are idempotent)."""
+        ...
+
+    async def spend(self, group_by: GroupBy, since: float | None = None, until: float | None = None) -> list[SpendRow]:
+        """Requests, tokens and cost per group, of records with ``since <= time < until``."""
+        ...
+
+    async def count(self) -> int:
+        """Records in the ledger."""
+        ...
+
+
+class Store(KeyStore, SpendStore, Protocol):
+    """Keys, teams and the ledger in one place (``server.store``): SQLite now, PostgreSQL later."""
+
+    path: str
+    """Where it is (a file path for SQLite, ``:memory:``; the journal is kept next to a file)."""

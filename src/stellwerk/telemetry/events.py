@@ -78,6 +78,9 @@ class RequestFinished(Event, frozen=True, kw_only=True):
     """US dollars, from the answering deployment's price."""
     route: str = ""
     """Why this deployment answered (the ``x-stellwerk-route`` header); empty when none did."""
+    key_id: str | None = None
+    """The gateway key's id (never the key), when auth is on."""
+    team: str | None = None
 
     @property
     def upstream_attempts(self) -> int:

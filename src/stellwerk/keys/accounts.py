@@ -1,0 +1,260 @@
+"""Usage of keys and teams, and admission against their limits with reservation.
+
+    admit ─► for the key and its team: max_parallel, rpm, tpm, budget   (429 on the first that is full)
+          ─► count the request, reserve tokens (prompt estimate + max_tokens) and dollars (at the model's
+             highest price), one more in flight
+    settle(record)  when the answer completes: release the reservation, count the real tokens and cost
+    release()       on a failure before any answer: release the reservation, count nothing
+
+Admission rule: a request is let in while what is used plus what is reserved is
+*below* the limit. So a burst of concurrent requests spends at most the limit
+plus one request (the last one admitted); the same holds for tpm. Requests per
+minute and tokens per minute are sliding windows of the :class:`StateStore`
+(the router's clock); budgets are fixed periods on the wall clock
+(:func:`~stellwerk.state.records.period_start`), seeded from the ledger at start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn
+
+from stellwerk.errors import QuotaExceededError, RateLimitError
+from stellwerk.state.interfaces import Counter, StateStore
+from stellwerk.state.records import PERIODS, KeyRecord, TeamRecord, period_start
+
+if TYPE_CHECKING:
+    from stellwerk.pipeline.call import Call
+    from stellwerk.telemetry.events import RequestFinished
+
+__all__ = ["Account", "Accounts", "Ticket"]
+
+Limits = KeyRecord | TeamRecord
+
+
+class Account:
+    """One key's or team's usage."""
+
+    __slots__ = ("inflight", "period", "period_end", "period_requests", "period_start", "requests", "reserved_cost",
+                 "reserved_tokens", "spent", "tokens")
+
+    def __init__(self, requests: Counter, tokens: Counter) -> None:
+        self.requests = requests
+        """Requests admitted in the last 60 s."""
+        self.tokens = tokens
+        """Tokens used by answers completed in the last 60 s."""
+        self.inflight = 0
+        self.reserved_tokens = 0
+        self.reserved_cost = 0.0
+        self.period = "total"
+        self.period_start = 0.0
+        self.period_end = math.inf
+        self.spent = 0.0
+        self.period_requests = 0
+
+    def roll(self, period: str, now: float) -> None:
+        """Start a new budget period when ``now`` has left the current one (or the period changed)."""
+        if period == self.period and self.period_start <= now < self.period_end:
+            return
+        start = period_start(period, now)
+        if start != self.period_start or period != self.period:
+            self.spent, self.period_requests = 0.0, 0
+        length = PERIODS[period]
+        self.period, self.period_start, self.period_end = period, start, start + length if length else math.inf
+
+
+class Ticket:
+    """One admitted request's claim on its accounts; settled or released exactly once."""
+
+    __slots__ = ("accounts", "cost", "done", "headers", "tokens")
+
+    def __init__(self, accounts: list[Account], tokens: int, cost: float,
+                 headers: list[tuple[str, str]]) -> None:
+        self.accounts = accounts
+        self.tokens = tokens
+        self.cost = cost
+        self.headers = headers
+        """``x-ratelimit-*`` of the tightest limits, for the answer."""
+        self.done = False
+
+    def settle(self, record: RequestFinished) -> None:
+        self._close(record.usage.total_tokens, record.cost)
+
+    def release(self) -> None:
+        self._close(0, 0.0)
+
+    def _close(self, tokens: int, cost: float) -> None:
+        if self.done:
+            return
+        self.done = True
+        for account in self.accounts:
+            account.inflight -= 1
+            account.reserved_tokens -= self.tokens
+            account.reserved_cost -= self.cost
+            if tokens:
+                account.tokens.add(tokens)
+            account.spent += cost
+
+
+class Accounts:
+    """Accounts of keys (``key:<id>``) and teams (``team:<name>``); counters live in ``state``."""
+
+    def __init__(self, state: StateStore, *, wall: Callable[[], float], reserve_tokens: int = 1024) -> None:
+        self._state = state
+        self._wall = wall
+        self.reserve_tokens = reserve_tokens
+        """Output tokens reserved for a request that names no ``max_tokens``."""
+        self._accounts: dict[str, Account] = {}
+        self._prices: dict[tuple[int, str], tuple[float, float]] = {}
+
+    def account(self, name: str) -> Account:
+        account = self._accounts.get(name)
+        if account is None:
+            account = self._accounts[name] = Account(self._state.counter(f"limits:{name}:requests", 60),
+                                                     self._state.counter(f"limits:{name}:tokens", 60))
+        return account
+
+    def usage(self, name: str, limits: Limits) -> tuple[int, float]:
+        """Requests and dollars of ``name`` in its current budget period (``total`` without a budget)."""
+        account = self.account(name)
+        account.roll(limits.budget.period if limits.budget else "total", self._wall())
+        return account.period_requests, account.spent
+
+    def seed(self, name: str, period: str, start: float, requests: int, spent: float) -> None:
+        """Usage from the ledger at start (the period beginning at ``start``)."""
+        account = self.account(name)
+        length = PERIODS[period]
+        account.period, account.period_start, account.period_requests, account.spent = period, start, requests, spent
+        account.period_end = start + length if length else math.inf
+
+    def admit(self, call: Call, key: KeyRecord | None, team: TeamRecord | None) -> Ticket:
+        """Admit ``call`` for ``key`` and ``team`` (either may be None), or raise the 429 of the fullest limit.
+
+        One pass: each limit's usage is read once, checked, and reused for the ``x-ratelimit-*`` headers.
+        """
+        accounts = self._accounts
+        subjects: list[tuple[Account, Limits]] = []
+        if key is not None:
+            subjects.append((accounts.get("key:" + key.id) or self.account("key:" + key.id), key))
+        if team is not None:
+            subjects.append((accounts.get("team:" + team.name) or self.account("team:" + team.name), team))
+        facts = call.facts
+        output = facts.max_output_tokens
+        if output is None:
+            output = self.reserve_tokens
+        tokens = facts.prompt_tokens(False) + output
+        now = self._wall()
+        cost = 0.0
+        requests: tuple[int, int, Counter] | None = None  # the tightest rpm: (limit, left after this one, window)
+        window: tuple[int, int, Counter] | None = None  # the tightest tpm
+        for account, limits in subjects:
+            if limits.max_parallel is not None and account.inflight >= limits.max_parallel:
+                self._refuse("parallel", account, limits, now, subjects)
+            rpm, tpm, budget = limits.rpm, limits.tpm, limits.budget
+            if rpm is not None:
+                used = account.requests.total()
+                if used >= rpm:
+                    self._refuse("rpm", account, limits, now, subjects)
+                if requests is None or rpm - used - 1 < requests[1]:
+                    requests = (rpm, rpm - used - 1, account.requests)
+            if tpm is not None:
+                used = account.tokens.total() + account.reserved_tokens
+                if used >= tpm:
+                    self._refuse("tpm", account, limits, now, subjects)
+                if window is None or tpm - used - tokens < window[1]:
+                    window = (tpm, tpm - used - tokens, account.tokens)
+            account.roll(budget.period if budget is not None else "total", now)
+            if budget is not None:
+                if account.spent + account.reserved_cost >= budget.usd:
+                    self._refuse("budget", account, limits, now, subjects)
+                if not cost:
+                    cost = self._estimate(call, tokens - output, output)
+        held = []
+        for account, _ in subjects:
+            account.requests.add(1)
+            account.inflight += 1
+            account.reserved_tokens += tokens
+            account.reserved_cost += cost
+            account.period_requests += 1
+            held.append(account)
+        return Ticket(held, tokens, cost, _header_block(requests, window))
+
+    def _refuse(self, limit: str, account: Account, limits: Limits, now: float,
+                subjects: list[tuple[Account, Limits]]) -> NoReturn:
+        """Raise the 429 of ``limit`` (``parallel``, ``rpm``, ``tpm`` or ``budget``) of ``limits``."""
+        who = f"key {limits.id}" if isinstance(limits, KeyRecord) else f"team {limits.name}"
+        headers = self._headers(subjects)
+        if limit == "parallel":
+            raise RateLimitError(f"Too many requests in flight for {who}: at most {limits.max_parallel} at once "
+                                 "(rate_limit_exceeded).", [("retry-after", "1"), *headers])
+        if limit == "rpm":
+            raise RateLimitError(f"Rate limit reached for {who}: {limits.rpm} requests per minute "
+                                 "(rate_limit_exceeded).", [_retry(account.requests.reset_in()), *headers])
+        if limit == "tpm":
+            raise RateLimitError(f"Rate limit reached for {who}: {limits.tpm} tokens per minute "
+                                 "(rate_limit_exceeded).", [_retry(account.tokens.reset_in()), *headers])
+        budget = limits.budget
+        assert budget is not None
+        retry = [_retry(account.period_end - now)] if account.period_end != math.inf else []
+        raise QuotaExceededError(f"The budget of {who} is spent: ${budget.usd:g} per {budget.period} "
+                                 "(insufficient_quota).", retry)
+
+    def _estimate(self, call: Call, prompt: int, output: int) -> float:
+        """Dollars at the highest prices among the model's deployments (the answer may come from any)."""
+        table = call.table
+        prices = self._prices.get((table.version, call.model))
+        if prices is None:
+            deployments = table.model(call.model).config.deployments
+            prices = (max(d.price.input_per_mtok for d in deployments), max(d.price.output_per_mtok for d in deployments))
+            if len(self._prices) > 4096:
+                self._prices.clear()
+            self._prices[table.version, call.model] = prices
+        return (prompt * prices[0] + output * prices[1]) / 1e6
+
+    @staticmethod
+    def _headers(subjects: list[tuple[Account, Limits]]) -> list[tuple[str, str]]:
+        """``x-ratelimit-*`` of the tightest request limit and the tightest token limit, as they stand."""
+        requests: tuple[int, int, Counter] | None = None
+        tokens: tuple[int, int, Counter] | None = None
+        for account, limits in subjects:
+            rpm, tpm = limits.rpm, limits.tpm
+            if rpm is not None:
+                left = rpm - account.requests.total()
+                if requests is None or left < requests[1]:
+                    requests = (rpm, left, account.requests)
+            if tpm is not None:
+                left = tpm - account.tokens.total() - account.reserved_tokens
+                if tokens is None or left < tokens[1]:
+                    tokens = (tpm, left, account.tokens)
+        return _header_block(requests, tokens)
+
+
+def _header_block(requests: tuple[int, int, Counter] | None,
+                  tokens: tuple[int, int, Counter] | None) -> list[tuple[str, str]]:
+    """``(limit, left, window)`` of the tightest rpm and tpm as ``x-ratelimit-*`` headers."""
+    headers: list[tuple[str, str]] = []
+    if requests is not None:
+        limit, left, counter = requests
+        headers += (("x-ratelimit-limit-requests", str(limit)),
+                    ("x-ratelimit-remaining-requests", str(left) if left > 0 else "0"),
+                    ("x-ratelimit-reset-requests", _duration(counter.reset_in())))
+    if tokens is not None:
+        limit, left, counter = tokens
+        headers += (("x-ratelimit-limit-tokens", str(limit)),
+                    ("x-ratelimit-remaining-tokens", str(left) if left > 0 else "0"),
+                    ("x-ratelimit-reset-tokens", _duration(counter.reset_in())))
+    return headers
+
+
+def _retry(seconds: float) -> tuple[str, str]:
+    return ("retry-after", str(max(1, math.ceil(seconds))))
+
+
+_SECONDS = tuple(f"{s}s" for s in range(60))
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's form of a reset time: ``0s``, ``12s``, ``6m0s``."""
+    whole = math.ceil(seconds)
+    return _SECONDS[whole] if whole < 60 else f"{whole // 60}m{whole % 60}s"

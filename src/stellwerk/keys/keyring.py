@@ -1,0 +1,177 @@
+"""The in-memory index of keys and teams: the request path reads it, the admin API writes through it.
+
+Loaded from the :class:`~stellwerk.state.KeyStore` at start (plus the keys
+declared in the config file); every change is written to the store first and
+then swapped into the index, so a revoked key is refused from the next
+request on. Nothing here waits on the store while authenticating.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import msgspec
+
+from stellwerk.errors import AuthenticationError, InvalidRequestError, PermissionDeniedError
+from stellwerk.pipeline.call import Principal
+from stellwerk.state.interfaces import KeyStore
+from stellwerk.state.records import KeyRecord, TeamRecord
+
+from .input import KeyInput, KeyPatch, TeamInput, parse_time
+from .secret import hash_secret, new_id, new_secret, same_hash
+
+__all__ = ["MASTER", "Keyring"]
+
+MASTER = "master"
+"""The key id requests made with ``server.master_key`` are recorded under."""
+
+_INVALID = "Invalid API key: send a gateway key as 'Authorization: Bearer', 'x-api-key' or 'api-key' (invalid_api_key)."
+
+
+class Keyring:
+    """Keys by hash and id, teams by name. ``wall`` is the wall clock (expiry times are Unix times)."""
+
+    def __init__(self, store: KeyStore | None = None, *, master_key: str | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.wall = wall
+        self._master = hash_secret(master_key) if master_key else None
+        self._by_hash: dict[str, KeyRecord] = {}
+        self._by_id: dict[str, KeyRecord] = {}
+        self._principals: dict[str, Principal] = {}
+        self._teams: dict[str, TeamRecord] = {}
+
+    # -- loading ------------------------------------------------------------------------------
+    async def load(self, declared: Sequence[tuple[KeyRecord, str]] = ()) -> None:
+        """The store's keys and teams, and ``declared`` (record, secret) pairs from the config file."""
+        keys, teams = await self.store.load() if self.store is not None else ([], [])
+        self.replace(keys, teams)
+        for record, secret in declared:
+            self._index(msgspec.structs.replace(record, hash=hash_secret(secret), source="config"))
+
+    def replace(self, keys: Iterable[KeyRecord], teams: Iterable[TeamRecord]) -> None:
+        self._by_hash, self._by_id, self._principals, self._teams = {}, {}, {}, {t.name: t for t in teams}
+        for key in keys:
+            self._index(key)
+
+    def _index(self, key: KeyRecord) -> None:
+        old = self._by_id.get(key.id)
+        if old is not None:
+            self._by_hash.pop(old.hash, None)
+        self._by_id[key.id] = key
+        self._principals[key.id] = Principal(key_id=key.id, team=key.team, scopes=frozenset(key.scopes))
+        if key.revoked_at is None:
+            self._by_hash[key.hash] = key
+
+    # -- the request path ---------------------------------------------------------------------
+    def is_master(self, secret: str) -> bool:
+        return self._master is not None and same_hash(hash_secret(secret), self._master)
+
+    def authenticate(self, secret: str | None) -> KeyRecord | None:
+        """The live key for ``secret``; None for the master key. :class:`AuthenticationError` otherwise."""
+        if not secret:
+            raise AuthenticationError("Missing API key: send a gateway key as 'Authorization: Bearer', "
+                                      "'x-api-key' or 'api-key' (invalid_api_key).")
+        digest = hash_secret(secret)
+        key = self._by_hash.get(digest)
+        if key is None or not same_hash(digest, key.hash):
+            if self._master is not None and same_hash(digest, self._master):
+                return None
+            raise AuthenticationError(_INVALID)
+        if key.expires_at is not None and self.wall() >= key.expires_at:
+            raise AuthenticationError(f"The API key {key.id} has expired (invalid_api_key).")
+        return key
+
+    def principal(self, key: KeyRecord) -> Principal:
+        """Who ``key`` is, as calls carry it (made once per key version)."""
+        return self._principals[key.id]
+
+    def check_model(self, key: KeyRecord, model: str) -> None:
+        """:class:`PermissionDeniedError` when the key or its team may not use ``model``."""
+        if key.models and not _matches(key.models, model):
+            raise PermissionDeniedError(f"The key {key.id} may not use the model '{model}' (model_not_allowed).",
+                                        code="model_not_allowed")
+        team = self._teams.get(key.team) if key.team is not None else None
+        if team is not None and team.models and not _matches(team.models, model):
+            raise PermissionDeniedError(f"The team {team.name} may not use the model '{model}' (model_not_allowed).",
+                                        code="model_not_allowed")
+
+    def key(self, key_id: str) -> KeyRecord | None:
+        return self._by_id.get(key_id)
+
+    def team(self, name: str) -> TeamRecord | None:
+        return self._teams.get(name)
+
+    def all_keys(self) -> list[KeyRecord]:
+        return list(self._by_id.values())
+
+    def all_teams(self) -> list[TeamRecord]:
+        return list(self._teams.values())
+
+    # -- changes (the admin API): the store first, then the index ---------------------------------
+    async def create_key(self, spec: KeyInput) -> tuple[KeyRecord, str]:
+        """A new key and its secret (the only time the secret exists outside the caller)."""
+        self._check_team(spec.team)
+        secret = new_secret()
+        record = KeyRecord(
+            id=new_id(), name=spec.name, hash=hash_secret(secret), team=spec.team, models=tuple(spec.models or ()),
+            rpm=spec.rpm, tpm=spec.tpm, max_parallel=spec.max_parallel, budget=spec.budget,
+            expires_at=parse_time(spec.expires_at) if spec.expires_at is not None else None,
+            scopes=tuple(spec.scopes or ("inference",)), tags=tuple(spec.tags or ()), metadata=spec.metadata or {},
+            created_at=self.wall())
+        await self._save(record)
+        return record, secret
+
+    async def update_key(self, key_id: str, patch: KeyPatch) -> KeyRecord:
+        record = self._changeable(key_id)
+        changes = {f: getattr(patch, f) for f in patch.__struct_fields__ if getattr(patch, f) is not msgspec.UNSET}
+        if "team" in changes:
+            self._check_team(changes["team"])
+        if "expires_at" in changes and changes["expires_at"] is not None:
+            changes["expires_at"] = parse_time(changes["expires_at"])
+        for name in ("models", "scopes", "tags"):
+            if name in changes:
+                changes[name] = tuple(changes[name] or ())
+        if "metadata" in changes:
+            changes["metadata"] = changes["metadata"] or {}
+        updated = msgspec.structs.replace(record, **changes)
+        await self._save(updated)
+        return updated
+
+    async def revoke_key(self, key_id: str) -> KeyRecord:
+        record = msgspec.structs.replace(self._changeable(key_id), revoked_at=self.wall())
+        await self._save(record)
+        return record
+
+    async def create_team(self, spec: TeamInput) -> TeamRecord:
+        if spec.name in self._teams:
+            raise InvalidRequestError(f"name: a team named '{spec.name}' exists already", param="name")
+        team = TeamRecord(name=spec.name, models=tuple(spec.models or ()), rpm=spec.rpm, tpm=spec.tpm,
+                          max_parallel=spec.max_parallel, budget=spec.budget, created_at=self.wall())
+        if self.store is not None:
+            await self.store.put_team(team)
+        self._teams = {**self._teams, team.name: team}
+        return team
+
+    def _changeable(self, key_id: str) -> KeyRecord:
+        record = self._by_id.get(key_id)
+        if record is None:
+            raise KeyError(key_id)
+        if record.source == "config":
+            raise InvalidRequestError(f"id: key {key_id} is declared in the config file; change it there", param="id")
+        return record
+
+    def _check_team(self, team: str | None) -> None:
+        if team is not None and team not in self._teams:
+            raise InvalidRequestError(f"team: no team named '{team}' (create it with POST /admin/teams)", param="team")
+
+    async def _save(self, record: KeyRecord) -> None:
+        if self.store is not None:
+            await self.store.put_key(record)
+        self._index(record)
+
+
+def _matches(patterns: tuple[str, ...], model: str) -> bool:
+    return model in patterns or any(fnmatch.fnmatchcase(model, p) for p in patterns)

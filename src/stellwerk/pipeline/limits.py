@@ -1,0 +1,50 @@
+"""The limits stage: rpm, tpm, max_parallel and budgets of the caller's key and team, reserved at admission.
+
+    admit (429 rate_limit_exceeded / insufficient_quota, with retry-after and x-ratelimit-*)
+      ─► next ─► reply.on_complete(settle)   real tokens and cost replace the reservation
+            └─► an exception                 the reservation is released
+
+The reply carries the ``x-ratelimit-*`` headers of the tightest limits. A
+call without a principal (auth off) passes untouched. The arithmetic is in
+:mod:`stellwerk.keys.accounts`.
+"""
+
+from __future__ import annotations
+
+from stellwerk.keys.accounts import Accounts
+from stellwerk.keys.keyring import Keyring
+
+from .call import Call
+from .chain import Handler
+from .reply import Reply, Result
+
+__all__ = ["Limits"]
+
+
+class Limits:
+    """Middleware of the ``limits`` stage."""
+
+    def __init__(self, keyring: Keyring, accounts: Accounts) -> None:
+        self.keyring = keyring
+        self.accounts = accounts
+
+    async def __call__(self, call: Call, next_handler: Handler, /) -> Reply:
+        principal = call.principal
+        if principal is None:
+            return await next_handler(call)
+        key = self.keyring.key(principal.key_id)
+        team = self.keyring.team(principal.team) if principal.team is not None else None
+        if key is None and team is None:
+            return await next_handler(call)
+        ticket = self.accounts.admit(call, key, team)
+        try:
+            reply = await next_handler(call)
+        except BaseException:
+            ticket.release()
+            raise
+        reply.headers = ticket.headers
+        if isinstance(reply, Result) and reply.record is None:  # a middleware's own answer, complete
+            ticket.release()
+        else:
+            reply.on_complete(ticket.settle)
+        return reply
