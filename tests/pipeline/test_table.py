@@ -31,7 +31,7 @@ async def test_set_weight_builds_the_next_table_and_leaves_the_old_one(fake_rout
     router = fake_router(weighted())
     old = router.table
     assert old.version == 1
-    router.set_weight("b", 5)
+    router.configuration.set_weight("b", 5)
     new = router.table
     assert new is not old and new.version == 2
     assert old.deployments["b"].weight == 0.0 and old.config.models[0].deployments[1].weight == 0.0
@@ -44,7 +44,7 @@ async def test_set_weight_builds_the_next_table_and_leaves_the_old_one(fake_rout
 async def test_update_strategy_options_builds_the_next_table(fake_router: MakeRouter) -> None:
     router = fake_router(fake_model("chat", "a", "b", strategy="ab", strategy_options=AB))
     old = router.table
-    router.update_strategy_options("chat", {"variants": [{**AB["variants"][0], "percent": 50},
+    router.configuration.update_strategy_options("chat", {"variants": [{**AB["variants"][0], "percent": 50},
                                                          {**AB["variants"][1], "percent": 50}]})
     new = router.table
     assert new.version == old.version + 1
@@ -57,7 +57,7 @@ async def test_a_call_keeps_the_table_it_was_built_on(fake_router: MakeRouter, t
     router = fake_router(weighted())
     old = router.table
     call = router.call(Operation.CHAT, {"model": "chat", "messages": USER})
-    router.set_weight("b", 5)
+    router.configuration.set_weight("b", 5)
     assert call.table is old and router.table is not old
     before = await router.handle(call)  # on the old table b is drained
     after = await router.chat(model="chat", messages=USER)  # on the new one b has 5 of 6
@@ -70,7 +70,7 @@ async def test_live_state_carries_over_to_the_next_table(fake_router: MakeRouter
     router = fake_router(fake_model("chat", "a", "b", retries=0))
     await router.chat(model="chat", messages=USER)
     old = router.table
-    router.set_weight("b", 2)
+    router.configuration.set_weight("b", 2)
     new = router.table
     for dep in ("a", "b"):
         assert new.deployments[dep].state is old.deployments[dep].state
@@ -85,18 +85,18 @@ async def test_an_invalid_change_raises_and_keeps_the_current_table(fake_router:
                          fake_model("plain", "c"))
     current = router.table
     with pytest.raises(KeyError):
-        router.set_weight("nope", 1)
+        router.configuration.set_weight("nope", 1)
     with pytest.raises(ValueError):
-        router.set_weight("a", -1)
+        router.configuration.set_weight("a", -1)
     with pytest.raises(ConfigError, match="percentages add up to 90"):
-        router.update_strategy_options("chat", {"variants": [{**AB["variants"][0], "percent": 85},
+        router.configuration.update_strategy_options("chat", {"variants": [{**AB["variants"][0], "percent": 85},
                                                              {**AB["variants"][1], "percent": 5}]})
     with pytest.raises(ConfigError, match="unknown deployment 'zz'"):
-        router.update_strategy_options("chat", {"variants": [{"name": "x", "deployments": ["zz"], "percent": 100}]})
+        router.configuration.update_strategy_options("chat", {"variants": [{"name": "x", "deployments": ["zz"], "percent": 100}]})
     with pytest.raises(ValueError, match="cannot change its options"):
-        router.update_strategy_options("plain", {})
+        router.configuration.update_strategy_options("plain", {})
     with pytest.raises(ModelNotFoundError):
-        router.update_strategy_options("missing", {})
+        router.configuration.update_strategy_options("missing", {})
     assert router.table is current and current.version == 1
     assert [v["percent"] for v in current.config.models[0].strategy_options["variants"]] == [95, 5]
 
@@ -105,7 +105,7 @@ async def test_strategies_of_replaced_options_are_forgotten(fake_router: MakeRou
     # A canary ramped step by step must not leave one strategy object per step behind.
     router = fake_router(fake_model("chat", "a", "b", strategy="ab", strategy_options=AB))
     for percent in range(10, 100, 10):
-        router.update_strategy_options("chat", {"variants": [{**AB["variants"][0], "percent": 100 - percent},
+        router.configuration.update_strategy_options("chat", {"variants": [{**AB["variants"][0], "percent": 100 - percent},
                                                              {**AB["variants"][1], "percent": percent}]})
     assert len(router._live._strategies) == 1
     assert next(iter(router._live._strategies.values())) is router.table.models["chat"].planner.strategy

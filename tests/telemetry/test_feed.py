@@ -53,7 +53,7 @@ async def test_events_stream_requests_breakers_and_config(start_sim: StartSim, s
         assert finished["request_id"] == "watched" and finished["deployment"] is None
         assert finished["failed"] == ["flaky", "up"] and finished["status"] == answer.status
 
-        gateway.router.set_weight("up", 3)
+        gateway.router.configuration.set_weight("up", 3)
         sim.update(error_rate=0.0)
         await request(gateway.port, "POST", "/v1/chat/completions", {"model": "chat", "messages": USER})
         kinds = []

@@ -93,7 +93,7 @@ async def test_breaker_and_config_version_are_read_at_scrape_time(start_gateway:
     gateway = await start_gateway(config(model("chat", deployment("down", closed_port_url()), retries=0,
                                                breaker={"consecutive_failures": 1})))
     await request(gateway.port, "POST", "/v1/chat/completions", {"model": "chat", "messages": USER})
-    gateway.router.set_weight("down", 2)
+    gateway.router.configuration.set_weight("down", 2)
     found = samples((await scrape(gateway))[0])
     assert value(found, "stellwerk_deployment_up", deployment="down") == 0
     assert value(found, "stellwerk_breaker_state", deployment="down", state="open") == 1

@@ -14,7 +14,7 @@ swaps it in one assignment), so a refused change leaves the running version as i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stellwerk.config import Config
@@ -53,6 +53,31 @@ class ConfigManager:
         overlay = [e for e in self.current.overlay if (e.kind, e.target, e.field) != (edit.kind, edit.target,
                                                                                       edit.field)]
         return self._apply(self.current.base, [*overlay, edit], source, edit.author)
+
+    def set_weight(self, deployment_id: str, weight: float, author: str | None = None) -> Version:
+        """A deployment's weight (``KeyError`` for an unknown deployment, ``ValueError`` out of 0-1000000)."""
+        if not (0 <= weight <= 1e6):
+            raise ValueError("weight must be between 0 and 1000000")
+        return self._deployment_edit(deployment_id, "weight", weight, author)
+
+    def set_enabled(self, deployment_id: str, enabled: bool, author: str | None = None) -> Version:
+        """Drain a deployment (``False``: no new requests; those in flight finish) or bring it back."""
+        return self._deployment_edit(deployment_id, "enabled", enabled, author)
+
+    def update_strategy_options(self, model: str, options: Mapping[str, Any], author: str | None = None) -> Version:
+        """A model's strategy options (e.g. a canary from 5% to 50%). ``ValueError`` when its strategy's options
+        cannot change at run time; ``ConfigError`` when they are invalid; ``ModelNotFoundError``."""
+        current = self._router.table.model(model).config
+        if not self._router.registries.strategies[current.strategy].changeable:
+            raise ValueError(f"strategy '{current.strategy}' cannot change its options at run time; change the config")
+        return self.edit(Edit(kind="model", target=model, field="strategy_options", value=dict(options),
+                              author=author), source=f"api:strategy_options {model}")
+
+    def _deployment_edit(self, dep_id: str, field: str, value: Any, author: str | None) -> Version:
+        if dep_id not in self._router.table.config_deployments:
+            raise KeyError(dep_id)
+        return self.edit(Edit(kind="deployment", target=dep_id, field=field, value=value, author=author),
+                         source=f"api:{field} {dep_id}")
 
     def rollback(self, number: int, author: str | None = None) -> Version:
         version = self.history.get(number)

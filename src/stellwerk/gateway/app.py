@@ -291,7 +291,7 @@ class GatewayApp:
             if not isinstance(body, dict):
                 raise _bad("Expected the strategy options as a JSON object.")
             try:
-                self.router.update_strategy_options(parts[2], body)
+                self.router.configuration.update_strategy_options(parts[2], body)
             except (ValueError, ConfigError) as err:
                 raise _bad(str(err)) from None
             return Response(200, b'{"status":"updated"}', [("x-request-id", rid)])
@@ -302,7 +302,7 @@ class GatewayApp:
             if not isinstance(weight, (int, float)) or isinstance(weight, bool):
                 raise _bad('Expected {"weight": NUMBER}.')
             try:
-                self.router.set_weight(parts[2], float(weight))
+                self.router.configuration.set_weight(parts[2], float(weight))
             except KeyError:
                 return Response(404, error_body(404, f"No deployment '{parts[2]}'.", code="not_found"),
                                 [("x-request-id", rid)])

@@ -141,7 +141,7 @@ class ConfigAPI:
         if not isinstance(enabled, bool) or set(body) != {"enabled"}:
             raise InvalidRequestError('Expected {"enabled": true|false}.', param="enabled")
         try:
-            self.router.set_enabled(dep_id, enabled, author=_author(request))
+            self.router.configuration.set_enabled(dep_id, enabled, author=_author(request))
         except KeyError:
             return Response(404, orjson.dumps({"error": {"message": f"No deployment '{dep_id}'.", "type":
                                                "invalid_request_error", "param": None, "code": "not_found"}}),

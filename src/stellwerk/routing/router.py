@@ -19,10 +19,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from stellwerk.config import Config
-from stellwerk.configuration import ConfigManager, Edit
+from stellwerk.configuration import ConfigManager
 from stellwerk.errors import StellwerkError
 from stellwerk.http.client import Transport
 from stellwerk.outbound import build_client
@@ -30,7 +30,6 @@ from stellwerk.pipeline import (
     Call,
     ChatResult,
     EmbeddingsResult,
-    Facts,
     Middleware,
     Operation,
     Principal,
@@ -38,14 +37,13 @@ from stellwerk.pipeline import (
     Result,
     compose,
 )
-from stellwerk.pipeline.call import valid_traceparent
 from stellwerk.state import Cache, MemoryCache, MemoryStateStore, StateStore
 from stellwerk.telemetry import Events, Listener, RequestFinished, RequestStarted
 from stellwerk.usage import Usage
-from stellwerk.validate import validate_chat, validate_embeddings
 
 from . import inspect
 from .accounting import ExperimentRecorder
+from .edge import build_call
 from .probe import HealthProber
 from .route import RouteHandler
 from .stream import ChatStream
@@ -172,34 +170,10 @@ class Router:
     def call(self, operation: Operation, body: Mapping[str, Any], *, request_id: str | None = None,
              timeout: float | None = None, headers: Mapping[str, str] | None = None,
              principal: Principal | None = None) -> Call:
-        """Validate a request (``InvalidRequestError`` naming the parameter) and build its :class:`Call`.
-
-        ``timeout`` (seconds) lowers the model's ``deadline``; ``headers`` are the client's (lower-case names).
-        """
-        include_usage = False
-        if operation is Operation.CHAT:
-            model, stream = validate_chat(body)
-            request = dict(body)
-            options = request.get("stream_options")
-            if stream:
-                include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            else:
-                request.pop("stream", None)
-                request.pop("stream_options", None)
-        else:
-            model, stream = validate_embeddings(body), False
-            request = dict(body)
-        table = self._table
-        limit = table.model(model).config.deadline
-        started = self._clock()
-        headers = headers if headers is not None else {}
-        traceparent = headers.get("traceparent")
-        return Call(
-            request_id=request_id or os.urandom(12).hex(), operation=operation, model=model, body=request,
-            stream=stream, include_usage=include_usage, started=started,
-            deadline=started + (limit if timeout is None else min(timeout, limit)), headers=headers,
-            facts=Facts(request, headers, stream), table=table, principal=principal,
-            traceparent=valid_traceparent(traceparent) if traceparent is not None else None)
+        """Validate a request (``InvalidRequestError`` naming the parameter) and build its :class:`Call` on the
+        current routing table (see :func:`~.edge.build_call`)."""
+        return build_call(self._table, self._clock(), operation, body, request_id=request_id, timeout=timeout,
+                          headers=headers, principal=principal)
 
     async def handle(self, call: Call) -> Reply:
         """Run a call through the pipeline. Every call ends in one :class:`RequestFinished` event."""
@@ -290,34 +264,7 @@ class Router:
         """Per-variant figures of every A/B model (``GET /admin/experiments``)."""
         return inspect.experiments(self._table)
 
-    # -- runtime changes: each is a version (see stellwerk.configuration) ----------------
-    def set_weight(self, deployment_id: str, weight: float, author: str | None = None) -> None:
-        """Change a deployment's weight at run time (``KeyError`` for an unknown deployment)."""
-        if not (0 <= weight <= 1e6):
-            raise ValueError("weight must be between 0 and 1000000")
-        self._edit("deployment", deployment_id, "weight", weight, author)
-
-    def set_enabled(self, deployment_id: str, enabled: bool, author: str | None = None) -> None:
-        """Drain a deployment (``False``: no new requests; those in flight finish) or bring it back."""
-        self._edit("deployment", deployment_id, "enabled", enabled, author)
-
-    def update_strategy_options(self, model: str, options: Mapping[str, Any], author: str | None = None) -> None:
-        """Change a model's strategy options at run time (e.g. a canary from 5% to 50%).
-
-        ``ValueError`` when the strategy's options cannot change at run time; ``ConfigError`` when they are invalid.
-        """
-        current = self._table.model(model).config
-        if not self.registries.strategies[current.strategy].changeable:
-            raise ValueError(f"strategy '{current.strategy}' cannot change its options at run time; change the config")
-        self._edit("model", model, "strategy_options", dict(options), author)
-
-    def _edit(self, kind: Literal["deployment", "model"], target: str, field: str, value: Any,
-              author: str | None) -> None:
-        if kind == "deployment" and target not in self._table.config_deployments:
-            raise KeyError(target)
-        self.configuration.edit(Edit(kind=kind, target=target, field=field, value=value, author=author),
-                                source=f"api:{field} {target}")
-
+    # -- runtime changes: each is a version (router.configuration: set_weight, set_enabled, ...) ----------
     def install(self, config: Config) -> RoutingTable:
         """Validate ``config`` whole, build the next routing table on the live state, and make it current (one
         assignment). Use :attr:`configuration` for changes: it records each as a version."""
