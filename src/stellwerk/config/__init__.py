@@ -1,15 +1,27 @@
 """Configuration: the schema (a strict, documented contract) and its loader."""
 
 from .load import check, interpolate, load_dict, load_file, load_text
-from .schema import Config, DeploymentConfig, HealthCheckOptions, HedgeOptions, ModelConfig, Price, ServerConfig
+from .schema import (
+    CacheOptions,
+    Config,
+    DeploymentConfig,
+    HealthCheckOptions,
+    HedgeOptions,
+    ModelConfig,
+    Price,
+    ServerCacheConfig,
+    ServerConfig,
+)
 
 __all__ = [
+    "CacheOptions",
     "Config",
     "DeploymentConfig",
     "HealthCheckOptions",
     "HedgeOptions",
     "ModelConfig",
     "Price",
+    "ServerCacheConfig",
     "ServerConfig",
     "check",
     "interpolate",

@@ -37,7 +37,7 @@ import orjson
 
 from stellwerk.errors import ModelNotFoundError, StellwerkError, UpstreamError
 from stellwerk.http.server import Request, Response, StreamingResponse
-from stellwerk.pipeline import Operation, Result, Stream
+from stellwerk.pipeline import Operation, Result, Stream, merge_headers
 from stellwerk.providers.anthropic.inbound import to_chat_request
 from stellwerk.providers.anthropic.outbound import MessageEvents, error_body, to_message
 from stellwerk.providers.anthropic.wire import anthropic_usage
@@ -73,21 +73,21 @@ class AnthropicAPI:
         model = call.model
         if not isinstance(result, Result):
             events = MessageEvents(f"msg_{rid}", model, estimate_tokens(call.facts.prompt_chars))
-            return StreamingResponse(_sse(result, events), headers=[
+            return StreamingResponse(_sse(result, events), headers=merge_headers([
                 *headers,
                 ("x-stellwerk-deployment", result.deployment),
                 ("x-stellwerk-attempts", str(result.attempts)),
                 ("x-stellwerk-route", result.route),
-            ])
+            ], result.headers))
         usage = anthropic_usage(result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_tokens)
         message = to_message(result.data, f"msg_{rid}", model, usage)
-        return Response(200, orjson.dumps(message), [
+        return Response(200, orjson.dumps(message), merge_headers([
             *headers,
             ("x-stellwerk-deployment", result.deployment),
             ("x-stellwerk-attempts", str(result.attempts)),
             ("x-stellwerk-cost", f"{result.cost:.8f}"),
             ("x-stellwerk-route", result.route),
-        ])
+        ], result.headers))
 
     async def count_tokens(self, request: Request, rid: str) -> Response:
         headers = [("x-request-id", rid), ("request-id", rid)]

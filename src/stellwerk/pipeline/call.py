@@ -198,12 +198,13 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.structs.replace(self, **changes)
 
     def finished(self, now: float, *, status: int, deployment: str | None, attempts: tuple[Attempt, ...],
-                 usage: Usage, cost: float, ttft: float | None = None) -> RequestFinished:
+                 usage: Usage, cost: float, ttft: float | None = None, cache: str = "",
+                 saved: float = 0.0) -> RequestFinished:
         """The call's completion record (the one place it is built)."""
         return RequestFinished(
             request_id=self.request_id, operation=self.operation, model=self.model, deployment=deployment,
             status=status, attempts=attempts, latency=now - self.started, ttft=ttft, stream=self.stream, usage=usage,
-            cost=cost)
+            cost=cost, cache=cache, saved=saved)
 
     def upstream_headers(self) -> bytes:
         """Extra header lines every upstream request of this call carries."""
