@@ -15,7 +15,6 @@ from stellwerk.gateway import Gateway
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.pipeline import Call, Handler, Principal, Reply
 from support import (
-
     USER,
     CaptureUpstream,
     RawConnection,

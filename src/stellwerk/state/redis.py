@@ -12,7 +12,8 @@ Redis bounds its memory itself (``maxmemory`` with an eviction policy); the mode
 **Faults.** Every command has a deadline (``timeout``). When Redis does not answer, the command raises
 :class:`~stellwerk.state.CacheUnavailable` and the cache stays *down* for ``retry_after`` seconds:
 during that time nothing is sent to Redis at all (requests are served without the cache, at no extra
-latency). Then the next command tries again; when it succeeds, the cache is back::
+latency), and its connections are dropped. Then the next command tries again (a connection that broke
+meanwhile is reconnected once at once); when it succeeds, the cache is back::
 
     up ──command fails──► down ──retry_after passed──► (next command) ──ok──► up
                             ▲                                         └─fails─► down
@@ -50,7 +51,7 @@ class RedisCache:
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, clock: Clock, prefix: str = "stellwerk:cache:",
                  timeout: float = 0.25, retry_after: float = 1.0, wall: Clock = time.time) -> None:
         self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1),
             retry_on_timeout=False, health_check_interval=0)
         self._prefix = prefix
         self._clock = clock
@@ -73,6 +74,10 @@ class RedisCache:
             return await asyncio.wait_for(command(), self._timeout * 2)
         except (TimeoutError, RedisError, OSError) as err:
             self._down_until = self._clock() + self._retry_after
+            try:
+                await self._redis.connection_pool.disconnect()  # no stale connection outlives the failure
+            except (RedisError, OSError):
+                pass
             raise CacheUnavailable(f"redis: {err}") from None
 
     async def get(self, key: str) -> bytes | None:
