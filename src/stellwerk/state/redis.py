@@ -26,6 +26,7 @@ Exact entries are shared by all replicas; semantic *matches* are found by the re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -74,10 +75,8 @@ class RedisCache:
             return await asyncio.wait_for(command(), self._timeout * 2)
         except (TimeoutError, RedisError, OSError) as err:
             self._down_until = self._clock() + self._retry_after
-            try:
+            with contextlib.suppress(RedisError, OSError):
                 await self._redis.connection_pool.disconnect()  # no stale connection outlives the failure
-            except (RedisError, OSError):
-                pass
             raise CacheUnavailable(f"redis: {err}") from None
 
     async def get(self, key: str) -> bytes | None:
