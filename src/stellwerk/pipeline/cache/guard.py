@@ -99,7 +99,8 @@ _POLAR = {w: w for w in _words(
     "risks north south east west northern southern eastern western up down left right inside outside male "
     "female men women boys girls ascending descending true false yes today tomorrow yesterday tonight "
     "morning evening night am pm start end begin finish open close enable disable allow deny accept "
-    "reject win lose gain loss profit cheap expensive cheapest hot cold warm cool hotter colder summer "
+    "reject win lose gain loss profit cheap expensive cheapest hot cold warm cool hotter colder hottest "
+    "coldest warmest coolest summer "
     "winter spring autumn fall monday tuesday wednesday thursday friday saturday sunday weekday weekend "
     "past future present singular plural vs versus xor without plus minus times divided multiplied "
     "squared cubed sum difference product quotient average mean median mode sqrt root log sin cos tan "
@@ -146,6 +147,12 @@ _STOPWORDS = {
     "och är vad hur varför vem vilken var när att för med en ett jag du han hon det som på av "
 ),
 }
+
+_ENGLISH_TOO = frozenset({"a", "o", "in", "do", "no", "is", "die", "me", "son", "van", "per", "con", "la", "e", "i"})
+for _language, _words_of in _STOPWORDS.items():
+    if _language != "en":
+        _STOPWORDS[_language] = [w for w in _words_of if w not in _ENGLISH_TOO]
+"""Words that are also English ones do not vote for another language (a prompt with no stop word is English)."""
 
 _COMMON_FIRST = frozenset(
     _words(
@@ -237,7 +244,7 @@ def signature(text: str) -> Signature:
             if not (at_start and lower in _COMMON_FIRST) and lower not in _NEGATIONS and lower not in ("i", "i'm"):
                 entities.append(lower)
     best = max(votes.values())
-    language = next(k for k, v in votes.items() if v == best) if best > 0 else ""
+    language = "en" if votes["en"] == best else next(k for k, v in votes.items() if v == best)
     scripts = sorted({s for s in map(_script, text) if s is not None and s != "LATIN"})
     return (tuple(numbers), tuple(units), tuple(currencies), tuple(quoted), tuple(code), tuple(urls),
             tuple(entities), tuple(polar), (str(negations),), (language,), tuple(scripts))
