@@ -431,3 +431,41 @@ async def test_the_anthropic_front_door_renders_hits_and_replayed_streams(start_
     assert upstream.count == 1
 
 
+
+
+# -- semantic mode ------------------------------------------------------------------------------------------------------
+async def test_semantic_mode_hits_paraphrases_and_refuses_near_duplicates(start_upstream: Any, start_cached: StartCached,
+                                                                          make_client: Any) -> None:
+    upstream = await start_upstream()
+    gateway = await start_cached(upstream, cache={"mode": "semantic"})
+    client = make_client(gateway)
+    assert (await ask(client, "convert 100 USD to EUR"))[1]["x-stellwerk-cache"] == "miss"
+    _, same = await ask(client, "Convert 100 USD to EUR please")
+    assert same["x-stellwerk-cache"] == "semantic-hit" and same["x-stellwerk-cost"] == "0"
+    assert 0.88 <= float(same["x-stellwerk-cache-score"]) <= 1.0
+    _, swapped = await ask(client, "convert 100 EUR to USD")
+    assert swapped["x-stellwerk-cache"] == "miss" and "x-stellwerk-cache-score" not in swapped
+    _, exact = await ask(client, "convert 100 USD to EUR")
+    assert exact["x-stellwerk-cache"] == "hit"
+    assert upstream.count == 2
+    figures = (await admin(gateway))["models"]["chat"]
+    assert (figures["hits"], figures["semantic_hits"], figures["misses"]) == (1, 1, 2)
+
+
+async def test_semantic_hits_need_everything_else_to_match(start_upstream: Any, start_cached: StartCached,
+                                                           make_client: Any) -> None:
+    upstream = await start_upstream()
+    client = make_client(await start_cached(upstream, cache={"mode": "semantic", "threshold": 0.8}))
+
+    async def ask_with(system: str, question: str, **fields: Any) -> str:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="chat", messages=[{"role": "system", "content": system}, {"role": "user", "content": question}],
+            **fields)
+        return str(raw.headers["x-stellwerk-cache"])
+
+    assert await ask_with("Be brief.", "What is the capital of France?") == "miss"
+    assert await ask_with("Be brief.", "what's the capital of France") == "semantic-hit"
+    assert await ask_with("Be verbose.", "what's the capital of France") == "miss"  # another system prompt
+    assert await ask_with("Be brief.", "what's the capital of France", temperature=1.5) == "miss"
+    assert await ask_with("Be brief.", "What is the capital of France?",
+                          extra_headers={"x-stellwerk-cache": "no-store"}) == "bypass"

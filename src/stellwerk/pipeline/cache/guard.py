@@ -65,7 +65,7 @@ _UNITS = {
     "km": "km", "kms": "km", "kilometer": "km", "kilometers": "km", "kilometre": "km", "kilometres": "km",
     "mile": "mi", "miles": "mi", "mi": "mi", "m": "m", "meter": "m", "meters": "m", "metre": "m", "metres": "m",
     "cm": "cm", "centimeter": "cm", "centimeters": "cm", "centimetre": "cm", "centimetres": "cm", "mm": "mm",
-    "millimeter": "mm", "millimeters": "mm", "ft": "ft", "foot": "ft", "feet": "ft", "in": "in", "inch": "in",
+    "millimeter": "mm", "millimeters": "mm", "ft": "ft", "foot": "ft", "feet": "ft", "inch": "in",
     "inches": "in", "yd": "yd", "yard": "yd", "yards": "yd", "kg": "kg", "kilogram": "kg", "kilograms": "kg",
     "kilo": "kg", "kilos": "kg", "g": "g", "gram": "g", "grams": "g", "mg": "mg", "milligram": "mg",
     "milligrams": "mg", "lb": "lb", "lbs": "lb", "pound": "lb", "pounds": "lb", "oz": "oz", "ounce": "oz",
