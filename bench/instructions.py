@@ -2,13 +2,18 @@
 
     .venv/bin/python bench/instructions.py                          # this checkout
     .venv/bin/python bench/instructions.py --src ../base/src --src src --requests 300
+    .venv/bin/python bench/instructions.py --cache off,miss,hit     # the response cache (issue 13)
 
 Each ``--src`` is a checkout's ``src`` folder, run by this venv's Python under
 ``valgrind --tool=callgrind``, against one simulated upstream (``sim-provider
 --profile fast``). After a warm-up the counters are zeroed (``callgrind_control
 -z``), ``--requests`` keep-alive requests are sent from a native client, and
 the counters are dumped (``callgrind_control -d``): the instructions of the
-gateway process divided by the requests. The client and the upstream are not
+gateway process divided by the requests. ``--cache`` measures the response
+cache: ``off`` (no model caches), ``miss`` (exact mode, every request a new
+question: a lookup, the proxied answer and its store) and ``hit`` (exact mode,
+the same question every time: answered from the memory cache). Every variant
+sends a different question per request, except ``hit``. The client and the upstream are not
 counted. Instruction counts are not time (a cache miss costs more than an
 add), but they are the same from run to run, so a small change shows.
 """
@@ -47,11 +52,12 @@ def _wait(port: int, path: str, seconds: float) -> None:
     raise SystemExit(f"nothing answered on port {port} within {seconds:g}s")
 
 
-def _send(port: int, n: int, stream: bool) -> None:
+def _send(port: int, n: int, stream: bool, same: bool = False) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     body = chat_body(stream)
-    for _ in range(n):
-        conn.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
+    for i in range(n):
+        unique = body if same else body.replace(b"shipment 4711", b"shipment %d" % (i + os.getpid() * 10_000 + n))
+        conn.request("POST", "/v1/chat/completions", unique, {"content-type": "application/json"})
         response = conn.getresponse()
         data = response.read()
         if response.status != 200:
@@ -67,11 +73,13 @@ def _total(dump_prefix: str) -> int:
     return int(match.group(1))
 
 
-def measure(src: Path, upstream: str, requests: int, stream: bool, work: Path) -> float:
+def measure(src: Path, upstream: str, requests: int, stream: bool, work: Path, cache: str = "off") -> float:
     config = work / "stellwerk.yaml"
+    mode = "off" if cache == "off" else "exact"
     config.write_text(f"""\
 models:
   - name: chat
+    cache: {{mode: {mode}}}
     deployments:
       - id: sim
         provider: openai
@@ -88,9 +96,10 @@ models:
                             stderr=subprocess.DEVNULL)
     try:
         _wait(port, "/healthz", 180)
-        _send(port, 50, stream)  # warm-up: connections, caches, first-use imports
+        same = cache == "hit"
+        _send(port, 50, stream, same)  # warm-up: connections, caches, first-use imports
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
-        _send(port, requests, stream)
+        _send(port, requests, stream, same)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
         return _total(f"{prefix}.{proc.pid}") / requests
     finally:
@@ -102,7 +111,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", action="append", type=Path, help="a checkout's src/ (repeatable; default ./src)")
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--cache", default="off", help="response cache variants: off, miss, hit (comma-separated)")
     args = parser.parse_args()
+    variants = args.cache.split(",")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     sources = [s.resolve() for s in (args.src or [Path(__file__).parent.parent / "src"])]
@@ -115,11 +126,13 @@ def main() -> None:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             _wait(port, "/v1/models", 30)
-            print(f"{'src':40s} {'json':>12s} {'stream':>12s}   (instructions per request, {args.requests} requests)")
+            print(f"{'src':40s} {'cache':6s} {'json':>12s} {'stream':>12s}   "
+                  f"(instructions per request, {args.requests} requests)")
             for src in sources:
-                json = measure(src, f"http://127.0.0.1:{port}", args.requests, False, work)
-                streamed = measure(src, f"http://127.0.0.1:{port}", args.requests, True, work)
-                print(f"{src!s:40s} {json:12,.0f} {streamed:12,.0f}", flush=True)
+                for cache in variants:
+                    json = measure(src, f"http://127.0.0.1:{port}", args.requests, False, work, cache)
+                    streamed = measure(src, f"http://127.0.0.1:{port}", args.requests, True, work, cache)
+                    print(f"{src!s:40s} {cache:6s} {json:12,.0f} {streamed:12,.0f}", flush=True)
         finally:
             sim.terminate()
             sim.wait(10)

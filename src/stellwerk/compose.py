@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["SEMANTIC_EMBEDDER", "ProviderSpec", "Registries", "StrategySpec", "build_cache", "build_response_cache",
            "default_registries", "load_dict", "load_file", "load_text", "semantic_embed", "validate"]
 
-SEMANTIC_EMBEDDER = 128
+SEMANTIC_EMBEDDER = 64
 """Dimensions of the WordLlama vectors the semantic cache compares (64, 128 or 256; bench/RESULTS.md)."""
 
 

@@ -166,7 +166,7 @@ class CacheOptions(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     its own team) or ``global`` (everyone). While gateway auth is off every caller is ``anonymous``, so
     ``key`` and ``team`` then share among all callers. Default ``key``."""
     threshold: Annotated[float, Meta(ge=0, le=1)] | None = None
-    """``semantic`` only: the cosine similarity a stored prompt needs for a semantic hit. Default 0.88
+    """``semantic`` only: the cosine similarity a stored prompt needs for a semantic hit. Default 0.90
     (precision and recall on bench/cache: bench/RESULTS.md)."""
 
 

@@ -38,7 +38,7 @@ __all__ = ["DEFAULT_THRESHOLD", "MAX_STREAM_BYTES", "CacheTally", "ResponseCache
 
 log = logging.getLogger("stellwerk.cache")
 
-DEFAULT_THRESHOLD = 0.88
+DEFAULT_THRESHOLD = 0.90
 """Cosine similarity a semantic hit needs when the model names no ``threshold`` (bench/RESULTS.md)."""
 MAX_STREAM_BYTES = 4 << 20
 """A streamed answer larger than this is not collected (nor stored)."""
