@@ -216,15 +216,17 @@ async def test_with_redis_killed_requests_are_served_and_caching_resumes(own_red
     try:
         client = make_client(gateway)
 
-        async def cache_header() -> str:
-            raw = await client.chat.completions.with_raw_response.create(model="chat", messages=USER)
+        async def cache_header(headers: dict[str, str] | None = None) -> str:
+            raw = await client.chat.completions.with_raw_response.create(model="chat", messages=USER,
+                                                                         extra_headers=headers or {})
             assert raw.parse().choices[0].message.content == "Hello from upstream"
             return str(raw.headers["x-stellwerk-cache"])
 
         assert [await cache_header(), await cache_header()] == ["miss", "hit"]
         own_redis.kill()
         assert [await cache_header() for _ in range(3)] == ["bypass"] * 3  # served, without the cache
-        assert upstream.count == 4
+        assert await cache_header({"x-stellwerk-cache": "no-cache"}) == "bypass"  # would write: cannot
+        assert upstream.count == 5
         assert gateway.router.response_cache is not None
         assert (await gateway.router.response_cache.snapshot())["available"] is False
         own_redis.start()  # back (empty: nothing was persisted)
@@ -232,7 +234,7 @@ async def test_with_redis_killed_requests_are_served_and_caching_resumes(own_red
         assert await cache_header() == "bypass"  # still within retry_after: Redis is not asked yet
         clock.now += 5
         assert [await cache_header(), await cache_header()] == ["miss", "hit"]
-        assert upstream.count == 6
+        assert upstream.count == 7
     finally:
         await gateway.close(grace=1.0)
 

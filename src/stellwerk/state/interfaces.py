@@ -65,6 +65,11 @@ class CacheUnavailable(Exception):
 
 
 class Cache(Protocol):
+    @property
+    def available(self) -> bool:
+        """False while a shared cache is known to be unreachable (its calls would raise CacheUnavailable)."""
+        ...
+
     async def get(self, key: str) -> bytes | None: ...
 
     async def put(self, key: str, value: bytes, ttl: float, *, model: str = "", scope: str = "",

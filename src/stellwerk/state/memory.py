@@ -142,6 +142,10 @@ class MemoryCache:
         self.max_bytes = max_bytes
         self.bytes = 0
 
+    @property
+    def available(self) -> bool:
+        return True
+
     async def get(self, key: str) -> bytes | None:
         entry = self._entries.get(key)
         if entry is None:

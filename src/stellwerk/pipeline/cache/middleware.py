@@ -1,7 +1,7 @@
 """The pipeline's ``cache`` stage: answer a repeated chat request from the cache, store complete answers.
 
     call ─► model's cache mode off? ─► next                                  (no header, nothing added)
-         ─► controls: no-store ─► next                                         x-stellwerk-cache: bypass
+         ─► controls: no-store, or the backend is down ─► next                   x-stellwerk-cache: bypass
          ─► exact key ─► backend.get ──hit──► Result / ReplayStream           hit (cost 0)
                        └─ semantic: embed last user message ─► nearest in (context, guard signature)
                                                       ─► guard ──► hit        semantic-hit + score
@@ -97,7 +97,7 @@ class ResponseCache:
             return await next_handler(call)
         controls = read_controls(call.headers)
         tally = self.tally(call.model)
-        if not controls.write:
+        if not controls.write or not self.backend.available:
             tally.bypasses += 1
             return _marked(await next_handler(call), BYPASS)
         scope = scope_id(options.scope, call.principal)
