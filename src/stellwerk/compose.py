@@ -137,11 +137,10 @@ def semantic_embed(dim: int = SEMANTIC_EMBEDDER) -> Callable[[str], Sequence[flo
 def build_response_cache(config: Config, backend: Cache, clock: Clock,
                          embed: Callable[[str], Sequence[float]] | None = None) -> ResponseCache | None:
     """The ``cache`` middleware when some model caches (None otherwise: nothing on the request path)."""
-    from stellwerk.pipeline.cache import ResponseCache
-
     modes = {model.cache.mode for model in config.models}
     if modes <= {"off"}:
         return None
+    from stellwerk.pipeline.cache import ResponseCache
     if embed is None and "semantic" in modes:
         embed = semantic_embed()
     return ResponseCache(backend, clock=clock, embed=embed)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import collections
 import math
 from collections.abc import Callable, Sequence
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from stellwerk.resilience.window import SlidingCounter
 
 from .interfaces import CacheHit, CacheUsage
+
+if TYPE_CHECKING:
+    from .vectors import Index, Vector
 
 __all__ = ["MemoryCache", "MemoryStateStore"]
 
@@ -56,75 +57,13 @@ class MemoryStateStore:
 class _Entry:
     __slots__ = ("expires", "model", "scope", "size", "value", "vector")
 
-    def __init__(self, value: bytes, expires: float, model: str, scope: str,
-                 vector: npt.NDArray[np.float32] | None) -> None:
+    def __init__(self, value: bytes, expires: float, model: str, scope: str, vector: Vector | None) -> None:
         self.value = value
         self.expires = expires
         self.model = model
         self.scope = scope
         self.vector = vector
         self.size = len(value) + 8 * (0 if vector is None else len(vector)) + 64
-
-
-class _Index:
-    """The vectors of one scope (and dimension) as one matrix, so a lookup is one matrix-vector product.
-
-    Rows are unit length; removing a row moves the last one into its place. Grows by doubling.
-    """
-
-    __slots__ = ("expires", "keys", "matrix", "rows")
-
-    def __init__(self, dim: int) -> None:
-        self.matrix = np.zeros((8, dim), dtype=np.float32)
-        self.expires = np.zeros(8, dtype=np.float64)
-        self.keys: list[str] = []
-        self.rows: dict[str, int] = {}
-
-    def add(self, key: str, vector: npt.NDArray[np.float32], expires: float) -> None:
-        n = len(self.keys)
-        if n == len(self.matrix):
-            self.matrix = np.concatenate([self.matrix, np.zeros_like(self.matrix)])
-            self.expires = np.concatenate([self.expires, np.zeros_like(self.expires)])
-        self.matrix[n] = vector
-        self.expires[n] = expires
-        self.keys.append(key)
-        self.rows[key] = n
-
-    def remove(self, key: str) -> None:
-        row = self.rows.pop(key)
-        last = len(self.keys) - 1
-        if row != last:
-            moved = self.keys[last]
-            self.matrix[row] = self.matrix[last]
-            self.expires[row] = self.expires[last]
-            self.keys[row] = moved
-            self.rows[moved] = row
-        self.keys.pop()
-
-    def best(self, query: npt.NDArray[np.float32], now: float) -> tuple[float, str, list[str]]:
-        """The best unexpired row's score and key, and the keys of expired rows.
-
-        The product is an ``einsum``, not BLAS: it stays on this thread. (A multi-threaded BLAS product
-        waits for a second core; on a busy machine that made a lookup ten times slower.)
-        """
-        n = len(self.keys)
-        scores = np.einsum("ij,j->i", self.matrix[:n], query)
-        expired = self.expires[:n] <= now
-        stale: list[str] = []
-        if expired.any():
-            stale = [self.keys[i] for i in np.flatnonzero(expired)]
-            scores[expired] = -np.inf
-        i = int(np.argmax(scores))
-        return float(scores[i]), self.keys[i], stale
-
-
-def _unit(vector: Sequence[float]) -> npt.NDArray[np.float32] | None:
-    array = np.asarray(vector, dtype=np.float32).reshape(-1)
-    norm = float(np.sqrt(array @ array))
-    if norm == 0 or not math.isfinite(norm):
-        return None
-    unit: npt.NDArray[np.float32] = array / np.float32(norm)
-    return unit
 
 
 class MemoryCache:
@@ -137,7 +76,7 @@ class MemoryCache:
     def __init__(self, clock: Clock, max_bytes: int = 64 << 20) -> None:
         self._clock = clock
         self._entries: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
-        self._indexes: dict[tuple[str, int], _Index] = {}
+        self._indexes: dict[tuple[str, int], Index] = {}
         self._models: dict[str, CacheUsage] = {}
         self.max_bytes = max_bytes
         self.bytes = 0
@@ -158,7 +97,11 @@ class MemoryCache:
 
     async def put(self, key: str, value: bytes, ttl: float, *, model: str = "", scope: str = "",
                   vector: Sequence[float] | None = None) -> None:
-        unit = _unit(vector) if vector is not None else None
+        unit = None
+        if vector is not None:
+            from .vectors import unit_vector  # numpy, imported by the first semantic entry only
+
+            unit = unit_vector(vector)
         entry = _Entry(value, self._clock() + ttl, model, scope, unit)
         self._drop(key)  # an older value of the key is stale either way
         if entry.size > self.max_bytes:
@@ -171,15 +114,21 @@ class MemoryCache:
         usage.entries += 1
         usage.bytes += entry.size
         if unit is not None:
+            from .vectors import Index
+
             index = self._indexes.get((scope, len(unit)))
             if index is None:
-                index = self._indexes[scope, len(unit)] = _Index(len(unit))
+                index = self._indexes[scope, len(unit)] = Index(len(unit))
             index.add(key, unit, entry.expires)
         while self.bytes > self.max_bytes:
             self._drop(next(iter(self._entries)))
 
     async def nearest(self, vector: Sequence[float], *, scope: str, threshold: float) -> CacheHit | None:
-        query = _unit(vector)
+        if not self._indexes:
+            return None
+        from .vectors import unit_vector
+
+        query = unit_vector(vector)
         if query is None:
             return None
         index = self._indexes.get((scope, len(query)))

@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from .interfaces import CacheHit, CacheUnavailable, CacheUsage
-from .memory import _Index, _unit
+from .vectors import Index, unit_vector
 
 __all__ = ["RedisCache"]
 
@@ -60,7 +60,7 @@ class RedisCache:
         self._timeout = timeout
         self._retry_after = retry_after
         self._down_until = -math.inf
-        self._indexes: dict[tuple[str, int], _Index] = {}
+        self._indexes: dict[tuple[str, int], Index] = {}
         self._indexed: dict[str, tuple[str, int]] = {}
 
     @property
@@ -98,17 +98,17 @@ class RedisCache:
                 await pipe.execute()
 
         await self._run(write)
-        unit = _unit(vector) if vector is not None else None
+        unit = unit_vector(vector) if vector is not None else None
         if unit is not None:
             self._unindex(key)
             index = self._indexes.get((scope, len(unit)))
             if index is None:
-                index = self._indexes[scope, len(unit)] = _Index(len(unit))
+                index = self._indexes[scope, len(unit)] = Index(len(unit))
             index.add(key, unit, self._clock() + ttl)
             self._indexed[key] = (scope, len(unit))
 
     async def nearest(self, vector: Sequence[float], *, scope: str, threshold: float) -> CacheHit | None:
-        query = _unit(vector)
+        query = unit_vector(vector)
         if query is None:
             return None
         index = self._indexes.get((scope, len(query)))
