@@ -183,3 +183,35 @@ async def test_the_vector_index_forgets_evicted_and_flushed_entries() -> None:
     assert await cache.flush("m") > 0 and cache.bytes == 0
     assert await cache.nearest([1.0, 1.0], scope="s", threshold=0.0) is None
     assert await cache.usage() == {}
+
+
+# -- configuration ---------------------------------------------------------------------------------------------------
+def _config(cache: dict[str, Any], server: dict[str, Any] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"models": [{"name": "chat", "cache": cache, "deployments": [
+        {"id": "d", "provider": "openai", "model": "m", "api_base": "http://127.0.0.1:9/v1"}]}]}
+    if server is not None:
+        data["server"] = {"cache": server}
+    return data
+
+
+def test_cache_config_defaults_and_errors() -> None:
+    from stellwerk import load_dict
+    from stellwerk.errors import ConfigError
+
+    config = load_dict(_config({}))
+    options, server = config.models[0].cache, config.server.cache
+    assert (options.mode, options.ttl, options.scope, options.threshold) == ("off", 3600.0, "key", None)
+    assert (server.backend, server.max_bytes, server.url) == ("memory", 64 << 20, "redis://127.0.0.1:6379/0")
+    for cache, server_cache, expected in [
+        ({"mode": "exact", "threshold": 0.9}, None, "models[0].cache.threshold: only for mode 'semantic'"),
+        ({"mode": "fuzzy"}, None, "models[0].cache.mode"),
+        ({"mode": "semantic", "threshold": 1.5}, None, "models[0].cache.threshold"),
+        ({"scope": "org"}, None, "models[0].cache.scope"),
+        ({"ttl": 0}, None, "models[0].cache.ttl"),
+        ({"mode": "exact", "size": 3}, None, "models[0].cache.size"),
+        ({}, {"backend": "redis", "url": "http://x"}, "server.cache.url: expected a redis://"),
+        ({}, {"max_bytes": 10}, "server.cache.max_bytes"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            load_dict(_config(cache, server_cache))
+        assert expected in str(caught.value), str(caught.value)
