@@ -73,7 +73,8 @@ def _total(dump_prefix: str) -> int:
     return int(match.group(1))
 
 
-def measure(src: Path, upstream: str, requests: int, stream: bool, work: Path, cache: str = "off") -> float:
+def measure(src: Path, upstream: str, requests: int, stream: bool, work: Path, cache: str = "off",
+            wait: float = 180) -> float:
     config = work / "stellwerk.yaml"
     cache_line = "" if cache == "off" else "\n    cache: {mode: exact}"  # off: a config older trees accept
     config.write_text(f"""\
@@ -94,7 +95,7 @@ models:
     proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        _wait(port, "/healthz", 180)
+        _wait(port, "/healthz", wait)
         same = cache == "hit"
         _send(port, 50, stream, same)  # warm-up: connections, caches, first-use imports
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
@@ -110,6 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", action="append", type=Path, help="a checkout's src/ (repeatable; default ./src)")
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--wait", type=float, default=180, help="seconds a gateway under valgrind may take to start")
     parser.add_argument("--cache", default="off", help="response cache variants: off, miss, hit (comma-separated)")
     args = parser.parse_args()
     variants = args.cache.split(",")
@@ -129,8 +131,8 @@ def main() -> None:
                   f"(instructions per request, {args.requests} requests)")
             for src in sources:
                 for cache in variants:
-                    json = measure(src, f"http://127.0.0.1:{port}", args.requests, False, work, cache)
-                    streamed = measure(src, f"http://127.0.0.1:{port}", args.requests, True, work, cache)
+                    json = measure(src, f"http://127.0.0.1:{port}", args.requests, False, work, cache, args.wait)
+                    streamed = measure(src, f"http://127.0.0.1:{port}", args.requests, True, work, cache, args.wait)
                     print(f"{src!s:40s} {cache:6s} {json:12,.0f} {streamed:12,.0f}", flush=True)
         finally:
             sim.terminate()
