@@ -5,7 +5,7 @@
          ─► exact key ─► backend.get ──hit──► Result / ReplayStream           hit (cost 0)
                        └─ semantic: embed last user message ─► nearest in (context, guard signature)
                                                       ─► guard ──► hit        semantic-hit + score
-         ─► next ─► complete success? ─► backend.put (a stream: once it completed)   miss
+         ─► next ─► complete success? ─► backend.put (before answering; a stream: once it completed)   miss
          backend unreachable (CacheUnavailable) ─► next                      bypass
 
 Only complete successes are stored: an error never reaches this stage as an answer, a stream that
@@ -29,7 +29,7 @@ from stellwerk.state import Cache, CacheUnavailable, CacheUsage
 
 from ..call import Call, Operation
 from ..chain import Handler
-from ..reply import ChatResult, Headers, ReplayStream, Reply, Result
+from ..reply import ChatResult, Headers, ReplayStream, Reply, Result, Stream
 from .entry import Collector, Entry, decode, encode, replay_chunks, storable
 from .guard import guard, signature, signature_key
 from .keys import context_key, exact_key, last_user_text, read_controls, scope_id
@@ -113,7 +113,14 @@ class ResponseCache:
                 return self._hit(call, *found, tally)
         tally.misses += 1
         reply = await next_handler(call)
-        self._store(call, reply, key, controls.ttl or options.ttl, probe)
+        ttl = controls.ttl or options.ttl
+        if isinstance(reply, Result):
+            if reply.deployment != "cache" and storable(reply.data):  # stored before it is answered: no task
+                raw = reply.raw if reply.raw is not None else orjson.dumps(reply.data)
+                await self._write(call.model, key, encode(raw, reply.usage, reply.cost, reply.deployment,
+                                                          probe.prompt if probe is not None else ""), ttl, probe)
+        else:
+            self._store_stream(call, reply, key, ttl, probe)
         return _marked(reply, MISS)
 
     # -- reading ----------------------------------------------------------------
@@ -165,13 +172,9 @@ class ResponseCache:
                           call.request_id, route, record, headers)
 
     # -- writing ----------------------------------------------------------------
-    def _store(self, call: Call, reply: Reply, key: str, ttl: float, probe: _Probe | None) -> None:
+    def _store_stream(self, call: Call, reply: Stream, key: str, ttl: float, probe: _Probe | None) -> None:
+        """Collect the stream as it passes; store its answer once it completed (a task: the hook is synchronous)."""
         prompt = probe.prompt if probe is not None else ""
-        if isinstance(reply, Result):
-            if reply.deployment != "cache" and storable(reply.data):
-                raw = reply.raw if reply.raw is not None else orjson.dumps(reply.data)
-                self._put(call.model, key, encode(raw, reply.usage, reply.cost, reply.deployment, prompt), ttl, probe)
-            return
         tap = getattr(reply, "tap", None)
         if tap is None:
             return  # a middleware's own stream: nothing to store
