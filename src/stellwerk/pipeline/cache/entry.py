@@ -117,54 +117,73 @@ class Collector:
 
     def answer(self, usage: Usage) -> dict[str, Any] | None:
         """The ``chat.completion`` the chunks make up, or None when they do not make a complete one."""
-        head: dict[str, Any] | None = None
-        choices: dict[int, dict[str, Any]] = {}
-        for item in self.chunks:
-            data = orjson.loads(item) if isinstance(item, bytes) else item
-            if head is None:
-                head = {"id": data.get("id"), "object": "chat.completion", "created": data.get("created"),
-                        "model": data.get("model")}
-                if data.get("system_fingerprint") is not None:
-                    head["system_fingerprint"] = data["system_fingerprint"]
-            for choice in data.get("choices") or ():
-                _merge(choices, choice)
-        if head is None or not choices:
+        items = self.chunks
+        if not items:
             return None
-        out = []
-        for index in sorted(choices):
-            state = choices[index]
-            message: dict[str, Any] = {"role": state["role"], "content": "".join(state["content"]) or None}
-            if state["refusal"]:
-                message["refusal"] = "".join(state["refusal"])
-            if state["tools"]:
-                message["tool_calls"] = [state["tools"][i] for i in sorted(state["tools"])]
-            out.append({"index": index, "message": message, "logprobs": None, "finish_reason": state["finish"]})
-        return {**head, "choices": out, "usage": {
+        if all(item.__class__ is bytes for item in items):  # the usual case: one parse for the whole stream
+            datas: list[Any] = orjson.loads(b"[" + b",".join(items) + b"]")  # type: ignore[arg-type]
+        else:
+            datas = [orjson.loads(item) if isinstance(item, bytes) else item for item in items]
+        first = datas[0]
+        head = {"id": first.get("id"), "object": "chat.completion", "created": first.get("created"),
+                "model": first.get("model")}
+        if first.get("system_fingerprint") is not None:
+            head["system_fingerprint"] = first["system_fingerprint"]
+        choices: dict[int, _Choice] = {}
+        for data in datas:
+            for choice in data.get("choices") or ():
+                index = choice.get("index", 0)
+                state = choices.get(index)
+                if state is None:
+                    state = choices[index] = _Choice()
+                delta = choice.get("delta")
+                if delta:
+                    content = delta.get("content")
+                    if content.__class__ is str:
+                        state.content.append(content)
+                    if content is None or len(delta) > 1:
+                        state.merge(delta)
+                reason = choice.get("finish_reason")
+                if reason:
+                    state.finish = reason
+        if not choices:
+            return None
+        return {**head, "choices": [choices[i].message(i) for i in sorted(choices)], "usage": {
             "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.prompt_tokens + usage.completion_tokens}}
 
 
-def _merge(choices: dict[int, dict[str, Any]], choice: Any) -> None:
-    if not isinstance(choice, dict):
-        return
-    index = choice.get("index", 0)
-    state = choices.get(index)
-    if state is None:
-        state = choices[index] = {"role": "assistant", "content": [], "refusal": [], "tools": {}, "finish": None}
-    delta = choice.get("delta") or {}
-    if isinstance(delta.get("role"), str):
-        state["role"] = delta["role"]
-    if isinstance(delta.get("content"), str):
-        state["content"].append(delta["content"])
-    if isinstance(delta.get("refusal"), str):
-        state["refusal"].append(delta["refusal"])
-    for call in delta.get("tool_calls") or ():
-        slot = state["tools"].setdefault(call.get("index", 0), {"id": None, "type": "function",
+class _Choice:
+    """One choice of a stream, as its deltas arrive."""
+
+    __slots__ = ("content", "finish", "refusal", "role", "tools")
+
+    def __init__(self) -> None:
+        self.role = "assistant"
+        self.content: list[str] = []
+        self.refusal: list[str] = []
+        self.tools: dict[int, dict[str, Any]] = {}
+        self.finish: str | None = None
+
+    def merge(self, delta: dict[str, Any]) -> None:
+        """What a delta carries besides its content: the role, a refusal, tool calls."""
+        if isinstance(delta.get("role"), str):
+            self.role = delta["role"]
+        if isinstance(delta.get("refusal"), str):
+            self.refusal.append(delta["refusal"])
+        for call in delta.get("tool_calls") or ():
+            slot = self.tools.setdefault(call.get("index", 0), {"id": None, "type": "function",
                                                                 "function": {"name": "", "arguments": ""}})
-        if call.get("id"):
-            slot["id"] = call["id"]
-        function = call.get("function") or {}
-        slot["function"]["name"] += function.get("name") or ""
-        slot["function"]["arguments"] += function.get("arguments") or ""
-    if choice.get("finish_reason"):
-        state["finish"] = choice["finish_reason"]
+            if call.get("id"):
+                slot["id"] = call["id"]
+            function = call.get("function") or {}
+            slot["function"]["name"] += function.get("name") or ""
+            slot["function"]["arguments"] += function.get("arguments") or ""
+
+    def message(self, index: int) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": self.role, "content": "".join(self.content) or None}
+        if self.refusal:
+            message["refusal"] = "".join(self.refusal)
+        if self.tools:
+            message["tool_calls"] = [self.tools[i] for i in sorted(self.tools)]
+        return {"index": index, "message": message, "logprobs": None, "finish_reason": self.finish}
