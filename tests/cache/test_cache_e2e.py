@@ -469,3 +469,22 @@ async def test_semantic_hits_need_everything_else_to_match(start_upstream: Any, 
     assert await ask_with("Be brief.", "what's the capital of France", temperature=1.5) == "miss"
     assert await ask_with("Be brief.", "What is the capital of France?",
                           extra_headers={"x-stellwerk-cache": "no-store"}) == "bypass"
+
+
+async def test_a_translated_stream_is_collected_and_replayed(start_sim: Any, start_gateway: Any,
+                                                             make_client: Any) -> None:
+    """An upstream speaking another protocol: its chunks reach the cache as dicts, not bytes."""
+    key = "sk-ant-sim-0123456789abcdef"
+    sim = await start_sim(protocol="anthropic", api_key=key, output_tokens=6)
+    claude = {"id": "claude", "provider": "anthropic", "model": "claude-sim", "api_base": sim.base_url, "api_key": key}
+    gateway = await start_gateway(config(model("chat", claude, cache={"mode": "exact"})))
+    client = make_client(gateway)
+    stream = await client.chat.completions.create(model="chat", messages=USER, stream=True)
+    streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    text, headers = await ask(client)
+    assert streamed and text == streamed and headers["x-stellwerk-cache"] == "hit"
+    again = await client.chat.completions.create(model="chat", messages=USER, stream=True,
+                                                 stream_options={"include_usage": True})
+    chunks = [c async for c in again]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == streamed
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
