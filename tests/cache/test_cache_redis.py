@@ -252,3 +252,42 @@ async def test_an_unreachable_redis_fails_fast_and_is_retried_after_a_while() ->
         assert cache.available
     finally:
         await cache.close()
+
+
+async def test_replicas_find_each_others_semantic_entries(prefix: str) -> None:
+    clock = Clock()
+    one = RedisCache(MACHINE_REDIS, clock=clock, prefix=prefix)
+    two = RedisCache(MACHINE_REDIS, clock=clock, prefix=prefix)
+    try:
+        await one.put("k1", b"v1", 60, model="m", scope="s", vector=[1.0, 0.0])
+        hit = await two.nearest([1.0, 0.1], scope="s", threshold=0.9)
+        assert hit is not None and (hit.key, hit.value) == ("k1", b"v1")
+        await two.put("k2", b"v2", 60, model="m", scope="s", vector=[0.0, 1.0])
+        hit = await one.nearest([0.1, 1.0], scope="s", threshold=0.9)
+        assert hit is not None and hit.key == "k2"
+        assert await one.nearest([1.0, 0.0], scope="other", threshold=0.9) is None
+        await one.flush()
+        assert await two.nearest([1.0, 0.1], scope="s", threshold=0.9) is None
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_two_gateways_on_redis_share_semantic_hits(prefix: str, start_upstream: Any, make_client: Any) -> None:
+    upstream = await start_upstream()
+    data = config(model("chat", deployment("up", upstream.base_url), cache={"mode": "semantic", "scope": "global"}),
+                  cache={"backend": "redis", "url": MACHINE_REDIS, "prefix": prefix})
+    gateways = [Gateway(load_dict(data, env={})) for _ in range(2)]
+    try:
+        for gateway in gateways:
+            await gateway.start("127.0.0.1", 0)
+        first, second = (make_client(g) for g in gateways)
+        raw = await first.chat.completions.with_raw_response.create(
+            model="chat", messages=[{"role": "user", "content": "convert 100 USD to EUR"}])
+        assert raw.headers["x-stellwerk-cache"] == "miss"
+        raw = await second.chat.completions.with_raw_response.create(
+            model="chat", messages=[{"role": "user", "content": "Convert 100 USD to EUR please"}])
+        assert raw.headers["x-stellwerk-cache"] == "semantic-hit" and upstream.count == 1
+    finally:
+        for gateway in gateways:
+            await gateway.close(grace=1.0)

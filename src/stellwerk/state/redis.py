@@ -5,6 +5,7 @@ Keys (``P`` is the prefix, ``stellwerk:cache:`` by default)::
     P e:<key>       the entry's bytes, expiring after its ttl (Redis forgets it by itself)
     P m:<model>     sorted set: the model's keys, scored by their expiry (ms since the epoch)
     P s:<model>     hash: the model's keys and their sizes (for ``usage``; pruned with ``m``)
+    P v:<scope>     stream: a semantic scope's vectors (key, expiry, float32 bytes), at most MAX_VECTORS
 
 Redis bounds its memory itself (``maxmemory`` with an eviction policy); the model indexes only serve
 ``usage`` and ``flush`` and are pruned when read.
@@ -18,9 +19,10 @@ meanwhile is reconnected once at once); when it succeeds, the cache is back::
     up ──command fails──► down ──retry_after passed──► (next command) ──ok──► up
                             ▲                                         └─fails─► down
 
-**Semantic lookups** use an index of vectors in this process, filled by this replica's own stores;
-the entries themselves are read from Redis (an entry that is gone there is dropped from the index).
-Exact entries are shared by all replicas; semantic *matches* are found by the replica that stored them.
+**Semantic lookups** use an index of vectors in this process. A replica that stores a semantic entry
+also appends its vector to the scope's stream in Redis; before a lookup, a replica reads what was
+appended since its last look (one round trip), so every replica finds every replica's entries. The
+entries themselves are read from Redis (one that is gone there is dropped from the index).
 """
 
 from __future__ import annotations
@@ -30,19 +32,25 @@ import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import numpy as np
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from .interfaces import CacheHit, CacheUnavailable, CacheUsage
-from .vectors import Index, unit_vector
+from .vectors import Index, Vector, unit_vector
 
 __all__ = ["RedisCache"]
 
 T = TypeVar("T")
+
+MAX_VECTORS = 100_000
+"""Vectors kept per semantic scope in Redis (the oldest go first)."""
+SYNC_BATCH = 10_000
+"""Vectors read from a scope's stream per lookup at most (the rest on the next ones)."""
 Clock = Callable[[], float]
 
 
@@ -62,6 +70,8 @@ class RedisCache:
         self._down_until = -math.inf
         self._indexes: dict[tuple[str, int], Index] = {}
         self._indexed: dict[str, tuple[str, int]] = {}
+        self._seen: dict[str, str] = {}
+        """The last stream entry read per scope."""
 
     @property
     def available(self) -> bool:
@@ -90,27 +100,50 @@ class RedisCache:
         expires = int(self._wall() * 1000) + ms
         size = len(value) + len(key) + 64
 
+        unit = unit_vector(vector) if vector is not None else None
+
         async def write() -> None:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(p + "e:" + key, value, px=ms)
                 pipe.zadd(p + "m:" + model, {key: expires})
                 pipe.hset(p + "s:" + model, key, size)
+                if unit is not None:  # other replicas read it from the scope's stream
+                    pipe.xadd(p + "v:" + scope, {"k": key, "x": expires, "v": unit.tobytes()},
+                              maxlen=MAX_VECTORS, approximate=True)
+                    pipe.pexpire(p + "v:" + scope, ms, gt=True)
+                    pipe.pexpire(p + "v:" + scope, ms, nx=True)
                 await pipe.execute()
 
         await self._run(write)
-        unit = unit_vector(vector) if vector is not None else None
         if unit is not None:
-            self._unindex(key)
-            index = self._indexes.get((scope, len(unit)))
-            if index is None:
-                index = self._indexes[scope, len(unit)] = Index(len(unit))
-            index.add(key, unit, self._clock() + ttl)
-            self._indexed[key] = (scope, len(unit))
+            self._index(key, scope, unit, self._clock() + ttl)
+
+    def _index(self, key: str, scope: str, unit: Vector, expires: float) -> None:
+        self._unindex(key)
+        index = self._indexes.get((scope, len(unit)))
+        if index is None:
+            index = self._indexes[scope, len(unit)] = Index(len(unit))
+        index.add(key, unit, expires)
+        self._indexed[key] = (scope, len(unit))
+
+    async def _sync(self, scope: str) -> None:
+        """Add what other replicas stored in ``scope`` since the last look (one round trip)."""
+        stream = self._prefix + "v:" + scope
+        seen = self._seen.get(scope)
+        start = "-" if seen is None else "(" + seen
+        added: Any = await self._run(lambda: self._redis.xrange(stream, start, "+", count=SYNC_BATCH))
+        now, wall = self._clock(), self._wall() * 1000
+        for entry_id, fields in added or ():
+            self._seen[scope] = entry_id.decode()
+            expires = now + (int(fields[b"x"]) - wall) / 1000
+            if expires > now:
+                self._index(fields[b"k"].decode(), scope, np.frombuffer(fields[b"v"], dtype=np.float32), expires)
 
     async def nearest(self, vector: Sequence[float], *, scope: str, threshold: float) -> CacheHit | None:
         query = unit_vector(vector)
         if query is None:
             return None
+        await self._sync(scope)
         index = self._indexes.get((scope, len(query)))
         if index is None or not index.keys:
             return None
@@ -176,15 +209,18 @@ class RedisCache:
                     batch = [p + "e:" + k for k in keys[start:start + 500]]
                     count += await self._redis.delete(*batch)
                 await self._redis.delete(p + "m:" + name, p + "s:" + name)
-            if model is None:  # entries whose index was lost: forget them too
+            if model is None:  # entries whose index was lost, and the vector streams: forget them too
                 async for stray in self._redis.scan_iter(match=p + "e:*", count=500):
                     count += await self._redis.delete(stray)
+                async for stream in self._redis.scan_iter(match=p + "v:*", count=500):
+                    await self._redis.delete(stream)
             return count
 
         count = await self._run(forget)
         if model is None:
             for key in list(self._indexed):
                 self._unindex(key)
+            self._seen.clear()
         return count  # one model's vectors here are dropped on their next lookup (gone in Redis)
 
     async def close(self) -> None:
