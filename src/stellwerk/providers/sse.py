@@ -43,6 +43,8 @@ class SSEParser:
         self.max_event = max_event
 
     def feed(self, data: bytes) -> list[tuple[str, bytes]]:
+        if not data:
+            return []  # an empty read: kept, it would hide the previous part's end from the blank-line check
         if self._parts:
             edge = self._parts[-1][-2:] + data[:2]
             if not (_has_blank_line(data) or _has_blank_line(edge)):
