@@ -3,6 +3,7 @@
     .venv/bin/python bench/instructions.py                          # this checkout
     .venv/bin/python bench/instructions.py --src ../base/src --src src --requests 300
     .venv/bin/python bench/instructions.py --auth                  # keys and limits off, then on
+    .venv/bin/python bench/instructions.py --cache off,miss,hit     # the response cache (issue 13)
 
 Each ``--src`` is a checkout's ``src`` folder, run by this venv's Python under
 ``valgrind --tool=callgrind``, against one simulated upstream (``sim-provider
@@ -12,7 +13,12 @@ the counters are dumped (``callgrind_control -d``): the instructions of the
 gateway process divided by the requests. With ``--auth`` each checkout is
 measured twice: as is, and with ``server.master_key``, a SQLite store, and a
 declared key with rpm, tpm, max_parallel and a budget, which every request
-sends (auth, limits with reservation and the spend ledger on the path). The client and the upstream are not
+sends (auth, limits with reservation and the spend ledger on the path).
+``--cache`` measures the response cache: ``off`` (no model caches), ``miss``
+(exact mode, every request a new question: a lookup, the proxied answer and
+its store) and ``hit`` (exact mode, the same question every time: answered
+from the memory cache). Every variant sends a different question per request,
+except ``hit``. The client and the upstream are not
 counted. Instruction counts are not time (a cache miss costs more than an
 add), but they are the same from run to run, so a small change shows.
 """
@@ -66,14 +72,15 @@ keys:
 """
 
 
-def _send(port: int, n: int, stream: bool, auth: bool = False) -> None:
+def _send(port: int, n: int, stream: bool, auth: bool = False, same: bool = False) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     body = chat_body(stream)
     headers = {"content-type": "application/json"}
     if auth:
         headers["authorization"] = f"Bearer {KEY}"
-    for _ in range(n):
-        conn.request("POST", "/v1/chat/completions", body, headers)
+    for i in range(n):
+        unique = body if same else body.replace(b"shipment 4711", b"shipment %d" % (i + os.getpid() * 10_000 + n))
+        conn.request("POST", "/v1/chat/completions", unique, headers)
         response = conn.getresponse()
         data = response.read()
         if response.status != 200:
@@ -90,15 +97,17 @@ def _total(dump_prefix: str) -> int:
 
 
 def measure(src: Path, upstream: str, requests: int, stream: bool, work: Path, auth: bool = False,
-            server: str = "") -> float:
+            server: str = "", cache: str = "off", wait: float = 180) -> float:
     """Instructions per request; ``auth``: keys, limits and the ledger on; ``server``: YAML appended to the
-    config (a ``server:`` section; not together with ``auth``, which writes its own)."""
+    config (a ``server:`` section; not together with ``auth``, which writes its own); ``cache``: off, miss or
+    hit (the model's response cache)."""
     config = work / "stellwerk.yaml"
     for old in work.glob("bench.db*"):
         old.unlink()
+    cache_line = "" if cache == "off" else "\n    cache: {mode: exact}"  # off: a config older trees accept
     config.write_text((AUTH.format(work=work) if auth else "") + f"""\
 models:
-  - name: chat
+  - name: chat{cache_line}
     deployments:
       - id: sim
         provider: openai
@@ -108,16 +117,17 @@ models:
         price: {{input_per_mtok: 0.15, output_per_mtok: 0.60}}
 {server}""")
     port = free_port()
-    prefix = str(work / f"callgrind.{src.parent.name}.{int(stream)}.{int(auth)}")
+    prefix = str(work / f"callgrind.{src.parent.name}.{int(stream)}.{int(auth)}.{cache}")
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p", sys.executable, "-c", SERVE,
             "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        _wait(port, "/healthz", 180)
-        _send(port, 50, stream, auth)  # warm-up: connections, caches, first-use imports
+        _wait(port, "/healthz", wait)
+        same = cache == "hit"
+        _send(port, 50, stream, auth, same)  # warm-up: connections, caches, first-use imports
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
-        _send(port, requests, stream, auth)
+        _send(port, requests, stream, auth, same)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
         return _total(f"{prefix}.{proc.pid}") / requests
     finally:
@@ -130,7 +140,10 @@ def main() -> None:
     parser.add_argument("--src", action="append", type=Path, help="a checkout's src/ (repeatable; default ./src)")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--auth", action="store_true", help="also measure each checkout with keys and limits on")
+    parser.add_argument("--wait", type=float, default=180, help="seconds a gateway under valgrind may take to start")
+    parser.add_argument("--cache", default="off", help="response cache variants: off, miss, hit (comma-separated)")
     args = parser.parse_args()
+    variants = args.cache.split(",")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     sources = [s.resolve() for s in (args.src or [Path(__file__).parent.parent / "src"])]
@@ -143,13 +156,17 @@ def main() -> None:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             _wait(port, "/v1/models", 30)
-            print(f"{'src':40s} {'json':>12s} {'stream':>12s}   (instructions per request, {args.requests} requests)")
+            print(f"{'src':40s} {'cache':6s} {'json':>12s} {'stream':>12s}   "
+                  f"(instructions per request, {args.requests} requests)")
             for src in sources:
                 for auth in (False, True) if args.auth else (False,):
-                    json = measure(src, f"http://127.0.0.1:{port}", args.requests, False, work, auth)
-                    streamed = measure(src, f"http://127.0.0.1:{port}", args.requests, True, work, auth)
-                    label = f"{src}{' +auth' if auth else ''}"
-                    print(f"{label:40s} {json:12,.0f} {streamed:12,.0f}", flush=True)
+                    for cache in variants:
+                        json = measure(src, f"http://127.0.0.1:{port}", args.requests, False, work, auth,
+                                       cache=cache, wait=args.wait)
+                        streamed = measure(src, f"http://127.0.0.1:{port}", args.requests, True, work, auth,
+                                           cache=cache, wait=args.wait)
+                        label = f"{src}{' +auth' if auth else ''}"
+                        print(f"{label:40s} {cache:6s} {json:12,.0f} {streamed:12,.0f}", flush=True)
         finally:
             sim.terminate()
             sim.wait(10)

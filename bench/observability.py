@@ -106,8 +106,8 @@ def main() -> None:
                 print(f"\n{'variant':14s} {'json':>12s} {'stream':>12s}   (callgrind instructions per request)")
                 counts: dict[str, tuple[float, float]] = {}
                 for name, (src, server) in variants.items():
-                    counts[name] = (measure(src, upstream, args.requests, False, work, server),
-                                    measure(src, upstream, args.requests, True, work, server))
+                    counts[name] = (measure(src, upstream, args.requests, False, work, server=server),
+                                    measure(src, upstream, args.requests, True, work, server=server))
                     json, streamed = counts[name]
                     extra = ""
                     if name != "base":

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -28,9 +28,16 @@ from stellwerk.errors import ConfigError
 from stellwerk.providers import BUILTIN_PROVIDERS, Adapter, ProviderSpec
 from stellwerk.routing.strategies import BUILTIN, Strategy, StrategySpec, build_strategy, parse_options
 from stellwerk.routing.strategies.base import Clock
+from stellwerk.state import Cache, MemoryCache
 
-__all__ = ["ProviderSpec", "Registries", "StrategySpec", "default_registries", "load_dict", "load_file", "load_text",
-           "validate"]
+if TYPE_CHECKING:
+    from stellwerk.pipeline.cache import ResponseCache
+
+__all__ = ["SEMANTIC_EMBEDDER", "ProviderSpec", "Registries", "StrategySpec", "build_cache", "build_response_cache",
+           "default_registries", "load_dict", "load_file", "load_text", "semantic_embed", "validate"]
+
+SEMANTIC_EMBEDDER = 64
+"""Dimensions of the WordLlama vectors the semantic cache compares (64, 128 or 256; bench/RESULTS.md)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,37 @@ def default_registries() -> Registries:
     from stellwerk.routing.task.spec import task_spec
 
     return Registries(BUILTIN_PROVIDERS, MappingProxyType({**BUILTIN, "task": task_spec()}))
+
+
+def build_cache(config: Config, clock: Clock) -> Cache:
+    """The response cache's backend that ``server.cache`` names."""
+    options = config.server.cache
+    if options.backend == "redis":
+        from stellwerk.state.redis import RedisCache
+
+        return RedisCache(options.url, clock=clock, prefix=options.prefix, timeout=options.timeout,
+                          retry_after=options.retry_after)
+    return MemoryCache(clock, options.max_bytes)
+
+
+def semantic_embed(dim: int = SEMANTIC_EMBEDDER) -> Callable[[str], Sequence[float]]:
+    """The semantic cache's embedder: WordLlama from the files in its wheel (offline), one text to a vector."""
+    from stellwerk.routing.task.embedders import load_wordllama
+
+    embedder = load_wordllama(dim)
+    return lambda text: embedder.embed([text])[0]
+
+
+def build_response_cache(config: Config, backend: Cache, clock: Clock,
+                         embed: Callable[[str], Sequence[float]] | None = None) -> ResponseCache | None:
+    """The ``cache`` middleware when some model caches (None otherwise: nothing on the request path)."""
+    modes = {model.cache.mode for model in config.models}
+    if modes <= {"off"}:
+        return None
+    from stellwerk.pipeline.cache import ResponseCache
+    if embed is None and "semantic" in modes:
+        embed = semantic_embed()
+    return ResponseCache(backend, clock=clock, embed=embed)
 
 
 def validate(config: Config, registries: Registries, source: str = "config") -> Config:

@@ -102,7 +102,7 @@ async def test_nearest_respects_scope_and_threshold_and_returns_the_best(vtime: 
     hit = await cache.nearest([1.0, 0.0], scope="s", threshold=0.5)
     assert hit is not None and hit.value == b"near"
     assert hit.score == pytest.approx(2.0 / math.hypot(2.0, 0.2))
-    assert await cache.nearest([1.0, 0.0], scope="t", threshold=0.5) == CacheHit(b"other", pytest.approx(1.0))
+    assert await cache.nearest([1.0, 0.0], scope="t", threshold=0.5) == CacheHit(b"other", pytest.approx(1.0), "exact-elsewhere")
     assert await cache.nearest([1.0, 0.0], scope="s", threshold=0.999) is None
     assert await cache.nearest([1.0, 0.0], scope="u", threshold=0.0) is None
     assert await cache.nearest([0.0, 0.0], scope="s", threshold=0.0) is None

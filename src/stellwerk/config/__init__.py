@@ -2,6 +2,7 @@
 
 from .load import check, interpolate, load_dict, load_file, load_text
 from .schema import (
+    CacheOptions,
     Config,
     DeploymentConfig,
     HealthCheckOptions,
@@ -10,10 +11,12 @@ from .schema import (
     ModelConfig,
     OtelOptions,
     Price,
+    ServerCacheConfig,
     ServerConfig,
 )
 
 __all__ = [
+    "CacheOptions",
     "Config",
     "DeploymentConfig",
     "HealthCheckOptions",
@@ -22,6 +25,7 @@ __all__ = [
     "ModelConfig",
     "OtelOptions",
     "Price",
+    "ServerCacheConfig",
     "ServerConfig",
     "check",
     "interpolate",

@@ -144,6 +144,11 @@ def check(config: Config) -> list[str]:
                     problems.append(f"models[{i}].{key}[{k}]: a model cannot fall back to itself")
         if model.health_check is not None and model.health_check.kind not in ("models", "chat"):
             problems.append(f"models[{i}].health_check.kind: expected 'models' or 'chat', got '{model.health_check.kind}'")
+        if model.cache.threshold is not None and model.cache.mode != "semantic":
+            problems.append(f"models[{i}].cache.threshold: only for mode 'semantic', got mode '{model.cache.mode}'")
+    url = config.server.cache.url
+    if config.server.cache.backend == "redis" and not url.startswith(("redis://", "rediss://", "unix://")):
+        problems.append(f"server.cache.url: expected a redis://, rediss:// or unix:// URL, got '{url}'")
     problems.extend(_key_problems(config))
     return problems
 

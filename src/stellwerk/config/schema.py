@@ -7,7 +7,7 @@ lists every problem it finds, each as ``key: what was expected``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -18,6 +18,7 @@ from stellwerk.resilience.budget import RetryBudgetOptions
 from stellwerk.state.records import Budget
 
 __all__ = [
+    "CacheOptions",
     "Config",
     "DeploymentConfig",
     "HealthCheckOptions",
@@ -26,6 +27,7 @@ __all__ = [
     "ModelConfig",
     "OtelOptions",
     "Price",
+    "ServerCacheConfig",
     "ServerConfig",
 ]
 
@@ -158,6 +160,24 @@ class HealthCheckOptions(Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     health already knows). Default true."""
 
 
+class CacheOptions(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Response caching of one model (``models[].cache``). Only complete, successful chat answers are stored."""
+
+    mode: Literal["off", "exact", "semantic"] = "off"
+    """``off``; ``exact`` (the same request, in canonical form, gets the stored answer); ``semantic`` (also a
+    last user message that means the same, found by a local embedder and checked by a guard; everything
+    else must match exactly). Default ``off``."""
+    ttl: Seconds = 3600.0
+    """Seconds an answer is kept; a request may set its own with ``x-stellwerk-cache-ttl``. Default 3600."""
+    scope: Literal["key", "team", "global"] = "key"
+    """Who shares entries: ``key`` (the caller's API key), ``team`` (the key's team; a key without one is
+    its own team) or ``global`` (everyone). While gateway auth is off every caller is ``anonymous``, so
+    ``key`` and ``team`` then share among all callers. Default ``key``."""
+    threshold: Annotated[float, Meta(ge=0, le=1)] | None = None
+    """``semantic`` only: the cosine similarity a stored prompt needs for a semantic hit. Default 0.90
+    (precision and recall on bench/cache: bench/RESULTS.md)."""
+
+
 class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A model name clients ask for, and the deployments that can answer it."""
 
@@ -205,6 +225,29 @@ class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True)
     """Continue a stream that broke off mid-answer on another deployment. Default true."""
     health_check: HealthCheckOptions | None = None
     """Active health checks of this model's deployments (opt-in). Default off: passive only."""
+    cache: CacheOptions = CacheOptions()
+    """Response caching of this model. Default off."""
+
+
+class ServerCacheConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where cached responses live (``server.cache``); which models cache is set per model."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    """``memory`` (this process: an LRU bounded by ``max_bytes``) or ``redis`` (shared by replicas; Redis
+    bounds itself with its own ``maxmemory``). Default ``memory``."""
+    max_bytes: Annotated[int, Meta(ge=1024)] = 64 * 1024 * 1024
+    """``memory``: bytes held at most (answers, vectors and a fixed overhead per entry); the least recently
+    used entries go first. Default 64 MiB."""
+    url: str = "redis://127.0.0.1:6379/0"
+    """``redis``: the server (``redis://[:password@]host:port/db``; ``${REDIS_URL}`` reads the environment).
+    While it cannot be reached, requests are answered without the cache (``x-stellwerk-cache: bypass``).
+    Default ``redis://127.0.0.1:6379/0``."""
+    prefix: Annotated[str, Meta(min_length=1, max_length=64)] = "stellwerk:cache:"
+    """``redis``: the prefix of every key (several gateways may share one Redis). Default ``stellwerk:cache:``."""
+    retry_after: Seconds = 1.0
+    """``redis``: seconds the cache is bypassed after Redis failed to answer, before it is tried again. Default 1."""
+    timeout: Seconds = 0.25
+    """``redis``: seconds a connection or command may take before the cache is bypassed. Default 0.25."""
 
 
 class OtelOptions(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -279,6 +322,9 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     (reconciled with the real usage when the answer completes). Default 1024."""
     spend_flush_interval: Annotated[float, Meta(gt=0, le=60)] = 0.5
     """Seconds between batches of spend records moved from the journal into the store. Default 0.5."""
+
+    cache: ServerCacheConfig = ServerCacheConfig()
+    """Where cached responses live (models turn caching on in their own ``cache``)."""
 
 
 class KeyConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

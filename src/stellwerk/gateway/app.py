@@ -19,6 +19,8 @@ GET      /admin/health               breakers, budgets, passive and active healt
 GET      /admin/route?model=M        dry run: where a sample request would go, and why
                                      (``&prompt=...``; or POST a chat request body)
 GET      /admin/experiments          A/B tests and canaries: counts, latency, errors, cost per variant
+GET      /admin/cache                response cache: entries, bytes, hits, misses, saved cost per model
+DELETE   /admin/cache                flush the response cache (``?model=M``: one model's entries)
 PUT      /admin/models/M/strategy    change a model's strategy options (JSON body) without restart
 PUT      /admin/deployments/D/weight change a deployment's weight (``{"weight": 3}``)
 PUT      /admin/deployments/D        drain a deployment (``{"enabled": false}``) or bring it back
@@ -34,7 +36,8 @@ principal into the pipeline, whose auth stage checks its models. Every ``/admin/
 
 Each path also answers without the ``/v1`` prefix. Every answer carries
 ``x-request-id``; proxied answers carry ``x-stellwerk-deployment`` and
-``x-stellwerk-attempts``.
+``x-stellwerk-attempts``; with a model's response cache on, chat answers carry ``x-stellwerk-cache``
+(``hit``, ``semantic-hit`` with ``x-stellwerk-cache-score``, ``miss`` or ``bypass``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from stellwerk.pipeline import Operation, Principal, Result
 from stellwerk.pipeline.auth import principal_of
 from stellwerk.providers.anthropic.outbound import error_body as anthropic_body
 from stellwerk.routing import Router
+from stellwerk.state import CacheUnavailable
 from stellwerk.telemetry import StatsCollector
 from stellwerk.telemetry.prometheus import Metrics
 
@@ -108,6 +112,7 @@ class GatewayApp:
             "/admin/health": {"GET": self.admin_health},
             "/admin/route": {"GET": self.admin_route, "POST": self.admin_route},
             "/admin/experiments": {"GET": self.admin_experiments},
+            "/admin/cache": {"GET": self.admin_cache, "DELETE": self.admin_cache},
         }
         if config_api is not None:
             routes["/admin/config"] = {"GET": config_api.show, "PUT": config_api.replace}
@@ -280,6 +285,28 @@ class GatewayApp:
             prompt = (query.get("prompt") or ["Hello"])[0]
             body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
         return Response(200, orjson.dumps(self.router.dry_run(model, body, request.headers)), [("x-request-id", rid)])
+
+    async def admin_cache(self, request: Request, rid: str) -> Response:
+        """GET: the response cache per model; DELETE: flush it (``?model=M``: one model's entries)."""
+        from urllib.parse import parse_qs
+
+        cache = self.router.response_cache
+        if cache is None:
+            return Response(404, error_body(404, "No model has a response cache (models[].cache.mode).",
+                                            code="not_found"), [("x-request-id", rid)])
+        if request.method == "GET":
+            return Response(200, orjson.dumps(await cache.snapshot()), [("x-request-id", rid)])
+        models = parse_qs(request.query).get("model")
+        model = models[0] if models else None
+        if model is not None and model not in self.router.models:
+            return Response(404, error_body(404, f"No model '{model}'.", code="not_found"), [("x-request-id", rid)])
+        try:
+            flushed = await cache.flush(model)
+        except CacheUnavailable:
+            return Response(503, error_body(503, "The cache backend cannot be reached; nothing was flushed.",
+                                            code="cache_unavailable"), [("x-request-id", rid)])
+        return Response(200, orjson.dumps({"status": "flushed", "model": model, "entries": flushed}),
+                        [("x-request-id", rid)])
 
     async def admin_experiments(self, request: Request, rid: str) -> Response:
         return Response(200, orjson.dumps(self.router.experiments()), [("x-request-id", rid)])

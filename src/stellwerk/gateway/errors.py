@@ -6,7 +6,7 @@ import orjson
 
 from stellwerk.errors import AllAttemptsFailedError, StellwerkError, UpstreamError
 from stellwerk.http.server import Response
-from stellwerk.pipeline import Call, Reply, Result
+from stellwerk.pipeline import Call, Reply, Result, merge_headers
 
 __all__ = ["error_body", "error_response", "http_layer_error", "stream_interrupted_event"]
 
@@ -47,8 +47,7 @@ def answer_headers(reply: Reply, call: Call) -> list[tuple[str, str]]:
                ("x-stellwerk-config-version", str(call.table.version))]
     if isinstance(reply, Result):
         headers.append(("x-stellwerk-cost", f"{reply.cost:.8f}"))
-    headers.extend(reply.headers)  # e.g. the limits stage's x-ratelimit-*
-    return headers
+    return merge_headers(headers, reply.headers)  # middlewares' own: x-ratelimit-*, x-stellwerk-cache, ...
 
 
 def error_response(err: StellwerkError, headers: list[tuple[str, str]]) -> Response:

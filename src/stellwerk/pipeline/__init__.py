@@ -2,7 +2,19 @@
 
 from .call import Call, Facts, Operation, Principal
 from .chain import STAGES, Handler, Middleware, compose
-from .reply import ChatResult, Completion, EmbeddingsResult, Hook, ReplayStream, Reply, Result, Stream
+from .reply import (
+    ChatResult,
+    Completion,
+    EmbeddingsResult,
+    Headers,
+    Hook,
+    ReplayStream,
+    Reply,
+    Result,
+    Stream,
+    Tap,
+    merge_headers,
+)
 
 __all__ = [
     "STAGES",
@@ -12,6 +24,7 @@ __all__ = [
     "EmbeddingsResult",
     "Facts",
     "Handler",
+    "Headers",
     "Hook",
     "Middleware",
     "Operation",
@@ -20,5 +33,7 @@ __all__ = [
     "Reply",
     "Result",
     "Stream",
+    "Tap",
     "compose",
+    "merge_headers",
 ]

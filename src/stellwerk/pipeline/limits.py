@@ -42,7 +42,7 @@ class Limits:
         except BaseException:
             ticket.release()
             raise
-        reply.headers = ticket.headers
+        reply.headers = (*reply.headers, *ticket.headers)
         if isinstance(reply, Result) and reply.record is None:  # a middleware's own answer, complete
             ticket.release()
         else:

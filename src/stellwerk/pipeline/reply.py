@@ -20,11 +20,15 @@ import orjson
 from stellwerk.telemetry.events import RequestFinished
 from stellwerk.usage import Usage
 
-__all__ = ["ChatResult", "Completion", "EmbeddingsResult", "Hook", "ReplayStream", "Reply", "Result", "Stream"]
+__all__ = ["ChatResult", "Completion", "EmbeddingsResult", "Headers", "Hook", "ReplayStream", "Reply", "Result", "Stream",
+           "Tap", "merge_headers"]
 
 log = logging.getLogger("stellwerk.pipeline")
 
 Hook = Callable[[RequestFinished], None]
+Headers = tuple[tuple[str, str], ...]
+Tap = Callable[[Sequence[tuple[Any, bytes | None]]], None]
+"""Sees each batch of a stream's chunks as they pass: ``(dict or view, its JSON bytes or None)``."""
 DONE = b"data: [DONE]\n\n"
 
 
@@ -76,8 +80,8 @@ class Result(msgspec.Struct):
     """Why this deployment answered (the ``x-stellwerk-route`` header)."""
     record: RequestFinished | None = None
     """The request's completion (set by whoever built the answer)."""
-    headers: list[tuple[str, str]] = []
-    """Extra headers of the answer (the limits stage adds ``x-ratelimit-*``)."""
+    headers: Headers = ()
+    """Response headers a middleware adds (``x-stellwerk-cache``); they replace the front door's of the same name."""
 
     @property
     def body(self) -> bytes:
@@ -88,6 +92,14 @@ class Result(msgspec.Struct):
         """A complete answer has completed: ``hook`` runs at once."""
         if self.record is not None:
             _run(hook, self.record)
+
+
+def merge_headers(base: list[tuple[str, str]], extra: Headers) -> list[tuple[str, str]]:
+    """``base`` with ``extra`` added, an ``extra`` header replacing ``base``'s of the same name."""
+    if not extra:
+        return base
+    names = {name for name, _ in extra}
+    return [h for h in base if h[0] not in names] + list(extra)
 
 
 class ChatResult(Result):
@@ -119,8 +131,8 @@ class Stream(Protocol):
     usage: Usage | None
     """Known once the stream has ended."""
     cost: float
-    headers: list[tuple[str, str]]
-    """Extra headers of the answer (the limits stage adds ``x-ratelimit-*``)."""
+    headers: Headers
+    """Response headers a middleware adds (``x-stellwerk-cache``); they replace the front door's of the same name."""
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
 
@@ -141,7 +153,8 @@ class ReplayStream:
     """A stream of chunks that are already known (a cache hit, a middleware's own answer)."""
 
     def __init__(self, chunks: Sequence[dict[str, Any]], *, model: str, deployment: str, request_id: str,
-                 usage: Usage, started: float, clock: Callable[[], float], route: str = "") -> None:
+                 usage: Usage, started: float, clock: Callable[[], float], route: str = "", headers: Headers = (),
+                 cache: str = "", saved: float = 0.0) -> None:
         self.model = model
         self.deployment = deployment
         self.attempts = 0
@@ -149,7 +162,9 @@ class ReplayStream:
         self.route = route
         self.usage: Usage | None = usage
         self.cost = 0.0
-        self.headers: list[tuple[str, str]] = []
+        self.headers = headers
+        self._cache = cache
+        self._saved = saved
         self._chunks = list(chunks)
         self._started = started
         self._clock = clock
@@ -163,7 +178,7 @@ class ReplayStream:
         self._completion.finish(RequestFinished(
             request_id=self.request_id, operation="chat", model=self.model, deployment=self.deployment, status=status,
             attempts=(), latency=now - self._started, ttft=None, stream=True, usage=self.usage or Usage(), cost=0.0,
-            route=self.route))
+            route=self.route, cache=self._cache, saved=self._saved if status == 200 else 0.0))
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._dicts()

@@ -37,7 +37,7 @@ from stellwerk.pipeline import (
     Result,
     compose,
 )
-from stellwerk.state import Cache, MemoryCache, MemoryStateStore, StateStore
+from stellwerk.state import Cache, MemoryStateStore, StateStore
 from stellwerk.telemetry import Events, Listener, RequestFinished, RequestStarted
 from stellwerk.usage import Usage
 
@@ -90,7 +90,12 @@ class Router:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        from stellwerk.compose import default_registries, validate  # the composition root sits above routing
+        from stellwerk.compose import (  # the composition root sits above routing
+            build_cache,
+            build_response_cache,
+            default_registries,
+            validate,
+        )
 
         self.registries = registries if registries is not None else default_registries()
         self.config = validate(config, self.registries)
@@ -98,7 +103,14 @@ class Router:
         self._experiments = ExperimentRecorder(lambda: self._table)
         self._clock = clock
         self.state: StateStore = state if state is not None else MemoryStateStore(clock)
-        self.cache: Cache = cache if cache is not None else MemoryCache(clock)
+        self.cache: Cache = cache if cache is not None else build_cache(self.config, clock)
+        self._owns_cache = cache is None
+        self.response_cache = build_response_cache(self.config, self.cache, clock)
+        """The ``cache`` middleware (None when no model caches): ``/admin/cache`` reads and flushes it."""
+        if self.response_cache is not None:
+            stages = dict(middlewares or {})
+            stages["cache"] = [self.response_cache, *stages.get("cache", ())]
+            middlewares = stages
         self._live = LiveState(clock=clock, rng=rng if rng is not None else random.Random(), store=self.state,
                                events=self.events)
         self._table = self._built(build_table(self.config, 1, self._live, self.registries))
@@ -156,6 +168,10 @@ class Router:
 
     async def aclose(self) -> None:
         await self.prober.stop()
+        if self.response_cache is not None:
+            await self.response_cache.settle()
+        if self._owns_cache:
+            await self.cache.close()
         if self._owns_transport:
             await self._transport.close()
 

@@ -24,7 +24,7 @@ import orjson
 
 from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.http.client import TransportError
-from stellwerk.pipeline import Call, Completion, Hook
+from stellwerk.pipeline import Call, Completion, Headers, Hook, Tap
 from stellwerk.providers import Chunk, ChunkView, chunk_dict
 from stellwerk.telemetry import Events, StreamResumed
 from stellwerk.usage import Usage, estimate_tokens, usage_from
@@ -59,8 +59,8 @@ class ChatStream:
         self.resumed = 0
         self.route = journey.explain(self.deployment)
         """Why this deployment answers (the ``x-stellwerk-route`` header)."""
-        self.headers: list[tuple[str, str]] = []
-        """Extra headers of the answer (the limits stage adds ``x-ratelimit-*``)."""
+        self.headers: Headers = ()
+        self._tap: Tap | None = None
         self._call = call
         self._journey = journey
         self._opened = opened
@@ -80,6 +80,11 @@ class ChatStream:
     def on_complete(self, hook: Hook) -> None:
         """``hook(record)`` once the stream has ended, however it ended (at once if it has)."""
         self._completion.add(hook)
+
+    def tap(self, tap: Tap) -> None:
+        """``tap(batch)`` sees every batch of chunks the client gets, as it passes (the response cache collects
+        a stream's answer with it). One tap per stream."""
+        self._tap = tap
 
     # -- reading the upstream -----------------------------------------------
     async def _next_batch(self, opened: Opened) -> list[Chunk] | None:
@@ -119,6 +124,8 @@ class ChatStream:
                         batch = next_batch
                     kept = self._account(batch)
                     if kept:
+                        if self._tap is not None:
+                            self._tap(kept)
                         yield kept
                 except UpstreamError as err:
                     self._journey.failed.append(self._opened.lease.failed(err))

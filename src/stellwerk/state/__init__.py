@@ -4,7 +4,7 @@ In-memory implementations are the default (:mod:`.memory`); shared ones
 (Redis) plug in behind the same interfaces, chosen in one composition root.
 """
 
-from .interfaces import Cache, CacheHit, Counter, StateStore
+from .interfaces import Cache, CacheHit, CacheUnavailable, CacheUsage, Counter, StateStore
 from .memory import MemoryCache, MemoryStateStore
 
-__all__ = ["Cache", "CacheHit", "Counter", "MemoryCache", "MemoryStateStore", "StateStore"]
+__all__ = ["Cache", "CacheHit", "CacheUnavailable", "CacheUsage", "Counter", "MemoryCache", "MemoryStateStore", "StateStore"]

@@ -14,6 +14,12 @@ They are never used on the request path: keys are loaded into memory at start
 and written through on change (admin API), spend records reach the store in
 batches from a journal (:mod:`stellwerk.keys.ledger`). SQLite implements both
 (:mod:`.sqlite`); PostgreSQL will, behind the same methods.
+
+``Cache``: answers by exact key, and ``nearest`` for semantic lookups by an
+embedding vector within a scope. Every entry belongs to a model, so that a
+model's entries can be counted (:meth:`Cache.usage`) and flushed. A shared
+cache that cannot answer now raises :class:`CacheUnavailable`: the caller
+serves the request without it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ import msgspec
 
 from .records import KeyRecord, SpendRecord, SpendRow, TeamRecord
 
-__all__ = ["Cache", "CacheHit", "Counter", "GroupBy", "KeyStore", "SpendStore", "StateStore", "Store"]
+__all__ = ["Cache", "CacheHit", "CacheUnavailable", "CacheUsage", "Counter", "GroupBy", "KeyStore", "SpendStore",
+           "StateStore", "Store"]
 
 GroupBy = Literal["key", "team", "model", "deployment"]
 
@@ -60,20 +67,49 @@ class CacheHit(msgspec.Struct, frozen=True):
     value: bytes
     score: float
     """1.0 for an exact hit; the similarity for a semantic one."""
+    key: str = ""
+    """The entry's key."""
+
+
+class CacheUsage(msgspec.Struct):
+    """What one model's entries take: how many, and their bytes (as the backend counts them)."""
+
+    entries: int = 0
+    bytes: int = 0
+
+
+class CacheUnavailable(Exception):
+    """A shared cache cannot answer now (its server is unreachable or slow): serve without it."""
 
 
 class Cache(Protocol):
+    @property
+    def available(self) -> bool:
+        """False while a shared cache is known to be unreachable (its calls would raise CacheUnavailable)."""
+        ...
+
     async def get(self, key: str) -> bytes | None: ...
 
-    async def put(self, key: str, value: bytes, ttl: float, *, scope: str = "",
+    async def put(self, key: str, value: bytes, ttl: float, *, model: str = "", scope: str = "",
                   vector: Sequence[float] | None = None) -> None:
-        """Store an answer; with ``vector`` it can also be found by :meth:`nearest` within ``scope``."""
+        """Store an answer of ``model``; with ``vector`` it can also be found by :meth:`nearest` within ``scope``."""
         ...
 
     async def nearest(self, vector: Sequence[float], *, scope: str, threshold: float) -> CacheHit | None:
         """The most similar entry of ``scope`` scoring at least ``threshold`` (cosine), or None."""
         ...
 
+    async def flush(self, model: str | None = None) -> int:
+        """Forget every entry (of ``model`` when given); returns how many were forgotten."""
+        ...
+
+    async def usage(self) -> dict[str, CacheUsage]:
+        """Entries and bytes per model."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections (nothing for an in-process cache)."""
+        ...
 
 class KeyStore(Protocol):
     """Keys and teams, durable. Keys are written with their hash only."""

@@ -75,12 +75,17 @@ class RequestFinished(Event, frozen=True, kw_only=True):
     stream: bool
     usage: Usage
     cost: float
-    """US dollars, from the answering deployment's price."""
+    """US dollars, from the answering deployment's price (0 for an answer from the cache)."""
     route: str = ""
     """Why this deployment answered (the ``x-stellwerk-route`` header); empty when none did."""
     key_id: str | None = None
     """The gateway key's id (never the key), when auth is on."""
     team: str | None = None
+    cache: str = ""
+    """``hit`` or ``semantic-hit`` when the response cache answered (``deployment`` is then ``cache``);
+    empty otherwise."""
+    saved: float = 0.0
+    """US dollars a cache hit saved: the cost of the answer when it was first obtained."""
 
     @property
     def upstream_attempts(self) -> int:

@@ -34,11 +34,17 @@ class StatsCollector:
         self.errors = 0
         self.failovers = 0
         self.cost = 0.0
+        self.cache_hits = 0
+        self.saved_cost = 0.0
 
     def __call__(self, record: object) -> None:
         if not isinstance(record, RequestFinished):
             return
         self.requests += 1
+        if record.cache:  # answered by the response cache: no deployment was asked
+            self.cache_hits += 1
+            self.saved_cost += record.saved
+            return
         if record.deployment is None:
             self.errors += 1
         if record.deployment is not None and any(a.deployment != record.deployment for a in record.attempts):
@@ -64,6 +70,8 @@ class StatsCollector:
             "errors": self.errors,
             "failovers": self.failovers,
             "cost_usd": round(self.cost, 8),
+            "cache_hits": self.cache_hits,
+            "saved_cost_usd": round(self.saved_cost, 8),
             "deployments": {
                 name: {
                     "requests": s.requests,

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from stellwerk.config import DeploymentConfig
@@ -198,6 +198,7 @@ def test_stream_golden(name: str) -> None:
 @settings(max_examples=100, deadline=None, database=None)
 @given(cuts=st.lists(st.integers(0, len((FIXTURES / "stream_tool_use.sse").read_bytes())), max_size=12),
        crlf=st.booleans())
+@example(cuts=[1862, 1862], crlf=False)  # an empty read between the two newlines that end the last event
 def test_stream_any_split(cuts: list[int], crlf: bool) -> None:
     """However the bytes are split across reads (and with CRLF line ends), the same chunks come out."""
     data = (FIXTURES / "stream_tool_use.sse").read_bytes()
