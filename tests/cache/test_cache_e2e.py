@@ -488,3 +488,22 @@ async def test_a_translated_stream_is_collected_and_replayed(start_sim: Any, sta
     chunks = [c async for c in again]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == streamed
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+async def test_hits_and_misses_reach_the_metrics(start_upstream: Any, start_cached: StartCached,
+                                                 make_client: Any) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    upstream = await start_upstream()
+    gateway = await start_cached(upstream)
+    client = make_client(gateway)
+    await ask(client)
+    await ask(client)
+    await ask(client, headers={"x-stellwerk-cache": "no-store"})
+    async with await RawConnection.open(gateway.port) as conn:
+        await conn.send(http_request("GET", "/metrics"))
+        scraped = (await conn.read_response()).body.decode()
+    counts = {sample.labels["result"]: sample.value for family in text_string_to_metric_families(scraped)
+              if family.name == "stellwerk_cache_requests" for sample in family.samples
+              if sample.name.endswith("_total") and sample.labels["model"] == "chat"}
+    assert counts == {"hit": 1, "semantic-hit": 0, "miss": 1, "bypass": 1}

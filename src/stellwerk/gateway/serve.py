@@ -112,7 +112,9 @@ class Gateway:
         events.subscribe(log_record, RequestFinished)
         if self.governance is not None:
             events.subscribe(self.governance.ledger, RequestFinished)
-        self.metrics = Metrics(lambda: self.router.table, version=__version__)
+        cache = self.router.response_cache
+        self.metrics = Metrics(lambda: self.router.table, version=__version__,
+                               cache_counts=cache.counts if cache is not None else None)
         events.subscribe(self.metrics, RequestFinished)
         if self.access_log is not None:
             events.subscribe(self.access_log, RequestFinished)

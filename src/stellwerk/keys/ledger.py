@@ -72,7 +72,7 @@ class SpendLedger:
             id=f"{self._prefix}{self._count:x}", time=self._wall(), request_id=event.request_id, key_id=event.key_id,
             team=event.team, model=event.model, deployment=event.deployment, status=event.status,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, cost=event.cost,
-            latency=event.latency, cached=False)
+            latency=event.latency, cached=bool(event.cache))
         if self._fd >= 0:
             try:
                 os.write(self._fd, _encode(record) + b"\n")

@@ -45,7 +45,7 @@ class Line(msgspec.Struct, kw_only=True):
     """ISO 8601 UTC with milliseconds."""
     request_id: str
     key_id: str | None = None
-    """The API key's id (null until keys exist)."""
+    """The gateway key's id (null when auth is off); never the key."""
     operation: str
     model: str
     deployment: str | None
@@ -58,7 +58,7 @@ class Line(msgspec.Struct, kw_only=True):
     completion_tokens: int
     cost_usd: float
     cache: str | None = None
-    """``hit`` or ``miss`` (null until the response cache exists)."""
+    """``hit`` or ``semantic-hit`` when the response cache answered; null otherwise."""
     stream: bool
     route: str
     failed: list[str] | msgspec.UnsetType = msgspec.UNSET
@@ -113,7 +113,7 @@ class AccessLog:
                     status=record.status, latency_ms=round(record.latency * 1000, 3),
                     ttft_ms=None if ttft is None else round(ttft * 1000, 3), prompt_tokens=usage.prompt_tokens,
                     completion_tokens=usage.completion_tokens, cost_usd=record.cost, stream=record.stream,
-                    route=record.route)
+                    route=record.route, key_id=record.key_id, cache=record.cache or None)
         if record.attempts:
             line.failed = [f"{a.deployment}: {a.status or a.outcome.value}" for a in record.attempts]
         if self.log_payloads:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 import platform
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
@@ -44,7 +44,7 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Upper bounds in seconds to a stream's first chunk; +Inf is added."""
 _BREAKER_STATES = ("closed", "open", "half_open")
-_CACHE_RESULTS = ("hit", "miss")
+_CACHE_RESULTS = ("hit", "semantic-hit", "miss", "bypass")
 _RATELIMIT_SCOPES = ("key", "team", "deployment")
 _OTHER = "other"
 _MAX_LABEL_SETS = 10_000
@@ -79,8 +79,11 @@ class Metrics(Collector):
     one process export separate figures.
     """
 
-    def __init__(self, table: Callable[[], RoutingTable], *, version: str = "unknown") -> None:
+    def __init__(self, table: Callable[[], RoutingTable], *, version: str = "unknown",
+                 cache_counts: Callable[[], Mapping[tuple[str, str], int]] | None = None) -> None:
+        """``cache_counts``: the response cache's look-ups by (model, result), read at scrape time."""
         self._table = table
+        self._cache_counts = cache_counts
         self._version = version
         self._series: dict[tuple[str, str | None, int], _Series] = {}
         self._attempts: dict[tuple[str, str, str], int] = {}
@@ -185,11 +188,12 @@ class Metrics(Collector):
             duration.add_metric((model,), _buckets(DURATION_BUCKETS, counts), total[0])
             if any(ttft_counts):
                 ttft.add_metric((model,), _buckets(TTFT_BUCKETS, ttft_counts), ttft_total[0])
-        cache = CounterMetricFamily("stellwerk_cache_requests", "Cache look-ups by result (hit or miss)",
+        cache = CounterMetricFamily("stellwerk_cache_requests", "Response cache look-ups by result (hit, semantic-hit, miss, bypass)",
                                     labels=("model", "result"))
+        looked_up = self._cache_counts() if self._cache_counts is not None else self.cache
         for model in self._table().models:
             for result in _CACHE_RESULTS:
-                cache.add_metric((model, result), self.cache.get((model, result), 0))
+                cache.add_metric((model, result), looked_up.get((model, result), 0))
         ratelimit = CounterMetricFamily("stellwerk_ratelimit_rejections", "Requests refused by a rate limit, by scope",
                                         labels=("scope",))
         for scope, count in self.ratelimit.items():

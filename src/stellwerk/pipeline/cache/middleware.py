@@ -230,6 +230,12 @@ class ResponseCache:
                 "misses": sum(t.misses for t in self.tallies.values()),
                 "saved_cost": round(sum(t.saved_cost for t in self.tallies.values()), 8)}
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Look-ups by ``(model, result)`` (``hit``, ``semantic-hit``, ``miss``, ``bypass``), for metrics."""
+        return {(model, result): count for model, tally in self.tallies.items()
+                for result, count in (("hit", tally.hits), ("semantic-hit", tally.semantic_hits),
+                                      ("miss", tally.misses), ("bypass", tally.bypasses))}
+
     async def flush(self, model: str | None = None) -> int:
         """``DELETE /admin/cache[?model=M]``: forget every entry (of one model); returns how many."""
         return await self.backend.flush(model)
