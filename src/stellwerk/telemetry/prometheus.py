@@ -188,7 +188,7 @@ class Metrics(Collector):
             duration.add_metric((model,), _buckets(DURATION_BUCKETS, counts), total[0])
             if any(ttft_counts):
                 ttft.add_metric((model,), _buckets(TTFT_BUCKETS, ttft_counts), ttft_total[0])
-        cache = CounterMetricFamily("stellwerk_cache_requests", "Response cache look-ups by result (hit, semantic-hit, miss, bypass)",
+        cache = CounterMetricFamily("stellwerk_cache_requests", "Response cache look-ups by result",
                                     labels=("model", "result"))
         looked_up = self._cache_counts() if self._cache_counts is not None else self.cache
         for model in self._table().models:
