@@ -162,3 +162,27 @@ async def test_a_stream_survives_a_reload_and_breaker_state_carries_over(tmp_pat
     finally:
         await client.close()
         await gateway.close(grace=1.0)
+
+
+async def test_a_restart_keeps_the_api_edits_and_goes_on_numbering(tmp_path: Path, start_sim: StartSim) -> None:
+    a, b = await start_sim(), await start_sim()
+    data = config(model("chat", deployment("a", a.base_url), deployment("b", b.base_url), strategy="weighted"),
+                  store=f"sqlite:///{tmp_path}/stellwerk.db")
+    path = tmp_path / "stellwerk.yaml"
+    gateway = await _served(path, data)
+    try:
+        assert (await request(gateway.port, "PUT", "/admin/deployments/b/weight", {"weight": 7})).status == 200
+        assert (await request(gateway.port, "PUT", "/admin/deployments/a", {"enabled": False})).status == 200
+    finally:
+        await gateway.close(grace=1.0)
+    again = await _served(path, data)  # the same file and store: a restart
+    try:
+        shown = (await request(again.port, "GET", "/admin/config")).json
+        assert shown["source"] == "restore:3" and shown["version"] == 4
+        assert {(e["target"], e["field"], e["value"]) for e in shown["overlay"]} == {("b", "weight", 7),
+                                                                                     ("a", "enabled", False)}
+        assert "a" not in again.router.table.deployments and again.router.table.deployments["b"].weight == 7
+        answer = await request(again.port, "POST", "/v1/chat/completions", {"model": "chat", "messages": USER})
+        assert answer.headers["x-stellwerk-config-version"] == "4" and answer.headers["x-stellwerk-deployment"] == "b"
+    finally:
+        await again.close(grace=1.0)

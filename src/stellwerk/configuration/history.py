@@ -33,7 +33,8 @@ class History:
     def __init__(self, keep: int = 200, on_record: Callable[[Version], None] | None = None) -> None:
         self._versions: collections.OrderedDict[int, Version] = collections.OrderedDict()
         self._keep = keep
-        self._on_record = on_record
+        self.on_record = on_record
+        """Called with every version recorded (the store keeps it)."""
         self.last_error: str | None = None
 
     def record(self, version: Version) -> None:
@@ -41,8 +42,8 @@ class History:
         while len(self._versions) > self._keep:
             self._versions.popitem(last=False)
         self.last_error = None
-        if self._on_record is not None:
-            self._on_record(version)
+        if self.on_record is not None:
+            self.on_record(version)
 
     def get(self, number: int) -> Version | None:
         return self._versions.get(number)

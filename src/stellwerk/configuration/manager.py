@@ -13,9 +13,12 @@ swaps it in one assignment), so a refused change leaves the running version as i
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from stellwerk.config import Config
 from stellwerk.errors import ConfigError
@@ -29,12 +32,26 @@ if TYPE_CHECKING:
 
 __all__ = ["ConfigManager"]
 
+log = logging.getLogger("stellwerk.config")
+
+
+class _Kept(msgspec.Struct, frozen=True, kw_only=True):
+    """What the store keeps of a version (no config: it may hold credentials; the base is the file)."""
+
+    number: int
+    source: str
+    author: str | None
+    applied_at: float
+    overlay: tuple[Edit, ...]
+
 
 class ConfigManager:
     def __init__(self, router: Router, *, wall_clock: Callable[[], float] = time.time,
                  history: History | None = None) -> None:
         self._router = router
         self._wall_clock = wall_clock
+        self._next: int | None = None
+        """The lowest number the next version may have (after a restart: past the kept ones)."""
         self.history = history if history is not None else History()
         config = router.table.config
         self.history.record(Version(number=router.table.version, source="start", author=None,
@@ -79,6 +96,25 @@ class ConfigManager:
         return self.edit(Edit(kind="deployment", target=dep_id, field=field, value=value, author=author),
                          source=f"api:{field} {dep_id}")
 
+    def persist(self, put: Callable[[int, bytes], None], latest: bytes | None) -> Version | None:
+        """Keep every version from now on with ``put(number, doc)``; first apply the API edits of ``latest``
+        (the newest kept version: a restart keeps API edits, under the file as it is now). Credentials are
+        never kept: a version's doc holds its number, source, author, time and edits."""
+        restored = None
+        if latest is not None:
+            kept = msgspec.json.decode(latest, type=_Kept)
+            self._next = kept.number + 1  # numbers go on across restarts
+            try:
+                restored = self._apply(self.current.base, kept.overlay, f"restore:{kept.number}", None)
+            except ConfigError as err:  # the file changed so that the edits no longer fit: it wins, loudly
+                log.warning("the API edits of version %d do not fit the config any more; not restored: %s",
+                            kept.number, err)
+        self.history.on_record = lambda version: put(version.number, msgspec.json.encode(_Kept(
+            number=version.number, source=version.source, author=version.author, applied_at=version.applied_at,
+            overlay=version.overlay)))
+        self.history.on_record(self.current)
+        return restored
+
     def rollback(self, number: int, author: str | None = None) -> Version:
         version = self.history.get(number)
         if version is None:
@@ -107,7 +143,7 @@ class ConfigManager:
         config, gone = apply_edits(base, overlay)
         kept = tuple(e for e in overlay if e not in gone)
         try:
-            table = self._router.install(config)
+            table = self._router.install(config, self._next)
         except ConfigError as err:
             self.history.last_error = str(err)
             raise

@@ -62,10 +62,13 @@ class ConfigAPI:
     served file again (None when the gateway was not started from a file)."""
 
     def __init__(self, router: Router, load: Callable[[str, str], Config],
-                 reload: Callable[[], Version] | None) -> None:
+                 reload: Callable[[], Version] | None,
+                 author_of: Callable[[Request], str | None] = lambda request: None) -> None:
+        """``author_of``: who makes a change (the admin key's id once keys are on)."""
         self.router = router
         self._load = load
         self._reload = reload
+        self._author = author_of
 
     def _ok(self, rid: str, data: Any, status: int = 200) -> Response:
         return Response(status, orjson.dumps(data), [("x-request-id", rid)])
@@ -105,7 +108,7 @@ class ConfigAPI:
         if not isinstance(number, int) or isinstance(number, bool):
             raise InvalidRequestError('Expected {"version": N}.', param="version")
         try:
-            version = self.router.configuration.rollback(number, author=_author(request))
+            version = self.router.configuration.rollback(number, author=self._author(request))
         except KeyError:
             raise InvalidRequestError(f"No configuration version {number} is kept.", param="version") from None
         except ConfigError as err:
@@ -129,7 +132,7 @@ class ConfigAPI:
             config = self._load(text, "PUT /admin/config")
             if dry:
                 return self._ok(rid, self.router.configuration.dry_run(config))
-            version = self.router.configuration.reload(config, "api:PUT /admin/config", author=_author(request))
+            version = self.router.configuration.reload(config, "api:PUT /admin/config", author=self._author(request))
         except ConfigError as err:
             raise InvalidRequestError(str(err)) from None
         return self._ok(rid, _summary(version))
@@ -141,7 +144,7 @@ class ConfigAPI:
         if not isinstance(enabled, bool) or set(body) != {"enabled"}:
             raise InvalidRequestError('Expected {"enabled": true|false}.', param="enabled")
         try:
-            self.router.configuration.set_enabled(dep_id, enabled, author=_author(request))
+            self.router.configuration.set_enabled(dep_id, enabled, author=self._author(request))
         except KeyError:
             return Response(404, orjson.dumps({"error": {"message": f"No deployment '{dep_id}'.", "type":
                                                "invalid_request_error", "param": None, "code": "not_found"}}),
@@ -156,8 +159,3 @@ def _json(request: Request) -> Any:
         return orjson.loads(request.body) if request.body else None
     except orjson.JSONDecodeError as err:
         raise InvalidRequestError(f"We could not parse the JSON body of your request: {err.msg}.") from None
-
-
-def _author(request: Request) -> str | None:
-    """Who made a change: the admin key's id once keys are on (until then, none)."""
-    return None

@@ -17,7 +17,8 @@ from stellwerk import __version__
 from stellwerk.config import Config
 from stellwerk.errors import ConfigError
 from stellwerk.http.client import Transport
-from stellwerk.http.server import HTTPServer
+from stellwerk.http.server import HTTPServer, Request
+from stellwerk.keys import Keyring
 from stellwerk.keys.governance import Governance
 from stellwerk.pipeline import Middleware
 from stellwerk.routing import Router
@@ -126,8 +127,12 @@ class Gateway:
             source, self.router, lambda path: load_file(path, registries=registries))
         """The file this gateway was started from: watched, and read again on SIGHUP (None: not from a file)."""
         config_api = ConfigAPI(self.router, lambda text, where: load_text(text, source=where, registries=registries),
-                               self.config_file.reload if self.config_file is not None else None)
+                               self.config_file.reload if self.config_file is not None else None,
+                               _author_of(keyring))
         self._watching: asyncio.Task[None] | None = None
+        if self.governance is not None:  # versions are kept in the store; a restart keeps the API's edits
+            store = self.governance.store
+            self.router.configuration.persist(store.put_config_version_now, store.latest_config_version_now())
         self.app = GatewayApp(self.router, self.stats, self.metrics, Console(self.feed), config_api, self.governance,
                               public_metrics=server.metrics_public)
         guarded = BrowserGuard(self.app, listen_host=server.host, allowed_hosts=server.allowed_hosts,
@@ -180,6 +185,15 @@ class Gateway:
             await asyncio.to_thread(self.tracer_provider.shutdown)  # exports what is left (blocking I/O)
         if self.governance is not None:
             await self.governance.close()
+
+
+def _author_of(keyring: Keyring | None) -> Callable[[Request], str | None]:
+    """Who changes the configuration: the admin key's id (the app has checked it already), else nobody."""
+    if keyring is None:
+        return lambda request: None
+    from stellwerk.pipeline.auth import principal_of
+
+    return lambda request: principal_of(keyring, request.headers).key_id
 
 
 def is_loopback(host: str) -> bool:

@@ -281,13 +281,14 @@ class Router:
         return inspect.experiments(self._table)
 
     # -- runtime changes: each is a version (router.configuration: set_weight, set_enabled, ...) ----------
-    def install(self, config: Config) -> RoutingTable:
+    def install(self, config: Config, number: int | None = None) -> RoutingTable:
         """Validate ``config`` whole, build the next routing table on the live state, and make it current (one
         assignment). Use :attr:`configuration` for changes: it records each as a version."""
         from stellwerk.compose import validate
 
         validate(config, self.registries)
-        self._table = self._built(build_table(config, self._table.version + 1, self._live, self.registries))
+        number = self._table.version + 1 if number is None else max(number, self._table.version + 1)
+        self._table = self._built(build_table(config, number, self._live, self.registries))
         return self._table
 
     def _built(self, table: RoutingTable) -> RoutingTable:

@@ -146,7 +146,16 @@ class SpendStore(Protocol):
 
 
 class Store(KeyStore, SpendStore, Protocol):
-    """Keys, teams and the ledger in one place (``server.store``): SQLite now, PostgreSQL later."""
+    """Keys, teams, the ledger and configuration versions in one place (``server.store``): SQLite now,
+    PostgreSQL later."""
+
+    def put_config_version_now(self, number: int, doc: bytes) -> None:
+        """Keep a configuration version (admin path, not the request path)."""
+        ...
+
+    def latest_config_version_now(self) -> bytes | None:
+        """The newest kept configuration version, if any."""
+        ...
 
     path: str
     """Where it is (a file path for SQLite, ``:memory:``; the journal is kept next to a file)."""

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS spend (
     deployment TEXT, status INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
     cost REAL NOT NULL, latency REAL NOT NULL, cached INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS spend_time ON spend (time);
+CREATE TABLE IF NOT EXISTS config_versions (number INTEGER PRIMARY KEY, doc BLOB NOT NULL);
 """
 _COLUMNS: dict[str, str] = {"key": "key_id", "team": "team", "model": "model", "deployment": "deployment"}
 _key_decoder = msgspec.json.Decoder(KeyRecord)
@@ -119,6 +120,16 @@ class SQLiteStore:
     async def count(self) -> int:
         (n,) = await self._off_loop(lambda db: db.execute("SELECT COUNT(*) FROM spend").fetchone())
         return int(n)
+
+    # -- configuration versions -----------------------------------------------------------
+    def put_config_version_now(self, number: int, doc: bytes) -> None:
+        """Keep a configuration version (its number, source, author and API edits; never credentials)."""
+        self._run(lambda db: db.execute("INSERT OR REPLACE INTO config_versions VALUES (?, ?)", (number, doc)))
+
+    def latest_config_version_now(self) -> bytes | None:
+        row = self._run(lambda db: db.execute(
+            "SELECT doc FROM config_versions ORDER BY number DESC LIMIT 1").fetchone())
+        return bytes(row[0]) if row is not None else None
 
     async def close(self) -> None:
         self._run(lambda db: db.close())
