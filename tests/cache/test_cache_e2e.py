@@ -507,3 +507,7 @@ async def test_hits_and_misses_reach_the_metrics(start_upstream: Any, start_cach
               if family.name == "stellwerk_cache_requests" for sample in family.samples
               if sample.name.endswith("_total") and sample.labels["model"] == "chat"}
     assert counts == {"hit": 1, "semantic-hit": 0, "miss": 1, "bypass": 1}
+    saved = [sample.value for family in text_string_to_metric_families(scraped)
+             if family.name == "stellwerk_cache_saved_usd" for sample in family.samples
+             if sample.name.endswith("_total")]
+    assert len(saved) == 1 and saved[0] > 0  # the hit saved what the first answer cost

@@ -88,6 +88,8 @@ class Metrics(Collector):
         self._series: dict[tuple[str, str | None, int], _Series] = {}
         self._attempts: dict[tuple[str, str, str], int] = {}
         """Failed upstream attempts by (model, deployment, outcome); ``ok`` ones are the answered requests."""
+        self.saved: dict[str, float] = {}
+        """US dollars the response cache saved, by model."""
         self.cache: dict[tuple[str, str], int] = {}
         """Cache look-ups by (model, result): zero until the response cache counts into it."""
         self.ratelimit: dict[str, int] = dict.fromkeys(_RATELIMIT_SCOPES, 0)
@@ -116,6 +118,9 @@ class Metrics(Collector):
             series.prompt += usage.prompt_tokens
             series.completion += usage.completion_tokens
             series.cost += record.cost
+            if record.saved:
+                model_name = self._model(record.model)
+                self.saved[model_name] = self.saved.get(model_name, 0.0) + record.saved
         if record.attempts:
             attempts = self._attempts
             model = self._model(record.model)
@@ -200,7 +205,11 @@ class Metrics(Collector):
             ratelimit.add_metric((scope,), count)
         build = InfoMetricFamily("stellwerk_build", "The gateway's version")
         build.add_metric((), {"version": self._version, "python": platform.python_version()})
-        return [requests, duration, ttft, attempts, tokens, cost, cache, ratelimit, build]
+        saved = CounterMetricFamily("stellwerk_cache_saved_usd", "US dollars the response cache saved (what its hits "
+                                    "cost when first answered)", labels=("model",))
+        for model_name, dollars in self.saved.items():
+            saved.add_metric((model_name,), dollars)
+        return [requests, duration, ttft, attempts, tokens, cost, cache, saved, ratelimit, build]
 
 
 def _add(into: list[Any], counts: list[int]) -> None:
