@@ -439,3 +439,32 @@ async def test_401_comes_before_any_check_of_the_request(governed: Any) -> None:
         assert (await client.post("/v1/messages/count_tokens", json={})).json()["type"] == "error"
         for path in ("/v1/models", "/v1/not-yet-a-route", "/models"):  # any route but /healthz needs a key
             assert (await client.get(path)).status_code == 401, path
+
+
+async def test_stored_responses_belong_to_their_team_or_key(governed: Any) -> None:
+    gateway = await governed()
+    async with admin(gateway) as client:
+        assert (await client.post("/admin/teams", json={"name": "blue"})).status_code == 201
+    alone, other = await create_key(gateway), await create_key(gateway)
+    blue_1, blue_2 = await create_key(gateway, team="blue"), await create_key(gateway, team="blue")
+
+    async def first(key: dict[str, Any]) -> str:
+        async with oai(gateway, key["key"]) as client:
+            return (await client.responses.create(model="chat", input="My name is Ada.")).id
+
+    async def follow(key: dict[str, Any], previous: str) -> Any:
+        async with oai(gateway, key["key"]) as client:
+            return await client.responses.create(model="chat", input="And?", previous_response_id=previous)
+
+    mine = await first(alone)
+    assert (await follow(alone, mine)).previous_response_id == mine
+    with pytest.raises(openai.BadRequestError) as foreign:  # another key: answered as an unknown id
+        await follow(other, mine)
+    assert foreign.value.body["param"] == "previous_response_id"  # type: ignore[index]
+    assert "no stored response" in foreign.value.body["message"]  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError):
+        await follow(blue_1, mine)
+    shared = await first(blue_1)
+    assert (await follow(blue_2, shared)).previous_response_id == shared  # a team shares, as a project does
+    with pytest.raises(openai.BadRequestError):
+        await follow(alone, shared)

@@ -10,6 +10,10 @@ into a ``response`` object or the Responses event stream (:mod:`~stellwerk.provi
 the least recently used go first). ``instructions`` are not carried over, as OpenAI documents.
 An unknown or expired ``previous_response_id`` is a 400 naming it. Answers name the upstream model that
 answered, as chat answers do.
+
+With auth on, stored responses belong to who made them, as OpenAI's belong to a project: the caller's team
+when its key has one, else the key itself. Another team's id is answered exactly as an unknown one, so a
+caller learns nothing about conversations that are not theirs.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ class ResponsesAPI:
         principal = self._caller(request)  # 401 before the body is read
         body = self._parse_json(request)
         previous = body.get("previous_response_id") if isinstance(body, dict) else None
-        earlier = await self._earlier(previous) if isinstance(previous, str) else None
+        owner = _owner(principal)
+        earlier = await self._earlier(owner, previous) if isinstance(previous, str) else None
         parsed = to_chat_request(body, earlier)
         call = self.router.call(Operation.CHAT, parsed.chat, request_id=rid, timeout=self._timeout_of(request),
                                 headers=request.headers, principal=principal)
@@ -59,11 +64,11 @@ class ResponsesAPI:
         if isinstance(reply, Result):
             base["model"] = reply.data.get("model") or call.model  # the model that answered, as chat answers name it
             response, stored = to_response(reply.data, base)
-            await self._store(parsed, earlier, stored, base["id"])
+            await self._store(owner, parsed, earlier, stored, base["id"])
             return Response(200, orjson.dumps(response), headers)
-        return StreamingResponse(self._events(reply, ResponseEvents(base), parsed, earlier), headers=headers)
+        return StreamingResponse(self._events(reply, ResponseEvents(base), owner, parsed, earlier), headers=headers)
 
-    async def _events(self, stream: Stream, events: ResponseEvents, parsed: ResponsesRequest,
+    async def _events(self, stream: Stream, events: ResponseEvents, owner: str, parsed: ResponsesRequest,
                       earlier: list[dict[str, Any]] | None) -> AsyncIterator[bytes]:
         started = False
         try:
@@ -85,25 +90,32 @@ class ResponsesAPI:
         if not started:
             yield events.start()
         closing, _, stored = events.finish()
-        await self._store(parsed, earlier, stored, events.base["id"])
+        await self._store(owner, parsed, earlier, stored, events.base["id"])
         yield closing
 
     @staticmethod
-    def _key(response_id: str) -> str:
-        return f"responses:{response_id}"
+    def _key(owner: str, response_id: str) -> str:
+        return f"responses:{len(owner)}:{owner}:{response_id}"  # the length: no team name can reach into an id
 
-    async def _earlier(self, response_id: str) -> list[dict[str, Any]]:
-        """The conversation a stored response ended (its input and its answer)."""
-        stored = await self.router.state.get(self._key(response_id))
+    async def _earlier(self, owner: str, response_id: str) -> list[dict[str, Any]]:
+        """The conversation a stored response of ``owner`` ended (its input and its answer)."""
+        stored = await self.router.state.get(self._key(owner, response_id))
         if stored is None:
             raise InvalidRequestError(f"previous_response_id: no stored response '{response_id}' (unknown, expired, "
                                       "or created with store: false)", param="previous_response_id")
         messages: list[dict[str, Any]] = orjson.loads(stored)
         return messages
 
-    async def _store(self, parsed: ResponsesRequest, earlier: list[dict[str, Any]] | None,
+    async def _store(self, owner: str, parsed: ResponsesRequest, earlier: list[dict[str, Any]] | None,
                      answer: dict[str, Any], response_id: str) -> None:
         if not parsed.store:
             return
         conversation = [*(earlier or []), *parsed.input_messages, answer]
-        await self.router.state.put(self._key(response_id), orjson.dumps(conversation), self._ttl)
+        await self.router.state.put(self._key(owner, response_id), orjson.dumps(conversation), self._ttl)
+
+
+def _owner(principal: Principal | None) -> str:
+    """Whose stored responses a caller may continue: its team's, else its key's; everyone's while auth is off."""
+    if principal is None:
+        return "-"
+    return f"team={principal.team}" if principal.team else f"key={principal.key_id}"
