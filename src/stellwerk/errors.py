@@ -77,6 +77,9 @@ class StellwerkError(Exception):
     key_id: str | None = None
     team: str | None = None
     """The caller's key and team, set by the auth stage on errors raised behind it (for the request's record)."""
+    limited: str = ""
+    """Which rate limit refused the request: ``key``, ``team`` or ``deployment`` (every deployment at its
+    rpm/tpm); empty for every other error."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -149,9 +152,10 @@ class RateLimitError(StellwerkError):
     error_type = "rate_limit_exceeded"
     code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, headers: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(self, message: str, headers: Sequence[tuple[str, str]] = (), limited: str = "key") -> None:
         super().__init__(message)
         self.headers = headers
+        self.limited = limited
 
 
 class QuotaExceededError(RateLimitError):

@@ -101,6 +101,18 @@ def test_listener_writes_buffered_and_flushes_on_close() -> None:
     (line,) = [orjson.loads(x) for x in sink.getvalue().splitlines()]
     assert line["time"] == "2026-11-30T00:53:20.250Z"
     assert line["failed"] == ["d: 500"] and line["status"] == 502
+    assert "limited" not in line
+
+
+def test_a_rate_limit_refusal_names_its_scope() -> None:
+    sink = io.BytesIO()
+    log = AccessLog(sink, wall_clock=lambda: 1_796_000_000.25)
+    log(RequestFinished(request_id="r", operation="chat", model="m", deployment=None, status=429, attempts=(),
+                        latency=0.001, ttft=None, stream=False, usage=Usage(), cost=0.0, key_id="key_1",
+                        limited="team"))
+    log.close()
+    (line,) = [orjson.loads(x) for x in sink.getvalue().splitlines()]
+    assert line["limited"] == "team" and line["status"] == 429 and line["key_id"] == "key_1"
 
 
 def test_observability_keys_are_checked() -> None:

@@ -183,22 +183,23 @@ class Accounts:
     def _refuse(self, limit: str, account: Account, limits: Limits, now: float,
                 subjects: list[tuple[Account, Limits]]) -> NoReturn:
         """Raise the 429 of ``limit`` (``parallel``, ``rpm``, ``tpm`` or ``budget``) of ``limits``."""
+        scope = "key" if isinstance(limits, KeyRecord) else "team"
         who = f"key {limits.id}" if isinstance(limits, KeyRecord) else f"team {limits.name}"
         headers = self._headers(subjects)
         if limit == "parallel":
             raise RateLimitError(f"Too many requests in flight for {who}: at most {limits.max_parallel} at once "
-                                 "(rate_limit_exceeded).", [("retry-after", "1"), *headers])
+                                 "(rate_limit_exceeded).", [("retry-after", "1"), *headers], scope)
         if limit == "rpm":
             raise RateLimitError(f"Rate limit reached for {who}: {limits.rpm} requests per minute "
-                                 "(rate_limit_exceeded).", [_retry(account.requests.reset_in()), *headers])
+                                 "(rate_limit_exceeded).", [_retry(account.requests.reset_in()), *headers], scope)
         if limit == "tpm":
             raise RateLimitError(f"Rate limit reached for {who}: {limits.tpm} tokens per minute "
-                                 "(rate_limit_exceeded).", [_retry(account.tokens.reset_in()), *headers])
+                                 "(rate_limit_exceeded).", [_retry(account.tokens.reset_in()), *headers], scope)
         budget = limits.budget
         assert budget is not None
         retry = [_retry(account.period_end - now)] if account.period_end != math.inf else []
         raise QuotaExceededError(f"The budget of {who} is spent: ${budget.usd:g} per {budget.period} "
-                                 "(insufficient_quota).", retry)
+                                 "(insufficient_quota).", retry, scope)
 
     def _estimate(self, call: Call, prompt: int, output: int) -> float:
         """Dollars at the highest prices among the model's deployments (the answer may come from any)."""

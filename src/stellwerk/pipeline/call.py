@@ -202,14 +202,15 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
 
     def finished(self, now: float, *, status: int, deployment: str | None, attempts: tuple[Attempt, ...],
                  usage: Usage, cost: float, ttft: float | None = None, route: str = "",
-                 principal: Principal | None = None, cache: str = "", saved: float = 0.0) -> RequestFinished:
+                 principal: Principal | None = None, cache: str = "", saved: float = 0.0,
+                 limited: str = "") -> RequestFinished:
         """The call's completion record (the one place it is built); ``principal`` defaults to the call's."""
         who = principal if principal is not None else self.principal
         return RequestFinished(
             request_id=self.request_id, operation=self.operation, model=self.model, deployment=deployment,
             status=status, attempts=attempts, latency=now - self.started, ttft=ttft, stream=self.stream, usage=usage,
             cost=cost, route=route, key_id=who.key_id if who is not None else None,
-            team=who.team if who is not None else None, cache=cache, saved=saved)
+            team=who.team if who is not None else None, cache=cache, saved=saved, limited=limited)
 
     def upstream_headers(self) -> bytes:
         """Extra header lines every upstream request of this call carries."""

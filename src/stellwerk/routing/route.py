@@ -98,6 +98,8 @@ def _filtered_out(journey: Journey) -> StellwerkError:
     failed = AllAttemptsFailedError(model, [], 429 if at_limit else 503)
     failed.message = (f"No deployment of model '{model}' can take this request now: {why}."
                       + (" Retry after the rate-limit window." if at_limit else ""))
+    if at_limit:
+        failed.limited = "deployment"
     return failed
 
 

@@ -224,7 +224,7 @@ class Router:
             principal = Principal(key_id=err.key_id, team=err.team)
         self.events.emit(call.finished(self._clock(), status=status, deployment=None,
                                        attempts=tuple(err.attempts) if err is not None else (), usage=Usage(),
-                                       cost=0.0, principal=principal))
+                                       cost=0.0, principal=principal, limited=err.limited if err is not None else ""))
 
     # -- the library API: the request's fields as keyword arguments (as the OpenAI SDK takes them) ----------
     async def chat(self, body: Mapping[str, Any] | None = None, /, *, request_id: str | None = None,

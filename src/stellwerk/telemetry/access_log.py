@@ -63,6 +63,8 @@ class Line(msgspec.Struct, kw_only=True):
     route: str
     failed: list[str] | msgspec.UnsetType = msgspec.UNSET
     """``deployment: status or outcome`` of each failed attempt."""
+    limited: str | msgspec.UnsetType = msgspec.UNSET
+    """``key``, ``team`` or ``deployment``: the scope of the rate limit or budget that refused the request."""
     request: Any = msgspec.UNSET
     """The prompt (``messages`` or ``input``), with ``server.log_payloads`` only."""
     response: Any = msgspec.UNSET
@@ -114,6 +116,8 @@ class AccessLog:
                     ttft_ms=None if ttft is None else round(ttft * 1000, 3), prompt_tokens=usage.prompt_tokens,
                     completion_tokens=usage.completion_tokens, cost_usd=record.cost, stream=record.stream,
                     route=record.route, key_id=record.key_id, cache=record.cache or None)
+        if record.limited:
+            line.limited = record.limited
         if record.attempts:
             line.failed = [f"{a.deployment}: {a.status or a.outcome.value}" for a in record.attempts]
         if self.log_payloads:

@@ -86,6 +86,8 @@ class RequestFinished(Event, frozen=True, kw_only=True):
     empty otherwise."""
     saved: float = 0.0
     """US dollars a cache hit saved: the cost of the answer when it was first obtained."""
+    limited: str = ""
+    """``key``, ``team`` or ``deployment`` when a rate limit or budget of that scope refused the request."""
 
     @property
     def upstream_attempts(self) -> int:

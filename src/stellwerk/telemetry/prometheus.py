@@ -93,7 +93,7 @@ class Metrics(Collector):
         self.cache: dict[tuple[str, str], int] = {}
         """Cache look-ups by (model, result): zero until the response cache counts into it."""
         self.ratelimit: dict[str, int] = dict.fromkeys(_RATELIMIT_SCOPES, 0)
-        """Rate-limit rejections by scope: zero until rate limits count into it."""
+        """Rate-limit and budget rejections by scope (``key``, ``team``, ``deployment``)."""
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         self.registry.register(_TableGauges(table))
@@ -121,6 +121,8 @@ class Metrics(Collector):
             if record.saved:
                 model_name = self._model(record.model)
                 self.saved[model_name] = self.saved.get(model_name, 0.0) + record.saved
+        elif record.limited:
+            self.ratelimit[record.limited] = self.ratelimit.get(record.limited, 0) + 1
         if record.attempts:
             attempts = self._attempts
             model = self._model(record.model)
