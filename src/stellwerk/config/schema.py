@@ -301,6 +301,9 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     metrics_public: bool = False
     """Serve ``GET /metrics`` to any scraper: no admin auth and no ``Host`` check for that one path. Default
     false: ``/metrics`` follows the rules of the other admin routes."""
+    metrics_per_key: bool = False
+    """Also export requests, tokens and dollars by gateway key id (``stellwerk_key_*``). Off by default: a
+    label per key makes a series per key, which a gateway with many keys should not send to Prometheus."""
     access_log: Annotated[str, Meta(min_length=1)] = "off"
     """One JSON line per finished request: ``stdout``, a file path to append to, or ``off``. Default ``off``."""
     log_payloads: bool = False

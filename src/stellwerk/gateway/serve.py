@@ -115,7 +115,8 @@ class Gateway:
             events.subscribe(self.governance.ledger, RequestFinished)
         cache = self.router.response_cache
         self.metrics = Metrics(lambda: self.router.table, version=__version__,
-                               cache_counts=cache.counts if cache is not None else None)
+                               cache_counts=cache.counts if cache is not None else None,
+                               per_key=server.metrics_per_key)
         events.subscribe(self.metrics, RequestFinished)
         if self.access_log is not None:
             events.subscribe(self.access_log, RequestFinished)

@@ -80,8 +80,10 @@ class Metrics(Collector):
     """
 
     def __init__(self, table: Callable[[], RoutingTable], *, version: str = "unknown",
-                 cache_counts: Callable[[], Mapping[tuple[str, str], int]] | None = None) -> None:
-        """``cache_counts``: the response cache's look-ups by (model, result), read at scrape time."""
+                 cache_counts: Callable[[], Mapping[tuple[str, str], int]] | None = None,
+                 per_key: bool = False) -> None:
+        """``cache_counts``: the response cache's look-ups by (model, result), read at scrape time;
+        ``per_key``: also count by gateway key (``server.metrics_per_key``)."""
         self._table = table
         self._cache_counts = cache_counts
         self._version = version
@@ -94,6 +96,9 @@ class Metrics(Collector):
         """Cache look-ups by (model, result): zero until the response cache counts into it."""
         self.ratelimit: dict[str, int] = dict.fromkeys(_RATELIMIT_SCOPES, 0)
         """Rate-limit and budget rejections by scope (``key``, ``team``, ``deployment``)."""
+        self._per_key = per_key
+        self._keys: dict[tuple[str, str, int], list[float]] = {}
+        """With ``per_key``: [requests, prompt tokens, completion tokens, dollars] by (key id, team, status)."""
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         self.registry.register(_TableGauges(table))
@@ -123,12 +128,47 @@ class Metrics(Collector):
                 self.saved[model_name] = self.saved.get(model_name, 0.0) + record.saved
         elif record.limited:
             self.ratelimit[record.limited] = self.ratelimit.get(record.limited, 0) + 1
+        if self._per_key and record.key_id is not None:
+            self._count_key(record)
         if record.attempts:
             attempts = self._attempts
             model = self._model(record.model)
             for attempt in record.attempts:
                 failed = (model, self._deployment(attempt.deployment), attempt.outcome.value)
                 attempts[failed] = attempts.get(failed, 0) + 1
+
+    def _count_key(self, record: RequestFinished) -> None:
+        assert record.key_id is not None
+        labels = (record.key_id, record.team or "", record.status)
+        sums = self._keys.get(labels)
+        if sums is None:
+            if len(self._keys) >= _MAX_LABEL_SETS:
+                labels = (_OTHER, "", record.status)
+            sums = self._keys.setdefault(labels, [0, 0, 0, 0.0])
+        sums[0] += 1
+        if record.deployment is not None:
+            sums[1] += record.usage.prompt_tokens
+            sums[2] += record.usage.completion_tokens
+            sums[3] += record.cost
+
+    def _by_key(self) -> list[Metric]:
+        requests = CounterMetricFamily("stellwerk_key_requests", "Requests finished, by gateway key, its team and "
+                                       "HTTP status", labels=("key_id", "team", "status"))
+        tokens = CounterMetricFamily("stellwerk_key_tokens", "Tokens used, by gateway key and kind",
+                                     labels=("key_id", "kind"))
+        cost = CounterMetricFamily("stellwerk_key_cost_usd", "US dollars spent, by gateway key", labels=("key_id",))
+        spent: dict[str, list[float]] = {}
+        for (key_id, team, status), (count, prompt, completion, dollars) in self._keys.items():
+            requests.add_metric((key_id, team, str(status)), count)
+            sums = spent.setdefault(key_id, [0, 0, 0.0])
+            sums[0] += prompt
+            sums[1] += completion
+            sums[2] += dollars
+        for key_id, (prompt, completion, dollars) in spent.items():
+            tokens.add_metric((key_id, "prompt"), prompt)
+            tokens.add_metric((key_id, "completion"), completion)
+            cost.add_metric((key_id,), dollars)
+        return [requests, tokens, cost]
 
     def _new_series(self, key: tuple[str, str | None, int]) -> _Series:
         series = _Series()
@@ -211,7 +251,8 @@ class Metrics(Collector):
                                     "cost when first answered)", labels=("model",))
         for model_name, dollars in self.saved.items():
             saved.add_metric((model_name,), dollars)
-        return [requests, duration, ttft, attempts, tokens, cost, cache, saved, ratelimit, build]
+        families = [requests, duration, ttft, attempts, tokens, cost, cache, saved, ratelimit, build]
+        return [*families, *self._by_key()] if self._per_key else families
 
 
 def _add(into: list[Any], counts: list[int]) -> None:
