@@ -126,7 +126,7 @@ async def test_tags_restrict_the_deployments(start_sim: StartSim) -> None:
 
         assert {(await gw.chat("chat", headers={"x-stellwerk-tags": "region=eu,gpu"})).deployment
                 for _ in range(3)} == {"eu-2"}  # a bare key: the tag with any value
-        assert (await gw.chat("chat", metadata={"tags": "region=us"})).deployment == "us-1"
+        assert (await gw.chat("chat", metadata={"stellwerk_tags": "region=us"})).deployment == "us-1"
         assert {(await gw.chat("eu-only")).deployment for _ in range(4)} == {"eu-1-b", "eu-2-b"}
 
         dry = await gw.admin("GET", "/admin/route", headers={"x-stellwerk-tags": "region=eu"}, model="chat")

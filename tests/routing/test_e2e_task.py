@@ -62,13 +62,15 @@ async def test_prompts_land_on_the_model_of_their_kind(task_setup: dict[str, Any
 async def test_hint_header_and_rules_decide_before_the_classifier(task_setup: dict[str, Any]) -> None:
     async with routed(task_setup["config"]) as gw:
         hinted = await gw.chat("auto", CODE, headers={"x-stellwerk-task": "math"})
-        by_metadata = await gw.chat("auto", CODE, metadata={"task": "general"})
+        by_metadata = await gw.chat("auto", CODE, metadata={"stellwerk_task": "general"})
+        client_data = await gw.chat("auto", CODE, metadata={"task": "general"})  # the client's own: not a hint
         unknown_hint = await gw.chat("auto", CODE, headers={"x-stellwerk-task": "poetry"})
         urgent = await gw.chat("auto", URGENT)
     assert hinted.deployment == "reasoning-1"
     assert "task route math: task math: hint header x-stellwerk-task" in hinted.route
     assert by_metadata.deployment == "general-1"
-    assert "hint metadata.task" in by_metadata.route
+    assert "hint metadata.stellwerk_task" in by_metadata.route
+    assert client_data.deployment == "coder-1"
     assert unknown_hint.deployment == "coder-1"  # not a route name: ignored, the classifier decides
     # The prompt is code, but the regex rule is asked first.
     assert urgent.deployment == "general-1"

@@ -39,14 +39,16 @@ def test_tags_from_header_metadata_and_config() -> None:
     kept, removed = f.apply(tagged(), RequestFacts(model="m", headers={"x-stellwerk-tags": "region=eu"}))
     assert ids(kept) == ["eu-1"]
     assert removed == [("us-1", "needs region=eu (has us)"), ("bare", "needs region=eu (has none)")]
-    kept, _ = f.apply(tagged(), RequestFacts(model="m", metadata={"tags": {"region": "us"}}))
+    kept, _ = f.apply(tagged(), RequestFacts(model="m", metadata={"stellwerk_tags": {"region": "us"}}))
     assert ids(kept) == ["us-1"]
-    kept, _ = f.apply(tagged(), RequestFacts(model="m", metadata={"tags": "tier"}))  # a bare key: any value
+    kept, _ = f.apply(tagged(), RequestFacts(model="m", metadata={"tags": {"region": "us"}}))
+    assert ids(kept) == ids(tagged())  # the client's own metadata.tags is not a routing wish
+    kept, _ = f.apply(tagged(), RequestFacts(model="m", metadata={"stellwerk_tags": "tier"}))  # a bare key: any value
     assert ids(kept) == ["eu-1"]
     configured = TagFilter(TagFilterOptions(require={"region": "us"}, header="X-Region-Tags", metadata_key=None))
     assert ids(configured.apply(tagged(), REQ)[0]) == ["us-1"]
     assert ids(configured.apply(tagged(), RequestFacts(model="m", headers={"x-region-tags": "region=eu"}))[0]) == ["eu-1"]
-    assert ids(configured.apply(tagged(), RequestFacts(model="m", metadata={"tags": "region=eu"}))[0]) == ["us-1"]
+    assert ids(configured.apply(tagged(), RequestFacts(model="m", metadata={"stellwerk_tags": "region=eu"}))[0]) == ["us-1"]
 
 
 def test_tier_filter() -> None:
@@ -56,6 +58,6 @@ def test_tier_filter() -> None:
 
 
 def test_tag_reasons_are_header_safe() -> None:
-    request = RequestFacts(model="m", metadata={"tags": {"region": "eu\r\nx-evil: 1", "zone": "é" * 100}})
+    request = RequestFacts(model="m", metadata={"stellwerk_tags": {"region": "eu\r\nx-evil: 1", "zone": "é" * 100}})
     _, removed = TagFilter().apply(tagged(), request)
     assert all(why.isascii() and why.isprintable() for _, why in removed)

@@ -83,10 +83,11 @@ def test_first_match_wins_in_order() -> None:
 
 def test_hint_rule_header_before_metadata_and_unknown_ignored() -> None:
     hint = HintRule(frozenset({"code", "math"}))
-    both = hint.match(req(headers={"X-Stellwerk-Task": "math"}, metadata={"task": "code"}))
+    both = hint.match(req(headers={"X-Stellwerk-Task": "math"}, metadata={"stellwerk_task": "code"}))
     assert both is not None and (both.route, both.reason) == ("math", "hint header x-stellwerk-task")
-    meta = hint.match(req(metadata={"task": "code"}))
-    assert meta is not None and meta.reason == "hint metadata.task"
+    meta = hint.match(req(metadata={"stellwerk_task": "code"}))
+    assert meta is not None and meta.reason == "hint metadata.stellwerk_task"
+    assert hint.match(req(metadata={"task": "code"})) is None  # the client's own metadata.task is not a hint
     assert hint.match(req(headers={"x-stellwerk-task": "poetry"})) is None
     assert HintRule(frozenset({"code"}), header=None, key=None).match(req(metadata={"task": "code"})) is None
 

@@ -103,10 +103,11 @@ class Facts:
 
     @property
     def tagged(self) -> bool:
-        """The request itself requires tags (``x-stellwerk-tags`` or ``metadata.tags``)."""
+        """The request itself requires tags (``x-stellwerk-tags`` or ``metadata.stellwerk_tags``)."""
         if self._tagged is None:
             metadata = self._body.get("metadata")
-            self._tagged = "x-stellwerk-tags" in self._headers or (isinstance(metadata, dict) and "tags" in metadata)
+            self._tagged = "x-stellwerk-tags" in self._headers or (isinstance(metadata, dict)
+                                                                    and "stellwerk_tags" in metadata)
         return self._tagged
 
     def routing(self, exact_tokens: bool) -> RequestFacts:

@@ -160,9 +160,10 @@ class TagFilterOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     header: str | None = "x-stellwerk-tags"
     """Request header with further required tags, ``region=eu,tier=gold`` (a bare ``key`` requires
     the tag with any value). None = ignore headers. Default ``x-stellwerk-tags``."""
-    metadata_key: str | None = "tags"
+    metadata_key: str | None = "stellwerk_tags"
     """Key in the request's ``metadata`` with further required tags: a mapping or the header's
-    ``k=v,…`` form. None = ignore metadata. Default ``tags``."""
+    ``k=v,…`` form. None = ignore metadata. Default ``stellwerk_tags``: namespaced, because OpenAI's
+    ``metadata`` is the client's own free-form data, and a plain ``tags`` key there is not a routing wish."""
 
 
 def _parse_tags(value: object) -> dict[str, str | None]:

@@ -97,8 +97,9 @@ class TaskOptions(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True)
     hint_header: str | None = "x-stellwerk-task"
     """A request header whose value, if it is a route name, picks that route first. ``null`` = off.
     Default ``x-stellwerk-task``."""
-    hint_metadata: str | None = "task"
-    """The same for a key of the request's ``metadata``. ``null`` = off. Default ``task``."""
+    hint_metadata: str | None = "stellwerk_task"
+    """The same for a key of the request's ``metadata``. ``null`` = off. Default ``stellwerk_task`` (namespaced:
+    OpenAI's ``metadata`` is the client's own data, where a plain ``task`` key means something else)."""
     embedder: str = "wordllama"
     """``wordllama`` (built in, 256 dimensions; ``wordllama:128``/``wordllama:64`` for fewer) or
     ``model2vec:PATH`` (a Model2Vec model directory on disk). Nothing is downloaded. Default ``wordllama``."""

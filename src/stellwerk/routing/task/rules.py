@@ -213,7 +213,7 @@ class HintRule:
 
     routes: frozenset[str]
     header: str | None = "x-stellwerk-task"
-    key: str | None = "task"
+    key: str | None = "stellwerk_task"
 
     def match(self, request: TaskRequest) -> Match | None:
         if self.header is not None:

@@ -1,6 +1,6 @@
 """``task``: pick a route for a request — by hint, rules, keywords, then the semantic classifier.
 
-    request ─► hint (x-stellwerk-task / metadata.task names a route)
+    request ─► hint (x-stellwerk-task / metadata.stellwerk_task names a route)
             ─► rules, in order (header, metadata, regex, keywords, length; all conditions of a rule must hold)
             ─► route keywords, routes in order
             ─► semantic classifier (nearest route by example similarity, if score >= threshold)
