@@ -76,6 +76,13 @@ async def test_a_no_cors_post_from_a_foreign_origin_is_refused(start_upstream: S
                              "Access-Control-Request-Method": "POST"})
     assert preflight.status == 403
     assert "access-control-allow-origin" not in preflight.headers
+    # The gateway's own page (the dashboard) is same-origin: scheme://Host exactly, and only that.
+    for origin, status in (("http://127.0.0.1", 200), ("https://127.0.0.1", 200), ("http://127.0.0.1:1", 403),
+                           ("http://127.0.0.1.evil.example", 403), ("null", 403), ("ftp://127.0.0.1", 403)):
+        response = await _send(gateway, "PUT", "/admin/deployments/a/weight", {"Host": "127.0.0.1", "Origin": origin,
+                                                                               "Content-Type": "application/json"},
+                               b'{"weight": 2}')
+        assert response.status == status, origin
 
 
 async def test_configured_origins_get_cors_and_preflight_answers(start_upstream: StartUpstream,

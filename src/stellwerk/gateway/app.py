@@ -148,7 +148,8 @@ class GatewayApp:
         path = request.path
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
-        if self.keyring is not None and path not in _CALLER_KEYED and path not in self._open:
+        if (self.keyring is not None and path not in _CALLER_KEYED and path not in self._open
+                and not (path == "/ui" or path.startswith("/ui/"))):  # the dashboard's files: no data, login inside
             refused = self._refused(request, path, rid)
             if refused is not None:
                 return refused

@@ -11,7 +11,9 @@ GET      /admin/timeline     the last 15 minutes in 10-second buckets (the overv
 =======  ==================  ==========================================================
 
 The page talks only to its own origin (a strict Content-Security-Policy) and sets no cookies; the
-admin routes it reads follow the admin API's rules (the ``Host`` guard, later admin auth).
+admin routes it reads follow the admin API's rules (the ``Host`` guard, and with ``server.master_key``
+the key the page asks for and sends as a bearer token). The files themselves hold no data and load
+without a key.
 """
 
 from __future__ import annotations

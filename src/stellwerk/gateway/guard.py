@@ -74,7 +74,10 @@ class BrowserGuard:
             if method == "OPTIONS":
                 return _ready(Response(204, b"", [("allow", _METHODS)], content_type="text/plain"))
             return self._app(request)
-        allowed = self._any_origin or origin.lower().rstrip("/") in self._origins
+        seen = origin.lower().rstrip("/")
+        if host is not None and seen.partition("://")[2] == host.lower() and seen.startswith(("http://", "https://")):
+            return self._app(request)  # same origin (the dashboard): the Host check above stands for it
+        allowed = self._any_origin or seen in self._origins
         if method == "OPTIONS":
             if not allowed:
                 return _refuse(403, "This origin may not call the gateway (server.cors_origins).", request.path)

@@ -3,7 +3,10 @@
 
 const $ = (sel) => document.querySelector(sel);
 const FEED_ROWS = 200;
-const state = { health: null, stats: null, refreshTimer: null };
+const state = { health: null, stats: null, refreshTimer: null, key: sessionStorage.getItem("stellwerk-key") };
+// With server.master_key, the admin routes need a key: a browser cannot send a header on its own, so the page
+// asks for one (the master key or an admin key), keeps it in sessionStorage (gone with the tab; no cookie) and
+// sends it as a bearer token, on the live feed too (a fetch stream: EventSource cannot send headers).
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -16,10 +19,40 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+function authorized(options) {
+  const headers = { ...((options || {}).headers || {}) };
+  if (state.key) headers.authorization = `Bearer ${state.key}`;
+  return { credentials: "omit", ...(options || {}), headers };
+}
+
 async function getJSON(path, options) {
-  const response = await fetch(path, { credentials: "omit", ...(options || {}) });
-  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  const response = await fetch(path, authorized(options));
+  if (response.status === 401 || response.status === 403) {
+    askForKey(response.status === 403 ? "This key has no admin scope." : state.key ? "The key was refused." : "");
+    throw new Error(`${path}: HTTP ${response.status}`);
+  }
+  if (!response.ok) {
+    let message = `HTTP ${response.status}`;
+    try { message = (await response.json()).error.message; } catch (_) { /* not JSON */ }
+    throw new Error(`${path}: ${message}`);
+  }
   return response.json();
+}
+
+// -- login ----------------------------------------------------------------------------------------------------------
+function askForKey(why) {
+  $("#login").classList.add("active");
+  $("#login-why").textContent = why || "This gateway needs a key: the master key or a key with the admin scope.";
+  $("#status").textContent = "locked"; $("#status").className = "status";
+}
+
+function logIn(event) {
+  event.preventDefault();
+  state.key = $("#login-key").value.trim();
+  $("#login-key").value = "";
+  sessionStorage.setItem("stellwerk-key", state.key);
+  $("#login").classList.remove("active");
+  start();
 }
 
 // -- views ---------------------------------------------------------------------------------------------------------
@@ -30,6 +63,7 @@ function show() {
   if (name === "overview") refreshOverview();
   if (name === "deployments") refreshDeployments();
   if (name === "experiments") refreshExperiments();
+  if (name === "keys") refreshKeys();
 }
 
 // -- overview: tiles and charts -----------------------------------------------------------------------------------
@@ -194,26 +228,108 @@ async function refreshExperiments() {
   }
 }
 
-// -- live events --------------------------------------------------------------------------------------------------
-function connect() {
-  const source = new EventSource("/admin/events");
-  source.addEventListener("open", () => { $("#status").textContent = "live"; $("#status").className = "status live"; });
-  source.addEventListener("error", () => { $("#status").textContent = "reconnecting…"; $("#status").className = "status"; });
-  source.addEventListener("hello", (e) => {
-    const hello = JSON.parse(e.data);
+// -- keys -----------------------------------------------------------------------------------------------------------
+async function refreshKeys() {
+  const body = $("#key-table tbody");
+  let keys;
+  try {
+    keys = (await getJSON("/admin/keys")).data;
+  } catch (err) {
+    $("#key-note").textContent = String(err.message).includes("404")
+      ? "Keys need server.master_key (and a store for keys made here)." : String(err.message);
+    return;
+  }
+  $("#key-note").textContent = "";
+  body.replaceChildren();
+  for (const k of keys) {
+    const revoke = el("button", { type: "button", class: "revoke", "data-revoke": k.id }, "Revoke");
+    if (k.revoked || k.source !== "api") revoke.disabled = true;
+    revoke.addEventListener("click", () => revokeKey(k.id));
+    body.append(el("tr", { "data-key": k.id, "data-revoked": String(k.revoked) },
+      el("td", {}, k.id), el("td", {}, k.name), el("td", {}, k.team || ""), el("td", {}, k.requests),
+      el("td", {}, k.spend.toFixed(6)), el("td", {}, k.budget ? `$${k.budget.usd} / ${k.budget.period}` : ""),
+      el("td", { class: k.revoked ? "down" : "up" }, k.revoked ? "revoked" : "active"), el("td", {}, revoke)));
+  }
+}
+
+async function createKey(event) {
+  event.preventDefault();
+  const name = $("#key-name").value.trim();
+  try {
+    const made = await getJSON("/admin/keys", { method: "POST", headers: { "content-type": "application/json" },
+                                                 body: JSON.stringify({ name }) });
+    $("#key-secret").textContent = `${made.id}: ${made.key} (shown once: copy it now)`;
+  } catch (err) {
+    $("#key-secret").textContent = String(err.message);
+  }
+  refreshKeys();
+}
+
+async function revokeKey(id) {
+  try {
+    await getJSON(`/admin/keys/${encodeURIComponent(id)}`, { method: "DELETE" });
+  } catch (err) {
+    $("#key-note").textContent = String(err.message);
+  }
+  refreshKeys();
+}
+
+// -- live events: server-sent events read from a fetch stream (it can carry the key) ------------------------------
+function handleEvent(type, data) {
+  if (type === "hello") {
+    const hello = JSON.parse(data);
     $("#version").textContent = `config v${hello.version}`;
     $("#feed tbody").replaceChildren();
     for (const event of hello.recent) addFeedRow(event);
-  });
-  for (const type of ["request", "breaker", "config"]) {
-    source.addEventListener(type, (e) => { addFeedRow(JSON.parse(e.data)); refreshSoon(); });
+  } else if (type === "request" || type === "breaker" || type === "config") {
+    addFeedRow(JSON.parse(data));
+    refreshSoon();
   }
+}
+
+async function connect() {
+  const generation = state.generation = (state.generation || 0) + 1;
+  while (generation === state.generation) {
+    try {
+      const response = await fetch("/admin/events", authorized({ headers: { accept: "text/event-stream" } }));
+      if (response.status === 401 || response.status === 403) { askForKey("The key was refused."); return; }
+      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+      $("#status").textContent = "live"; $("#status").className = "status live";
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || generation !== state.generation) break;
+        buffer += value.replace(/\r\n?/g, "\n");
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let type = "message";
+          const data = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event:")) type = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+          }
+          if (data.length) handleEvent(type, data.join("\n"));
+        }
+      }
+    } catch (_) { /* the gateway went away: try again */ }
+    $("#status").textContent = "reconnecting…"; $("#status").className = "status";
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+function start() {
+  connect();
+  refreshDeployments().then(show).catch(() => {});
 }
 
 window.addEventListener("hashchange", show);
 document.addEventListener("DOMContentLoaded", () => {
   $("#dry-run").addEventListener("submit", dryRun);
-  connect();
-  refreshDeployments().then(show);
-  setInterval(() => { if ((location.hash || "#overview") === "#overview") refreshOverview(); }, 5000);
+  $("#login-form").addEventListener("submit", logIn);
+  $("#key-form").addEventListener("submit", createKey);
+  start();
+  setInterval(() => { if ((location.hash || "#overview") === "#overview") refreshOverview().catch(() => {}); }, 5000);
 });
