@@ -179,6 +179,8 @@ async def test_a_gateway_with_keys_asks_for_one_then_revokes_a_key_from_the_ui(p
 
         await page.goto(f"{base}/ui#keys")
         await page.wait_for_selector(f'#key-table tr[data-key="{key["id"]}"][data-revoked="false"]', timeout=WAIT)
+        await page.wait_for_selector('#spend-model tr[data-model="chat"]', timeout=WAIT)  # from the ledger
+        assert await page.inner_text('#spend-model tr[data-model="chat"] td:nth-child(2)') == "1"
         await screenshot(page, "keys")
         await page.click(f'button[data-revoke="{key["id"]}"]')
         await page.wait_for_selector(f'#key-table tr[data-key="{key["id"]}"][data-revoked="true"]', timeout=WAIT)
@@ -191,3 +193,34 @@ async def test_a_gateway_with_keys_asks_for_one_then_revokes_a_key_from_the_ui(p
         assert secret.startswith("sk-stw-") and await chat(gateway, authorization=f"Bearer {secret}") == 200
     finally:
         await gateway.close(grace=1.0)
+
+
+async def test_configuration_and_cache_views(page: Any, start_sim: StartSim, start_gateway: StartGateway) -> None:
+    """The configuration view lists versions, shows a diff and rolls back; the cache view shows hits and savings."""
+    sim = await start_sim(output_tokens=10)
+    price = {"input_per_mtok": 2.5, "output_per_mtok": 10}
+    gateway = await start_gateway(config(model("chat", deployment("up", sim.base_url, price=price),
+                                               cache={"mode": "exact"})))
+    base = f"http://127.0.0.1:{gateway.port}/ui"
+    for _ in range(3):
+        assert await chat(gateway) == 200  # one miss, then two hits
+    changed = await request(gateway.port, "PUT", "/admin/deployments/up/weight", {"weight": 3})
+    assert changed.status == 200
+
+    await page.goto(f"{base}#cache")
+    await page.wait_for_selector('#cache-table tr[data-cache-model="chat"]', timeout=WAIT)
+    cells = await page.eval_on_selector_all('#cache-table tr[data-cache-model="chat"] td', "c => c.map(x => x.textContent)")
+    assert cells[1:4] == ["2", "0", "1"] and cells[4] == "66.7%" and float(cells[5]) > 0
+    assert "Hit rate 66.7 %" in await page.inner_text("#cache-note")
+    await screenshot(page, "cache")
+
+    await page.goto(f"{base}#configuration")
+    await page.wait_for_selector('#config-table tr[data-version="2"].current', timeout=WAIT)
+    await page.click('button[data-diff="1"]')
+    await page.wait_for_function("document.querySelector('#config-diff').textContent.includes('weight')",
+                                 timeout=WAIT)
+    await screenshot(page, "configuration")
+    await page.click('button[data-rollback="1"]')
+    await page.wait_for_selector('#config-table tr[data-version="3"].current', timeout=WAIT)
+    assert gateway.router.configuration.history.current.number == 3
+    assert gateway.router.table.deployments["up"].config.weight == 1  # version 1's weight again

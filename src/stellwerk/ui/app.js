@@ -39,6 +39,17 @@ async function getJSON(path, options) {
   return response.json();
 }
 
+function postJSON(path, body) {
+  return getJSON(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+}
+
+// Runs `work` and shows the text it returns, or its error, in the element `target`.
+async function report(target, work) {
+  let text;
+  try { text = await work(); } catch (err) { text = String(err.message || err); }
+  if (text !== undefined) $(target).textContent = text;
+}
+
 // -- login ----------------------------------------------------------------------------------------------------------
 function askForKey(why) {
   $("#login").classList.add("active");
@@ -64,6 +75,8 @@ function show() {
   if (name === "deployments") refreshDeployments();
   if (name === "experiments") refreshExperiments();
   if (name === "keys") refreshKeys();
+  if (name === "configuration") refreshConfiguration();
+  if (name === "cache") refreshCache();
 }
 
 // -- overview: tiles and charts -----------------------------------------------------------------------------------
@@ -150,6 +163,9 @@ function refreshSoon() {
     if (view === "deployments") refreshDeployments();
     if (view === "overview") refreshOverview();
     if (view === "experiments") refreshExperiments();
+    if (view === "keys") refreshKeys();
+    if (view === "configuration") refreshConfiguration();
+    if (view === "cache") refreshCache();
   }, 500);
 }
 
@@ -185,13 +201,8 @@ function addFeedRow(event) {
 async function dryRun(event) {
   event.preventDefault();
   const model = $("#dry-model").value, prompt = $("#dry-prompt").value;
-  try {
-    const query = new URLSearchParams({ model, prompt });  // a GET: no state changes, no cross-site questions
-    const result = await getJSON(`/admin/route?${query}`);
-    $("#dry-result").textContent = JSON.stringify(result, null, 2);
-  } catch (err) {
-    $("#dry-result").textContent = String(err);
-  }
+  const query = new URLSearchParams({ model, prompt });  // a GET: no state changes, no cross-site questions
+  await report("#dry-result", async () => JSON.stringify(await getJSON(`/admin/route?${query}`), null, 2));
 }
 
 // -- experiments --------------------------------------------------------------------------------------------------
@@ -250,28 +261,94 @@ async function refreshKeys() {
       el("td", {}, k.spend.toFixed(6)), el("td", {}, k.budget ? `$${k.budget.usd} / ${k.budget.period}` : ""),
       el("td", { class: k.revoked ? "down" : "up" }, k.revoked ? "revoked" : "active"), el("td", {}, revoke)));
   }
+  for (const [group, table] of [["team", "#spend-team"], ["model", "#spend-model"]]) {
+    const rows = (await getJSON(`/admin/spend?group_by=${group}`)).rows;
+    const tbody = $(`${table} tbody`);
+    tbody.replaceChildren();
+    for (const r of rows) {
+      tbody.append(el("tr", { [`data-${group}`]: r[group] || "" }, el("td", {}, r[group] || "(none)"),
+        el("td", {}, r.requests), el("td", {}, r.prompt_tokens + r.completion_tokens), el("td", {}, r.cost.toFixed(6))));
+    }
+  }
 }
 
 async function createKey(event) {
   event.preventDefault();
   const name = $("#key-name").value.trim();
-  try {
-    const made = await getJSON("/admin/keys", { method: "POST", headers: { "content-type": "application/json" },
-                                                 body: JSON.stringify({ name }) });
-    $("#key-secret").textContent = `${made.id}: ${made.key} (shown once: copy it now)`;
-  } catch (err) {
-    $("#key-secret").textContent = String(err.message);
-  }
+  await report("#key-secret", async () => {
+    const made = await postJSON("/admin/keys", { name });
+    return `${made.id}: ${made.key} (shown once: copy it now)`;
+  });
   refreshKeys();
 }
 
 async function revokeKey(id) {
-  try {
+  await report("#key-note", async () => {
     await getJSON(`/admin/keys/${encodeURIComponent(id)}`, { method: "DELETE" });
-  } catch (err) {
-    $("#key-note").textContent = String(err.message);
-  }
+    return "";
+  });
   refreshKeys();
+}
+
+// -- configuration: versions, diff against the current one, rollback ---------------------------------------------
+async function refreshConfiguration() {
+  let versions;
+  try {
+    versions = (await getJSON("/admin/config/versions")).versions;
+  } catch (err) {
+    $("#config-note").textContent = String(err.message);
+    return;
+  }
+  const current = versions.length ? versions[versions.length - 1].version : null;
+  $("#config-note").textContent = current === null ? "" : `Serving version ${current}.`;
+  const body = $("#config-table tbody");
+  body.replaceChildren();
+  for (const v of [...versions].reverse()) {
+    const diff = el("button", { type: "button", "data-diff": v.version }, "Diff to current");
+    diff.addEventListener("click", () => showDiff(v.version));
+    const back = el("button", { type: "button", "data-rollback": v.version }, "Roll back to this");
+    if (v.version === current) { diff.disabled = true; back.disabled = true; }
+    back.addEventListener("click", () => rollBack(v.version));
+    body.append(el("tr", { "data-version": v.version, class: v.version === current ? "current" : "" },
+      el("td", {}, v.version), el("td", {}, v.source), el("td", {}, v.author || ""),
+      el("td", {}, new Date(v.applied_at * 1000).toLocaleString()), el("td", {}, v.edits), el("td", {}, diff, " ", back)));
+  }
+}
+
+function showDiff(version) {
+  return report("#config-diff", async () =>
+    JSON.stringify(await getJSON(`/admin/config/diff?from=${version}`), null, 2));
+}
+
+async function rollBack(version) {
+  await report("#config-diff", async () =>
+    `Rolled back: now serving version ${(await postJSON("/admin/config/rollback", { version })).version}.`);
+  refreshConfiguration();
+}
+
+// -- cache: hit rate and money saved, per model --------------------------------------------------------------------
+async function refreshCache() {
+  let cache;
+  try {
+    cache = await getJSON("/admin/cache");
+  } catch (err) {
+    $("#cache-note").textContent = String(err.message).includes("404")
+      ? "No model has a response cache (models[].cache.mode)." : String(err.message);
+    return;
+  }
+  const lookups = cache.hits + cache.semantic_hits + cache.misses;
+  $("#cache-note").textContent = `${cache.available ? "" : "The cache backend cannot be reached. "}` +
+    `Hit rate ${lookups ? (100 * (cache.hits + cache.semantic_hits) / lookups).toFixed(1) : "0.0"} %, ` +
+    `saved $${cache.saved_cost.toFixed(6)}, ${cache.entries} entries.`;
+  const body = $("#cache-table tbody");
+  body.replaceChildren();
+  for (const [model, m] of Object.entries(cache.models)) {
+    const n = m.hits + m.semantic_hits + m.misses;
+    body.append(el("tr", { "data-cache-model": model }, el("td", {}, model), el("td", {}, m.hits),
+      el("td", {}, m.semantic_hits), el("td", {}, m.misses),
+      el("td", {}, n ? `${(100 * (m.hits + m.semantic_hits) / n).toFixed(1)}%` : "–"),
+      el("td", { class: "saved" }, m.saved_cost.toFixed(6)), el("td", {}, m.entries), el("td", {}, m.bytes)));
+  }
 }
 
 // -- live events: server-sent events read from a fetch stream (it can carry the key) ------------------------------
