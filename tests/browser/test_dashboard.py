@@ -217,8 +217,7 @@ async def test_configuration_and_cache_views(page: Any, start_sim: StartSim, sta
     await page.goto(f"{base}#configuration")
     await page.wait_for_selector('#config-table tr[data-version="2"].current', timeout=WAIT)
     await page.click('button[data-diff="1"]')
-    await page.wait_for_function("document.querySelector('#config-diff').textContent.includes('weight')",
-                                 timeout=WAIT)
+    await page.wait_for_selector('#config-diff:has-text("weight")', timeout=WAIT)  # (CSP: no eval'd waits)
     await screenshot(page, "configuration")
     await page.click('button[data-rollback="1"]')
     await page.wait_for_selector('#config-table tr[data-version="3"].current', timeout=WAIT)
