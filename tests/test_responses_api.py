@@ -127,3 +127,16 @@ async def test_what_cannot_be_served_is_a_400_naming_it(fields: dict[str, Any], 
         await client.responses.create(model="m", **{"input": "hi", **fields})
     assert refused.value.body["param"] == param  # type: ignore[index]
     await client.close()
+
+
+async def test_a_response_fails_over_like_a_chat(start_sim: StartSim, start_gateway: StartGateway) -> None:
+    from support import closed_port_url, deployment
+
+    sim = await start_sim(output_tokens=6)
+    gateway = await start_gateway(config(model("m", deployment("down", closed_port_url()),
+                                               deployment("up", sim.base_url))))
+    client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="k", max_retries=0, timeout=GUARD)
+    raw = await client.responses.with_raw_response.create(model="m", input="Hello")
+    assert raw.headers["x-stellwerk-deployment"] == "up" and raw.headers["x-stellwerk-attempts"] == "2"
+    assert raw.parse().output_text
+    await client.close()

@@ -330,3 +330,26 @@ async def test_a_mass_cut_resumes_within_the_budget_and_never_truncates(
             assert text_of(events) == "".join(PIECES[:6])
     assert 10 <= len(complete) == len(second.requests)  # one continuation per resumed stream, no more
     assert all(d["in_flight"] == 0 for d in (await health(gateway)).values())
+
+
+async def test_a_responses_api_stream_is_resumed_too(streamers: Callable[..., Awaitable[Streamer]],
+                                                     start_gateway: StartGateway, make_client: MakeClient) -> None:
+    """``/v1/responses`` runs on the chat pipeline: a cut upstream is finished elsewhere, and the Responses
+    event stream carries the whole text once, ending in ``response.completed``."""
+    first = await streamers("first", cut_after=5)
+    second = await streamers("second")
+    gateway = await start_gateway(config(model("chat", deployment("first", first.base_url),
+                                               deployment("second", second.base_url, resume="prefill"))))
+    client = make_client(gateway)
+    deltas: list[str] = []
+    kinds: list[str] = []
+    async with client.responses.stream(model="chat", input="Hello there") as stream:
+        async for event in stream:
+            kinds.append(event.type)
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+        final = await stream.get_final_response()
+    assert "".join(deltas) == KNOWN and final.output_text == KNOWN
+    assert kinds[-1] == "response.completed" and "error" not in kinds
+    assert second.modes == ["prefill"]
+    assert all(d["in_flight"] == 0 for d in (await health(gateway)).values())
