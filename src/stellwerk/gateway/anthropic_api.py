@@ -33,46 +33,36 @@ The ``x-api-key`` the Anthropic SDKs send is the gateway key when ``server.maste
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
 from stellwerk.errors import ModelNotFoundError, StellwerkError, UpstreamError
 from stellwerk.http.server import Request, Response, StreamingResponse
-from stellwerk.pipeline import Operation, Principal, Result, Stream
+from stellwerk.pipeline import Result, Stream, broke_off
 from stellwerk.providers.anthropic.inbound import to_chat_request
 from stellwerk.providers.anthropic.outbound import MessageEvents, error_body, to_message
 from stellwerk.providers.anthropic.wire import anthropic_usage
 from stellwerk.redact import redact
-from stellwerk.routing import Router
 from stellwerk.tokens import count_prompt_tokens
 from stellwerk.usage import Usage, estimate_tokens
 
+from .door import FrontDoor
 from .errors import answer_headers, error_response
 
 __all__ = ["AnthropicAPI", "anthropic_error"]
 
 
-class AnthropicAPI:
-    """The two routes. The gateway lends its readers of the request body (JSON, raising InvalidRequestError),
-    of the ``x-stellwerk-timeout`` header and of the caller's key, so both APIs read requests alike."""
-
-    def __init__(self, router: Router, parse_json: Callable[[Request], Any],
-                 timeout_of: Callable[[Request], float | None],
-                 caller: Callable[[Request], Principal | None] = lambda request: None) -> None:
-        self.router = router
-        self._parse_json = parse_json
-        self._timeout_of = timeout_of
-        self._caller = caller
+class AnthropicAPI(FrontDoor):
+    """The two routes, reading requests with the gateway's readers (:class:`~.door.FrontDoor`)."""
 
     async def messages(self, request: Request, rid: str) -> Response | StreamingResponse:
         headers = [("x-request-id", rid), ("request-id", rid)]
         try:
             principal = self._caller(request)
             body, _ = to_chat_request(self._parse_json(request))
-            call = self.router.call(Operation.CHAT, body, request_id=rid, timeout=self._timeout_of(request),
-                                    headers=request.headers, principal=principal)
+            call = self.chat_call(request, rid, body, principal)
             result = await self.router.handle(call)
         except StellwerkError as err:
             return anthropic_error(err, headers)
@@ -110,8 +100,7 @@ async def _sse(stream: Stream, events: MessageEvents) -> AsyncIterator[bytes]:
             if data:
                 yield data
     except StellwerkError as err:
-        message = (f"The upstream stream from deployment '{stream.deployment}' broke off and could not be "
-                   f"continued elsewhere: {err.message}")
+        message = broke_off(stream.deployment, err.message)
         status = err.upstream_status if isinstance(err, UpstreamError) else None
         yield (b"" if started else events.start()) + events.error(status or 502, redact(message))
         return

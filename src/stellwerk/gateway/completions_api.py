@@ -23,17 +23,17 @@ What chat cannot express is refused with a 400 naming it, never dropped: ``suffi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
 from stellwerk.errors import InvalidRequestError, StellwerkError
 from stellwerk.http.server import Request, Response, StreamingResponse
-from stellwerk.pipeline import Operation, Principal, Result, Stream
-from stellwerk.routing import Router
+from stellwerk.pipeline import Result, Stream, interrupted_event
 from stellwerk.tokens import embedding_texts
 
+from .door import FrontDoor
 from .errors import answer_headers
 
 __all__ = ["CompletionsAPI", "to_chat_request", "to_text_completion"]
@@ -125,24 +125,14 @@ def _chunk(chunk: dict[str, Any], completion_id: str, echo: str, started: set[in
     return out
 
 
-class CompletionsAPI:
-    """``POST /v1/completions``. Lends the gateway's readers of the body and of ``x-stellwerk-timeout``."""
-
-    def __init__(self, router: Router, parse_json: Callable[[Request], Any],
-                 timeout_of: Callable[[Request], float | None],
-                 caller: Callable[[Request], Principal | None] = lambda request: None) -> None:
-        self.router = router
-        self._caller = caller
-        self._parse_json = parse_json
-        self._timeout_of = timeout_of
+class CompletionsAPI(FrontDoor):
+    """``POST /v1/completions``, reading requests with the gateway's readers (:class:`~.door.FrontDoor`)."""
 
     async def completions(self, request: Request, rid: str) -> Response | StreamingResponse:
         principal = self._caller(request)  # 401 before the body is read
         body = self._parse_json(request)
         chat, echo = to_chat_request(body)
-        call = self.router.call(Operation.CHAT, chat, request_id=rid, timeout=self._timeout_of(request),
-                                headers=request.headers, principal=principal).evolve(
-                                    completions=_native_body(body))
+        call = self.chat_call(request, rid, chat, principal).evolve(completions=_native_body(body))
         reply = await self.router.handle(call)
         completion_id = f"cmpl-{rid}"
         headers = answer_headers(reply, call)
@@ -159,10 +149,7 @@ async def _sse(stream: Stream, completion_id: str, echo: str) -> AsyncIterator[b
             if out is not None:
                 yield b"data: %s\n\n" % orjson.dumps(out)
     except StellwerkError as err:
-        yield b"data: %s\n\n" % orjson.dumps({"error": {
-            "message": f"The upstream stream from deployment '{stream.deployment}' broke off and could not be "
-                       f"continued elsewhere: {err.message}",
-            "type": "upstream_error", "param": None, "code": "stream_interrupted"}})
+        yield interrupted_event(stream.deployment, err.message)
         return
     finally:
         await stream.aclose()

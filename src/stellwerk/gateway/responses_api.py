@@ -26,11 +26,12 @@ import orjson
 
 from stellwerk.errors import InvalidRequestError, StellwerkError
 from stellwerk.http.server import Request, Response, StreamingResponse
-from stellwerk.pipeline import Operation, Principal, Result, Stream
+from stellwerk.pipeline import Principal, Result, Stream, broke_off
 from stellwerk.providers.responses import ResponseEvents, ResponsesRequest, to_chat_request, to_response
 from stellwerk.providers.responses.outbound import skeleton
 from stellwerk.routing import Router
 
+from .door import FrontDoor
 from .errors import answer_headers
 
 __all__ = ["ResponsesAPI"]
@@ -39,14 +40,13 @@ STORE_TTL = 30 * 86400.0
 """Seconds a stored response can be continued with ``previous_response_id`` (OpenAI keeps them 30 days)."""
 
 
-class ResponsesAPI:
+class ResponsesAPI(FrontDoor):
+    """``POST /v1/responses``, reading requests with the gateway's readers (:class:`~.door.FrontDoor`)."""
+
     def __init__(self, router: Router, parse_json: Callable[[Request], Any],
                  timeout_of: Callable[[Request], float | None],
                  caller: Callable[[Request], Principal | None] = lambda request: None, ttl: float = STORE_TTL) -> None:
-        self.router = router
-        self._caller = caller
-        self._parse_json = parse_json
-        self._timeout_of = timeout_of
+        super().__init__(router, parse_json, timeout_of, caller)
         self._ttl = ttl
 
     async def create(self, request: Request, rid: str) -> Response | StreamingResponse:
@@ -56,8 +56,7 @@ class ResponsesAPI:
         owner = _owner(principal)
         earlier = await self._earlier(owner, previous) if isinstance(previous, str) else None
         parsed = to_chat_request(body, earlier)
-        call = self.router.call(Operation.CHAT, parsed.chat, request_id=rid, timeout=self._timeout_of(request),
-                                headers=request.headers, principal=principal)
+        call = self.chat_call(request, rid, parsed.chat, principal)
         reply = await self.router.handle(call)
         base = skeleton(f"resp_{rid}", int(time.time()), call.model, parsed.echo, parsed.store, previous)
         headers = answer_headers(reply, call)
@@ -81,9 +80,7 @@ class ResponsesAPI:
                 if data:
                     yield data
         except StellwerkError as err:
-            yield (b"" if started else events.start()) + events.error(
-                f"The upstream stream from deployment '{stream.deployment}' broke off and could not be continued "
-                f"elsewhere: {err.message}")
+            yield (b"" if started else events.start()) + events.error(broke_off(stream.deployment, err.message))
             return
         finally:
             await stream.aclose()

@@ -13,6 +13,8 @@ from .reply import (
     Result,
     Stream,
     Tap,
+    broke_off,
+    interrupted_event,
     merge_headers,
 )
 
@@ -34,6 +36,8 @@ __all__ = [
     "Result",
     "Stream",
     "Tap",
+    "broke_off",
     "compose",
+    "interrupted_event",
     "merge_headers",
 ]

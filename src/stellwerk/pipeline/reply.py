@@ -21,7 +21,7 @@ from stellwerk.telemetry.events import RequestFinished
 from stellwerk.usage import Usage
 
 __all__ = ["ChatResult", "Completion", "EmbeddingsResult", "Headers", "Hook", "ReplayStream", "Reply", "Result", "Stream",
-           "Tap", "merge_headers"]
+           "Tap", "broke_off", "interrupted_event", "merge_headers"]
 
 log = logging.getLogger("stellwerk.pipeline")
 
@@ -147,6 +147,18 @@ class Stream(Protocol):
 
 
 Reply = Result | Stream
+
+
+def broke_off(deployment: str, reason: str) -> str:
+    """What every front door says of a stream that broke off and could not be continued elsewhere."""
+    return (f"The upstream stream from deployment '{deployment}' broke off and could not be continued elsewhere: "
+            f"{reason}")
+
+
+def interrupted_event(deployment: str, reason: str) -> bytes:
+    """The OpenAI-shaped server-sent event that ends such a stream (``stream_interrupted``)."""
+    return b"data: %s\n\n" % orjson.dumps({"error": {"message": broke_off(deployment, reason), "type": "upstream_error",
+                                                      "param": None, "code": "stream_interrupted"}})
 
 
 class ReplayStream:

@@ -24,7 +24,7 @@ import orjson
 
 from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.http.client import TransportError
-from stellwerk.pipeline import Call, Completion, Headers, Hook, Tap
+from stellwerk.pipeline import Call, Completion, Headers, Hook, Tap, interrupted_event
 from stellwerk.providers import Chunk, ChunkView, chunk_dict
 from stellwerk.telemetry import Events, StreamResumed
 from stellwerk.usage import Usage, estimate_tokens, usage_from
@@ -282,10 +282,7 @@ class ChatStream:
                 parts = [b"data: %s\n\n" % (raw if raw is not None else orjson.dumps(data)) for data, raw in batch]
                 yield parts[0] if len(parts) == 1 else b"".join(parts)
         except UpstreamError as err:
-            yield b"data: %s\n\n" % orjson.dumps({"error": {
-                "message": f"The upstream stream from deployment '{self.deployment}' broke off and could not be "
-                           f"continued elsewhere: {err.message}",
-                "type": "upstream_error", "param": None, "code": "stream_interrupted"}})
+            yield interrupted_event(self.deployment, err.message)
             return
         yield _DONE
 
