@@ -40,6 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from harness.load import chat_body
 from harness.procs import free_port
+from harness.targets import stellwerk_yaml
 
 SERVE = "import sys; from stellwerk.cli import main; sys.exit(main())"
 
@@ -105,17 +106,8 @@ def measure(src: Path, upstream: str, requests: int, stream: bool, work: Path, a
     for old in work.glob("bench.db*"):
         old.unlink()
     cache_line = "" if cache == "off" else "\n    cache: {mode: exact}"  # off: a config older trees accept
-    config.write_text((AUTH.format(work=work) if auth else "") + f"""\
-models:
-  - name: chat{cache_line}
-    deployments:
-      - id: sim
-        provider: openai
-        model: sim-model
-        api_base: {upstream}/v1
-        api_key: sk-sim
-        price: {{input_per_mtok: 0.15, output_per_mtok: 0.60}}
-{server}""")
+    config.write_text((AUTH.format(work=work) if auth else "") + stellwerk_yaml(upstream, model=cache_line,
+                                                                                 server=server))
     port = free_port()
     prefix = str(work / f"callgrind.{src.parent.name}.{int(stream)}.{int(auth)}.{cache}")
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p", sys.executable, "-c", SERVE,

@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from harness.procs import free_port
+from harness.targets import stellwerk_yaml
 from instructions import SERVE, _send, _wait, measure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,17 +47,7 @@ def _cpu_seconds(pid: int) -> float:
 def cpu_per_request(src: Path, upstream: str, requests: int, stream: bool, work: Path, server: str) -> float:
     """Microseconds of gateway CPU per request (no valgrind)."""
     config = work / "cpu.yaml"
-    config.write_text(f"""\
-models:
-  - name: chat
-    deployments:
-      - id: sim
-        provider: openai
-        model: sim-model
-        api_base: {upstream}/v1
-        api_key: sk-sim
-        price: {{input_per_mtok: 0.15, output_per_mtok: 0.60}}
-{server}""")
+    config.write_text(stellwerk_yaml(upstream, server=server))
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", SERVE, "serve", "--config", str(config), "--host", "127.0.0.1",
                              "--port", str(port)], env={**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0"},

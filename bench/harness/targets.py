@@ -26,6 +26,23 @@ CHAT_PATH = "/v1/chat/completions"
 LITELLM_VENV = BENCH / ".venv-litellm"
 
 
+def stellwerk_yaml(upstream: str, *, model: str = "", server: str = "") -> str:
+    """The benchmarks' gateway config: model ``chat`` with one deployment on the simulated upstream, at a fixed
+    price. ``model``: more lines of the model (each starting with a newline and 4 spaces); ``server``: text
+    after the models (a ``server:`` block)."""
+    return f"""\
+models:
+  - name: chat{model}
+    deployments:
+      - id: sim
+        provider: openai
+        model: sim-model
+        api_base: {upstream}/v1
+        api_key: sk-sim
+        price: {{input_per_mtok: 0.15, output_per_mtok: 0.60}}
+{server}"""
+
+
 def stellwerk_bin() -> Path:
     return Path(sys.executable).parent / "stellwerk"
 
@@ -114,18 +131,7 @@ class Stellwerk:
         workdir = workdir / self.name
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "stellwerk.yaml"
-        config.write_text(f"""\
-models:
-  - name: chat
-    strategy: failover
-    deployments:
-      - id: sim
-        provider: openai
-        model: sim-model
-        api_base: {upstream}/v1
-        api_key: sk-sim
-        price: {{input_per_mtok: 0.15, output_per_mtok: 0.60}}
-""")
+        config.write_text(stellwerk_yaml(upstream, model="\n    strategy: failover"))
         port = free_port()
         command, env = self.argv()
         argv = [*command, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
