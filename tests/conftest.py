@@ -56,11 +56,12 @@ async def start_upstream() -> AsyncIterator[Callable[..., Awaitable[CaptureUpstr
 
 @pytest.fixture
 async def start_gateway() -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
-    """``await start_gateway(config_dict, env=None)`` starts a gateway on an ephemeral port."""
+    """``await start_gateway(config_dict, env=None, **options)`` starts a gateway on an ephemeral port
+    (``options``: the :class:`Gateway` constructor's keyword arguments)."""
     gateways: list[Gateway] = []
 
-    async def start(data: dict[str, Any], env: dict[str, str] | None = None) -> Gateway:
-        gateway = Gateway(load_dict(data, env=env or {}))
+    async def start(data: dict[str, Any], env: dict[str, str] | None = None, **options: Any) -> Gateway:
+        gateway = Gateway(load_dict(data, env=env or {}), **options)
         await gateway.start("127.0.0.1", 0)
         gateways.append(gateway)
         return gateway

@@ -145,54 +145,48 @@ async def test_ui_is_served_from_the_package_with_a_strict_policy(start_sim: Sta
     assert refused.status == 403  # the admin API's Host check applies
 
 
-async def test_a_gateway_with_keys_asks_for_one_then_revokes_a_key_from_the_ui(page: Any, start_sim: StartSim,
-                                                                               tmp_path: Path) -> None:
+async def test_a_gateway_with_keys_asks_for_one_then_revokes_a_key_from_the_ui(
+        page: Any, start_sim: StartSim, start_gateway: StartGateway, tmp_path: Path) -> None:
     """With ``server.master_key``: the page asks for a key, the live feed runs with it (a fetch stream with the
     bearer token), a request made with a new key shows up, and the key is revoked from the Keys view."""
     import httpx
-
-    from stellwerk import load_dict
 
     master = "sk-master-0123456789abcdef"
     sim = await start_sim()
     data = config(model("chat", deployment("up", sim.base_url)))
     data["server"] = {"master_key": master, "store": f"sqlite:///{tmp_path / 'stw.db'}"}
-    gateway = Gateway(load_dict(data, env={}))
-    await gateway.start("127.0.0.1", 0)
+    gateway = await start_gateway(data)
     base = f"http://127.0.0.1:{gateway.port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {master}"}) as admin:
-            key = (await admin.post("/admin/keys", json={"name": "app"})).json()
-        await page.goto(f"{base}/ui#routing")
-        await page.wait_for_selector("#login.active", timeout=WAIT)
-        await page.fill("#login-key", "sk-wrong-0123456789abcdef")
-        await page.click("#login-form button")
-        await page.wait_for_selector("#login.active", timeout=WAIT)  # refused: asked again
-        assert "refused" in await page.inner_text("#login-why")
-        await page.fill("#login-key", master)
-        await page.click("#login-form button")
-        await page.wait_for_selector("#status.live", timeout=WAIT)
-        assert master not in await page.content()  # the key is not written into the page
-        headers = {"authorization": f"Bearer {key['key']}"}
-        assert await chat(gateway, **headers) == 200
-        await page.wait_for_selector('#feed tr[data-deployment="up"]', timeout=WAIT)
+    async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {master}"}) as admin:
+        key = (await admin.post("/admin/keys", json={"name": "app"})).json()
+    await page.goto(f"{base}/ui#routing")
+    await page.wait_for_selector("#login.active", timeout=WAIT)
+    await page.fill("#login-key", "sk-wrong-0123456789abcdef")
+    await page.click("#login-form button")
+    await page.wait_for_selector("#login.active", timeout=WAIT)  # refused: asked again
+    assert "refused" in await page.inner_text("#login-why")
+    await page.fill("#login-key", master)
+    await page.click("#login-form button")
+    await page.wait_for_selector("#status.live", timeout=WAIT)
+    assert master not in await page.content()  # the key is not written into the page
+    headers = {"authorization": f"Bearer {key['key']}"}
+    assert await chat(gateway, **headers) == 200
+    await page.wait_for_selector('#feed tr[data-deployment="up"]', timeout=WAIT)
 
-        await page.goto(f"{base}/ui#keys")
-        await page.wait_for_selector(f'#key-table tr[data-key="{key["id"]}"][data-revoked="false"]', timeout=WAIT)
-        await page.wait_for_selector('#spend-model tr[data-model="chat"]', timeout=WAIT)  # from the ledger
-        assert await page.inner_text('#spend-model tr[data-model="chat"] td:nth-child(2)') == "1"
-        await screenshot(page, "keys")
-        await page.click(f'button[data-revoke="{key["id"]}"]')
-        await page.wait_for_selector(f'#key-table tr[data-key="{key["id"]}"][data-revoked="true"]', timeout=WAIT)
-        assert await chat(gateway, **headers) == 401  # revoked from the UI: refused from the next request on
+    await page.goto(f"{base}/ui#keys")
+    await page.wait_for_selector(f'#key-table tr[data-key="{key["id"]}"][data-revoked="false"]', timeout=WAIT)
+    await page.wait_for_selector('#spend-model tr[data-model="chat"]', timeout=WAIT)  # from the ledger
+    assert await page.inner_text('#spend-model tr[data-model="chat"] td:nth-child(2)') == "1"
+    await screenshot(page, "keys")
+    await page.click(f'button[data-revoke="{key["id"]}"]')
+    await page.wait_for_selector(f'#key-table tr[data-key="{key["id"]}"][data-revoked="true"]', timeout=WAIT)
+    assert await chat(gateway, **headers) == 401  # revoked from the UI: refused from the next request on
 
-        await page.fill("#key-name", "made in the ui")
-        await page.click("#key-form button")
-        await page.wait_for_selector("#key-table tr >> text=made in the ui", timeout=WAIT)
-        secret = (await page.inner_text("#key-secret")).split(": ", 1)[1].split(" ", 1)[0]
-        assert secret.startswith("sk-stw-") and await chat(gateway, authorization=f"Bearer {secret}") == 200
-    finally:
-        await gateway.close(grace=1.0)
+    await page.fill("#key-name", "made in the ui")
+    await page.click("#key-form button")
+    await page.wait_for_selector("#key-table tr >> text=made in the ui", timeout=WAIT)
+    secret = (await page.inner_text("#key-secret")).split(": ", 1)[1].split(" ", 1)[0]
+    assert secret.startswith("sk-stw-") and await chat(gateway, authorization=f"Bearer {secret}") == 200
 
 
 async def test_configuration_and_cache_views(page: Any, start_sim: StartSim, start_gateway: StartGateway) -> None:

@@ -10,7 +10,6 @@ import openai
 import orjson
 import pytest
 
-from stellwerk import load_dict
 from stellwerk.gateway import Gateway
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.pipeline import Call, Handler, Principal, Reply
@@ -53,9 +52,8 @@ StartCached = Callable[..., Awaitable[Gateway]]
 
 
 @pytest.fixture
-async def start_cached() -> AsyncIterator[StartCached]:
+def start_cached(start_gateway: Callable[..., Awaitable[Gateway]]) -> StartCached:
     """``await start_cached(upstream, cache={...}, server_cache={...})``: a gateway whose model ``chat`` caches."""
-    gateways: list[Gateway] = []
 
     async def start(upstream: CaptureUpstream, *, cache: dict[str, Any] | None = None,
                     server_cache: dict[str, Any] | None = None, clock: Clock | None = None,
@@ -63,14 +61,9 @@ async def start_cached() -> AsyncIterator[StartCached]:
         data = config(model("chat", deployment("up", upstream.base_url, price=PRICE), retries=0,
                             cache=cache or {"mode": "exact"}), *extra_models,
                       **({"cache": server_cache} if server_cache else {}))
-        gateway = Gateway(load_dict(data, env={}), clock=clock, middlewares={"auth": [principal_from_headers]})
-        await gateway.start("127.0.0.1", 0)
-        gateways.append(gateway)
-        return gateway
+        return await start_gateway(data, clock=clock, middlewares={"auth": [principal_from_headers]})
 
-    yield start
-    for gateway in gateways:
-        await gateway.close(grace=1.0)
+    return start
 
 
 async def ask(client: openai.AsyncOpenAI, content: str = "Hello there", headers: dict[str, str] | None = None,
