@@ -18,7 +18,7 @@ import orjson
 from stellwerk.errors import ConfigError
 
 from .render import render
-from .runner import load_config, simulate
+from .runner import check_deployments, load_config, simulate
 from .scenario import Scenario, ScenarioError
 from .trace import export_access_log, export_ledger, write_trace
 
@@ -36,8 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         scenario = Scenario.from_file(args.scenario)
-        configs = [args.config] + ([args.compare] if args.compare else [])
-        reports = [simulate(load_config(path), scenario, seed=args.seed, name=path) for path in configs]
+        paths = [args.config] + ([args.compare] if args.compare else [])
+        configs = [load_config(path) for path in paths]
+        check_deployments(scenario, configs)  # a deployment only the compared config has is no typo
+        reports = [simulate(config, scenario, seed=args.seed, name=path, check=False)
+                   for config, path in zip(configs, paths, strict=True)]
     except (ScenarioError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

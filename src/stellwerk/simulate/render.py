@@ -11,13 +11,13 @@ A deployment's share over time is a bar per bucket (``▁`` none of the answers 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = ["render"]
 
 _BARS = " ▁▂▃▄▅▆▇█"
 _LABEL = 24
-_COLUMN = 22
 
 Row = tuple[str, Callable[[dict[str, Any]], float | None], Callable[[float], str], Callable[[float], str]]
 
@@ -72,29 +72,29 @@ _ROWS: list[Row] = [
 def render(reports: Sequence[dict[str, Any]]) -> str:
     """One report, or several side by side (differences to the first in the last column, for two)."""
     first = reports[0]
-    lines = [f"scenario: {first.get('scenario', '?')}, seed {first['seed']}, {first['duration']:g} s of virtual time",
-             ""]
-    header = " " * _LABEL + "".join(f"{_short(r['config']):<{_COLUMN}}" for r in reports)
-    if len(reports) == 2:
-        header += "difference"
-    lines.append(header.rstrip())
+    rows: list[list[str]] = [["", *(_names(reports)), *(["difference"] if len(reports) == 2 else [])]]
     for label, get, fmt, diff in _ROWS:
         values = [get(r) for r in reports]
-        cells = "".join(f"{('-' if v is None else fmt(v)):<{_COLUMN}}" for v in values)
+        row = [label, *("-" if v is None else fmt(v) for v in values)]
         if len(reports) == 2 and values[0] is not None and values[1] is not None:
-            cells += diff(values[1] - values[0])
-        lines.append(f"{label:<{_LABEL}}{cells}".rstrip())
+            row.append(diff(values[1] - values[0]))
+        rows.append(row)
     for label, key in (("errors", "errors"), ("upstream errors", "upstream_errors"),
                        ("limit violations", "limit_violations")):
-        cells = "".join(f"{_counts(r.get(key) or {}):<{_COLUMN}}" for r in reports)
-        lines.append(f"{label:<{_LABEL}}{cells}".rstrip())
+        rows.append([label, *(_counts(r.get(key) or {}) for r in reports)])
+    widths = [max(len(row[i]) for row in rows if i < len(row)) + 3 for i in range(max(map(len, rows)))]
+    lines = [f"scenario: {first.get('scenario', '?')}, seed {first['seed']}, {first['duration']:g} s of virtual time",
+             ""]
+    lines += ["".join(f"{cell:<{width}}" for cell, width in zip(row, widths, strict=False)).rstrip() for row in rows]
     lines += _shares(reports)
     lines += _outages(reports)
     return "\n".join(lines) + "\n"
 
 
-def _short(name: str, width: int = _COLUMN - 2) -> str:
-    return name if len(name) <= width else "…" + name[-(width - 1):]
+def _names(reports: Sequence[dict[str, Any]]) -> list[str]:
+    """The configs' file names, or their whole paths when the names alone are the same."""
+    names = [Path(r["config"]).name for r in reports]
+    return names if len(set(names)) == len(names) else [r["config"] for r in reports]
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -25,7 +25,6 @@ from typing import Any
 
 from .recorder import Recorder
 from .scenario import Scenario
-from .upstreams import Upstream
 
 __all__ = ["build_report", "quantiles"]
 
@@ -42,8 +41,9 @@ def quantiles(values: Sequence[float]) -> dict[str, float] | None:
     return {name: round(ordered[min(n - 1, int(q * n))], 6) for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
 
 
-def build_report(recorder: Recorder, scenario: Scenario, upstreams: Mapping[str, Upstream], *, config: str,
-                 seed: int) -> dict[str, Any]:
+def build_report(recorder: Recorder, scenario: Scenario, deployments: Sequence[str], *, config: str, seed: int,
+                 limit_violations: Mapping[str, int]) -> dict[str, Any]:
+    """``deployments``: the config's, in order; ``limit_violations``: per deployment with a provider rpm."""
     finished = recorder.requests
     n = len(finished)
     ok = [r for r in finished if r.status == 200]
@@ -62,20 +62,20 @@ def build_report(recorder: Recorder, scenario: Scenario, upstreams: Mapping[str,
         "latency": quantiles([r.latency for r in ok]),
         "ttft": quantiles([r.ttft for r in ok if r.ttft is not None]),
         "cost": {"total": round(total_cost, 6), "per_1k": round(total_cost / n * 1000, 6) if n else None},
-        "deployments": _deployments(recorder, upstreams, bucket),
+        "deployments": _deployments(recorder, deployments, bucket),
         "bucket_seconds": bucket,
-        "limit_violations": {d: len(u.violations) for d, u in upstreams.items() if u.rpm is not None},
+        "limit_violations": dict(limit_violations),
         "outages": _outages(recorder, scenario),
     }
 
 
-def _deployments(recorder: Recorder, upstreams: Mapping[str, Upstream], bucket: float) -> dict[str, Any]:
+def _deployments(recorder: Recorder, deployments: Sequence[str], bucket: float) -> dict[str, Any]:
     ok = [(r.start, r.deployment) for r in recorder.requests if r.status == 200 and r.deployment is not None]
     counts = Counter(d for _, d in ok)
     per_bucket: list[Counter[str]] = [Counter() for _ in range(_BUCKETS)]
     for start, d in ok:
         per_bucket[min(_BUCKETS - 1, int(start / bucket))][d] += 1
-    ids = list(upstreams) + sorted(set(counts) - set(upstreams))  # "cache" answers too, when a model caches
+    ids = list(deployments) + sorted(set(counts) - set(deployments))  # "cache" answers too, when a model caches
     return {d: {"requests": counts[d], "share": round(counts[d] / len(ok), 6) if ok else 0.0,
                 "over_time": [round(b[d] / total, 4) if (total := sum(b.values())) else 0.0 for b in per_bucket]}
             for d in ids}

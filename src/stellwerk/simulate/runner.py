@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from .traffic import Arrival, arrivals
 from .transport import SimTransport
 from .upstreams import simulated
 
-__all__ = ["load_config", "simulate"]
+__all__ = ["check_deployments", "drive", "load_config", "simulate"]
 
 _EPOCH = 1_767_225_600.0
 """Wall-clock time of virtual 0 (2026-01-01 UTC), for the ``created`` fields of simulated answers."""
@@ -75,8 +75,22 @@ def load_config(path: str | Path) -> Config:
     return load_file(path, env=_Placeholders())
 
 
-def simulate(config: Config, scenario: Scenario, *, seed: int = 0, name: str = "config") -> dict[str, Any]:
-    """Run the scenario against the config in virtual time; the report (see :mod:`~stellwerk.simulate.report`)."""
+def check_deployments(scenario: Scenario, configs: Sequence[Config]) -> None:
+    """A :class:`ScenarioError` for a deployment in the scenario that none of ``configs`` has (a typo)."""
+    known = {d.id for config in configs for m in config.models for d in m.deployments}
+    unknown = sorted(set(scenario.deployments) - known)
+    if unknown:
+        raise ScenarioError(f"{scenario.source}: deployments.{unknown[0]}: no such deployment in the config; "
+                            f"expected one of {sorted(known)}")
+
+
+def simulate(config: Config, scenario: Scenario, *, seed: int = 0, name: str = "config",
+             check: bool = True) -> dict[str, Any]:
+    """Run the scenario against the config in virtual time; the report (see :mod:`~stellwerk.simulate.report`).
+
+    ``check=False`` skips :func:`check_deployments` (when comparing configs, the caller checks against all)."""
+    if check:
+        check_deployments(scenario, [config])
     loop = VirtualLoop()
     try:
         return loop.run_until_complete(_run(config, scenario, seed, name))
@@ -100,19 +114,24 @@ async def _run(config: Config, scenario: Scenario, seed: int, name: str) -> dict
     router.events.subscribe(recorder, *Recorder.kinds)
     router.start()
     try:
-        await _drive(router, arrivals(scenario.traffic, scenario.duration, models, random.Random(seed)), set(models))
+        await drive(router, arrivals(scenario.traffic, scenario.duration, models, random.Random(seed)), clock)
     finally:
         await router.aclose()
-    return build_report(recorder, scenario, world.by_deployment, config=name, seed=seed)
+    violations = {d: len(u.violations) for d, u in world.by_deployment.items() if u.rpm is not None}
+    return build_report(recorder, scenario, list(world.by_deployment), config=name, seed=seed,
+                        limit_violations=violations)
 
 
-async def _drive(router: Router, requests: Iterator[Arrival], models: set[str]) -> None:
+async def drive(router: Router, requests: Iterator[Arrival], clock: Callable[[], float]) -> None:
+    """Send each request at its time on ``clock`` (virtual, or the wall clock for a real run) and wait for every
+    answer; a request for a model the router does not have is a :class:`ScenarioError`."""
     loop = asyncio.get_running_loop()
+    models = set(router.models)
     pending: set[asyncio.Task[None]] = set()
     for number, arrival in enumerate(requests):
         if arrival.model not in models:
             raise ScenarioError(f"traffic: model {arrival.model!r} is not in the config; expected one of {sorted(models)}")
-        wait = arrival.time - loop.time()
+        wait = arrival.time - clock()
         if wait > 0:
             await asyncio.sleep(wait)
         task = loop.create_task(_send(router, arrival, number))

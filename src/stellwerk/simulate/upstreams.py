@@ -110,12 +110,8 @@ class Simulated:
 def simulated(config: Config, scenario: Scenario, *, seed: int, clock: Callable[[], float],
               wall_clock: Callable[[], float]) -> Simulated:
     """Simulated providers for every deployment, and ``config`` pointed at them. Call inside the virtual loop
-    (outage windows count from the clock's now)."""
-    known = {d.id for m in config.models for d in m.deployments}
-    unknown = sorted(set(scenario.deployments) - known)
-    if unknown:
-        raise ScenarioError(f"{scenario.source}: deployments.{unknown[0]}: no such deployment in the config; "
-                            f"expected one of {sorted(known)}")
+    (outage windows count from the clock's now). Scenario entries for deployments the config lacks are unused
+    (see :func:`~.runner.check_deployments`)."""
     by_id: dict[str, Upstream] = {}
     origins: dict[str, str] = {}
     models = []
