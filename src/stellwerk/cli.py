@@ -1,4 +1,5 @@
-"""The ``stellwerk`` command: serve, check, schema, import-litellm, keys, spend, sim-provider, demo."""
+"""The ``stellwerk`` command: serve, check, schema, import-litellm, keys, spend, sim-provider, demo, simulate,
+export-trace."""
 
 from __future__ import annotations
 
@@ -84,6 +85,18 @@ def _demo(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from stellwerk.simulate.cli import run
+
+    return run(args)
+
+
+def _export_trace(args: argparse.Namespace) -> int:
+    from stellwerk.simulate.cli import run_export
+
+    return run_export(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stellwerk", description="Resilient multi-model LLM router and gateway.")
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO (one line per request), WARNING (default)")
@@ -129,6 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_demo_arguments(demo)
     demo.set_defaults(func=_demo)
+
+    from stellwerk.simulate.cli import add_arguments as add_simulate_arguments
+    from stellwerk.simulate.cli import add_export_arguments
+
+    simulate = sub.add_parser("simulate", help="try a config on simulated traffic and failures, in virtual time")
+    add_simulate_arguments(simulate)
+    simulate.set_defaults(func=_simulate)
+    export = sub.add_parser("export-trace", help="past requests from the access log or spend ledger, as a trace to "
+                                                 "replay in a simulation")
+    add_export_arguments(export)
+    export.set_defaults(func=_export_trace)
     return parser
 
 
