@@ -262,6 +262,12 @@ class ChatStream:
             route=self.route if error is None else ""))
 
     @property
+    def prompt_usage(self) -> Usage | None:
+        """The prompt's counts as the upstream reported them before its answer ended (Anthropic's
+        ``message_start``, Gemini's first usage), else None (OpenAI-format upstreams report them at the end)."""
+        return usage_from(getattr(self._opened.decoder, "prompt_usage", None))
+
+    @property
     def text(self) -> str:
         """The answer's text so far (all of it once the stream has ended)."""
         return "".join(self._text)
