@@ -145,7 +145,7 @@ class ChatStream:
             self._finish(status, error)
 
     async def _continue_elsewhere(self) -> Opened | None:
-        if self._resume is None or self._tool_calls or self._finished:
+        if self._resume is None or self._tool_calls or self._finished or not self._opened.resumable:
             return None
         partial = "".join(self._text)
         produced = estimate_tokens(len(partial))

@@ -28,6 +28,7 @@ import orjson
 from stellwerk.http.server import Request, Response
 from stellwerk.sim.content import estimate_tokens
 from stellwerk.sim.openai_errors import OpenAIErrors, WireError, invalid_api_key, stream_error_event
+from stellwerk.sim.openai_responses import chat_body, response_body, response_stream
 from stellwerk.sim.protocol import (
     MAX_DIMENSIONS,
     ChatRequest,
@@ -393,7 +394,8 @@ _FINISH: Final[dict[Finish, str]] = {"stop": "stop", "length": "length", "tool":
 
 
 class OpenAIDialect:
-    """OpenAI: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models[/{id}]`` (``/v1`` optional).
+    """OpenAI: ``POST /v1/chat/completions``, ``POST /v1/responses`` (:mod:`.openai_responses`),
+    ``POST /v1/embeddings``, ``GET /v1/models[/{id}]`` (``/v1`` optional).
 
     Auth: ``Authorization: Bearer KEY``.
     """
@@ -407,6 +409,7 @@ class OpenAIDialect:
         for prefix in ("/v1", "")
         for method, path, route in (
             ("POST", "/chat/completions", Route("chat")),
+            ("POST", "/responses", Route("chat", variant="responses")),
             ("POST", "/embeddings", Route("embed")),
             ("GET", "/models", Route("info")),
             ("GET", "/models/{model}", Route("info")),
@@ -423,7 +426,7 @@ class OpenAIDialect:
         return [("x-request-id", f"req_sim{seq:024d}")]
 
     def parse_chat(self, req: Request, route: Route, trigger: str) -> ChatRequest:
-        return parse_chat(req.body, trigger)
+        return parse_chat(chat_body(req.body) if route.variant == "responses" else req.body, trigger)
 
     def parse_embed(self, req: Request, route: Route) -> EmbedRequest:
         return parse_embeddings(req.body)
@@ -435,6 +438,8 @@ class OpenAIDialect:
             f"chatcmpl-sim{turn.seq:020d}", int(turn.created), chat.model, reply.text, _FINISH[reply.finish],
             chat.prompt_tokens, reply.completion_tokens, tool,
         )  # fmt: skip
+        if turn.route.variant == "responses":
+            return response_body(body, turn)
         return body if chat.n == 1 else _n_choices(body, chat.n)
 
     def text_delta(self, text: str) -> bytes:
@@ -446,6 +451,9 @@ class OpenAIDialect:
                    for i in range(chat.n)]
         deltas = stream_deltas(turn, text, tool_arguments_delta)
         tool = reply.tool
+        if turn.route.variant == "responses":
+            start = None if tool is None else (tool_call_id(turn.seq), tool.name)
+            return response_stream(turn, deltas, _FINISH[reply.finish], start)
         first = b"".join(w.role() if tool is None else w.tool_start(tool_call_id(turn.seq), tool.name) for w in writers)
         closing = [b"".join(w.finish(_FINISH[reply.finish]) for w in writers)]
         if chat.include_usage:

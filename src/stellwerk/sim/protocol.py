@@ -444,8 +444,8 @@ class StreamPlan(NamedTuple):
     """Framed events before the first delta (message start, role, tool start)."""
     deltas: Sequence[bytes]
     """Unframed content deltas, sent paced through ``writer.event``."""
-    closing: list[bytes]
-    """Framed events after the last delta (stop reason, usage, terminator)."""
+    closing: Iterable[bytes]
+    """Framed events after the last delta (stop reason, usage, terminator), read once, after the deltas."""
     content_type: str = "text/event-stream"
 
 
