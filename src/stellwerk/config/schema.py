@@ -113,6 +113,11 @@ class DeploymentConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     supports_completions: bool = False
     """Serves the legacy ``/completions`` API (openai and azure only): ``/v1/completions`` requests are sent
     to it as they are, instead of as chat. Default false."""
+    native_responses: bool = False
+    """Serves OpenAI's Responses API itself (openai and azure only): ``/v1/responses`` requests are forwarded to
+    its ``/responses`` unchanged (the model replaced), and its answers and event streams to the client as they
+    come; requests continuing a stored response (``previous_response_id``) still go by translation. Default
+    false: translated to chat."""
     supports_json: bool = True
     """Whether the model honours ``response_format`` JSON modes. Default true."""
     max_output_tokens: Annotated[int, Meta(ge=1)] | None = None
