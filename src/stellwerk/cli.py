@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from stellwerk.errors import ConfigError
+from stellwerk.errors import ConfigError, StoreUnavailableError
 
 __all__ = ["main"]
 
@@ -166,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except StoreUnavailableError as err:  # at start (a running gateway degrades instead)
+        print(f"error: {err.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

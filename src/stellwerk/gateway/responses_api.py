@@ -7,7 +7,9 @@ into a ``response`` object or the Responses event stream (:mod:`~stellwerk.provi
 
 ``store`` (default true, as OpenAI's) keeps the conversation (this request's input and the answer) for
 ``previous_response_id``, for 30 days (``STORE_TTL``), in the router's state store (in memory, bounded:
-the least recently used go first). ``instructions`` are not carried over, as OpenAI documents.
+the least recently used go first), or in ``server.store`` when it is PostgreSQL (shared by replicas; one
+round trip per stored response; while it is unreachable answers are not stored, and a warning logged).
+``instructions`` are not carried over, as OpenAI documents.
 An unknown or expired ``previous_response_id`` is a 400 naming it. Answers name the upstream model that
 answered, as chat answers do.
 
@@ -26,24 +28,28 @@ caller learns nothing about conversations that are not theirs.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 
-from stellwerk.errors import InvalidRequestError, StellwerkError
+from stellwerk.errors import InvalidRequestError, StellwerkError, StoreUnavailableError
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.pipeline import Principal, Result, Stream, broke_off
 from stellwerk.providers.responses import ResponseEvents, ResponsesRequest, to_chat_request, to_response
 from stellwerk.providers.responses.native import NATIVE, NativeRelay, stored_message
 from stellwerk.providers.responses.outbound import skeleton
 from stellwerk.routing import Router
+from stellwerk.state.interfaces import KeyValue
 
 from .door import FrontDoor
 from .errors import answer_headers
 
 __all__ = ["ResponsesAPI"]
+
+log = logging.getLogger("stellwerk.responses")
 
 STORE_TTL = 30 * 86400.0
 """Seconds a stored response can be continued with ``previous_response_id`` (OpenAI keeps them 30 days)."""
@@ -54,9 +60,12 @@ class ResponsesAPI(FrontDoor):
 
     def __init__(self, router: Router, parse_json: Callable[[Request], Any],
                  timeout_of: Callable[[Request], float | None],
-                 caller: Callable[[Request], Principal | None] = lambda request: None, ttl: float = STORE_TTL) -> None:
+                 caller: Callable[[Request], Principal | None] = lambda request: None, ttl: float = STORE_TTL,
+                 kept: KeyValue | None = None) -> None:
+        """``kept``: where responses are stored (default: the router's state store)."""
         super().__init__(router, parse_json, timeout_of, caller)
         self._ttl = ttl
+        self._kept: KeyValue = kept if kept is not None else router.state
 
     async def create(self, request: Request, rid: str) -> Response | StreamingResponse:
         principal = self._caller(request)  # 401 before the body is read
@@ -127,7 +136,7 @@ class ResponsesAPI(FrontDoor):
 
     async def _earlier(self, owner: str, response_id: str) -> list[dict[str, Any]]:
         """The conversation a stored response of ``owner`` ended (its input and its answer)."""
-        stored = await self.router.state.get(self._key(owner, response_id))
+        stored = await self._kept.get(self._key(owner, response_id))
         if stored is None:
             raise InvalidRequestError(f"previous_response_id: no stored response '{response_id}' (unknown, expired, "
                                       "or created with store: false)", param="previous_response_id")
@@ -139,7 +148,10 @@ class ResponsesAPI(FrontDoor):
         if not parsed.store:
             return
         conversation = [*(earlier or []), *parsed.input_messages, answer]
-        await self.router.state.put(self._key(owner, response_id), orjson.dumps(conversation), self._ttl)
+        try:
+            await self._kept.put(self._key(owner, response_id), orjson.dumps(conversation), self._ttl)
+        except StoreUnavailableError as err:  # the answer is served all the same; it cannot be continued
+            log.warning("response %s not stored: %s", response_id, err.message)
 
 
 def _owner(principal: Principal | None) -> str:

@@ -13,12 +13,13 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
 from stellwerk.state.interfaces import GroupBy
 from stellwerk.state.records import KeyRecord, SpendRecord, SpendRow, TeamRecord
+from stellwerk.state.spend_query import spend_query, spend_rows
 
 __all__ = ["SQLiteStore"]
 
@@ -38,7 +39,6 @@ _INSERT_ROW = "INSERT OR IGNORE INTO spend VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _CHUNK = 100
 _INSERT_CHUNK = _INSERT_ROW + ",(?,?,?,?,?,?,?,?,?,?,?,?,?)" * (_CHUNK - 1)
 """``_CHUNK`` rows in one statement (1,300 parameters; SQLite allows 32,766)."""
-_COLUMNS: dict[str, str] = {"key": "key_id", "team": "team", "model": "model", "deployment": "deployment"}
 _key_decoder = msgspec.json.Decoder(KeyRecord)
 _team_decoder = msgspec.json.Decoder(TeamRecord)
 
@@ -108,19 +108,8 @@ class SQLiteStore:
         await asyncio.to_thread(self.append_now, records)
 
     def spend_now(self, group_by: GroupBy, since: float | None = None, until: float | None = None) -> list[SpendRow]:
-        column = _COLUMNS[group_by]
-        where, args = ["1=1"], list[Any]()
-        if since is not None:
-            where.append("time >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("time < ?")
-            args.append(until)
-        sql = (f"SELECT {column}, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost) FROM spend "
-               f"WHERE {' AND '.join(where)} GROUP BY {column} ORDER BY SUM(cost) DESC, {column}")
-        rows = self._run(lambda db: db.execute(sql, args).fetchall())
-        return [SpendRow(key=g, requests=n, prompt_tokens=p or 0, completion_tokens=c or 0, cost=cost or 0.0)
-                for g, n, p, c, cost in rows]
+        sql, args = spend_query("spend", group_by, since, until)
+        return spend_rows(self._run(lambda db: db.execute(sql, args).fetchall()))
 
     async def spend(self, group_by: GroupBy, since: float | None = None, until: float | None = None) -> list[SpendRow]:
         return await asyncio.to_thread(self.spend_now, group_by, since, until)
