@@ -166,13 +166,6 @@ class Keyring:
             self.changed(team)
         return team
 
-    def apply(self, record: KeyRecord | TeamRecord) -> None:
-        """A key or team as it is now (a change stored already, here or by another replica)."""
-        if isinstance(record, TeamRecord):
-            self._teams = {**self._teams, record.name: record}
-        else:
-            self._index(record)
-
     def _changeable(self, key_id: str) -> KeyRecord:
         record = self._by_id.get(key_id)
         if record is None:
