@@ -77,3 +77,21 @@ async def test_the_journal_of_an_earlier_version_is_recovered(tmp_path: Path) ->
     assert await ledger.recover() == 4
     assert await store.count() == 4
     await ledger.close()
+
+
+async def test_large_batches_are_stored_whole_and_deduplicated(tmp_path: Path) -> None:
+    """Batches go in as chunks of rows per statement plus a remainder; a batch stored twice counts once."""
+    store = SQLiteStore(tmp_path / "s.db")
+    ledger = SpendLedger(store, tmp_path / "s.db.journal", interval=60)
+    await ledger.start()
+    for n in range(250):
+        ledger(finished(n, cost=0.01))
+    batch = list(ledger._pending)
+    await ledger.flush()
+    assert await store.count() == 250
+    await store.append(batch[:230])  # replayed, as after a crash between the commit and the journal's deletion
+    assert await store.count() == 250
+    rows = await store.spend("key")
+    assert [(r.requests, r.prompt_tokens, round(r.cost, 6)) for r in rows] == [(250, 2500, 2.5)]
+    await ledger.close()
+    await store.close()

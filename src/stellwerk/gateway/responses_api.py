@@ -13,6 +13,14 @@ round trip per stored response; while it is unreachable answers are not stored, 
 An unknown or expired ``previous_response_id`` is a 400 naming it. Answers name the upstream model that
 answered, as chat answers do.
 
+Deployments with ``native_responses`` (openai, azure) get the request as the client sent it, and their answer
+or event stream goes back as it came (:mod:`stellwerk.providers.responses.native`), with the upstream's
+response id (under which the gateway stores the conversation too). Failover works across both kinds: a
+native deployment that fails before its answer began is replaced by the next one, native or translated;
+a native stream that breaks off after it began ends with ``error`` and ``response.failed`` (it is not
+continued elsewhere). A request with ``previous_response_id`` always goes by translation: the
+conversation is the gateway's.
+
 With auth on, stored responses belong to who made them, as OpenAI's belong to a project: the caller's team
 when its key has one, else the key itself. Another team's id is answered exactly as an unknown one, so a
 caller learns nothing about conversations that are not theirs.
@@ -31,6 +39,7 @@ from stellwerk.errors import InvalidRequestError, StellwerkError, StoreUnavailab
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.pipeline import Principal, Result, Stream, broke_off
 from stellwerk.providers.responses import ResponseEvents, ResponsesRequest, to_chat_request, to_response
+from stellwerk.providers.responses.native import NATIVE, NativeRelay, stored_message
 from stellwerk.providers.responses.outbound import skeleton
 from stellwerk.routing import Router
 from stellwerk.state.interfaces import KeyValue
@@ -66,9 +75,14 @@ class ResponsesAPI(FrontDoor):
         earlier = await self._earlier(owner, previous) if isinstance(previous, str) else None
         parsed = to_chat_request(body, earlier)
         call = self.chat_call(request, rid, parsed.chat, principal)
+        if earlier is None:  # native deployments may take it as it is
+            call = call.evolve(responses=body)
         reply = await self.router.handle(call)
         base = skeleton(f"resp_{rid}", int(time.time()), call.model, parsed.echo, parsed.store, previous)
         headers = answer_headers(reply, call)
+        if isinstance(reply, Result) and reply.data.get("object") == "response":  # a native deployment's own
+            await self._store(owner, parsed, earlier, stored_message(reply.data), str(reply.data.get("id")))
+            return Response(200, reply.body, headers)
         if isinstance(reply, Result):
             base["model"] = reply.data.get("model") or call.model  # the model that answered, as chat answers name it
             response, stored = to_response(reply.data, base)
@@ -79,20 +93,37 @@ class ResponsesAPI(FrontDoor):
     async def _events(self, stream: Stream, events: ResponseEvents, owner: str, parsed: ResponsesRequest,
                       earlier: list[dict[str, Any]] | None) -> AsyncIterator[bytes]:
         started = False
+        native: NativeRelay | None = None
         try:
             async for chunk in stream:
-                if not started:  # the response names the model that answers: the first chunk's
-                    events.base["model"] = chunk.get("model") or events.base["model"]
+                event = chunk.get(NATIVE)
+                if not started:
                     started = True
-                    yield events.start()
+                    if event is not None:  # a native deployment's own events, relayed
+                        native = NativeRelay()
+                    else:  # the response names the model that answers: the first chunk's
+                        events.base["model"] = chunk.get("model") or events.base["model"]
+                        yield events.start()
+                if native is not None:
+                    if event is not None:
+                        yield native.relay(event)
+                    continue
                 data = events.feed(chunk)
                 if data:
                     yield data
         except StellwerkError as err:
-            yield (b"" if started else events.start()) + events.error(broke_off(stream.deployment, err.message))
+            message = broke_off(stream.deployment, err.message)
+            if native is not None:
+                yield native.error(message)
+                return
+            yield (b"" if started else events.start()) + events.error(message)
             return
         finally:
             await stream.aclose()
+        if native is not None:
+            if native.response is not None:
+                await self._store(owner, parsed, earlier, stored_message(native.response), str(native.response["id"]))
+            return
         if not started:
             yield events.start()
         closing, _, stored = events.finish()

@@ -42,6 +42,8 @@ class Keyring:
         self._by_id: dict[str, KeyRecord] = {}
         self._principals: dict[str, Principal] = {}
         self._teams: dict[str, TeamRecord] = {}
+        self.changed: Callable[[KeyRecord | TeamRecord], None] | None = None
+        """Told of every change made here (the cluster tells the other replicas)."""
 
     # -- loading ------------------------------------------------------------------------------
     async def load(self, declared: Sequence[tuple[KeyRecord, str]] = ()) -> None:
@@ -159,8 +161,17 @@ class Keyring:
                           max_parallel=spec.max_parallel, budget=spec.budget, created_at=self.wall())
         if self.store is not None:
             await self.store.put_team(team)
-        self._teams = {**self._teams, team.name: team}
+        self.apply(team)
+        if self.changed is not None:
+            self.changed(team)
         return team
+
+    def apply(self, record: KeyRecord | TeamRecord) -> None:
+        """A key or team as it is now (a change stored already, here or by another replica)."""
+        if isinstance(record, TeamRecord):
+            self._teams = {**self._teams, record.name: record}
+        else:
+            self._index(record)
 
     def _changeable(self, key_id: str) -> KeyRecord:
         record = self._by_id.get(key_id)
@@ -178,6 +189,8 @@ class Keyring:
         if self.store is not None:
             await self.store.put_key(record)
         self._index(record)
+        if self.changed is not None:
+            self.changed(record)
 
 
 def _matches(patterns: tuple[str, ...], model: str) -> bool:
