@@ -27,7 +27,7 @@ class SharedTicket(Ticket):
     __slots__ = ("at", "names", "shared")
 
     def __init__(self, ticket: Ticket, shared: SharedLimits, names: list[str], at: int) -> None:
-        super().__init__(ticket.accounts, ticket.tokens, ticket.cost, ticket.headers)
+        super().__init__(ticket.accounts, ticket.tokens, ticket.cost, ticket.headers, ticket.clock)
         self.shared = shared
         self.names = names
         self.at = at
