@@ -38,7 +38,8 @@ async def test_redis_killed_under_load_fails_no_request(start_sim: Any, tmp_path
         replicas = await start_replicas(tmp_path, [_config(redis.url, sim)] * 2)
         async with httpx.AsyncClient(timeout=10.0) as http:
             async def state(replica: Replica) -> str:
-                return str((await http.get(f"{replica.url}/admin/cluster")).json()["redis"])
+                body = (await http.get(f"{replica.url}/admin/cluster")).json()
+                return f"{body['redis']} {body['replicas_alive']}"  # both count both: the share is a half
 
             async def everywhere(wanted: str) -> bool:
                 return all(s == wanted for s in await asyncio.gather(*(state(r) for r in replicas)))
@@ -56,20 +57,22 @@ async def test_redis_killed_under_load_fails_no_request(start_sim: Any, tmp_path
                         "model": "plain", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1})
                     statuses.append(answer.status_code)
 
-            await poll(lambda: everywhere("up"), "both replicas reach Redis")
+            await poll(lambda: everywhere("up 2"), "both replicas reach Redis and see each other")
             clients = [asyncio.ensure_future(load(replicas[i % 2])) for i in range(4)]
-            await poll(lambda: asyncio.sleep(0, len(statuses) > 20), "load is flowing")
-            redis.kill()
-            await poll(lambda: everywhere("down"), "both replicas notice that Redis is gone")
-            seen = len(statuses)
-            await poll(lambda: asyncio.sleep(0, len(statuses) > seen + 20), "load flows without Redis")
-            down = [await limited(replicas[0], "limited-down") for _ in range(8)]
-            assert down.count(200) == 5  # alone, this replica takes its share: 10 / 2 replicas
-            redis.start()
-            await redis.ready()
-            await poll(lambda: everywhere("up"), "both replicas reconnect", guard=10.0)
-            running = False
-            await asyncio.gather(*clients)
+            try:
+                await poll(lambda: asyncio.sleep(0, len(statuses) > 20), "load is flowing")
+                redis.kill()
+                await poll(lambda: everywhere("down 2"), "both replicas notice that Redis is gone")
+                seen = len(statuses)
+                await poll(lambda: asyncio.sleep(0, len(statuses) > seen + 20), "load flows without Redis")
+                down = [await limited(replicas[0], "limited-down") for _ in range(8)]
+                assert down.count(200) == 5  # alone, this replica takes its share: 10 / 2 replicas
+                redis.start()
+                await redis.ready()
+                await poll(lambda: everywhere("up 2"), "both replicas reconnect", guard=10.0)
+            finally:
+                running = False
+                await asyncio.gather(*clients)
             assert len(statuses) > 40 and set(statuses) == {200}
 
             answers = [await limited(replicas[0], "limited") for _ in range(15)]

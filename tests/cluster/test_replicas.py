@@ -188,3 +188,39 @@ def _breaker(health: Any, dep_id: str) -> str | None:
         if dep_id in model["deployments"]:
             return str(model["deployments"][dep_id]["breaker"]["state"])
     return None
+
+
+async def test_a_key_rpm_holds_across_replicas(cluster: Cluster) -> None:
+    made = await cluster.http.post(f"{cluster.replicas[0].url}/admin/keys", json={"name": "metered", "rpm": 30},
+                                   headers=ADMIN)
+    key, key_id = made.json()["key"], made.json()["id"]
+
+    async def known() -> bool:  # asked through the admin API, which counts no request against the key
+        found = [await cluster.http.get(f"{r.url}/admin/keys/{key_id}", headers=ADMIN) for r in cluster.replicas]
+        return all(f.status_code == 200 for f in found)
+
+    await poll(known, "every replica knows the new key")
+    answers = await asyncio.gather(*(cluster.chat(cluster.replicas[i % 3], "plain", key=key, max_tokens=1)
+                                     for i in range(60)))
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(200) == 30 and statuses.count(429) == 30
+    refused = next(a for a in answers if a.status_code == 429).json()["error"]
+    assert "30 requests per minute across all replicas" in refused["message"]
+
+
+async def test_an_api_edit_on_one_replica_is_applied_by_all(cluster: Cluster) -> None:
+    edited = await cluster.http.put(f"{cluster.replicas[0].url}/admin/deployments/spare/weight", json={"weight": 3},
+                                    headers=ADMIN)
+    assert edited.status_code == 200, edited.text
+
+    async def everywhere() -> bool:
+        for replica in cluster.replicas:
+            shown = (await cluster.http.get(f"{replica.url}/admin/config", headers=ADMIN)).json()
+            weights = {d["id"]: d["weight"] for m in shown["config"]["models"] for d in m["deployments"]}
+            if weights["spare"] != 3:
+                return False
+        return True
+
+    await poll(everywhere, "every replica runs the edited weight")
+    shown = (await cluster.http.get(f"{cluster.replicas[1].url}/admin/config", headers=ADMIN)).json()
+    assert shown["source"].startswith("cluster:")  # a version of its own, saying where the edit came from

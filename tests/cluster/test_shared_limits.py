@@ -52,10 +52,10 @@ async def test_requests_are_admitted_exactly_up_to_the_limit_across_replicas(pre
     await b.start()
     try:
         shared = [SharedLimits(a), SharedLimits(b)]
-        results = await asyncio.gather(*(shared[i % 2].admit_accounts([("key:k", 10, None)], 0) for i in range(25)))
+        results = await asyncio.gather(*(shared[i % 2].admit([("key:k", 10, None, 0)]) for i in range(25)))
         assert sum(1 for r in results if r is not None and r[1] is None) == 10
         wall.now += 61  # the window has passed
-        assert (await shared[0].admit_accounts([("key:k", 10, None)], 0) or (0, "x"))[1] is None
+        assert (await shared[0].admit([("key:k", 10, None, 0)]) or (0, "x"))[1] is None
     finally:
         await a.close()
         await b.close()
@@ -67,15 +67,15 @@ async def test_tokens_are_reserved_then_reconciled(prefix: str) -> None:
     await a.start()
     try:
         shared = SharedLimits(a)
-        admitted = await shared.admit_accounts([("team:t", None, 1000)], 600)
+        admitted = await shared.admit([("team:t", None, 1000, 600)])
         assert admitted is not None and admitted[1] is None
-        refused = await shared.admit_accounts([("team:t", None, 1000)], 600)
+        refused = await shared.admit([("team:t", None, 1000, 600)])
         assert refused is not None and refused[1] is None  # 600 < 1000: admitted, now 1200 reserved
-        full = await shared.admit_accounts([("team:t", None, 1000)], 1)
+        full = await shared.admit([("team:t", None, 1000, 1)])
         assert full is not None and full[1] is not None and full[1].tokens == 1200
         shared.reconcile(["team:t"], admitted[0], -500)  # the answers used 100 tokens each
         shared.reconcile(["team:t"], admitted[0], -500)
-        again = await shared.admit_accounts([("team:t", None, 1000)], 1)
+        again = await shared.admit([("team:t", None, 1000, 1)])
         assert again is not None and again[1] is None
     finally:
         await a.close()
@@ -97,7 +97,7 @@ async def test_heartbeats_count_replicas_and_limits_split_while_redis_is_down(pr
         nodes[0].down(ConnectionLost("test"))
         view = shared.local_view(key)
         assert (view.rpm, view.tpm) == (30, 1000)  # a third each while Redis is down
-        assert await shared.admit_accounts([("key:k1", 90, None)], 0) is None  # nothing is sent
+        assert await shared.admit([("key:k1", 90, None, 0)]) is None  # nothing is sent
         await nodes[0]._beat()  # the heartbeat reconnects
         assert nodes[0].up and shared.local_view(key) is key
     finally:

@@ -1,14 +1,16 @@
-"""Global rpm and tpm of keys, teams and deployments: one ADMIT script per admission, RECONCILE at completion.
+"""Global rpm and tpm of keys, teams and deployments: one ADMIT round trip per request, RECONCILE at completion.
 
-    keys and teams:  Limits stage ─► local admit (per-replica state: max_parallel, budgets, headers)
-                                  ─► admit_accounts(...)  one round trip: every account checked, then counted
-                     the answer   ─► reconcile: real tokens replace the reservation (failure: reservation back)
-    deployments:     attempt loop ─► claim(deployment)   one round trip; refused: the deployment is skipped
-                     lease.ok     ─► settle(deployment, tokens - reserved)
+    limits stage   local admit (per replica: max_parallel, budgets, headers); the key's and team's shared
+                   accounts become the request's *pending* claim (:mod:`.admission`)
+    attempt loop   claim(deployment): ONE script checks and counts the pending accounts and the deployment
+                   together; the deployment full ─► skipped (the pending accounts stay pending for the next
+                   one); an account full ─► 429 naming it
+    completion     reconcile: the real tokens replace the reservation (a failure gives the reservation back)
 
+A request that never reaches a deployment (a cache hit) counts its pending accounts after the fact.
 While Redis is down (or fails mid-call) nothing waits on it: keys and teams are checked locally against
-their limits divided by the replicas last seen alive (:meth:`local_view`), deployments against the
-same share of their own limits, counted by this replica. No request fails because Redis is gone.
+their limits divided by the replicas last seen alive (:meth:`local_view`), deployments against the same
+share of their own limits, counted by this replica. No request fails because Redis is gone.
 """
 
 from __future__ import annotations
@@ -27,9 +29,13 @@ from .scripts import ADMIT, RECONCILE
 if TYPE_CHECKING:
     from stellwerk.routing.deployment import Deployment
 
-__all__ = ["Refused", "SharedLimits"]
+    from .admission import Pending
+
+__all__ = ["Refused", "SharedLimits", "Subject"]
 
 R = TypeVar("R", KeyRecord, TeamRecord)
+Subject = tuple[str, int | None, int | None, int]
+"""An account, its rpm and tpm (None: unlimited) and the tokens this request reserves there."""
 
 
 class Refused(msgspec.Struct, frozen=True):
@@ -51,17 +57,15 @@ class SharedLimits:
     def up(self) -> bool:
         return self.cluster.up
 
-    # -- keys and teams -----------------------------------------------------------------------------
-    async def admit_accounts(self, subjects: Sequence[tuple[str, int | None, int | None]],
-                             tokens: int) -> tuple[int, Refused | None] | None:
-        """Check and count ``(account, rpm, tpm)`` subjects at once: ``(second, None)`` when admitted (the
-        second to reconcile in), ``(second, Refused)`` when not, None when Redis cannot answer."""
+    async def admit(self, subjects: Sequence[Subject]) -> tuple[int, Refused | None] | None:
+        """Check and count every subject at once: ``(second, None)`` when admitted (the second to reconcile
+        in), ``(second, Refused)`` when not (nothing counted), None when Redis cannot answer."""
         cluster = self.cluster
         now = int(cluster.wall())
-        args: list[int] = [now, tokens]
-        for _, rpm, tpm in subjects:
-            args += (rpm or 0, tpm or 0)
-        reply = await cluster.run(ADMIT, [cluster.key("a:" + name) for name, _, _ in subjects], tuple(args))
+        args: list[int] = [now]
+        for _, rpm, tpm, tokens in subjects:
+            args += (rpm or 0, tpm or 0, tokens)
+        reply = await cluster.run(ADMIT, [cluster.key("a:" + s[0]) for s in subjects], tuple(args))
         if reply is None:
             return None
         if reply[0]:
@@ -86,8 +90,8 @@ class SharedLimits:
         if cached is None or cached[0] is not record or cached[1] != replicas:
             if len(self._views) > 4096:
                 self._views.clear()
-            view = msgspec.structs.replace(record, rpm=_share(record.rpm, replicas), tpm=_share(record.tpm, replicas),
-                                           max_parallel=_share(record.max_parallel, replicas))
+            view = msgspec.structs.replace(record, rpm=share(record.rpm, replicas), tpm=share(record.tpm, replicas),
+                                           max_parallel=share(record.max_parallel, replicas))
             cached = self._views[name] = (record, replicas, view)
         shared = cached[2]
         assert isinstance(shared, type(record))
@@ -95,20 +99,46 @@ class SharedLimits:
 
     # -- deployments --------------------------------------------------------------------------------
     async def claim(self, dep: Deployment, tokens: int) -> str | None:
-        """Count one attempt on ``dep`` against its global rpm and tpm; why not (a filter's reason) or None."""
+        """Count one attempt on ``dep`` (and the request's pending accounts) against the global windows; why
+        the deployment cannot take it (a filter's reason) or None. Raises the 429 of a full account."""
+        from .admission import PENDING
+
+        pending = PENDING.get()
+        if pending is not None and pending.at is None and not pending.claiming:
+            return await self._claim_with(pending, dep, tokens)
         rpm, tpm = dep.config.rpm, dep.config.tpm
         if rpm is None and tpm is None:
             return None
         if self.cluster.up:
-            result = await self.admit_accounts([("dep:" + dep.id, rpm, tpm)], tokens)
+            result = await self.admit([("dep:" + dep.id, rpm, tpm, tokens)])
             if result is not None:
-                refused = result[1]
-                if refused is None:
-                    return None
-                if rpm is not None and refused.requests >= rpm:
-                    return f"rpm limit: {refused.requests} of {rpm} used this window (all replicas)"
-                return f"tpm limit: {refused.tokens} of {tpm} used this window (all replicas)"
-        replicas = self.cluster.replicas  # Redis is down: this replica's share, counted here
+                return None if result[1] is None else _full(dep, result[1])
+        return self._local(dep)
+
+    async def _claim_with(self, pending: Pending, dep: Deployment, tokens: int) -> str | None:
+        rpm, tpm = dep.config.rpm, dep.config.tpm
+        limited = rpm is not None or tpm is not None
+        subjects = [*pending.subjects, ("dep:" + dep.id, rpm, tpm, tokens)] if limited else pending.subjects
+        pending.claiming = True
+        try:
+            result = await self.admit(subjects)
+        finally:
+            pending.claiming = False
+        if result is None:  # Redis failed just now: the local admission of the accounts stands
+            pending.at = -1
+            return self._local(dep) if limited else None
+        at, refused = result
+        if refused is None:
+            pending.at = at
+            return None
+        if refused.index < len(pending.subjects):
+            pending.at = -1
+            raise pending.refusal(refused)
+        return _full(dep, refused)
+
+    def _local(self, dep: Deployment) -> str | None:
+        """Redis is down: this replica's share of the deployment's limits, counted here."""
+        rpm, tpm, replicas = dep.config.rpm, dep.config.tpm, self.cluster.replicas
         routing = dep.routing
         if rpm is not None and routing.requests.total() >= max(1, rpm // replicas):
             return f"rpm limit: this replica's share {max(1, rpm // replicas)} of {rpm} is used (redis down)"
@@ -122,5 +152,13 @@ class SharedLimits:
             self.reconcile(("dep:" + dep.id,), int(self.cluster.wall()), delta)
 
 
-def _share(limit: int | None, replicas: int) -> int | None:
+def _full(dep: Deployment, refused: Refused) -> str:
+    rpm, tpm = dep.config.rpm, dep.config.tpm
+    if rpm is not None and refused.requests >= rpm:
+        return f"rpm limit: {refused.requests} of {rpm} used this window (all replicas)"
+    return f"tpm limit: {refused.tokens} of {tpm} used this window (all replicas)"
+
+
+def share(limit: int | None, replicas: int) -> int | None:
+    """This replica's share of ``limit`` among ``replicas`` (at least 1)."""
     return None if limit is None else max(1, math.floor(limit / replicas))

@@ -88,6 +88,7 @@ class RespConnection(asyncio.Protocol):
         self.closed = False
         self._waiting: collections.deque[asyncio.Future[Reply] | None] = collections.deque()
         self._buf = bytearray()
+        self._out: list[bytes] = []
         self._loop = asyncio.get_running_loop()
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
@@ -128,18 +129,27 @@ class RespConnection(asyncio.Protocol):
                 fut.set_result(reply)
 
     def send(self, *args: Any) -> None:
-        """A command whose reply is not wanted."""
+        """A command whose reply is not wanted: written with the next call, or at the end of this turn of
+        the event loop (commands of one turn share one write)."""
         if self.closed or self.transport is None:
             raise ConnectionLost("redis: not connected")
-        self.transport.write(encode(args))
+        if not self._out:
+            self._loop.call_soon(self._flush)
+        self._out.append(encode(args))
         self._waiting.append(None)
+
+    def _flush(self) -> None:
+        if self._out and self.transport is not None and not self.closed:
+            self.transport.write(b"".join(self._out))
+        self._out.clear()
 
     async def call(self, *args: Any) -> Reply:
         """One command's reply, within the connection's ``timeout`` (else the connection is closed)."""
         if self.closed or self.transport is None:
             raise ConnectionLost("redis: not connected")
         fut: asyncio.Future[Reply] = self._loop.create_future()
-        self.transport.write(encode(args))
+        self._out.append(encode(args))
+        self._flush()
         self._waiting.append(fut)
         timer = self._loop.call_later(self.timeout, self._expire, fut)
         try:

@@ -22,39 +22,38 @@ class Script:
 
 
 ADMIT = Script("""
--- KEYS: accounts. ARGV: now (s), tokens to reserve, then rpm and tpm of each account (0: none).
+-- KEYS: accounts. ARGV: now (s), then rpm, tpm (0: none) and tokens to reserve of each account.
 -- Admits when every account's used count is below its limit (used + reserved tokens for tpm); then
--- counts the request and reserves the tokens everywhere. Returns {0, r1, t1, r2, t2, ...} (usage
--- before this request) or {i, r, t} for the first account i that is full.
+-- counts the request and reserves its tokens everywhere. Returns {0} or {i, r, t} for the first
+-- account i that is full (its requests and tokens in the window).
 local now = tonumber(ARGV[1])
-local tokens = tonumber(ARGV[2])
 local oldest = now - 60
-local usage = {0}
 for i = 1, #KEYS do
-  local rpm, tpm = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
-  local flat = redis.call('HGETALL', KEYS[i])
-  local r, t, stale = 0, 0, {}
-  for j = 1, #flat, 2 do
-    local field = flat[j]
-    if tonumber(string.sub(field, 2)) <= oldest then
-      stale[#stale + 1] = field
-    elseif string.byte(field, 1) == 114 then
-      r = r + tonumber(flat[j + 1])
-    else
-      t = t + tonumber(flat[j + 1])
+  local rpm, tpm = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  if rpm > 0 or tpm > 0 then
+    local flat = redis.call('HGETALL', KEYS[i])
+    local r, t, stale = 0, 0, {}
+    for j = 1, #flat, 2 do
+      local field = flat[j]
+      if tonumber(string.sub(field, 2)) <= oldest then
+        stale[#stale + 1] = field
+      elseif string.byte(field, 1) == 114 then
+        r = r + tonumber(flat[j + 1])
+      else
+        t = t + tonumber(flat[j + 1])
+      end
     end
+    if #stale > 0 then redis.call('HDEL', KEYS[i], unpack(stale)) end
+    if (rpm > 0 and r >= rpm) or (tpm > 0 and t >= tpm) then return {i, r, t} end
   end
-  if #stale > 0 then redis.call('HDEL', KEYS[i], unpack(stale)) end
-  if (rpm > 0 and r >= rpm) or (tpm > 0 and t >= tpm) then return {i, r, t} end
-  usage[#usage + 1] = r
-  usage[#usage + 1] = t
 end
 for i = 1, #KEYS do
+  local tokens = tonumber(ARGV[3 * i + 1])
   redis.call('HINCRBY', KEYS[i], 'r' .. now, 1)
   if tokens ~= 0 then redis.call('HINCRBY', KEYS[i], 't' .. now, tokens) end
   redis.call('EXPIRE', KEYS[i], 61)
 end
-return usage
+return {0}
 """)
 
 RECONCILE = Script("""

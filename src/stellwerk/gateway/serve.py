@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stellwerk import __version__
-from stellwerk.cluster import Cluster
+from stellwerk.cluster import Cluster, ConfigNotices
 from stellwerk.config import Config
 from stellwerk.errors import ConfigError
 from stellwerk.http.client import Transport
@@ -137,6 +137,8 @@ class Gateway:
         if self.governance is not None:  # versions are kept in the store; a restart keeps the API's edits
             store = self.governance.store
             self.router.configuration.persist(store.put_config_version_now, store.latest_config_version_now())
+        if self.cluster is not None:  # after persist: the notices chain the store's hook
+            ConfigNotices(self.cluster, self.router.configuration)
         self.app = GatewayApp(self.router, self.stats, self.metrics, Console(self.feed), config_api, self.governance,
                               public_metrics=server.metrics_public)
         guarded = BrowserGuard(self.app, listen_host=server.host, allowed_hosts=server.allowed_hosts,

@@ -5,8 +5,9 @@
             └─► an exception                 the reservation is released
 
 With ``shared`` (:class:`~stellwerk.cluster.limits.SharedLimits`, ``server.redis``), rpm and tpm are
-also checked and counted across every replica in one round trip after the local admission; while Redis
-is down the local admission enforces this replica's share of them instead.
+also checked and counted across every replica, together with the deployment's in the attempt loop (one
+round trip; see :mod:`stellwerk.cluster.admission`); while Redis is down the local admission enforces
+this replica's share of them instead.
 
 The reply carries the ``x-ratelimit-*`` headers of the tightest limits. A
 call without a principal (auth off) passes untouched. The arithmetic is in
@@ -49,15 +50,20 @@ class Limits:
         shared = self.shared
         if shared is None:
             ticket = self.accounts.admit(call, key, team)
+            claim = None
         else:
-            from stellwerk.cluster.admission import admit_shared
+            from stellwerk.cluster.admission import admit_shared, count_unclaimed
 
-            ticket = await admit_shared(shared, self.accounts, call, key, team)
+            ticket, claim = await admit_shared(shared, self.accounts, call, key, team)
         try:
             reply = await next_handler(call)
         except BaseException:
+            if claim is not None:
+                claim.var.reset(claim)
             ticket.release()
             raise
+        if claim is not None and shared is not None:
+            await count_unclaimed(shared, claim)
         reply.headers = (*reply.headers, *ticket.headers)
         if isinstance(reply, Result) and reply.record is None:  # a middleware's own answer, complete
             ticket.release()
