@@ -1,4 +1,5 @@
-"""The ``stellwerk`` command: serve, check, schema, import-litellm, keys, spend, sim-provider, demo."""
+"""The ``stellwerk`` command: serve, check, schema, import-litellm, keys, spend, sim-provider, demo,
+tune-task-router."""
 
 from __future__ import annotations
 
@@ -84,6 +85,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _tune_task_router(args: argparse.Namespace) -> int:
+    from stellwerk.routing.task.tune import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stellwerk", description="Resilient multi-model LLM router and gateway.")
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO (one line per request), WARNING (default)")
@@ -129,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_demo_arguments(demo)
     demo.set_defaults(func=_demo)
+
+    tune = sub.add_parser("tune-task-router", help="fit the task router's calibrated head on your labelled "
+                                                   "prompts (JSONL); writes a file for strategy_options.head")
+    tune.add_argument("--examples", required=True, help='JSONL file, one {"prompt": ..., "label": ...} per line')
+    tune.add_argument("--out", required=True, help="where to write the head (.npz), for strategy_options.head")
+    tune.add_argument("--embedder", default="wordllama", help="embedder (default wordllama, see strategy_options)")
+    tune.add_argument("--folds", type=int, default=5, help="cross-validation folds (calibration, report; default 5)")
+    tune.set_defaults(func=_tune_task_router)
     return parser
 
 
