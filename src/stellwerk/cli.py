@@ -8,17 +8,30 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from stellwerk.errors import ConfigError
+from stellwerk.errors import ConfigError, StoreUnavailableError
 
 __all__ = ["main"]
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    import msgspec
+
+    from stellwerk.cluster.workers import WORKER_REDIS, run_workers, worker_count
     from stellwerk.compose import load_file
     from stellwerk.gateway import run_gateway
 
     config = load_file(args.config)
-    run_gateway(config, args.host, args.port, source=args.config, allow_unauthenticated=args.allow_unauthenticated)
+    workers = worker_count(args.workers)
+    if workers > 1:
+        extra = ["--allow-unauthenticated"] if args.allow_unauthenticated else []
+        return run_workers(config, args.config, workers, args.host, args.port, extra)
+    private = os.environ.get(WORKER_REDIS)
+    if private and config.server.redis is None:  # a worker of a supervisor without server.redis
+        config = msgspec.structs.replace(config, server=msgspec.structs.replace(config.server, redis=private))
+    run_gateway(config, args.host, args.port, source=args.config, allow_unauthenticated=args.allow_unauthenticated,
+                reuse_port=args.reuse_port)
     return 0
 
 
@@ -108,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port (default: server.port, 4000)")
     serve.add_argument("--allow-unauthenticated", action="store_true",
                        help="listen on a non-loopback address without server.master_key (anyone may use it)")
+    serve.add_argument("--workers", default="1", metavar="N|auto",
+                       help="processes serving one port (SO_REUSEPORT), limits shared through server.redis or a "
+                            "private redis-server (default 1; auto: one per core)")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker of --workers
     serve.set_defaults(func=_serve)
 
     from stellwerk.admin_cli import add_keys_arguments, add_spend_arguments
@@ -166,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except StoreUnavailableError as err:  # at start (a running gateway degrades instead)
+        print(f"error: {err.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

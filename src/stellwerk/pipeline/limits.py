@@ -4,12 +4,18 @@
       ─► next ─► reply.on_complete(settle)   real tokens and cost replace the reservation
             └─► an exception                 the reservation is released
 
+With ``shared`` (:class:`~stellwerk.cluster.limits.SharedLimits`, ``server.redis``), rpm and tpm are
+also checked and counted across every replica in one round trip after the local admission; while Redis
+is down the local admission enforces this replica's share of them instead.
+
 The reply carries the ``x-ratelimit-*`` headers of the tightest limits. A
 call without a principal (auth off) passes untouched. The arithmetic is in
 :mod:`stellwerk.keys.accounts`.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from stellwerk.keys.accounts import Accounts
 from stellwerk.keys.keyring import Keyring
@@ -18,15 +24,19 @@ from .call import Call
 from .chain import Handler
 from .reply import Reply, Result
 
+if TYPE_CHECKING:
+    from stellwerk.cluster.limits import SharedLimits
+
 __all__ = ["Limits"]
 
 
 class Limits:
     """Middleware of the ``limits`` stage."""
 
-    def __init__(self, keyring: Keyring, accounts: Accounts) -> None:
+    def __init__(self, keyring: Keyring, accounts: Accounts, shared: SharedLimits | None = None) -> None:
         self.keyring = keyring
         self.accounts = accounts
+        self.shared = shared
 
     async def __call__(self, call: Call, next_handler: Handler, /) -> Reply:
         principal = call.principal
@@ -36,7 +46,13 @@ class Limits:
         team = self.keyring.team(principal.team) if principal.team is not None else None
         if key is None and team is None:
             return await next_handler(call)
-        ticket = self.accounts.admit(call, key, team)
+        shared = self.shared
+        if shared is None:
+            ticket = self.accounts.admit(call, key, team)
+        else:
+            from stellwerk.cluster.admission import admit_shared
+
+            ticket = await admit_shared(shared, self.accounts, call, key, team)
         try:
             reply = await next_handler(call)
         except BaseException:
