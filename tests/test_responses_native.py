@@ -254,3 +254,44 @@ async def test_a_cached_answer_of_a_native_deployment(stream: bool, start_sim: S
         assert events[-1]["response"]["output"][0]["content"][0]["text"] == json.loads(
             first.body.decode().splitlines()[-2][6:])["response"]["output"][0]["content"][0]["text"]
     assert sim.stats.requests == (1 if stream else 2)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_what_only_a_native_deployment_can_serve_goes_to_it(stream: bool, start_upstream: StartUpstream,
+                                                                  start_sim: StartSim,
+                                                                  start_gateway: StartGateway) -> None:
+    """Built-in tools cannot be translated to chat: the model's native deployment gets the request, the
+    translating ones refuse it without being sent anything; with no native deployment it is the 400 naming it."""
+    answer = {"id": "resp_up3", "object": "response", "created_at": 1, "status": "completed", "model": "up",
+              "output": [{"type": "web_search_call", "id": "ws_1", "status": "completed"},
+                         {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
+                          "content": [{"type": "output_text", "text": "It rains.", "annotations": []}]}],
+              "usage": {"input_tokens": 9, "output_tokens": 3, "total_tokens": 12}}
+
+    async def respond(req: Request) -> Response | StreamingResponse:
+        if not json.loads(req.body).get("stream"):
+            return Response(200, json.dumps(answer).encode())
+
+        async def events() -> AsyncIterator[bytes]:
+            yield _event("response.created", 0, response={**answer, "status": "in_progress", "output": []})
+            yield _event("response.output_text.delta", 1, item_id="msg_1", output_index=1, content_index=0,
+                         delta="It rains.")
+            yield _event("response.completed", 2, response=answer)
+        return StreamingResponse(events())
+
+    gemini = await start_sim(protocol="gemini", api_key=KEY)
+    upstream = await start_upstream(respond)
+    gateway = await start_gateway(config(
+        model("m", translated("gemini", gemini), native("native", upstream.base_url), strategy="failover"),
+        model("plain", translated("gemini-plain", gemini))))
+    sent = {"model": "m", "input": "Weather in Oslo today?", "tools": [{"type": "web_search"}], "stream": stream}
+    response = await request(gateway.port, "POST", "/v1/responses", sent)
+    assert response.status == 200 and response.headers["x-stellwerk-deployment"] == "native"
+    assert response.headers["x-stellwerk-attempts"] == "2" and b"web_search_call" in response.body
+    assert [r.json for r in upstream.requests] == [{**sent, "model": "sim-model"}]
+    assert gemini.stats.requests == 0  # refused before anything was sent
+    refused = await request(gateway.port, "POST", "/v1/responses", {**sent, "model": "plain"})
+    assert refused.status == 400 and refused.json["error"]["param"] == "tools[0]"
+    later = await request(gateway.port, "POST", "/v1/responses", {**sent, "background": True})
+    assert later.status == 400 and later.json["error"]["param"] == "background"  # no GET /v1/responses/{id} here
+    assert len(upstream.requests) == 1

@@ -19,7 +19,9 @@ response id (under which the gateway stores the conversation too). Failover work
 native deployment that fails before its answer began is replaced by the next one, native or translated;
 a native stream that breaks off after it began ends with ``error`` and ``response.failed`` (it is not
 continued elsewhere). A request with ``previous_response_id`` always goes by translation: the
-conversation is the gateway's.
+conversation is the gateway's. A request chat cannot express (built-in tools, files, ...) goes to the model's
+native deployments only, with a stand-in chat body for routing (never cached); without one it is the 400
+naming what cannot be translated.
 
 With auth on, stored responses belong to who made them, as OpenAI's belong to a project: the caller's team
 when its key has one, else the key itself. Another team's id is answered exactly as an unknown one, so a
@@ -39,7 +41,7 @@ from stellwerk.errors import InvalidRequestError, StellwerkError, StoreUnavailab
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.pipeline import Principal, Result, Stream, broke_off
 from stellwerk.providers.responses import ResponseEvents, ResponsesRequest, to_chat_request, to_response
-from stellwerk.providers.responses.native import NATIVE, NativeRelay, stored_message
+from stellwerk.providers.responses.native import NATIVE, NativeRelay, stand_in, stored_message
 from stellwerk.providers.responses.outbound import skeleton
 from stellwerk.routing import Router
 from stellwerk.state.interfaces import KeyValue
@@ -73,10 +75,16 @@ class ResponsesAPI(FrontDoor):
         previous = body.get("previous_response_id") if isinstance(body, dict) else None
         owner = _owner(principal)
         earlier = await self._earlier(owner, previous) if isinstance(previous, str) else None
-        parsed = to_chat_request(body, earlier)
+        try:
+            parsed = to_chat_request(body, earlier)
+            refused = None
+        except InvalidRequestError as err:  # chat cannot express it: native deployments may still serve it
+            if earlier is not None or _background(body) or not self._has_native(body):
+                raise  # a background response would be fetched later from /v1/responses/{id}: not served
+            parsed, refused = stand_in(body), (err.message, err.param)
         call = self.chat_call(request, rid, parsed.chat, principal)
         if earlier is None:  # native deployments may take it as it is
-            call = call.evolve(responses=body)
+            call = call.evolve(responses=body, native_only=refused)
         reply = await self.router.handle(call)
         base = skeleton(f"resp_{rid}", int(time.time()), call.model, parsed.echo, parsed.store, previous)
         headers = answer_headers(reply, call)
@@ -130,6 +138,12 @@ class ResponsesAPI(FrontDoor):
         await self._store(owner, parsed, earlier, stored, events.base["id"])
         yield closing
 
+    def _has_native(self, body: Any) -> bool:
+        """The request names a model with a ``native_responses`` deployment."""
+        name = body.get("model") if isinstance(body, dict) else None
+        found = self.router.table.models.get(name) if isinstance(name, str) else None
+        return found is not None and any(d.config.native_responses for d in found.group.deployments)
+
     @staticmethod
     def _key(owner: str, response_id: str) -> str:
         return f"responses:{len(owner)}:{owner}:{response_id}"  # the length: no team name can reach into an id
@@ -152,6 +166,10 @@ class ResponsesAPI(FrontDoor):
             await self._kept.put(self._key(owner, response_id), orjson.dumps(conversation), self._ttl)
         except StoreUnavailableError as err:  # the answer is served all the same; it cannot be continued
             log.warning("response %s not stored: %s", response_id, err.message)
+
+
+def _background(body: Any) -> bool:
+    return isinstance(body, dict) and bool(body.get("background"))
 
 
 def _owner(principal: Principal | None) -> str:

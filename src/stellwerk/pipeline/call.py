@@ -199,6 +199,9 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
     responses: dict[str, Any] | None = None
     """The Responses API request this chat call translates, forwarded unchanged to deployments that declare
     ``native_responses`` (their answers reach the client as they came)."""
+    native_only: tuple[str, str | None] | None = None
+    """Why only ``native_responses`` deployments can serve this call (the translation's refusal: message,
+    parameter); every other deployment refuses it, and the body is a stand-in for routing."""
 
     def evolve(self, **changes: Any) -> Call:
         """A copy with some fields changed (a middleware sets ``principal``, tracing sets ``traceparent``)."""

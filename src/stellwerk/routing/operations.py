@@ -70,6 +70,10 @@ def _native(call: Call, lease: Lease) -> str | None:
 
 def _wire(call: Call, lease: Lease, native: str | None, body: dict[str, Any], stream: bool) -> UpstreamRequest:
     dep = lease.deployment
+    if call.native_only is not None and native != "responses":
+        message, param = call.native_only
+        raise UpstreamError(Outcome.MOVE_ON, f"only deployments with native_responses can serve it ({message})",
+                            reason="unsupported", param=param)
     if native == "completions" and call.completions is not None:
         return completions_request(dep.config, dep.endpoint, call.completions, stream)
     if native == "responses" and call.responses is not None:

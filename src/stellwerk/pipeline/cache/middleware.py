@@ -90,7 +90,7 @@ class ResponseCache:
         return tally
 
     async def __call__(self, call: Call, next_handler: Handler) -> Reply:
-        if call.operation is not Operation.CHAT:
+        if call.operation is not Operation.CHAT or call.native_only is not None:  # the body is a stand-in
             return await next_handler(call)
         options: CacheOptions = call.table.models[call.model].config.cache
         if options.mode == "off":

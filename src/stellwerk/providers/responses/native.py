@@ -29,17 +29,42 @@ import orjson
 from stellwerk.config import DeploymentConfig
 from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.providers.base import Chunk, Endpoint, UpstreamRequest
+from stellwerk.providers.responses.inbound import ResponsesRequest
 from stellwerk.providers.shapes import parse_object
 from stellwerk.providers.sse import SSEParser
 from stellwerk.usage import Usage
 
-__all__ = ["NATIVE", "NativeRelay", "ResponsesStreamDecoder", "native_usage", "read_response", "responses_request",
-           "responses_url", "stored_message"]
+__all__ = [
+    "NATIVE",
+    "NativeRelay",
+    "ResponsesStreamDecoder",
+    "native_usage",
+    "read_response",
+    "responses_request",
+    "responses_url",
+    "stand_in",
+    "stored_message",
+]
 
 NATIVE = "stellwerk_native"
 """The key under which a chunk read from a native stream carries the upstream's event, as it came."""
 
 _FINISH = {"completed": "stop", "incomplete": "length"}
+
+
+def stand_in(body: dict[str, Any]) -> ResponsesRequest:
+    """A request only native deployments can serve (built-in tools, files, ...): a chat stand-in that routing
+    and accounting read (the input as one user message of text), with the request's own stream and store."""
+    given = body.get("input")
+    text = given if isinstance(given, str) else orjson.dumps(given).decode()
+    messages = [{"role": "user", "content": text}]
+    chat: dict[str, Any] = {"model": body["model"], "messages": messages}
+    stream = body.get("stream") is True
+    if stream:
+        chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}
+    return ResponsesRequest(chat=chat, stream=stream, store=body.get("store") is not False, previous_response_id=None,
+                            echo={}, input_messages=messages)
 
 
 def responses_url(endpoint: Endpoint) -> str:
@@ -58,8 +83,8 @@ def responses_request(deployment: DeploymentConfig, endpoint: Endpoint, body: di
     wire = {**body, "model": deployment.model}
     if stream:
         wire["stream"] = True
-    else:
-        wire.pop("stream", None)
+    elif wire.get("stream"):  # a "stream": false the client sent stays
+        del wire["stream"]
         wire.pop("stream_options", None)
     return UpstreamRequest("POST", responses_url(endpoint), endpoint.sse_headers if stream else endpoint.json_headers,
                            orjson.dumps(wire))
