@@ -1,14 +1,16 @@
-"""Build the task router's training examples and its held-out evaluation set from templates.yaml.
+"""Build the task router's training examples and its held-out evaluation set from the templates
+(templates.yaml and templates_more.yaml, merged).
 
     .venv/bin/python bench/classifier/make_sets.py [--out DIR]
 
 Writes ``train.jsonl`` and ``heldout.jsonl`` (one ``{"prompt", "label", "lang", "group", "multiline"}``
 per line). ``train.jsonl`` = the built-in route examples (``default_routes.yaml``) + the training half of
 the templates; ``heldout.jsonl`` = the held-out half + the project's hand-written ``eval_set.jsonl``
-(337 English prompts, never used for training). The split is by *template*: a template (one phrasing of an ask) and every
-prompt made from it land on one side only, and pasted material is split the same way (the first half
-of each kind's list trains, the second half is held out). So no held-out prompt shares its wording or
-its pasted material with a training prompt. Standalone templates give the prompt as written plus one
+(337 English prompts, never used for training). The split is by *template*: a template (one phrasing of
+an ask) and every prompt made from it land on one side only. Pasted material is split too: of each kind's
+list, even positions train and odd ones are held out. So no held-out prompt shares its wording or its
+pasted piece with a training prompt (one news story is pasted in eight languages, four versions on each
+side: translations of one text, not the same text). Standalone templates give the prompt as written plus one
 noisy variant (lower case without final punctuation, or a greeting in front); templates with
 material are filled with up to ``FILLS`` different pieces. Deterministic (seeded).
 """
@@ -27,7 +29,9 @@ HERE = Path(__file__).resolve().parent
 BUILTIN = HERE.parents[1] / "src" / "stellwerk" / "routing" / "task" / "default_routes.yaml"
 HELDOUT_SHARE = 0.5
 FILLS = 5
-SEED = 18
+SEED = 1804
+"""The third split (see RESULTS.md, "Task router": the first, seed 18, had only templates.yaml; the second
+split the pasted material into first and second halves)."""
 SLOT = re.compile(r"\{(code|text|email|review|log|problem|items)\}")
 GREETING = {"en": "hi, ", "de": "Hallo, ", "fr": "Bonjour, ", "es": "Hola, ", "pt": "Oi, ", "it": "Ciao, ",
             "ja": "すみません、", "zh": "你好，"}  # noqa: RUF001
@@ -54,10 +58,14 @@ def main() -> None:
     out = parser.parse_args().out
     rng = random.Random(SEED)
     templates = yaml.safe_load((HERE / "templates.yaml").read_text(encoding="utf-8"))
+    more = yaml.safe_load((HERE / "templates_more.yaml").read_text(encoding="utf-8"))
+    for label, by_lang in more.items():
+        for lang, items in by_lang.items():
+            templates[label][lang] += items
     materials = yaml.safe_load((HERE / "materials.yaml").read_text(encoding="utf-8"))
     pools = {
-        "train": {k: v[: len(v) // 2] for k, v in materials.items()},
-        "heldout": {k: v[len(v) // 2 :] for k, v in materials.items()},
+        "train": {k: v[0::2] for k, v in materials.items()},
+        "heldout": {k: v[1::2] for k, v in materials.items()},
     }
     rows: dict[str, list[dict[str, object]]] = {"train": [], "heldout": []}
     for label, by_lang in templates.items():

@@ -44,7 +44,7 @@ class FeatureSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     focus_words: int = 12
     window_chars: int = 300
     max_chars: int = 4000
-    char_scale: float = 2.0
+    char_scale: float = 3.0
     """The character bag's length (the word bag's is 1): chosen by grouped cross-validation on the training set."""
 
 

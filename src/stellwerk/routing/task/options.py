@@ -89,11 +89,12 @@ class TaskOptions(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True)
     routes: Annotated[list[TaskRouteOptions], Meta(min_length=1)]
     """The destinations. At least one. Required."""
     default: str
-    """The route taken when nothing else decides (no rule matched; classifier below ``threshold``). Required."""
+    """The route taken when nothing else decides (no rule matched; the classifier unsure). Required."""
     rules: list[TaskRuleOptions] = []
     """Tried in order before anything else but the hint; the first that matches wins. Default none."""
     threshold: Annotated[float, Meta(ge=-1.0, le=1.0)] = 0.15
-    """Lowest classifier score (cosine similarity, see ``scoring``) that picks a route; below it, ``default``.
+    """Without a head (``head: none``): the lowest nearest-example score (cosine similarity, see ``scoring``)
+    that picks a route; below it, ``default``.
     Scores depend on the embedder: 0.15 suits ``wordllama`` (1% of the evaluation prompts score lower; see
     ``bench/classifier``). Default 0.15."""
     hint_header: str | None = "x-stellwerk-task"
