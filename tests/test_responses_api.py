@@ -140,3 +140,21 @@ async def test_a_response_fails_over_like_a_chat(start_sim: StartSim, start_gate
     assert raw.headers["x-stellwerk-deployment"] == "up" and raw.headers["x-stellwerk-attempts"] == "2"
     assert raw.parse().output_text
     await client.close()
+
+
+async def test_a_stored_response_expires_after_30_days(start_upstream: Any, start_gateway: StartGateway) -> None:
+    """Stored responses live in the state store with a ttl (30 days, as OpenAI's), on the gateway's clock."""
+    now = [1_000_000.0]
+    up = await start_upstream()
+    gateway = await start_gateway(config(model("m", {"id": "a", "provider": "openai", "model": "up",
+                                                     "api_base": up.base_url})), clock=lambda: now[0])
+    client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="k", max_retries=0, timeout=GUARD)
+    first = await client.responses.create(model="m", input="My name is Ada.")
+    now[0] += 30 * 86400 - 60
+    second = await client.responses.create(model="m", input="And?", previous_response_id=first.id)
+    now[0] += 120
+    assert (await client.responses.create(model="m", input="Still?", previous_response_id=second.id)).output_text
+    with pytest.raises(openai.BadRequestError) as expired:
+        await client.responses.create(model="m", input="Again?", previous_response_id=first.id)
+    assert expired.value.body["param"] == "previous_response_id"  # type: ignore[index]
+    await client.close()

@@ -1,4 +1,5 @@
-"""The ``stellwerk`` command: serve, check, schema, import-litellm, keys, spend, sim-provider, demo."""
+"""The ``stellwerk`` command: serve, check, schema, import-litellm, keys, spend, sim-provider, demo, simulate,
+export-trace."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from stellwerk.errors import ConfigError
+from stellwerk.errors import ConfigError, StoreUnavailableError
 
 __all__ = ["main"]
 
@@ -97,6 +98,18 @@ def _demo(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from stellwerk.simulate.cli import run
+
+    return run(args)
+
+
+def _export_trace(args: argparse.Namespace) -> int:
+    from stellwerk.simulate.cli import run_export
+
+    return run_export(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stellwerk", description="Resilient multi-model LLM router and gateway.")
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO (one line per request), WARNING (default)")
@@ -146,6 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_demo_arguments(demo)
     demo.set_defaults(func=_demo)
+
+    from stellwerk.simulate.cli import add_arguments as add_simulate_arguments
+    from stellwerk.simulate.cli import add_export_arguments
+
+    simulate = sub.add_parser("simulate", help="try a config on simulated traffic and failures, in virtual time")
+    add_simulate_arguments(simulate)
+    simulate.set_defaults(func=_simulate)
+    export = sub.add_parser("export-trace", help="past requests from the access log or spend ledger, as a trace to "
+                                                 "replay in a simulation")
+    add_export_arguments(export)
+    export.set_defaults(func=_export_trace)
     return parser
 
 
@@ -159,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except StoreUnavailableError as err:  # at start (a running gateway degrades instead)
+        print(f"error: {err.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

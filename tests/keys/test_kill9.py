@@ -49,6 +49,17 @@ async def _serve(config: Path, port: int) -> subprocess.Popen[bytes]:
     raise AssertionError("the gateway did not start: " + log.read_text())
 
 
+async def chat_once(http: httpx.AsyncClient, content: str, *, stream: bool) -> bool | None:
+    """One chat request: whether its answer arrived completely (a stream up to ``[DONE]``); None when the
+    gateway could not be reached."""
+    body = {"model": "chat", "messages": [{"role": "user", "content": content}], "stream": stream}
+    try:
+        response = await http.post("/v1/chat/completions", json=body)
+    except httpx.TransportError:
+        return None
+    return response.status_code == 200 and (not stream or response.text.endswith("data: [DONE]\n\n"))
+
+
 async def test_kill_9_loses_no_completed_answer(start_sim: Any, tmp_path: Path) -> None:
     sim = await start_sim()
     config = tmp_path / "stellwerk.yaml"
@@ -73,15 +84,10 @@ async def test_kill_9_loses_no_completed_answer(start_sim: Any, tmp_path: Path) 
                 i = 0
                 while not stop.is_set():
                     i += 1
-                    body = {"model": "chat", "messages": [{"role": "user", "content": f"hi {n} {i}"}],
-                            "stream": i % 2 == 0}
-                    try:
-                        response = await http.post("/v1/chat/completions", json=body)
-                    except httpx.TransportError:
+                    done = await chat_once(http, f"hi {n} {i}", stream=i % 2 == 0)
+                    if done is None:
                         return  # the gateway is gone
-                    if response.status_code == 200 and (not body["stream"] or
-                                                         response.text.endswith("data: [DONE]\n\n")):
-                        completed += 1
+                    completed += done
 
         clients = [asyncio.create_task(client(n)) for n in range(CLIENTS)]
         for _ in range(1500):  # polling the clients' count, not timing anything (a hang guard of 30 s)

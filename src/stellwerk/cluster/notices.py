@@ -48,10 +48,7 @@ class KeyNotices:
 
     def apply(self, notice: Notice) -> None:
         kind: type[KeyRecord | TeamRecord] = TeamRecord if notice["kind"] == "team" else KeyRecord
-        record = msgspec.convert(notice["record"], kind)
-        if isinstance(record, KeyRecord) and record.source == "config":
-            return  # declared in each replica's own config file
-        self.keyring.apply(record)
+        self.keyring.apply(msgspec.convert(notice["record"], kind))  # config-file keys are left alone there
 
 
 class ConfigNotices:

@@ -113,6 +113,11 @@ class DeploymentConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     supports_completions: bool = False
     """Serves the legacy ``/completions`` API (openai and azure only): ``/v1/completions`` requests are sent
     to it as they are, instead of as chat. Default false."""
+    native_responses: bool = False
+    """Serves OpenAI's Responses API itself (openai and azure only): ``/v1/responses`` requests are forwarded to
+    its ``/responses`` unchanged (the model replaced), and its answers and event streams to the client as they
+    come; requests continuing a stored response (``previous_response_id``) still go by translation. Default
+    false: translated to chat."""
     supports_json: bool = True
     """Whether the model honours ``response_format`` JSON modes. Default true."""
     max_output_tokens: Annotated[int, Meta(ge=1)] | None = None
@@ -318,9 +323,14 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     ``--allow-unauthenticated``. Default none. Never logged or returned."""
     store: str | None = None
     """Where keys, teams and the spend ledger are kept: ``sqlite:///relative/path.db`` (relative to the
-    working directory) or ``sqlite:////absolute/path.db``. Default ``sqlite:///stellwerk.db`` when
-    ``master_key`` is set; without a master key and without ``store`` nothing is stored. The spend
-    journal sits next to it (``<path>.journal``)."""
+    working directory), ``sqlite:////absolute/path.db``, or ``postgresql://user@host:port/database``
+    (shared by replicas; ``pip install 'stellwerk[postgres]'``). Default ``sqlite:///stellwerk.db`` when
+    ``master_key`` is set; without a master key and without ``store`` nothing is stored."""
+    spend_journal: Annotated[str, Meta(min_length=1)] | None = None
+    """The spend journal's path: spend records wait there until stored (and while the store is
+    unreachable). Each process writes ``<path>.<n>`` of its own, so workers and replicas may share it.
+    Default: next to an SQLite store (``<path>.journal``); ``stellwerk-spend.journal`` in the working
+    directory with PostgreSQL."""
     reserve_output_tokens: Annotated[int, Meta(ge=1, le=10_000_000)] = 1024
     """Output tokens reserved against a key's tpm and budget when a request names no ``max_tokens``
     (reconciled with the real usage when the answer completes). Default 1024."""

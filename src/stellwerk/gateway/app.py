@@ -63,6 +63,7 @@ from stellwerk.pipeline.auth import principal_of
 from stellwerk.providers.anthropic.outbound import error_body as anthropic_body
 from stellwerk.routing import Router
 from stellwerk.state import CacheUnavailable
+from stellwerk.state.interfaces import KeyValue
 from stellwerk.telemetry import StatsCollector
 from stellwerk.telemetry.prometheus import Metrics
 
@@ -131,7 +132,9 @@ class GatewayApp:
             routes["/admin/timeline"] = {"GET": console.timeline}
         anthropic = AnthropicAPI(router, self._json, self._timeout, self._caller)
         routes["/v1/completions"] = {"POST": CompletionsAPI(router, self._json, self._timeout, self._caller).completions}
-        routes["/v1/responses"] = {"POST": ResponsesAPI(router, self._json, self._timeout, self._caller).create}
+        kept = governance.store if governance is not None and isinstance(governance.store, KeyValue) else None
+        routes["/v1/responses"] = {"POST": ResponsesAPI(router, self._json, self._timeout, self._caller,
+                                                        kept=kept).create}
         routes["/v1/messages"] = {"POST": anthropic.messages}
         routes["/v1/messages/count_tokens"] = {"POST": anthropic.count_tokens}
         for path in ("/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings", "/v1/models", "/v1/messages",

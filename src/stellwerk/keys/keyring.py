@@ -58,6 +58,13 @@ class Keyring:
         for key in keys:
             self._index(key)
 
+    def apply(self, record: KeyRecord | TeamRecord) -> None:
+        """A key or team as another replica stored it (keys of the config file are not the store's to change)."""
+        if isinstance(record, TeamRecord):
+            self._teams = {**self._teams, record.name: record}
+        elif record.source != "config":
+            self._index(record)
+
     def _index(self, key: KeyRecord) -> None:
         old = self._by_id.get(key.id)
         if old is not None:
@@ -158,13 +165,6 @@ class Keyring:
         if self.changed is not None:
             self.changed(team)
         return team
-
-    def apply(self, record: KeyRecord | TeamRecord) -> None:
-        """A key or team as it is now (a change stored already, here or by another replica)."""
-        if isinstance(record, TeamRecord):
-            self._teams = {**self._teams, record.name: record}
-        else:
-            self._index(record)
 
     def _changeable(self, key_id: str) -> KeyRecord:
         record = self._by_id.get(key_id)

@@ -151,7 +151,7 @@ class Router:
         from stellwerk.pipeline.auth import Auth
         from stellwerk.pipeline.limits import Limits
 
-        self.accounts = Accounts(self.state, wall=keyring.wall, reserve_tokens=self.config.server.reserve_output_tokens)
+        self.accounts = Accounts(self._clock, wall=keyring.wall, reserve_tokens=self.config.server.reserve_output_tokens)
         stages = dict(middlewares)
         stages["auth"] = [Auth(keyring), *middlewares.get("auth", ())]
         stages["limits"] = [Limits(keyring, self.accounts, shared), *middlewares.get("limits", ())]

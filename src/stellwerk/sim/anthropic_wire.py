@@ -37,6 +37,7 @@ from stellwerk.sim.protocol import (
     StreamPlan,
     Turn,
     WireError,
+    asked_words,
     bearer_token,
     ends_with_tool_result,
     is_count,
@@ -88,6 +89,7 @@ def parse_messages(body: bytes, trigger: str = "", *, count_only: bool = False) 
     return ChatRequest(
         model, data.get("stream") is True, False, max_tokens, estimate_tokens(chars), flagged, tool_name,
         tool_parameters, "json_schema" if schema is not None else "text", schema, resume_words(messages),
+        words=asked_words(system),
     )  # fmt: skip
 
 

@@ -36,6 +36,7 @@ from stellwerk.sim.protocol import (
     StreamPlan,
     Turn,
     WireError,
+    asked_words,
     bearer_token,
     ends_with_tool_result,
     is_count,
@@ -81,6 +82,7 @@ def parse_converse(body: bytes, model: str, stream: bool, trigger: str = "") -> 
     tool_name, tool_parameters = (None, None) if answered else _pick_tool(data.get("toolConfig"))
     return ChatRequest(
         model, stream, False, max_tokens, estimate_tokens(chars), flagged, tool_name, tool_parameters, "text", None,
+        words=asked_words(data.get("system")),
     )  # fmt: skip
 
 

@@ -44,6 +44,7 @@ from stellwerk.sim.protocol import (
     StreamPlan,
     Turn,
     WireError,
+    asked_words,
     ends_with_tool_result,
     is_count,
     load_object,
@@ -86,7 +87,7 @@ def parse_generate(body: bytes, model: str, stream: bool, trigger: str = "") -> 
     tool_name, tool_parameters = (None, None) if answered else _pick_tool(data)  # a tool result: answer in text
     return ChatRequest(
         model, stream, False, max_tokens, estimate_tokens(chars), flagged, tool_name, tool_parameters, response_format,
-        schema,
+        schema, words=asked_words(system.get("parts") if isinstance(system, dict) else None),
     )  # fmt: skip
 
 

@@ -35,9 +35,11 @@ from stellwerk.sim.protocol import (
     RouteSpec,
     StreamPlan,
     Turn,
+    asked_words,
     bearer_token,
     is_count,
     load_object,
+    plain_text,
     required_string,
     rfc3339,
     scan_text,
@@ -86,6 +88,8 @@ def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
     return ChatRequest(
         model, data.get("stream") is not False, False, max_tokens, estimate_tokens(chars), flagged, tool_name,
         tool_parameters, response_format, schema,
+        words=asked_words(" ".join(plain_text(m.get("content")) for m in messages
+                                   if isinstance(m, dict) and m.get("role") == "system")),
     )  # fmt: skip
 
 

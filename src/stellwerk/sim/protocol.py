@@ -20,6 +20,7 @@ the protocols with embedding routes implement. A dialect is a plain object;
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import unquote
@@ -175,7 +176,9 @@ class ChatRequest(NamedTuple):
     resume_words: int = 0
     """Words of a partial answer to continue (see :func:`resume_words`); 0 for a new answer."""
     n: int = 1
-    """Choices asked for (OpenAI's ``n``; complete answers carry that many, streams one)."""
+    """Choices asked for (OpenAI's ``n``; answers and streams carry that many)."""
+    words: int | None = None
+    """Words the system prompt asks for ("answer in 5 words"; :func:`asked_words`), else the profile's count."""
 
 
 class EmbedRequest(NamedTuple):
@@ -208,12 +211,26 @@ def load_object(body: bytes, error: Callable[[], WireError]) -> dict[str, Any]:
     return data
 
 
-def _plain_text(content: object) -> str:
+def plain_text(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     return ""
+
+
+_ASKED_WORDS = re.compile(r"\b(?:in|with|using)\s+(?:exactly\s+|at most\s+|only\s+)?(\d{1,4})\s+words?\b", re.I)
+
+
+def asked_words(system: object) -> int | None:
+    """How many words a system prompt asks for ("Answer in 5 words.", "Reply with exactly 12 words"), else None.
+
+    ``system`` is a string, or a list of ``{"text": ...}`` parts (Anthropic's blocks, Gemini's and Bedrock's parts).
+    The sim honours it, so tests can tell that a system prompt (or ``instructions``) reached the upstream.
+    """
+    found = _ASKED_WORDS.search(plain_text(system))
+    words = int(found.group(1)) if found else 0
+    return words if words > 0 else None
 
 
 def resume_words(messages: Sequence[object]) -> int:
@@ -227,11 +244,11 @@ def resume_words(messages: Sequence[object]) -> int:
         return 0
     last = messages[-1]
     if last.get("role") == "assistant":
-        return len(_plain_text(last.get("content")).split())
-    if len(messages) >= 2 and last.get("role") == "user" and "continue" in _plain_text(last.get("content")).lower():
+        return len(plain_text(last.get("content")).split())
+    if len(messages) >= 2 and last.get("role") == "user" and "continue" in plain_text(last.get("content")).lower():
         before = messages[-2]
         if isinstance(before, dict) and before.get("role") == "assistant":
-            return len(_plain_text(before.get("content")).split())
+            return len(plain_text(before.get("content")).split())
     return 0
 
 
@@ -288,7 +305,8 @@ class ReplyPlanner:
     """Plans the reply to each chat request for one seed; plain-text replies are cached (the hot path repeats them).
 
     A tool call gets ``schema_example`` arguments; ``json_schema`` output a ``schema_example`` value;
-    otherwise ``output_tokens`` words (cut by ``max_tokens``), wrapped as ``{"reply": ...}`` for ``json_object``.
+    otherwise ``output_tokens`` words, or as many as the system prompt asks for (cut by ``max_tokens``), wrapped as
+    ``{"reply": ...}`` for ``json_object``.
     """
 
     __slots__ = ("_plain", "words")
@@ -304,7 +322,7 @@ class ReplyPlanner:
         if chat.response_format == "json_schema":
             content = orjson.dumps(schema_example(chat.json_schema)).decode()
             return Reply(content, 0, None, "stop", estimate_tokens(len(content)))
-        n: int = output_tokens
+        n: int = chat.words or output_tokens
         finish: Finish = "stop"
         if chat.resume_words and chat.response_format == "text":
             k = min(chat.resume_words, n)
@@ -426,8 +444,8 @@ class StreamPlan(NamedTuple):
     """Framed events before the first delta (message start, role, tool start)."""
     deltas: Sequence[bytes]
     """Unframed content deltas, sent paced through ``writer.event``."""
-    closing: list[bytes]
-    """Framed events after the last delta (stop reason, usage, terminator)."""
+    closing: Iterable[bytes]
+    """Framed events after the last delta (stop reason, usage, terminator), read once, after the deltas."""
     content_type: str = "text/event-stream"
 
 
