@@ -5,6 +5,7 @@ every protocol: nested models (``$ref``), enums, bounds, list lengths, formats, 
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -83,4 +84,21 @@ async def test_anthropic_messages_parse_on_every_protocol(protocol: str, start_s
     message = await client.messages.parse(model="m", max_tokens=500, output_format=Timetable,
                                           messages=[{"role": "user", "content": "timetable"}])
     assert isinstance(message.parsed_output, Timetable)
+    await client.close()
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic", "gemini", "ollama"])
+async def test_json_mode_answers_in_the_shape_the_prompt_shows(protocol: str, start_sim: StartSim,
+                                                               start_gateway: StartGateway) -> None:
+    """``json_object`` (on Anthropic deployments an instruction in the system prompt) answers a JSON object: the
+    one the conversation shows as an example, else ``{"reply": ...}``."""
+    sim = await start_sim(protocol=protocol, api_key=None if protocol == "ollama" else KEY, output_tokens=3)
+    gateway = await start_gateway(config(model("m", backed_by(protocol, sim))))
+    client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="k", max_retries=0, timeout=GUARD)
+    shown = await client.chat.completions.create(model="m", response_format={"type": "json_object"}, messages=[
+        {"role": "user", "content": 'Where to? Reply like {"city": "Oslo", "days": 2}'}])
+    assert json.loads(shown.choices[0].message.content or "") == {"city": "Oslo", "days": 2}
+    plain = await client.chat.completions.create(model="m", response_format={"type": "json_object"},
+                                                 messages=[{"role": "user", "content": "Where to?"}])
+    assert len(json.loads(plain.choices[0].message.content or "")["reply"].split()) == 3
     await client.close()

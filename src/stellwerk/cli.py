@@ -1,5 +1,5 @@
 """The ``stellwerk`` command: serve, check, schema, import-litellm, keys, spend, sim-provider, demo, simulate,
-export-trace."""
+export-trace, tune-task-router."""
 
 from __future__ import annotations
 
@@ -104,6 +104,12 @@ def _simulate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _tune_task_router(args: argparse.Namespace) -> int:
+    from stellwerk.routing.task.tune import run
+
+    return run(args)
+
+
 def _export_trace(args: argparse.Namespace) -> int:
     from stellwerk.simulate.cli import run_export
 
@@ -170,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "replay in a simulation")
     add_export_arguments(export)
     export.set_defaults(func=_export_trace)
+
+    tune = sub.add_parser("tune-task-router", help="fit the task router's calibrated head on your labelled "
+                                                   "prompts (JSONL); writes a file for strategy_options.head")
+    tune.add_argument("--examples", required=True, help='JSONL file, one {"prompt": ..., "label": ...} per line')
+    tune.add_argument("--out", required=True, help="where to write the head (.npz), for strategy_options.head")
+    tune.add_argument("--embedder", default="wordllama", help="embedder (default wordllama, see strategy_options)")
+    tune.add_argument("--folds", type=int, default=5, help="cross-validation folds (calibration, report; default 5)")
+    tune.set_defaults(func=_tune_task_router)
     return parser
 
 

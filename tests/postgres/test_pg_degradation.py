@@ -48,11 +48,13 @@ async def test_the_gateway_degrades_while_postgresql_is_down_and_recovers(
         async with admin(gateway) as http:
             refused = await http.post("/admin/keys", json={"name": "later"})
             spend = await http.get("/admin/spend")
+            weight = await http.put("/admin/deployments/a/weight", json={"weight": 2})
         assert refused.status_code == 503 and spend.status_code == 503
         error = refused.json()["error"]
         assert error["type"] == "store_unavailable" and error["code"] == "store_unavailable"
         assert "server.store" in error["message"] and "unreachable" in error["message"]
         assert spend.json()["error"]["type"] == "store_unavailable"
+        assert weight.status_code == 503 and "not kept" in weight.json()["error"]["message"]
         assert await _within(GUARD, _waiting(gateway))  # the batches wait on disk
 
         await asyncio.to_thread(cluster.start)

@@ -59,7 +59,8 @@ class Keyring:
             self._index(key)
 
     def apply(self, record: KeyRecord | TeamRecord) -> None:
-        """A key or team as another replica stored it (keys of the config file are not the store's to change)."""
+        """A key or team as it is now: a change stored already, here or by another replica (keys of the config
+        file are not the store's to change)."""
         if isinstance(record, TeamRecord):
             self._teams = {**self._teams, record.name: record}
         elif record.source != "config":

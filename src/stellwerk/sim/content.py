@@ -52,12 +52,14 @@ def reply_pieces(words: tuple[str, ...], per_piece: int) -> tuple[str, ...]:
 class ReplyCache:
     """Caches replies per length for one seed (the hot path asks for the same few lengths)."""
 
-    __slots__ = ("_cache", "_pieces", "seed")
+    __slots__ = ("_cache", "_longest", "_pieces", "seed")
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
         self._cache: dict[int, tuple[str, ...]] = {}
         self._pieces: dict[tuple[int, int], tuple[str, ...]] = {}
+        self._longest: tuple[str, ...] = ()
+        """The longest reply made so far: shorter ones are its prefixes (see :func:`reply_words`)."""
 
     def pieces(self, n: int, per_piece: int) -> tuple[str, ...]:
         """:func:`reply_pieces` of the ``n``-word reply."""
@@ -74,7 +76,9 @@ class ReplyCache:
         if words is None:
             if len(self._cache) > 256:
                 self._cache.clear()
-            words = self._cache[n] = reply_words(n, self.seed)
+            if n > len(self._longest):
+                self._longest = reply_words(n, self.seed)
+            words = self._cache[n] = self._longest[:n]
         return words
 
 

@@ -48,6 +48,7 @@ from stellwerk.sim.protocol import (
     resume_words,
     scan_text,
     stream_deltas,
+    with_json,
 )
 
 __all__ = [
@@ -129,11 +130,12 @@ def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
     n = data.get("n", 1)
     if not is_count(n) or n > 128:
         raise _invalid("Invalid 'n': expected an integer from 1 to 128.", "n")
-    system = [m.get("content") for m in messages if m.get("role") in ("system", "developer")]
-    return ChatRequest(
+    system = " ".join(plain_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer"))
+    chat = ChatRequest(
         model, stream, include_usage, max_tokens, estimate_tokens(chars), flagged, tool_name, tool_parameters,
-        response_format, schema, resume_words(messages), n, asked_words(" ".join(map(plain_text, system))),
+        response_format, schema, resume_words(messages), n, asked_words(system),
     )  # fmt: skip
+    return with_json(chat, system, (m.get("content") for m in messages))
 
 
 def _max_tokens(data: dict[str, Any]) -> int | None:

@@ -179,6 +179,8 @@ class ChatRequest(NamedTuple):
     """Choices asked for (OpenAI's ``n``; answers and streams carry that many)."""
     words: int | None = None
     """Words the system prompt asks for ("answer in 5 words"; :func:`asked_words`), else the profile's count."""
+    json_example: Any = None
+    """``json_object`` answers: the JSON object the conversation shows as an example (:func:`with_json`), if any."""
 
 
 class EmbedRequest(NamedTuple):
@@ -231,6 +233,32 @@ def asked_words(system: object) -> int | None:
     found = _ASKED_WORDS.search(plain_text(system))
     words = int(found.group(1)) if found else 0
     return words if words > 0 else None
+
+
+_JSON_SPAN = re.compile(r"\{.*\}", re.S)
+
+
+def with_json(chat: ChatRequest, system: object, texts: Iterable[object]) -> ChatRequest:
+    """``chat`` answering in JSON as a model told so would: ``json_object`` also when the system prompt asks for
+    JSON (the gateway's instruction to Anthropic deployments, a user's own), and then in the shape of the last
+    JSON object the conversation shows ("Reply like {\"city\": \"Oslo\", \"days\": 2}"), else ``{"reply": ...}``."""
+    kind = chat.response_format
+    if kind == "text" and chat.tool_name is None and "json" in plain_text(system).lower():
+        kind = "json_object"
+    if kind != "json_object":
+        return chat
+    example = None
+    for text in reversed([plain_text(t) for t in texts]):
+        found = _JSON_SPAN.search(text)
+        if found is not None:
+            try:
+                value = orjson.loads(found.group())
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                example = value
+                break
+    return chat._replace(response_format=kind, json_example=example)
 
 
 def resume_words(messages: Sequence[object]) -> int:
@@ -306,7 +334,7 @@ class ReplyPlanner:
 
     A tool call gets ``schema_example`` arguments; ``json_schema`` output a ``schema_example`` value;
     otherwise ``output_tokens`` words, or as many as the system prompt asks for (cut by ``max_tokens``), wrapped as
-    ``{"reply": ...}`` for ``json_object``.
+    ``{"reply": ...}`` for ``json_object`` (or the example object the conversation shows: :func:`with_json`).
     """
 
     __slots__ = ("_plain", "words")
@@ -333,7 +361,8 @@ class ReplyPlanner:
         if chat.max_tokens is not None and chat.max_tokens < n:
             n, finish = chat.max_tokens, "length"
         if chat.response_format == "json_object":
-            content = orjson.dumps({"reply": " ".join(self.words.words(n))}).decode()
+            shown = chat.json_example
+            content = orjson.dumps(shown if shown is not None else {"reply": " ".join(self.words.words(n))}).decode()
             return Reply(content, 0, None, finish, n)
         key = (n, finish)
         reply = self._plain.get(key)

@@ -73,6 +73,10 @@ class VirtualLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._now
 
+    def _write_to_self(self) -> None:
+        """Nothing to wake: the loop never blocks (``call_soon_threadsafe`` and async-generator finalizers
+        would otherwise write to the wake-up socket each time)."""
+
     def advance(self, seconds: float) -> None:
         """Move the clock forward (the selector does, when the loop would otherwise wait)."""
         self._now += seconds

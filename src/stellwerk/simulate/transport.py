@@ -76,9 +76,9 @@ class _Streamed:
             return b""
         try:
             if idle_timeout is None or idle_timeout > self._gap:
-                return await anext(chunks)  # the next chunk comes within the gap: no timer needed
+                return await _next_bytes(chunks)  # the next chunk comes within the gap: no timer needed
             async with asyncio.timeout(idle_timeout):
-                return await anext(chunks)
+                return await _next_bytes(chunks)
         except StopAsyncIteration:
             self._chunks = None
             return b""
@@ -138,6 +138,14 @@ class SimTransport:
                     parsed[name.strip().lower()] = value.strip()
             self._parsed[headers] = parsed
         return parsed
+
+
+async def _next_bytes(chunks: AsyncIterator[bytes]) -> bytes:
+    """The next non-empty chunk (on the wire an empty one is no chunk; here b"" would end the stream)."""
+    while True:
+        chunk = await anext(chunks)
+        if chunk:
+            return chunk
 
 
 def _headers(extra: list[tuple[str, str]] | None, content_type: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -51,7 +52,8 @@ _INSERT_SPEND = (b"INSERT INTO stellwerk_spend SELECT * FROM unnest(%s::text[], 
 
 
 class PostgresStore:
-    """The :class:`~stellwerk.state.interfaces.Store` at ``url``; ``wall`` is the clock of response expiry."""
+    """The :class:`~stellwerk.state.interfaces.Store` at ``url``; ``wall`` is the clock of response expiry
+    (and of the warnings' pace)."""
 
     def __init__(self, url: str, *, connect_timeout: float = 3.0, wall: Callable[[], float] = time.time) -> None:
         self.url = url
@@ -132,7 +134,7 @@ class PostgresStore:
         """LISTEN for key and team changes until cancelled: ``changed(record)`` for each, and ``changed(None)``
         on every (re)connection (reload everything: what changed while not listening). Reconnects every
         ``retry`` seconds while the server is unreachable, warning once a minute."""
-        warned = -60.0
+        warned = -math.inf
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(self.url, **self._params)
@@ -143,9 +145,9 @@ class PostgresStore:
                         record = await self.changed(note.payload)
                         if record is not None:
                             await changed(record)
-            except (psycopg.OperationalError, psycopg.InterfaceError, StoreUnavailableError) as err:
-                if time.monotonic() - warned >= 60:
-                    warned = time.monotonic()
+            except (psycopg.Error, StoreUnavailableError) as err:
+                if self._wall() - warned >= 60:
+                    warned = self._wall()
                     log.warning("store %s: not following key changes (%s); retrying every %gs", self.path,
                                 str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, retry)
             await sleep(retry)
