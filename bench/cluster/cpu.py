@@ -69,7 +69,7 @@ def _callgrind(config: Path, stream: bool, requests: int, prefix: Path) -> float
                             env={**os.environ, "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        _wait(port, "/healthz", 180)
+        _wait(port, "/healthz", 900)  # a loaded machine under valgrind
         _send(port, 50, stream, True)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
         _send(port, requests, stream, True)

@@ -83,8 +83,9 @@ class Cluster:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._conn is not None and self.up:
+        if self._conn is not None and self.up:  # leave the replica list at once
             with contextlib.suppress(ConnectionLost, RespError):
+                self._conn.send("HDEL", self.key("replicas"), self.id)
                 await self._conn.call("ZREM", self.key("beats"), self.id)
         self._drop()
 

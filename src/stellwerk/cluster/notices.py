@@ -10,8 +10,8 @@ Configuration notices carry the overlay of API edits only, never a config (it ma
 whole config sent to one replica (``PUT /admin/config``) or a changed file stays that replica's base.
 
 The record travels with the notice (its secret's hash, never the secret), so replicas need not read
-the store for it. A notice lost while Redis was down is made up for by reloading keys on reconnect
-(:meth:`KeyNotices.reload`) when the replicas share a store.
+the store for it. Notices are pub/sub: one published while a replica could not hear it (Redis down, or
+the replica cut off) is not replayed to it.
 """
 
 from __future__ import annotations
@@ -48,10 +48,7 @@ class KeyNotices:
 
     def apply(self, notice: Notice) -> None:
         kind: type[KeyRecord | TeamRecord] = TeamRecord if notice["kind"] == "team" else KeyRecord
-        record = msgspec.convert(notice["record"], kind)
-        if isinstance(record, KeyRecord) and record.source == "config":
-            return  # declared in each replica's own config file
-        self.keyring.apply(record)
+        self.keyring.apply(msgspec.convert(notice["record"], kind))  # config-file keys are left alone there
 
 
 class ConfigNotices:

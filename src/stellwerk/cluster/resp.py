@@ -2,7 +2,7 @@
 
     conn = await connect("redis://127.0.0.1:6379/0", timeout=0.25)
     await conn.call("EVALSHA", sha, 1, "k", 5)      one command, one reply (replies come in order)
-    conn.send("HINCRBY", "k", "f", 1)               fire and forget (its reply is read and dropped)
+    conn.send("HINCRBY", "k", "f", 1)               fire and forget (written with the next call, or soon)
     sub = await connect(url, timeout, on_push=f)    a subscriber: every reply array goes to ``f``
 
 Why not redis-py: the gateway spends one round trip per admission on its hot path, and this client does
@@ -22,6 +22,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 __all__ = ["ConnectionLost", "RespConnection", "RespError", "connect"]
 
 Reply = Any
+FLUSH_DELAY = 0.05
+"""Seconds a command sent without waiting may wait for a call to share its write."""
 MAX_BUFFER = 64 * 1024 * 1024
 """Bytes of unparsed replies held at most (a larger reply closes the connection)."""
 
@@ -129,12 +131,12 @@ class RespConnection(asyncio.Protocol):
                 fut.set_result(reply)
 
     def send(self, *args: Any) -> None:
-        """A command whose reply is not wanted: written with the next call, or at the end of this turn of
-        the event loop (commands of one turn share one write)."""
+        """A command whose reply is not wanted: written with the next call, or after ``FLUSH_DELAY`` at the
+        latest (under load, reconciliations ride along with the next admission: one write, one read)."""
         if self.closed or self.transport is None:
             raise ConnectionLost("redis: not connected")
         if not self._out:
-            self._loop.call_soon(self._flush)
+            self._loop.call_later(FLUSH_DELAY, self._flush)
         self._out.append(encode(args))
         self._waiting.append(None)
 
