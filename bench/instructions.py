@@ -163,13 +163,17 @@ def main() -> None:
     parser.add_argument("--wait", type=float, default=180, help="seconds a gateway under valgrind may take to start")
     parser.add_argument("--cache", default="off", help="response cache variants: off, miss, hit (comma-separated)")
     parser.add_argument("--nginx", action="store_true", help="also count nginx (tuned) and print the ratios")
+    parser.add_argument("--keep", type=Path, help="keep the callgrind dumps in this folder (for callgrind_annotate)")
+    parser.add_argument("--modes", default="json,stream", help="json, stream or both (default)")
     args = parser.parse_args()
     variants = args.cache.split(",")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     sources = [s.resolve() for s in (args.src or [Path(__file__).parent.parent / "src"])]
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = args.keep.resolve() if args.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        modes = args.modes.split(",")
         port = free_port()
         stellwerk = Path(sys.executable).parent / "stellwerk"
         sim = subprocess.Popen([str(stellwerk), "sim-provider", "--host", "127.0.0.1", "--port", str(port),
@@ -181,16 +185,18 @@ def main() -> None:
                   f"(instructions per request, {args.requests} requests)")
             nginx: tuple[float, float] | None = None
             if args.nginx:
-                nginx = (measure_nginx(f"http://127.0.0.1:{port}", args.requests, False, work),
-                         measure_nginx(f"http://127.0.0.1:{port}", args.requests, True, work))
+                nginx = (measure_nginx(f"http://127.0.0.1:{port}", args.requests, False, work) if "json" in modes
+                         else float("nan"),
+                         measure_nginx(f"http://127.0.0.1:{port}", args.requests, True, work) if "stream" in modes
+                         else float("nan"))
                 print(f"{'nginx (tuned)':40s} {'':6s} {nginx[0]:12,.0f} {nginx[1]:12,.0f}", flush=True)
             for src in sources:
                 for auth in (False, True) if args.auth else (False,):
                     for cache in variants:
                         json = measure(src, f"http://127.0.0.1:{port}", args.requests, False, work, auth,
-                                       cache=cache, wait=args.wait)
+                                       cache=cache, wait=args.wait) if "json" in modes else float("nan")
                         streamed = measure(src, f"http://127.0.0.1:{port}", args.requests, True, work, auth,
-                                           cache=cache, wait=args.wait)
+                                           cache=cache, wait=args.wait) if "stream" in modes else float("nan")
                         label = f"{src}{' +auth' if auth else ''}"
                         ratio = f"   = {json / nginx[0]:.1f}x / {streamed / nginx[1]:.1f}x nginx" if nginx else ""
                         print(f"{label:40s} {cache:6s} {json:12,.0f} {streamed:12,.0f}{ratio}", flush=True)

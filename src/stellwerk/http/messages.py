@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import lru_cache
 from http import HTTPStatus
 from typing import Final
 
@@ -111,13 +112,28 @@ def interrupted_event_factory(path: str) -> bytes:
         "type": "server_error", "param": None, "code": "stream_interrupted"}})
 
 
+@lru_cache(maxsize=256)
+def _status_line(status: int, content_type: str) -> bytes:
+    """The status line and the content-type header, encoded once per pair."""
+    return b"HTTP/1.1 %d %s\r\ncontent-type: %s" % (status, _REASONS.get(status, b"Unknown"),
+                                                     content_type.encode("latin-1"))
+
+
+@lru_cache(maxsize=256)
+def _header_prefix(name: str) -> bytes:
+    """``\\r\\nname: ``, encoded once per header name (the names are the gateway's own, a handful)."""
+    return b"\r\n%s: " % name.encode("latin-1")
+
+
 def encode_head(status: int, content_type: str, extra: list[tuple[str, str]] | None, keep_alive: bool) -> bytearray:
-    """Status line and headers, without the final CRLF (the caller adds framing headers)."""
-    out = bytearray(b"HTTP/1.1 %d %s\r\ncontent-type: " % (status, _REASONS.get(status, b"Unknown")))
-    out += content_type.encode("latin-1")
+    """Status line and headers, without the final CRLF (the caller adds framing headers). The status line
+    and header names come encoded from small caches; only the values are encoded per answer."""
+    out = bytearray(_status_line(status, content_type))
     if extra:
+        prefix = _header_prefix
         for name, value in extra:
-            out += b"\r\n%s: %s" % (name.encode("latin-1"), value.encode("latin-1"))
+            out += prefix(name)
+            out += value.encode("latin-1")
     if not keep_alive:
         out += b"\r\nconnection: close"
     return out

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stellwerk.routing.strategies import StrategySpec, TaskChoice
 from stellwerk.routing.strategies.base import Candidate, Clock, Ranking, RequestFacts, StrategyBase
 from stellwerk.routing.strategies.failover import FailoverStrategy
 
-from .embedders import Embedder, load_embedder
 from .options import TaskOptions, check
 from .rules import TaskRequest
-from .strategy import TaskRouter
+
+if TYPE_CHECKING:  # numpy, safetensors and tokenizers load only when a task model is built (start-up, RSS)
+    from .embedders import Embedder
+    from .strategy import TaskRouter
 
 __all__ = ["TaskStrategy", "task_spec"]
 
@@ -59,6 +61,9 @@ def task_spec() -> StrategySpec:
     embedders: dict[str, Embedder] = {}
 
     def build(options: TaskOptions, *, rng: random.Random, clock: Clock) -> TaskStrategy:
+        from .embedders import load_embedder
+        from .strategy import TaskRouter
+
         embedder = None
         if any(route.examples is None or route.examples for route in options.routes):
             embedder = embedders.get(options.embedder)
