@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from collections.abc import Callable, Coroutine
 
 import httptools
 import uvloop
@@ -29,8 +30,8 @@ def completion(tokens: int) -> bytes:
     }, separators=(",", ":")).encode()
 
 
-def sse_frames(tokens: int) -> list[bytes]:
-    """The streamed answer as chunked-encoding frames, one SSE event each."""
+def sse_events(tokens: int) -> list[bytes]:
+    """The streamed answer's SSE events: a role chunk, one chunk per token, a finish chunk, usage, [DONE]."""
     def event(choices: list[object], usage: object = None) -> bytes:
         body = {"id": "chatcmpl-minimal", "object": "chat.completion.chunk", "created": 0,
                 "model": "sim-model", "choices": choices, "usage": usage}
@@ -38,10 +39,9 @@ def sse_frames(tokens: int) -> list[bytes]:
 
     events = [event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
     events += [event([{"index": 0, "delta": {"content": " tok"}, "finish_reason": None}]) for _ in range(tokens)]
-    events += [event([{"index": 0, "delta": {}, "finish_reason": "stop"}]),
-               event([], {"prompt_tokens": 30, "completion_tokens": tokens, "total_tokens": 30 + tokens}),
-               b"data: [DONE]\n\n"]
-    return [b"%x\r\n%s\r\n" % (len(e), e) for e in events] + [b"0\r\n\r\n"]
+    return [*events, event([{"index": 0, "delta": {}, "finish_reason": "stop"}]),
+            event([], {"prompt_tokens": 30, "completion_tokens": tokens, "total_tokens": 30 + tokens}),
+            b"data: [DONE]\n\n"]
 
 
 class Answers:
@@ -50,7 +50,7 @@ class Answers:
         self.json = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
                      % len(body)) + body
         self.stream_head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-        self.frames = sse_frames(tokens)
+        self.frames = [b"%x\r\n%s\r\n" % (len(e), e) for e in sse_events(tokens)] + [b"0\r\n\r\n"]
         health = b'{"status":"ok"}'
         self.health = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
             len(health), health)
@@ -102,9 +102,14 @@ async def main(port: int, tokens: int) -> None:
         await server.serve_forever()
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cli(serve: Callable[[int, int], Coroutine[object, object, None]], description: str) -> None:
+    """``--port`` and ``--output-tokens`` from the command line, then ``serve(port, tokens)`` on uvloop."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--output-tokens", type=int, default=20)
     args = parser.parse_args()
-    uvloop.run(main(args.port, args.output_tokens))
+    uvloop.run(serve(args.port, args.output_tokens))
+
+
+if __name__ == "__main__":
+    cli(main, __doc__.splitlines()[0])
