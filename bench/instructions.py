@@ -14,7 +14,11 @@ the counters are dumped (``callgrind_control -d``): the instructions of the
 gateway process divided by the requests. With ``--auth`` each checkout is
 measured twice: as is, and with ``server.master_key``, a SQLite store, and a
 declared key with rpm, tpm, max_parallel and a budget, which every request
-sends (auth, limits with reservation and the spend ledger on the path).
+sends (auth, limits with reservation and the spend ledger on the path). The
+ledger's writer is kept out of the measured requests (``spend_flush_interval:
+60``): under callgrind a 0.5 s batch holds a handful of records, so its fixed
+cost would swamp the figure and vary with the machine's load. The writer's
+cost per record at real batch sizes is ``bench/ledger_instructions.py``.
 ``--cache`` measures the response cache: ``off`` (no model caches), ``miss``
 (exact mode, every request a new question: a lookup, the proxied answer and
 its store) and ``hit`` (exact mode, the same question every time: answered
@@ -68,6 +72,7 @@ AUTH = f"""\
 server:
   master_key: sk-bench-master-0123456789
   store: sqlite:///{{work}}/bench.db
+  spend_flush_interval: 60
 keys:
   - name: bench
     key: {KEY}

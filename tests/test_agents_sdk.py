@@ -1,11 +1,14 @@
-"""The OpenAI Agents SDK runs a two-step tool loop through ``/v1/responses`` to a gemini-backed model."""
+"""The OpenAI Agents SDK runs a two-step tool loop through ``/v1/responses`` on every backing protocol (a
+gemini-backed model as the issue asks, anthropic, openai translated, and openai with ``native_responses``)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import agents
 import openai
+import pytest
 
 from stellwerk.gateway import Gateway
 from stellwerk.sim import SimProvider
@@ -16,12 +19,16 @@ StartGateway = Callable[..., Awaitable[Gateway]]
 KEY = "sim-key-0123456789abcdef"
 
 
-async def test_an_agent_calls_its_tool_and_answers(start_sim: StartSim, start_gateway: StartGateway) -> None:
+@pytest.mark.parametrize("backing", ["gemini", "anthropic", "openai", "openai-native"])
+async def test_an_agent_calls_its_tool_and_answers(backing: str, start_sim: StartSim,
+                                                   start_gateway: StartGateway) -> None:
     agents.set_tracing_disabled(True)  # the SDK would export traces to OpenAI: no network here
-    sim = await start_sim(protocol="gemini", api_key=KEY, output_tokens=6)
-    gateway = await start_gateway(config(model("assistant", {
-        "id": "g", "provider": "gemini", "model": "gemini-2.0-flash", "api_base": f"{sim.base_url}/v1beta",
-        "api_key": KEY})))
+    protocol = backing.removesuffix("-native")
+    sim = await start_sim(protocol=protocol, api_key=KEY, output_tokens=6)
+    deployment: dict[str, Any] = {"id": "d", "provider": protocol, "model": "sim-model", "api_key": KEY,
+                                  "api_base": f"{sim.base_url}/v1beta" if protocol == "gemini" else sim.base_url,
+                                  "native_responses": backing == "openai-native"}
+    gateway = await start_gateway(config(model("assistant", deployment)))
     calls: list[str] = []
 
     @agents.function_tool

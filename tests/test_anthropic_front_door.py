@@ -233,3 +233,23 @@ async def test_stream_broken_off_ends_with_error_event(start_upstream: StartUpst
         with pytest.raises(anthropic.APIStatusError, match="broke off"):
             async for _ in stream:
                 pass
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic", "gemini"])
+async def test_stream_input_tokens_agree_at_start_and_end(protocol: str, start_sim: StartSim,
+                                                          start_gateway: StartGateway,
+                                                          make_anthropic: MakeAnthropic) -> None:
+    """message_start's input_tokens is message_delta's, translating from any upstream protocol (issue 14, item 7)."""
+    sim = await start_sim(protocol=protocol, output_tokens=4)
+    base = f"{sim.base_url}/v1beta" if protocol == "gemini" else sim.base_url
+    gateway = await start_gateway(config(model("chat", deployment("a", base, provider=protocol), retries=0)))
+    client = make_anthropic(gateway)
+    async with client.messages.stream(model="chat", max_tokens=50, system="Answer in plain words.",
+                                      messages=[{"role": "user", "content": "Tell me about the signal box " * 20}]) as stream:
+        events = [event async for event in stream]
+        final = await stream.get_final_message()
+    start = next(e for e in events if e.type == "message_start")
+    delta = next(e for e in events if e.type == "message_delta")
+    assert start.message.usage.input_tokens > 0
+    assert delta.usage.input_tokens == start.message.usage.input_tokens == final.usage.input_tokens
+    assert final.usage.output_tokens == 4

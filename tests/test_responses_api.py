@@ -140,3 +140,52 @@ async def test_a_response_fails_over_like_a_chat(start_sim: StartSim, start_gate
     assert raw.headers["x-stellwerk-deployment"] == "up" and raw.headers["x-stellwerk-attempts"] == "2"
     assert raw.parse().output_text
     await client.close()
+
+
+async def test_a_stored_response_expires_after_30_days(start_upstream: Any, start_gateway: StartGateway) -> None:
+    """Stored responses live in the state store with a ttl (30 days, as OpenAI's), on the gateway's clock."""
+    now = [1_000_000.0]
+    up = await start_upstream()
+    gateway = await start_gateway(config(model("m", {"id": "a", "provider": "openai", "model": "up",
+                                                     "api_base": up.base_url})), clock=lambda: now[0])
+    client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="k", max_retries=0, timeout=GUARD)
+    first = await client.responses.create(model="m", input="My name is Ada.")
+    now[0] += 30 * 86400 - 60
+    second = await client.responses.create(model="m", input="And?", previous_response_id=first.id)
+    now[0] += 120
+    assert (await client.responses.create(model="m", input="Still?", previous_response_id=second.id)).output_text
+    with pytest.raises(openai.BadRequestError) as expired:
+        await client.responses.create(model="m", input="Again?", previous_response_id=first.id)
+    assert expired.value.body["param"] == "previous_response_id"  # type: ignore[index]
+    await client.close()
+
+
+async def test_the_translated_request_carries_every_field(start_upstream: Any, start_gateway: StartGateway) -> None:
+    """What an openai-format deployment gets for a Responses request: instructions, input items, function tools
+    and their outputs, tool_choice, text.format, max_output_tokens, reasoning effort, sampling, the user."""
+    up = await start_upstream()
+    gateway = await start_gateway(config(model("m", {"id": "a", "provider": "openai", "model": "up",
+                                                     "api_base": up.base_url})))
+    client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="k", max_retries=0, timeout=GUARD)
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"], "additionalProperties": False}
+    await client.responses.create(
+        model="m", instructions="Be brief.", max_output_tokens=77, reasoning={"effort": "high"}, temperature=0.2,
+        top_p=0.9, safety_identifier="u1", tools=[WEATHER], tool_choice={"type": "function", "name": "weather"},  # type: ignore[list-item]
+        text={"format": {"type": "json_schema", "name": "count", "schema": schema, "strict": True}},
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "Weather?"}]},
+               {"type": "function_call", "call_id": "c1", "name": "weather", "arguments": "{\"city\":\"Oslo\"}"},
+               {"type": "function_call_output", "call_id": "c1", "output": "rain"}])
+    sent = json.loads(up.requests[0].body)
+    assert sent["messages"] == [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Weather?"}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "rain"}]
+    assert sent["max_tokens"] == 77 and sent["reasoning_effort"] == "high" and sent["user"] == "u1"
+    assert sent["temperature"] == 0.2 and sent["top_p"] == 0.9
+    assert sent["tools"] == [{"type": "function", "function": {"name": "weather", "parameters": WEATHER["parameters"],
+                                                               "description": WEATHER["description"]}}]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
+    assert sent["response_format"] == {"type": "json_schema",
+                                       "json_schema": {"name": "count", "schema": schema, "strict": True}}
+    await client.close()

@@ -63,3 +63,39 @@ async def test_n_choices_come_back(start_sim: StartSim, start_gateway: StartGate
     assert [c.index for c in answer.choices] == [0, 1, 2] and all(c.message.content for c in answer.choices)
     assert answer.usage is not None and answer.usage.completion_tokens == 12
     await client.close()
+
+
+async def test_streamed_n_choices_come_back(start_sim: StartSim, start_gateway: StartGateway) -> None:
+    sim = await start_sim(output_tokens=4)
+    gateway = await start_gateway(config(model("chat", backed_by("openai", sim))))
+    client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="k", max_retries=0, timeout=GUARD)
+    stream = await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}], n=2,
+                                                  stream=True, stream_options={"include_usage": True})
+    texts: dict[int, str] = {}
+    finished: dict[int, str] = {}
+    usage = None
+    async for chunk in stream:
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+            if choice.finish_reason:
+                finished[choice.index] = choice.finish_reason
+    assert set(texts) == {0, 1} and len(texts[0].split()) == 4 and texts[0] == texts[1]
+    assert finished == {0: "stop", 1: "stop"}
+    assert usage is not None and usage.completion_tokens == 8
+    await client.close()
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic", "gemini", "ollama"])
+async def test_the_system_prompt_is_honoured(protocol: str, start_sim: StartSim, start_gateway: StartGateway) -> None:
+    """The sim answers in as many words as the system prompt asks for, so a lost system prompt shows."""
+    sim = await start_sim(protocol=protocol, api_key=None if protocol == "ollama" else KEY, output_tokens=20)
+    gateway = await start_gateway(config(model("chat", backed_by(protocol, sim))))
+    client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="k", max_retries=0, timeout=GUARD)
+    hello = {"role": "user", "content": "Tell me about trains."}
+    told = await client.chat.completions.create(model="chat", messages=[
+        {"role": "system", "content": "You are terse. Answer in 3 words."}, hello])
+    plain = await client.chat.completions.create(model="chat", messages=[hello])
+    assert len((told.choices[0].message.content or "").split()) == 3
+    assert len((plain.choices[0].message.content or "").split()) == 20
+    await client.close()

@@ -5,8 +5,9 @@
     .venv/bin/python bench/fuzz/run.py --spec /tmp/openai-openapi/openapi.yaml [--examples 100]
 
 A gateway (this checkout) runs on 127.0.0.1 with models backed by the simulated providers of three wire
-protocols; schemathesis generates requests from the spec for the routes Stellwerk serves (chat completions,
-completions, responses, embeddings, models) and checks ``not_a_server_error``. A 4xx for a request the spec
+protocols (the openai one serving /responses natively: ``native_responses``); schemathesis generates
+requests from the spec for the routes Stellwerk serves (chat completions, completions, responses,
+embeddings, models) and checks ``not_a_server_error``. A 4xx for a request the spec
 allows but a deployment cannot serve is fine; a 5xx is a bug.
 """
 
@@ -43,6 +44,7 @@ async def main() -> int:
              "gemini": f"{sims['gemini'].base_url}/v1beta"}
     models = [{"name": name, "deployments": [
         {"id": f"{name}-{p}", "provider": p, "model": "sim-model", "api_base": base, "api_key": KEY}
+        | ({"native_responses": True} if p == "openai" else {})  # /responses both natively and translated
         for p, base in bases.items()]} for name in NAMES]
     gateway = Gateway(load_dict({"models": models}, env={}))
     await gateway.start("127.0.0.1", 0)

@@ -1,4 +1,5 @@
-"""The ``stellwerk`` command: serve, check, schema, import-litellm, keys, spend, sim-provider, demo."""
+"""The ``stellwerk`` command: serve, check, schema, import-litellm, keys, spend, sim-provider, demo, simulate,
+export-trace, tune-task-router."""
 
 from __future__ import annotations
 
@@ -7,17 +8,30 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from stellwerk.errors import ConfigError
+from stellwerk.errors import ConfigError, StoreUnavailableError
 
 __all__ = ["main"]
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    import msgspec
+
+    from stellwerk.cluster.workers import WORKER_REDIS, run_workers, worker_count
     from stellwerk.compose import load_file
     from stellwerk.gateway import run_gateway
 
     config = load_file(args.config)
-    run_gateway(config, args.host, args.port, source=args.config, allow_unauthenticated=args.allow_unauthenticated)
+    workers = worker_count(args.workers)
+    if workers > 1:
+        extra = ["--allow-unauthenticated"] if args.allow_unauthenticated else []
+        return run_workers(config, args.config, workers, args.host, args.port, extra)
+    private = os.environ.get(WORKER_REDIS)
+    if private and config.server.redis is None:  # a worker of a supervisor without server.redis
+        config = msgspec.structs.replace(config, server=msgspec.structs.replace(config.server, redis=private))
+    run_gateway(config, args.host, args.port, source=args.config, allow_unauthenticated=args.allow_unauthenticated,
+                reuse_port=args.reuse_port)
     return 0
 
 
@@ -84,6 +98,24 @@ def _demo(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from stellwerk.simulate.cli import run
+
+    return run(args)
+
+
+def _tune_task_router(args: argparse.Namespace) -> int:
+    from stellwerk.routing.task.tune import run
+
+    return run(args)
+
+
+def _export_trace(args: argparse.Namespace) -> int:
+    from stellwerk.simulate.cli import run_export
+
+    return run_export(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stellwerk", description="Resilient multi-model LLM router and gateway.")
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO (one line per request), WARNING (default)")
@@ -95,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port (default: server.port, 4000)")
     serve.add_argument("--allow-unauthenticated", action="store_true",
                        help="listen on a non-loopback address without server.master_key (anyone may use it)")
+    serve.add_argument("--workers", default="1", metavar="N|auto",
+                       help="processes serving one port (SO_REUSEPORT), limits shared through server.redis or a "
+                            "private redis-server (default 1; auto: one per core)")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker of --workers
     serve.set_defaults(func=_serve)
 
     from stellwerk.admin_cli import add_keys_arguments, add_spend_arguments
@@ -129,6 +165,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_demo_arguments(demo)
     demo.set_defaults(func=_demo)
+
+    from stellwerk.simulate.cli import add_arguments as add_simulate_arguments
+    from stellwerk.simulate.cli import add_export_arguments
+
+    simulate = sub.add_parser("simulate", help="try a config on simulated traffic and failures, in virtual time")
+    add_simulate_arguments(simulate)
+    simulate.set_defaults(func=_simulate)
+    export = sub.add_parser("export-trace", help="past requests from the access log or spend ledger, as a trace to "
+                                                 "replay in a simulation")
+    add_export_arguments(export)
+    export.set_defaults(func=_export_trace)
+
+    tune = sub.add_parser("tune-task-router", help="fit the task router's calibrated head on your labelled "
+                                                   "prompts (JSONL); writes a file for strategy_options.head")
+    tune.add_argument("--examples", required=True, help='JSONL file, one {"prompt": ..., "label": ...} per line')
+    tune.add_argument("--out", required=True, help="where to write the head (.npz), for strategy_options.head")
+    tune.add_argument("--embedder", default="wordllama", help="embedder (default wordllama, see strategy_options)")
+    tune.add_argument("--folds", type=int, default=5, help="cross-validation folds (calibration, report; default 5)")
+    tune.set_defaults(func=_tune_task_router)
     return parser
 
 
@@ -142,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except StoreUnavailableError as err:  # at start (a running gateway degrades instead)
+        print(f"error: {err.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

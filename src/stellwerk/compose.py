@@ -134,11 +134,13 @@ def default_registries() -> Registries:
 
 def build_cache(config: Config, clock: Clock) -> Cache:
     """The response cache's backend that ``server.cache`` names."""
-    options = config.server.cache
-    if options.backend == "redis":
+    server = config.server
+    options = server.cache
+    if options.backend == "redis" or (options.backend is None and server.redis is not None):
         from stellwerk.state.redis import RedisCache
 
-        return RedisCache(options.url, clock=clock, prefix=options.prefix, timeout=options.timeout,
+        url = options.url or server.redis or "redis://127.0.0.1:6379/0"
+        return RedisCache(url, clock=clock, prefix=options.prefix, timeout=options.timeout,
                           retry_after=options.retry_after)
     return MemoryCache(clock, options.max_bytes)
 

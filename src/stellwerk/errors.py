@@ -15,6 +15,7 @@ exception or status code.
     ├── PermissionDeniedError           the key may not use this model or route      → 403
     ├── RateLimitError                  a key's or team's rpm, tpm or max_parallel   → 429
     │   └── QuotaExceededError          a key's or team's budget is spent            → 429
+    ├── StoreUnavailableError           server.store cannot be reached (admin writes) → 503
     ├── UpstreamError                   one upstream attempt failed (has an Outcome)
     └── AllAttemptsFailedError          no deployment answered; lists every attempt  → 502/503/4xx
 
@@ -44,6 +45,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "StellwerkError",
+    "StoreUnavailableError",
     "UpstreamError",
 ]
 
@@ -161,6 +163,19 @@ class RateLimitError(StellwerkError):
 class QuotaExceededError(RateLimitError):
     error_type = "insufficient_quota"
     code = "insufficient_quota"
+
+
+class StoreUnavailableError(StellwerkError):
+    """``server.store`` (PostgreSQL) cannot be reached now. Requests go on (keys from memory, spend records
+    in the journal); what must be written to the store at once (admin changes) is refused with a 503."""
+
+    status = 503
+    error_type = "store_unavailable"
+    code = "store_unavailable"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"The store (server.store) is unreachable: {what}; try again when it is back "
+                         "(store_unavailable).")
 
 
 class UpstreamError(StellwerkError):

@@ -4,12 +4,8 @@ and a Redis of our own that is killed and restarted (the machine's is never stop
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,16 +15,16 @@ import openai
 import pytest
 import redis.asyncio as aioredis
 
+from redis_support import MACHINE_REDIS, OwnRedis, free_port, needs_redis, own_prefix
 from stellwerk import load_dict
 from stellwerk.gateway import Gateway
 from stellwerk.state import CacheUnavailable
 from stellwerk.state.redis import RedisCache
 from support import GUARD, USER, config, deployment, model
 
-MACHINE_REDIS = "redis://127.0.0.1:6379/0"
 STELLWERK = [sys.executable, "-m", "stellwerk.cli"]
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+pytestmark = needs_redis
 
 
 class Clock:
@@ -41,62 +37,8 @@ class Clock:
 
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own on the machine's Redis; its keys are deleted afterwards."""
-    name = f"stellwerk-test:{os.getpid()}:{os.urandom(4).hex()}:"
-    yield name
-    client = aioredis.Redis.from_url(MACHINE_REDIS)
-    try:
-        keys = [key async for key in client.scan_iter(match=name + "*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-class OwnRedis:
-    """A redis-server of this test's own on a free port (nothing persisted)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    async def ready(self) -> None:
-        async with asyncio.timeout(GUARD):
-            while True:
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                except OSError:
-                    await asyncio.sleep(0.02)  # the server is starting: poll its port (bounded by GUARD)
-                    continue
-                writer.close()
-                await writer.wait_closed()
-                client = aioredis.Redis.from_url(self.url)
-                try:
-                    if await client.ping():
-                        return
-                finally:
-                    await client.aclose()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(GUARD)
+    async for name in own_prefix():
+        yield name
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from resilience_support import VirtualTime
 from stellwerk import Router
 from stellwerk.errors import QuotaExceededError, RateLimitError
 from stellwerk.keys import Accounts
+from stellwerk.keys.minute import MinuteWindow
 from stellwerk.pipeline import Call, Operation
 from stellwerk.resilience.window import SlidingCounter
-from stellwerk.state import MemoryStateStore
 from stellwerk.state.records import Budget, KeyRecord, TeamRecord, period_start
 from stellwerk.telemetry import RequestFinished
 from stellwerk.usage import Usage
@@ -42,7 +42,7 @@ def done(tokens: int, cost: float) -> RequestFinished:
 
 def test_reserved_at_admission_and_reconciled() -> None:
     clock, wall = VirtualTime(), VirtualTime(1.7e9)
-    accounts = Accounts(MemoryStateStore(clock), wall=wall, reserve_tokens=500)
+    accounts = Accounts(clock, wall=wall, reserve_tokens=500)
     key = KeyRecord(id="k", name="k", hash="h", tpm=1000, budget=Budget(usd=1.0, period="1d"))
     ticket = accounts.admit(call(None), key, None)
     account = accounts.account("key:k")
@@ -52,12 +52,12 @@ def test_reserved_at_admission_and_reconciled() -> None:
     ticket.settle(done(30, 0.001))
     ticket.settle(done(30, 0.001))  # once only
     assert (account.reserved_tokens, account.reserved_cost, account.inflight) == (0, 0.0, 0)
-    assert account.tokens.total() == 30 and account.spent == pytest.approx(0.001)
+    assert accounts.used("key:k") == (1, 30) and account.spent == pytest.approx(0.001)
     assert accounts.usage("key:k", key) == (1, pytest.approx(0.001))
 
 
 def test_a_burst_is_admitted_while_below_the_limit_only() -> None:
-    accounts = Accounts(MemoryStateStore(VirtualTime()), wall=VirtualTime(1.7e9))
+    accounts = Accounts(VirtualTime(), wall=VirtualTime(1.7e9))
     key = KeyRecord(id="k", name="k", hash="h", tpm=1000)
     tickets = []
     with pytest.raises(RateLimitError) as refused:
@@ -76,7 +76,7 @@ def test_a_burst_is_admitted_while_below_the_limit_only() -> None:
 
 
 def test_the_tightest_limit_gives_the_headers_and_the_team_counts_every_key() -> None:
-    accounts = Accounts(MemoryStateStore(VirtualTime()), wall=VirtualTime(1.7e9))
+    accounts = Accounts(VirtualTime(), wall=VirtualTime(1.7e9))
     team = TeamRecord(name="t", rpm=3)
     one = KeyRecord(id="a", name="a", hash="h", team="t", rpm=10)
     two = KeyRecord(id="b", name="b", hash="h", team="t", rpm=2)
@@ -89,7 +89,7 @@ def test_the_tightest_limit_gives_the_headers_and_the_team_counts_every_key() ->
 
 def test_budgets_refuse_once_spent_and_reset_with_their_period() -> None:
     wall = VirtualTime(period_start("1h", 1.7e9) + 10)
-    accounts = Accounts(MemoryStateStore(VirtualTime()), wall=wall)
+    accounts = Accounts(VirtualTime(), wall=wall)
     key = KeyRecord(id="k", name="k", hash="h", budget=Budget(usd=0.01, period="1h"))
     accounts.admit(call(), key, None).settle(done(10, 0.02))
     with pytest.raises(QuotaExceededError) as spent:
@@ -111,3 +111,19 @@ def test_sliding_window_reset_in() -> None:
     assert counter.total() == 1 and counter.reset_in() == pytest.approx(9.5)  # second 110 leaves at 170
     clock.advance(10)
     assert counter.total() == 0 and counter.reset_in() == 0
+
+
+def test_minute_window_sums_and_reset_in() -> None:
+    window = MinuteWindow()
+    assert window.reset_in(100.0, 1) == 0
+    window.advance(100)
+    window.count(100, 1, 0)
+    window.advance(110)
+    window.count(110, 1, 0)
+    window.count(110, 0, 500)  # tokens at a later second than the oldest request
+    assert (window.requests, window.tokens) == (2, 500)
+    assert window.reset_in(110.5, 1) == pytest.approx(49.5) and window.reset_in(110.5, 2) == pytest.approx(59.5)
+    window.advance(160)  # second 100 left the window
+    assert (window.requests, window.tokens) == (1, 500) and window.reset_in(160.5, 1) == pytest.approx(9.5)
+    window.advance(170)
+    assert (window.requests, window.tokens) == (0, 0) and window.reset_in(170.0, 1) == 0

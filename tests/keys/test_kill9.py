@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import yaml
@@ -49,6 +49,21 @@ async def _serve(config: Path, port: int) -> subprocess.Popen[bytes]:
     raise AssertionError("the gateway did not start: " + log.read_text())
 
 
+async def chat_once(http: httpx.AsyncClient, content: str, *, stream: bool) -> Literal["done", "other", "cut", "down"]:
+    """One chat request: ``done`` when its answer arrived completely (a stream up to ``[DONE]``), ``other`` for
+    any other answer, ``cut`` when the connection broke after the request was sent (the answer may have been
+    journaled), ``down`` when the gateway could not be reached at all."""
+    body = {"model": "chat", "messages": [{"role": "user", "content": content}], "stream": stream}
+    try:
+        response = await http.post("/v1/chat/completions", json=body)
+    except httpx.ConnectError:
+        return "down"
+    except httpx.TransportError:
+        return "cut"
+    done = response.status_code == 200 and (not stream or response.text.endswith("data: [DONE]\n\n"))
+    return "done" if done else "other"
+
+
 async def test_kill_9_loses_no_completed_answer(start_sim: Any, tmp_path: Path) -> None:
     sim = await start_sim()
     config = tmp_path / "stellwerk.yaml"
@@ -73,15 +88,10 @@ async def test_kill_9_loses_no_completed_answer(start_sim: Any, tmp_path: Path) 
                 i = 0
                 while not stop.is_set():
                     i += 1
-                    body = {"model": "chat", "messages": [{"role": "user", "content": f"hi {n} {i}"}],
-                            "stream": i % 2 == 0}
-                    try:
-                        response = await http.post("/v1/chat/completions", json=body)
-                    except httpx.TransportError:
+                    outcome = await chat_once(http, f"hi {n} {i}", stream=i % 2 == 0)
+                    if outcome in ("cut", "down"):
                         return  # the gateway is gone
-                    if response.status_code == 200 and (not body["stream"] or
-                                                         response.text.endswith("data: [DONE]\n\n")):
-                        completed += 1
+                    completed += outcome == "done"
 
         clients = [asyncio.create_task(client(n)) for n in range(CLIENTS)]
         for _ in range(1500):  # polling the clients' count, not timing anything (a hang guard of 30 s)

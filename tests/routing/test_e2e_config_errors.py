@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,7 +57,14 @@ ONE_ROUTE = [{"name": "code", "target": "other"}]
                                                                "'^(user|header:[A-Za-z0-9-]+|metadata:[A-Za-z0-9._-]+)$'"),
     ("task", {"routes": ONE_ROUTE, "default": "code", "threshhold": 0.2},
          f"{WHERE}.threshhold: unknown key (expected one of: routes, default, rules, threshold, hint_header, "
-         "hint_metadata, embedder, scoring, top_k, focus_words, max_chars, include_system)"),
+         "hint_metadata, embedder, scoring, top_k, focus_words, max_chars, include_system, head, abstain_below, "
+         "min_margin, translation_needs_ask)"),
+    ("task", {"routes": ONE_ROUTE, "default": "code", "head": "mine.pkl"},
+     f"{WHERE}.head: expected auto, builtin, none or a .npz file written by 'stellwerk tune-task-router', got 'mine.pkl'"),
+    ("task", {"routes": ONE_ROUTE, "default": "code", "head": "/nonexistent/team.npz"},
+     f"{WHERE}.head: no such file '/nonexistent/team.npz' (write one with 'stellwerk tune-task-router')"),
+    ("task", {"routes": ONE_ROUTE, "default": "code", "abstain_below": 1.5}, f"{WHERE}.abstain_below: expected `float` <= 1.0"),
+    ("task", {"routes": ONE_ROUTE, "default": "code", "min_margin": -0.1}, f"{WHERE}.min_margin: expected `float` >= 0.0"),
     ("task", {"routes": [{"name": "code", "tagret": "other"}], "default": "code"}, f"{WHERE}.routes[0].tagret: unknown key"),
     ("task", {"routes": [{"name": "code", "target": "nope"}], "default": "code"},
      f"{WHERE}.routes: route 'code' targets unknown model 'nope'"),
@@ -65,6 +73,12 @@ ONE_ROUTE = [{"name": "code", "target": "other"}]
 ])
 def test_bad_strategy_options_name_the_key(strategy: str, options: dict[str, Any], problem: str) -> None:
     assert problems(strategy, options) == [problem]
+
+
+def test_a_head_file_that_is_not_a_head_is_refused_at_load(tmp_path: Path) -> None:
+    (tmp_path / "team.npz").write_bytes(b"not a head")
+    found = problems("task", {"routes": ONE_ROUTE, "default": "code", "head": str(tmp_path / "team.npz")})
+    assert len(found) == 1 and found[0].startswith(f"{WHERE}.head: {tmp_path / 'team.npz'}: not a task-router head")
 
 
 @pytest.mark.parametrize(("options", "key"), [

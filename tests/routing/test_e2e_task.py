@@ -14,6 +14,7 @@ CODE = "Write a Python function that parses a CSV file and returns a list of dic
 MATH = "Solve for x: 3x + 7 = 22."
 GENERAL = "Can you recommend a good book for a long flight?"
 URGENT = "URGENT: write a Python function that reverses a linked list"
+SPANISH_MATH = "Resuelve la ecuación 3x + 5 = 20."
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ async def test_prompts_land_on_the_model_of_their_kind(task_setup: dict[str, Any
         raw = await gw.sdk.chat.completions.with_raw_response.create(
             model="auto", messages=[{"role": "user", "content": CODE}])
         assert raw.headers["x-stellwerk-deployment"] == "coder-1"
-        assert "task route code: task code: classifier 0." in raw.headers["x-stellwerk-route"]
+        assert "task route code: task code: classifier p=" in raw.headers["x-stellwerk-route"]
         assert raw.parse().model  # a normal completion
         math = await gw.chat("auto", MATH)
         general = await gw.chat("auto", GENERAL)
@@ -100,3 +101,26 @@ async def test_dry_run_shows_the_route_and_the_target_models_decision(task_setup
     assert posted.json["steps"][0]["route"] == "general"
     assert posted.json["steps"][0]["summary"] == "task general: rule 1: prompt~/(?i)^urgent:/"
     assert counts(task_setup) == [0, 0, 0, 0]  # a dry run sends nothing upstream
+
+
+async def test_the_language_is_not_the_task_and_unsure_prompts_go_to_the_default(start_sim: StartSim) -> None:
+    sims = {name: await start_sim() for name in ("translator", "reasoning", "general", "own")}
+    routes = [{"name": "translation", "target": "translator"}, {"name": "math", "target": "reasoning"},
+              {"name": "general", "target": "general"}]
+    data = config(
+        model("translator", deployment("translator-1", sims["translator"].base_url)),
+        model("reasoning", deployment("reasoning-1", sims["reasoning"].base_url)),
+        model("general", deployment("general-1", sims["general"].base_url)),
+        model("auto", deployment("auto-own", sims["own"].base_url), strategy="task",
+              strategy_options={"default": "general", "routes": routes}),
+        model("strict", deployment("strict-own", sims["own"].base_url), strategy="task",
+              strategy_options={"default": "general", "routes": routes, "abstain_below": 1.0}),
+    )
+    async with routed(data) as gw:
+        spanish_math = await gw.chat("auto", SPANISH_MATH)
+        asked = await gw.chat("auto", "Traduce al alemán: mañana llegamos a las ocho.")
+        unsure = await gw.chat("strict", SPANISH_MATH)
+    assert spanish_math.deployment == "reasoning-1", spanish_math.route
+    assert asked.deployment == "translator-1", asked.route
+    assert unsure.deployment == "general-1"
+    assert "task general: default (unsure: math " in unsure.route and "< abstain_below 1.00" in unsure.route

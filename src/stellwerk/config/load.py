@@ -146,9 +146,11 @@ def check(config: Config) -> list[str]:
             problems.append(f"models[{i}].health_check.kind: expected 'models' or 'chat', got '{model.health_check.kind}'")
         if model.cache.threshold is not None and model.cache.mode != "semantic":
             problems.append(f"models[{i}].cache.threshold: only for mode 'semantic', got mode '{model.cache.mode}'")
-    url = config.server.cache.url
-    if config.server.cache.backend == "redis" and not url.startswith(("redis://", "rediss://", "unix://")):
-        problems.append(f"server.cache.url: expected a redis://, rediss:// or unix:// URL, got '{url}'")
+    for key, url in (("server.cache.url", config.server.cache.url), ("server.redis", config.server.redis)):
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            problems.append(f"{key}: expected a redis://, rediss:// or unix:// URL, got '{url}'")
+    if config.server.redis is not None and config.server.redis.startswith("rediss://"):
+        problems.append("server.redis: rediss:// (TLS) is not supported for shared state yet; use redis:// or unix://")
     problems.extend(_key_problems(config))
     return problems
 

@@ -113,6 +113,11 @@ class DeploymentConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     supports_completions: bool = False
     """Serves the legacy ``/completions`` API (openai and azure only): ``/v1/completions`` requests are sent
     to it as they are, instead of as chat. Default false."""
+    native_responses: bool = False
+    """Serves OpenAI's Responses API itself (openai and azure only): ``/v1/responses`` requests are forwarded to
+    its ``/responses`` unchanged (the model replaced), and its answers and event streams to the client as they
+    come; requests continuing a stored response (``previous_response_id``) still go by translation. Default
+    false: translated to chat."""
     supports_json: bool = True
     """Whether the model honours ``response_format`` JSON modes. Default true."""
     max_output_tokens: Annotated[int, Meta(ge=1)] | None = None
@@ -232,16 +237,17 @@ class ModelConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True)
 class ServerCacheConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Where cached responses live (``server.cache``); which models cache is set per model."""
 
-    backend: Literal["memory", "redis"] = "memory"
+    backend: Literal["memory", "redis"] | None = None
     """``memory`` (this process: an LRU bounded by ``max_bytes``) or ``redis`` (shared by replicas; Redis
-    bounds itself with its own ``maxmemory``). Default ``memory``."""
+    bounds itself with its own ``maxmemory``). Default ``redis`` at ``server.redis`` when that is set, else
+    ``memory``."""
     max_bytes: Annotated[int, Meta(ge=1024)] = 64 * 1024 * 1024
     """``memory``: bytes held at most (answers, vectors and a fixed overhead per entry); the least recently
     used entries go first. Default 64 MiB."""
-    url: str = "redis://127.0.0.1:6379/0"
+    url: str | None = None
     """``redis``: the server (``redis://[:password@]host:port/db``; ``${REDIS_URL}`` reads the environment).
     While it cannot be reached, requests are answered without the cache (``x-stellwerk-cache: bypass``).
-    Default ``redis://127.0.0.1:6379/0``."""
+    Default ``server.redis``, else ``redis://127.0.0.1:6379/0``."""
     prefix: Annotated[str, Meta(min_length=1, max_length=64)] = "stellwerk:cache:"
     """``redis``: the prefix of every key (several gateways may share one Redis). Default ``stellwerk:cache:``."""
     retry_after: Seconds = 1.0
@@ -317,9 +323,14 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     ``--allow-unauthenticated``. Default none. Never logged or returned."""
     store: str | None = None
     """Where keys, teams and the spend ledger are kept: ``sqlite:///relative/path.db`` (relative to the
-    working directory) or ``sqlite:////absolute/path.db``. Default ``sqlite:///stellwerk.db`` when
-    ``master_key`` is set; without a master key and without ``store`` nothing is stored. The spend
-    journal sits next to it (``<path>.journal``)."""
+    working directory), ``sqlite:////absolute/path.db``, or ``postgresql://user@host:port/database``
+    (shared by replicas; ``pip install 'stellwerk[postgres]'``). Default ``sqlite:///stellwerk.db`` when
+    ``master_key`` is set; without a master key and without ``store`` nothing is stored."""
+    spend_journal: Annotated[str, Meta(min_length=1)] | None = None
+    """The spend journal's path: spend records wait there until stored (and while the store is
+    unreachable). Each process writes ``<path>.<n>`` of its own, so workers and replicas may share it.
+    Default: next to an SQLite store (``<path>.journal``); ``stellwerk-spend.journal`` in the working
+    directory with PostgreSQL."""
     reserve_output_tokens: Annotated[int, Meta(ge=1, le=10_000_000)] = 1024
     """Output tokens reserved against a key's tpm and budget when a request names no ``max_tokens``
     (reconciled with the real usage when the answer completes). Default 1024."""
@@ -328,6 +339,13 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
 
     cache: ServerCacheConfig = ServerCacheConfig()
     """Where cached responses live (models turn caching on in their own ``cache``)."""
+    redis: str | None = None
+    """Redis shared by every replica (``redis://[:password@]host:port/db`` or ``unix:///path?db=N``): global
+    rpm and tpm of deployments, keys and teams, breakers, key changes, the replica list (``GET
+    /admin/cluster``) and, unless ``server.cache`` names its own, the response cache. While it is down each
+    replica falls back to local state. Default none: this process alone."""
+    redis_prefix: Annotated[str, Meta(min_length=1, max_length=64)] = "stellwerk:"
+    """The prefix of every key the replicas share (several gateways may share one Redis). Default ``stellwerk:``."""
 
 
 class KeyConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -115,6 +115,10 @@ class ConfigManager:
         self.history.on_record(self.current)
         return restored
 
+    def adopt(self, overlay: Sequence[Edit], source: str, author: str | None = None) -> Version:
+        """Another replica's API edits, applied on this replica's own base (``server.redis`` notices)."""
+        return self._apply(self.current.base, overlay, source, author)
+
     def rollback(self, number: int, author: str | None = None) -> Version:
         version = self.history.get(number)
         if version is None:

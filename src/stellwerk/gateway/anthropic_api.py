@@ -94,6 +94,7 @@ async def _sse(stream: Stream, events: MessageEvents) -> AsyncIterator[bytes]:
         async for chunk in stream:
             if not started:  # message_start names the model that answers: the first chunk's
                 events.model = _answered_by(chunk, events.model)
+                events.prompt(getattr(stream, "prompt_usage", None))
                 started = True
                 yield events.start()
             data = events.feed(chunk)
@@ -107,7 +108,7 @@ async def _sse(stream: Stream, events: MessageEvents) -> AsyncIterator[bytes]:
     finally:
         await stream.aclose()
     usage = stream.usage or Usage()
-    yield (b"" if started else events.start()) + events.finish(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+    yield (b"" if started else events.start()) + events.finish(usage.completion_tokens)
 
 
 def _answered_by(data: dict[str, Any], asked: str) -> str:

@@ -16,6 +16,8 @@ GET      /metrics                    Prometheus metrics (OpenMetrics when the sc
 GET      /ui                         the dashboard (console.py; with /admin/events and /admin/timeline)
 GET      /admin/stats                per-deployment counters (JSON)
 GET      /admin/health               breakers, budgets, passive and active health (JSON)
+GET      /admin/cluster              this replica, Redis up or down, the replicas seen (id, version, config
+                                     version, last heartbeat)
 GET      /admin/route?model=M        dry run: where a sample request would go, and why
                                      (``&prompt=...``; or POST a chat request body)
 GET      /admin/experiments          A/B tests and canaries: counts, latency, errors, cost per variant
@@ -52,6 +54,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from stellwerk import __version__
 from stellwerk.errors import ConfigError, InvalidRequestError, PermissionDeniedError, StellwerkError
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.keys.governance import Governance
@@ -60,6 +63,7 @@ from stellwerk.pipeline.auth import principal_of
 from stellwerk.providers.anthropic.outbound import error_body as anthropic_body
 from stellwerk.routing import Router
 from stellwerk.state import CacheUnavailable
+from stellwerk.state.interfaces import KeyValue
 from stellwerk.telemetry import StatsCollector
 from stellwerk.telemetry.prometheus import Metrics
 
@@ -110,6 +114,7 @@ class GatewayApp:
             "/metrics": {"GET": self.prometheus},
             "/admin/stats": {"GET": self.admin_stats},
             "/admin/health": {"GET": self.admin_health},
+            "/admin/cluster": {"GET": self.admin_cluster},
             "/admin/route": {"GET": self.admin_route, "POST": self.admin_route},
             "/admin/experiments": {"GET": self.admin_experiments},
             "/admin/cache": {"GET": self.admin_cache, "DELETE": self.admin_cache},
@@ -127,7 +132,9 @@ class GatewayApp:
             routes["/admin/timeline"] = {"GET": console.timeline}
         anthropic = AnthropicAPI(router, self._json, self._timeout, self._caller)
         routes["/v1/completions"] = {"POST": CompletionsAPI(router, self._json, self._timeout, self._caller).completions}
-        routes["/v1/responses"] = {"POST": ResponsesAPI(router, self._json, self._timeout, self._caller).create}
+        kept = governance.store if governance is not None and isinstance(governance.store, KeyValue) else None
+        routes["/v1/responses"] = {"POST": ResponsesAPI(router, self._json, self._timeout, self._caller,
+                                                        kept=kept).create}
         routes["/v1/messages"] = {"POST": anthropic.messages}
         routes["/v1/messages/count_tokens"] = {"POST": anthropic.count_tokens}
         for path in ("/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings", "/v1/models", "/v1/messages",
@@ -268,6 +275,17 @@ class GatewayApp:
 
     async def admin_health(self, request: Request, rid: str) -> Response:
         return Response(200, orjson.dumps(self.router.health()), [("x-request-id", rid)])
+
+    async def admin_cluster(self, request: Request, rid: str) -> Response:
+        cluster = self.router.cluster
+        if cluster is None:
+            body: dict[str, Any] = {"replica": f"local-{os.getpid()}", "redis": "off", "replicas_alive": 1,
+                                    "replicas": [{"id": f"local-{os.getpid()}", "version": __version__,
+                                                  "config_version": self.router.table.version,
+                                                  "heartbeat": time.time(), "alive": True}]}
+        else:
+            body = await cluster.status()
+        return Response(200, orjson.dumps(body), [("x-request-id", rid)])
 
     async def admin_route(self, request: Request, rid: str) -> Response:
         from urllib.parse import parse_qs

@@ -47,7 +47,15 @@ def answer_headers(reply: Reply, call: Call) -> list[tuple[str, str]]:
                ("x-stellwerk-config-version", str(call.table.version))]
     if isinstance(reply, Result):
         headers.append(("x-stellwerk-cost", f"{reply.cost:.8f}"))
-    return merge_headers(headers, reply.headers)  # middlewares' own: x-ratelimit-*, x-stellwerk-cache, ...
+    extra = reply.headers  # middlewares' own: x-ratelimit-*, x-stellwerk-cache, ...
+    if extra and _ANSWER_NAMES.isdisjoint(dict(extra)):  # the usual case, without a filtering pass
+        headers += extra
+        return headers
+    return merge_headers(headers, extra)
+
+
+_ANSWER_NAMES = frozenset({"x-request-id", "x-stellwerk-deployment", "x-stellwerk-attempts", "x-stellwerk-route",
+                           "x-stellwerk-config-version", "x-stellwerk-cost"})
 
 
 def error_response(err: StellwerkError, headers: list[tuple[str, str]]) -> Response:

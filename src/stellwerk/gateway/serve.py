@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stellwerk import __version__
+from stellwerk.cluster import Cluster, ConfigNotices
 from stellwerk.config import Config
 from stellwerk.errors import ConfigError
 from stellwerk.http.client import Transport
@@ -104,8 +105,10 @@ class Gateway:
             tracing.insert(0, spans.middleware)
         stages = dict(middlewares or {})
         stages["tracing"] = [*tracing, *stages.get("tracing", ())]  # the request span encloses the others
+        self.cluster = None if server.redis is None else Cluster(server.redis, prefix=server.redis_prefix)
+        """This replica's link to the others (``server.redis``), started with the gateway."""
         self.router = Router(config, transport=transport, rng=rng, registries=registries, middlewares=stages,
-                             keyring=keyring, **options)
+                             keyring=keyring, cluster=self.cluster, **options)
         events = self.router.events
         if spans is not None:
             events.subscribe(spans, *KINDS)
@@ -134,6 +137,8 @@ class Gateway:
         if self.governance is not None:  # versions are kept in the store; a restart keeps the API's edits
             store = self.governance.store
             self.router.configuration.persist(store.put_config_version_now, store.latest_config_version_now())
+        if self.cluster is not None:  # after persist: the notices chain the store's hook
+            ConfigNotices(self.cluster, self.router.configuration)
         self.app = GatewayApp(self.router, self.stats, self.metrics, Console(self.feed), config_api, self.governance,
                               public_metrics=server.metrics_public)
         guarded = BrowserGuard(self.app, listen_host=server.host, allowed_hosts=server.allowed_hosts,
@@ -159,7 +164,8 @@ class Gateway:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    async def start(self, host: str | None = None, port: int | None = None) -> None:
+    async def start(self, host: str | None = None, port: int | None = None, reuse_port: bool = False) -> None:
+        """Listen (``reuse_port``: one of several worker processes on the same port)."""
         host = host if host is not None else self.config.server.host
         if self.config.server.master_key is None and not self.allow_unauthenticated and not is_loopback(host):
             raise ConfigError([
@@ -168,7 +174,9 @@ class Gateway:
                 "127.0.0.1, or start with --allow-unauthenticated"])
         if self.governance is not None:
             await self.governance.start(self.router.accounts)
-        await self.server.start(host, port if port is not None else self.config.server.port)
+        if self.cluster is not None:
+            await self.cluster.start()
+        await self.server.start(host, port if port is not None else self.config.server.port, reuse_port)
         self.router.start()
         if self.config_file is not None:
             self._watching = asyncio.ensure_future(self.config_file.watch())
@@ -180,6 +188,8 @@ class Gateway:
             self._watching.cancel()
         await self.server.close(self.config.server.shutdown_grace if grace is None else grace)
         await self.router.aclose()
+        if self.cluster is not None:
+            await self.cluster.close()
         if self.access_log is not None:
             self.access_log.close()
         if self.tracer_provider is not None:
@@ -210,9 +220,9 @@ def is_loopback(host: str) -> bool:
 
 
 async def _serve(config: Config, host: str | None, port: int | None, ready: Callable[[Gateway], None],
-                 source: str | None, allow_unauthenticated: bool) -> None:
+                 source: str | None, allow_unauthenticated: bool, reuse_port: bool) -> None:
     gateway = Gateway(config, source=source, allow_unauthenticated=allow_unauthenticated)
-    await gateway.start(host, port)
+    await gateway.start(host, port, reuse_port)
     ready(gateway)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -232,8 +242,9 @@ def _reload(config_file: ConfigFile) -> None:
 
 
 def run_gateway(config: Config, host: str | None = None, port: int | None = None, source: str | None = None,
-                allow_unauthenticated: bool = False) -> None:
-    """Serve until SIGINT/SIGTERM; ``source``: the config file, watched and read again on SIGHUP. Uses uvloop."""
+                allow_unauthenticated: bool = False, reuse_port: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM; ``source``: the config file, watched and read again on SIGHUP. Uses uvloop.
+    ``reuse_port``: one worker of ``stellwerk serve --workers N`` (:mod:`stellwerk.cluster.workers`)."""
     started = time.perf_counter()
 
     def ready(gateway: Gateway) -> None:
@@ -245,7 +256,7 @@ def run_gateway(config: Config, host: str | None = None, port: int | None = None
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
-        asyncio.run(_serve(config, host, port, ready, source, allow_unauthenticated))
+        asyncio.run(_serve(config, host, port, ready, source, allow_unauthenticated, reuse_port))
     else:
-        uvloop.run(_serve(config, host, port, ready, source, allow_unauthenticated))
+        uvloop.run(_serve(config, host, port, ready, source, allow_unauthenticated, reuse_port))
     sys.stdout.flush()

@@ -119,21 +119,13 @@ def _status_line(status: int, content_type: str) -> bytes:
                                                      content_type.encode("latin-1"))
 
 
-@lru_cache(maxsize=256)
-def _header_prefix(name: str) -> bytes:
-    """``\\r\\nname: ``, encoded once per header name (the names are the gateway's own, a handful)."""
-    return b"\r\n%s: " % name.encode("latin-1")
-
-
 def encode_head(status: int, content_type: str, extra: list[tuple[str, str]] | None, keep_alive: bool) -> bytearray:
-    """Status line and headers, without the final CRLF (the caller adds framing headers). The status line
-    and header names come encoded from small caches; only the values are encoded per answer."""
+    """Status line and headers, without the final CRLF (the caller adds framing headers). The status line with
+    its content type comes encoded from a small cache; the extra headers are encoded in one go (an encode costs
+    about as much as the formatting of a header)."""
     out = bytearray(_status_line(status, content_type))
     if extra:
-        prefix = _header_prefix
-        for name, value in extra:
-            out += prefix(name)
-            out += value.encode("latin-1")
+        out += "".join([f"\r\n{name}: {value}" for name, value in extra]).encode("latin-1")
     if not keep_alive:
         out += b"\r\nconnection: close"
     return out

@@ -542,10 +542,12 @@ class HTTPServer:
         assert self._server is not None and self._server.sockets
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, reuse_port: bool = False) -> None:
+        """Listen; ``reuse_port``: share the port with other processes (SO_REUSEPORT: the kernel spreads
+        connections over them)."""
         self.loop = asyncio.get_running_loop()
         self._server = await self.loop.create_server(
-            lambda: _Connection(self), host, port, backlog=self.backlog, reuse_address=True
+            lambda: _Connection(self), host, port, backlog=self.backlog, reuse_address=True, reuse_port=reuse_port or None
         )
         self._schedule_sweep()
 

@@ -5,6 +5,7 @@
     keyring.py   the in-memory index the auth stage reads; writes through to the KeyStore
     accounts.py  usage per key and team; admission with reservation, settling on completion
     ledger.py    one spend record per finished request: journal now, store in batches
+    journal.py   each process's own slot of the spend journal; a dead process's slot adopted at start
     governance.py  the pieces wired together for a router (gateway or library)
 
 The middlewares that use them are :mod:`stellwerk.pipeline.auth` and :mod:`stellwerk.pipeline.limits`.

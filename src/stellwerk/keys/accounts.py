@@ -9,8 +9,8 @@
 Admission rule: a request is let in while what is used plus what is reserved is
 *below* the limit. So a burst of concurrent requests spends at most the limit
 plus one request (the last one admitted); the same holds for tpm. Requests per
-minute and tokens per minute are sliding windows of the :class:`StateStore`
-(the router's clock); budgets are fixed periods on the wall clock
+minute and tokens per minute are one :class:`~stellwerk.keys.minute.MinuteWindow`
+per account (the router's clock); budgets are fixed periods on the wall clock
 (:func:`~stellwerk.state.records.period_start`), seeded from the ledger at start.
 """
 
@@ -21,8 +21,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from stellwerk.errors import QuotaExceededError, RateLimitError
-from stellwerk.state.interfaces import Counter, StateStore
 from stellwerk.state.records import PERIODS, KeyRecord, TeamRecord, period_start
+
+from .minute import MinuteWindow
 
 if TYPE_CHECKING:
     from stellwerk.pipeline.call import Call
@@ -31,19 +32,19 @@ if TYPE_CHECKING:
 __all__ = ["Account", "Accounts", "Ticket"]
 
 Limits = KeyRecord | TeamRecord
+Tightest = tuple[int, int, MinuteWindow] | None
+"""The tightest rpm or tpm limit: (limit, left after this request, its window)."""
 
 
 class Account:
     """One key's or team's usage."""
 
-    __slots__ = ("inflight", "period", "period_end", "period_requests", "period_start", "requests", "reserved_cost",
-                 "reserved_tokens", "spent", "tokens")
+    __slots__ = ("inflight", "period", "period_end", "period_requests", "period_start", "reserved_cost",
+                 "reserved_tokens", "spent", "window")
 
-    def __init__(self, requests: Counter, tokens: Counter) -> None:
-        self.requests = requests
-        """Requests admitted in the last 60 s."""
-        self.tokens = tokens
-        """Tokens used by answers completed in the last 60 s."""
+    def __init__(self) -> None:
+        self.window = MinuteWindow()
+        """Requests admitted and tokens used by completed answers in the last 60 s."""
         self.inflight = 0
         self.reserved_tokens = 0
         self.reserved_cost = 0.0
@@ -67,15 +68,16 @@ class Account:
 class Ticket:
     """One admitted request's claim on its accounts; settled or released exactly once."""
 
-    __slots__ = ("accounts", "cost", "done", "headers", "tokens")
+    __slots__ = ("accounts", "clock", "cost", "done", "headers", "tokens")
 
-    def __init__(self, accounts: list[Account], tokens: int, cost: float,
-                 headers: list[tuple[str, str]]) -> None:
+    def __init__(self, accounts: list[Account], tokens: int, cost: float, headers: list[tuple[str, str]],
+                 clock: Callable[[], float]) -> None:
         self.accounts = accounts
         self.tokens = tokens
         self.cost = cost
         self.headers = headers
         """``x-ratelimit-*`` of the tightest limits, for the answer."""
+        self.clock = clock
         self.done = False
 
     def settle(self, record: RequestFinished) -> None:
@@ -88,20 +90,25 @@ class Ticket:
         if self.done:
             return
         self.done = True
+        second = int(self.clock()) if tokens else 0
         for account in self.accounts:
             account.inflight -= 1
             account.reserved_tokens -= self.tokens
             account.reserved_cost -= self.cost
             if tokens:
-                account.tokens.add(tokens)
+                window = account.window
+                if window.second != second:
+                    window.advance(second)
+                window.count(second, 0, tokens)
             account.spent += cost
 
 
 class Accounts:
-    """Accounts of keys (``key:<id>``) and teams (``team:<name>``); counters live in ``state``."""
+    """Accounts of keys (``key:<id>``) and teams (``team:<name>``). ``clock`` runs the minute windows (the
+    router's clock); ``wall`` the budget periods (Unix time)."""
 
-    def __init__(self, state: StateStore, *, wall: Callable[[], float], reserve_tokens: int = 1024) -> None:
-        self._state = state
+    def __init__(self, clock: Callable[[], float], *, wall: Callable[[], float], reserve_tokens: int = 1024) -> None:
+        self._clock = clock
         self._wall = wall
         self.reserve_tokens = reserve_tokens
         """Output tokens reserved for a request that names no ``max_tokens``."""
@@ -111,8 +118,7 @@ class Accounts:
     def account(self, name: str) -> Account:
         account = self._accounts.get(name)
         if account is None:
-            account = self._accounts[name] = Account(self._state.counter(f"limits:{name}:requests", 60),
-                                                     self._state.counter(f"limits:{name}:tokens", 60))
+            account = self._accounts[name] = Account()
         return account
 
     def usage(self, name: str, limits: Limits) -> tuple[int, float]:
@@ -120,6 +126,12 @@ class Accounts:
         account = self.account(name)
         account.roll(limits.budget.period if limits.budget else "total", self._wall())
         return account.period_requests, account.spent
+
+    def used(self, name: str) -> tuple[int, int]:
+        """Requests admitted and tokens used by ``name`` in the last minute."""
+        window = self.account(name).window
+        window.advance(int(self._clock()))
+        return window.requests, window.tokens
 
     def seed(self, name: str, period: str, start: float, requests: int, spent: float) -> None:
         """Usage from the ledger at start (the period beginning at ``start``)."""
@@ -131,7 +143,8 @@ class Accounts:
     def admit(self, call: Call, key: KeyRecord | None, team: TeamRecord | None) -> Ticket:
         """Admit ``call`` for ``key`` and ``team`` (either may be None), or raise the 429 of the fullest limit.
 
-        One pass: each limit's usage is read once, checked, and reused for the ``x-ratelimit-*`` headers.
+        One pass, one reading of each clock: each limit's usage is read once, checked, and reused for the
+        ``x-ratelimit-*`` headers.
         """
         accounts = self._accounts
         subjects: list[tuple[Account, Limits]] = []
@@ -144,60 +157,65 @@ class Accounts:
         if output is None:
             output = self.reserve_tokens
         tokens = facts.prompt_tokens(False) + output
-        now = self._wall()
+        now = self._clock()
+        second = int(now)
+        wall = self._wall()
         cost = 0.0
-        requests: tuple[int, int, Counter] | None = None  # the tightest rpm: (limit, left after this one, window)
-        window: tuple[int, int, Counter] | None = None  # the tightest tpm
+        requests: Tightest = None
+        window: Tightest = None
         for account, limits in subjects:
+            minute = account.window
+            if minute.second != second:
+                minute.advance(second)
             if limits.max_parallel is not None and account.inflight >= limits.max_parallel:
-                self._refuse("parallel", account, limits, now, subjects)
+                self._refuse("parallel", account, limits, now, wall, subjects)
             rpm, tpm, budget = limits.rpm, limits.tpm, limits.budget
             if rpm is not None:
-                used = account.requests.total()
+                used = minute.requests
                 if used >= rpm:
-                    self._refuse("rpm", account, limits, now, subjects)
+                    self._refuse("rpm", account, limits, now, wall, subjects)
                 if requests is None or rpm - used - 1 < requests[1]:
-                    requests = (rpm, rpm - used - 1, account.requests)
+                    requests = (rpm, rpm - used - 1, minute)
             if tpm is not None:
-                used = account.tokens.total() + account.reserved_tokens
+                used = minute.tokens + account.reserved_tokens
                 if used >= tpm:
-                    self._refuse("tpm", account, limits, now, subjects)
+                    self._refuse("tpm", account, limits, now, wall, subjects)
                 if window is None or tpm - used - tokens < window[1]:
-                    window = (tpm, tpm - used - tokens, account.tokens)
-            account.roll(budget.period if budget is not None else "total", now)
+                    window = (tpm, tpm - used - tokens, minute)
+            account.roll(budget.period if budget is not None else "total", wall)
             if budget is not None:
                 if account.spent + account.reserved_cost >= budget.usd:
-                    self._refuse("budget", account, limits, now, subjects)
+                    self._refuse("budget", account, limits, now, wall, subjects)
                 if not cost:
                     cost = self._estimate(call, tokens - output, output)
         held = []
         for account, _ in subjects:
-            account.requests.add(1)
+            account.window.count(second, 1, 0)
             account.inflight += 1
             account.reserved_tokens += tokens
             account.reserved_cost += cost
             account.period_requests += 1
             held.append(account)
-        return Ticket(held, tokens, cost, _header_block(requests, window))
+        return Ticket(held, tokens, cost, _header_block(requests, window, now), self._clock)
 
-    def _refuse(self, limit: str, account: Account, limits: Limits, now: float,
+    def _refuse(self, limit: str, account: Account, limits: Limits, now: float, wall: float,
                 subjects: list[tuple[Account, Limits]]) -> NoReturn:
         """Raise the 429 of ``limit`` (``parallel``, ``rpm``, ``tpm`` or ``budget``) of ``limits``."""
         scope = "key" if isinstance(limits, KeyRecord) else "team"
         who = f"key {limits.id}" if isinstance(limits, KeyRecord) else f"team {limits.name}"
-        headers = self._headers(subjects)
+        headers = _headers(subjects, now)
         if limit == "parallel":
             raise RateLimitError(f"Too many requests in flight for {who}: at most {limits.max_parallel} at once "
                                  "(rate_limit_exceeded).", [("retry-after", "1"), *headers], scope)
         if limit == "rpm":
             raise RateLimitError(f"Rate limit reached for {who}: {limits.rpm} requests per minute "
-                                 "(rate_limit_exceeded).", [_retry(account.requests.reset_in()), *headers], scope)
+                                 "(rate_limit_exceeded).", [_retry(account.window.reset_in(now, 1)), *headers], scope)
         if limit == "tpm":
             raise RateLimitError(f"Rate limit reached for {who}: {limits.tpm} tokens per minute "
-                                 "(rate_limit_exceeded).", [_retry(account.tokens.reset_in()), *headers], scope)
+                                 "(rate_limit_exceeded).", [_retry(account.window.reset_in(now, 2)), *headers], scope)
         budget = limits.budget
         assert budget is not None
-        retry = [_retry(account.period_end - now)] if account.period_end != math.inf else []
+        retry = [_retry(account.period_end - wall)] if account.period_end != math.inf else []
         raise QuotaExceededError(f"The budget of {who} is spent: ${budget.usd:g} per {budget.period} "
                                  "(insufficient_quota).", retry, scope)
 
@@ -213,38 +231,38 @@ class Accounts:
             self._prices[table.version, call.model] = prices
         return (prompt * prices[0] + output * prices[1]) / 1e6
 
-    @staticmethod
-    def _headers(subjects: list[tuple[Account, Limits]]) -> list[tuple[str, str]]:
-        """``x-ratelimit-*`` of the tightest request limit and the tightest token limit, as they stand."""
-        requests: tuple[int, int, Counter] | None = None
-        tokens: tuple[int, int, Counter] | None = None
-        for account, limits in subjects:
-            rpm, tpm = limits.rpm, limits.tpm
-            if rpm is not None:
-                left = rpm - account.requests.total()
-                if requests is None or left < requests[1]:
-                    requests = (rpm, left, account.requests)
-            if tpm is not None:
-                left = tpm - account.tokens.total() - account.reserved_tokens
-                if tokens is None or left < tokens[1]:
-                    tokens = (tpm, left, account.tokens)
-        return _header_block(requests, tokens)
 
 
-def _header_block(requests: tuple[int, int, Counter] | None,
-                  tokens: tuple[int, int, Counter] | None) -> list[tuple[str, str]]:
-    """``(limit, left, window)`` of the tightest rpm and tpm as ``x-ratelimit-*`` headers."""
+def _headers(subjects: list[tuple[Account, Limits]], now: float) -> list[tuple[str, str]]:
+    """``x-ratelimit-*`` of the tightest request limit and the tightest token limit, as they stand."""
+    requests: Tightest = None
+    tokens: Tightest = None
+    for account, limits in subjects:
+        rpm, tpm, window = limits.rpm, limits.tpm, account.window
+        if rpm is not None:
+            left = rpm - window.requests
+            if requests is None or left < requests[1]:
+                requests = (rpm, left, window)
+        if tpm is not None:
+            left = tpm - window.tokens - account.reserved_tokens
+            if tokens is None or left < tokens[1]:
+                tokens = (tpm, left, window)
+    return _header_block(requests, tokens, now)
+
+
+def _header_block(requests: Tightest, tokens: Tightest, now: float) -> list[tuple[str, str]]:
+    """The tightest rpm and tpm as ``x-ratelimit-*`` headers."""
     headers: list[tuple[str, str]] = []
     if requests is not None:
-        limit, left, counter = requests
+        limit, left, window = requests
         headers += (("x-ratelimit-limit-requests", str(limit)),
                     ("x-ratelimit-remaining-requests", str(left) if left > 0 else "0"),
-                    ("x-ratelimit-reset-requests", _duration(counter.reset_in())))
+                    ("x-ratelimit-reset-requests", _duration(window.reset_in(now, 1))))
     if tokens is not None:
-        limit, left, counter = tokens
+        limit, left, window = tokens
         headers += (("x-ratelimit-limit-tokens", str(limit)),
                     ("x-ratelimit-remaining-tokens", str(left) if left > 0 else "0"),
-                    ("x-ratelimit-reset-tokens", _duration(counter.reset_in())))
+                    ("x-ratelimit-reset-tokens", _duration(window.reset_in(now, 2))))
     return headers
 
 

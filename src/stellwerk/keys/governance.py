@@ -1,20 +1,23 @@
 """Keys, accounts, store and ledger of one gateway, opened, loaded and closed together.
 
     Governance(config.server, config.keys) ─► store (server.store) ─► keyring (store + declared keys)
-                                           ─► ledger (journal next to the store)
-    start(accounts): recover the journal, load keys, seed this period's spend from the ledger
+                                           ─► ledger (server.spend_journal, else next to an SQLite store)
+    start(accounts): recover the journal, load keys, seed this period's spend from the ledger,
+                     and follow other replicas' key changes when the store tells them (PostgreSQL)
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import time
 from collections.abc import Callable, Sequence
 
 from stellwerk.config.schema import KeyConfig, ServerConfig
-from stellwerk.state.interfaces import Store
-from stellwerk.state.records import KeyRecord, period_start
-from stellwerk.state.url import DEFAULT_STORE, open_store
+from stellwerk.state.interfaces import KeyChanges, Store
+from stellwerk.state.records import KeyRecord, TeamRecord, period_start
+from stellwerk.state.url import DEFAULT_STORE, journal_of, open_store
 
 from .accounts import Accounts
 from .keyring import Keyring
@@ -42,18 +45,29 @@ class Governance:
     def __init__(self, server: ServerConfig, keys: Sequence[KeyConfig], *,
                  wall: Callable[[], float] = time.time) -> None:
         self.enforced = server.master_key is not None
-        self.store: Store = open_store(server.store or DEFAULT_STORE)
+        url = server.store or DEFAULT_STORE
+        self.store: Store = open_store(url)
         self.keyring = Keyring(self.store, master_key=server.master_key, wall=wall)
-        journal = None if self.store.path == ":memory:" else self.store.path + ".journal"
-        self.ledger = SpendLedger(self.store, journal, wall=wall, interval=server.spend_flush_interval)
+        self.ledger = SpendLedger(self.store, journal_of(url, server.spend_journal), wall=wall,
+                                  interval=server.spend_flush_interval)
         self._declared = declared_keys(keys)
         self._wall = wall
+        self._following: asyncio.Task[None] | None = None
 
     async def start(self, accounts: Accounts | None) -> None:
         await self.ledger.start()
         await self.keyring.load(self._declared)
         if accounts is not None:
             await self.seed(accounts)
+        if isinstance(self.store, KeyChanges):
+            self._following = asyncio.create_task(self.store.follow(self._changed), name="key-changes")
+
+    async def _changed(self, record: KeyRecord | TeamRecord | None) -> None:
+        """A key or team another replica changed (None: reload all, after (re)connecting)."""
+        if record is None:
+            await self.keyring.load(self._declared)
+        else:
+            self.keyring.apply(record)
 
     async def seed(self, accounts: Accounts) -> None:
         """This budget period's requests and spend of every key and team, from the ledger."""
@@ -72,5 +86,9 @@ class Governance:
             accounts.seed(account, period, period_start(period, now), requests, spent)
 
     async def close(self) -> None:
+        if self._following is not None:
+            self._following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._following
         await self.ledger.close()
         await self.store.close()

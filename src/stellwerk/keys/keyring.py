@@ -42,6 +42,8 @@ class Keyring:
         self._by_id: dict[str, KeyRecord] = {}
         self._principals: dict[str, Principal] = {}
         self._teams: dict[str, TeamRecord] = {}
+        self.changed: Callable[[KeyRecord | TeamRecord], None] | None = None
+        """Told of every change made here (the cluster tells the other replicas)."""
 
     # -- loading ------------------------------------------------------------------------------
     async def load(self, declared: Sequence[tuple[KeyRecord, str]] = ()) -> None:
@@ -55,6 +57,14 @@ class Keyring:
         self._by_hash, self._by_id, self._principals, self._teams = {}, {}, {}, {t.name: t for t in teams}
         for key in keys:
             self._index(key)
+
+    def apply(self, record: KeyRecord | TeamRecord) -> None:
+        """A key or team as it is now: a change stored already, here or by another replica (keys of the config
+        file are not the store's to change)."""
+        if isinstance(record, TeamRecord):
+            self._teams = {**self._teams, record.name: record}
+        elif record.source != "config":
+            self._index(record)
 
     def _index(self, key: KeyRecord) -> None:
         old = self._by_id.get(key.id)
@@ -152,7 +162,9 @@ class Keyring:
                           max_parallel=spec.max_parallel, budget=spec.budget, created_at=self.wall())
         if self.store is not None:
             await self.store.put_team(team)
-        self._teams = {**self._teams, team.name: team}
+        self.apply(team)
+        if self.changed is not None:
+            self.changed(team)
         return team
 
     def _changeable(self, key_id: str) -> KeyRecord:
@@ -171,6 +183,8 @@ class Keyring:
         if self.store is not None:
             await self.store.put_key(record)
         self._index(record)
+        if self.changed is not None:
+            self.changed(record)
 
 
 def _matches(patterns: tuple[str, ...], model: str) -> bool:

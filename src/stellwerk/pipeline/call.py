@@ -196,6 +196,9 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
     completions: dict[str, Any] | None = None
     """The legacy completions request this chat call translates, sent as it is to deployments that declare
     ``supports_completions`` (the answer is read back as chat)."""
+    responses: dict[str, Any] | None = None
+    """The Responses API request this chat call translates, forwarded unchanged to deployments that declare
+    ``native_responses`` (their answers reach the client as they came)."""
 
     def evolve(self, **changes: Any) -> Call:
         """A copy with some fields changed (a middleware sets ``principal``, tracing sets ``traceparent``)."""

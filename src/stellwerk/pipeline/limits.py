@@ -4,12 +4,19 @@
       ─► next ─► reply.on_complete(settle)   real tokens and cost replace the reservation
             └─► an exception                 the reservation is released
 
+With ``shared`` (:class:`~stellwerk.cluster.limits.SharedLimits`, ``server.redis``), rpm and tpm are
+also checked and counted across every replica, together with the deployment's in the attempt loop (one
+round trip; see :mod:`stellwerk.cluster.admission`); while Redis is down the local admission enforces
+this replica's share of them instead.
+
 The reply carries the ``x-ratelimit-*`` headers of the tightest limits. A
 call without a principal (auth off) passes untouched. The arithmetic is in
 :mod:`stellwerk.keys.accounts`.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from stellwerk.keys.accounts import Accounts
 from stellwerk.keys.keyring import Keyring
@@ -18,15 +25,19 @@ from .call import Call
 from .chain import Handler
 from .reply import Reply, Result
 
+if TYPE_CHECKING:
+    from stellwerk.cluster.limits import SharedLimits
+
 __all__ = ["Limits"]
 
 
 class Limits:
     """Middleware of the ``limits`` stage."""
 
-    def __init__(self, keyring: Keyring, accounts: Accounts) -> None:
+    def __init__(self, keyring: Keyring, accounts: Accounts, shared: SharedLimits | None = None) -> None:
         self.keyring = keyring
         self.accounts = accounts
+        self.shared = shared
 
     async def __call__(self, call: Call, next_handler: Handler, /) -> Reply:
         principal = call.principal
@@ -36,12 +47,23 @@ class Limits:
         team = self.keyring.team(principal.team) if principal.team is not None else None
         if key is None and team is None:
             return await next_handler(call)
-        ticket = self.accounts.admit(call, key, team)
+        shared = self.shared
+        if shared is None:
+            ticket = self.accounts.admit(call, key, team)
+            claim = None
+        else:
+            from stellwerk.cluster.admission import admit_shared, count_unclaimed
+
+            ticket, claim = await admit_shared(shared, self.accounts, call, key, team)
         try:
             reply = await next_handler(call)
         except BaseException:
+            if claim is not None:
+                claim.var.reset(claim)
             ticket.release()
             raise
+        if claim is not None and shared is not None:
+            await count_unclaimed(shared, claim)
         reply.headers = (*reply.headers, *ticket.headers)
         if isinstance(reply, Result) and reply.record is None:  # a middleware's own answer, complete
             ticket.release()

@@ -60,6 +60,8 @@ def _not_completions(deployment: DeploymentConfig, probes_models: bool) -> list[
     problems = _problems(deployment, probes_models)
     if deployment.supports_completions:
         problems.append("supports_completions: only openai and azure deployments serve /completions")
+    if deployment.native_responses:
+        problems.append("native_responses: only openai and azure deployments serve the Responses API")
     return problems
 
 

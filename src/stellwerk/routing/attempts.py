@@ -223,6 +223,18 @@ class AttemptLoop(Generic[T]):
         if not self.panic and not dep.breaker.allow():
             self.done.add(dep.id)
             return _FAILED
+        shared = dep.state.shared
+        if shared is not None:  # global limits: the deployment's, and the caller's not yet counted
+            try:
+                full = await shared.claim(dep, self.reserve_tokens)
+            except BaseException:  # the caller's own limit is full (429), or the call was cancelled
+                dep.breaker.release()
+                raise
+            if full is not None:  # at its limit across all replicas: as if the limits filter had removed it
+                journey.removed.append((dep.id, "limits", full))
+                self.done.add(dep.id)
+                dep.breaker.release()
+                return _FAILED
         timeout = min(group.ttft_timeout_for(dep) if self.stream else group.timeout_for(dep), remaining)
         self.tries[dep.id] = tries + 1
         journey.attempts += 1

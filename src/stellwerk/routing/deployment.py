@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import random
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from stellwerk.config import DeploymentConfig, ModelConfig
 from stellwerk.providers import Adapter, Endpoint
@@ -28,6 +29,9 @@ from stellwerk.state import Counter, StateStore
 from stellwerk.telemetry import BreakerChanged, Events
 
 from .strategies import EWMA, Candidate, PeakEWMA
+
+if TYPE_CHECKING:
+    from stellwerk.cluster.limits import SharedLimits
 
 __all__ = ["Deployment", "DeploymentHealth", "DeploymentState", "ModelGroup"]
 
@@ -143,7 +147,7 @@ def _count(value: str | None) -> int | None:
 class DeploymentState:
     """The live state of one deployment, shared by every routing table in which its identity is unchanged."""
 
-    __slots__ = ("breaker", "budget", "health", "in_flight", "routing")
+    __slots__ = ("breaker", "budget", "health", "in_flight", "routing", "shared")
 
     def __init__(self, dep_id: str, model: ModelConfig, count_usage: bool, *, clock: Callable[[], float],
                  rng: random.Random, store: StateStore, events: Events) -> None:
@@ -157,6 +161,8 @@ class DeploymentState:
         self.in_flight = 0
         self.routing = RoutingStats(clock, store.counter(f"rpm:{dep_id}", 60), store.counter(f"tpm:{dep_id}", 60),
                                     count_usage)
+        self.shared: SharedLimits | None = None
+        """Global rpm/tpm across replicas: claimed before each attempt, settled by :meth:`Lease.ok`."""
 
 
 class Deployment:

@@ -76,6 +76,8 @@ class Lease:
         dep.health.success(now, latency, None)
         if usage is not None:
             dep.observe(latency, self.ttft, usage.completion_tokens, usage.total_tokens - self.reserved)
+            if dep.state.shared is not None:
+                dep.state.shared.settle(dep, usage.total_tokens - self.reserved)
 
     def failed(self, err: UpstreamError) -> Attempt:
         """The attempt failed; returns it as reported to clients (its message redacted)."""

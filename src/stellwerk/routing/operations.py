@@ -18,6 +18,7 @@ from stellwerk.http.client import Transport, TransportError, UpstreamResponse
 from stellwerk.pipeline.call import Call
 from stellwerk.providers import Chunk, StreamDecoder, UpstreamRequest
 from stellwerk.providers.openai.completions import CompletionsStreamDecoder, as_chat, completions_request
+from stellwerk.providers.responses.native import ResponsesStreamDecoder, native_usage, read_response, responses_request
 from stellwerk.usage import Usage, estimate_tokens, usage_from
 
 from .lease import Lease
@@ -57,25 +58,45 @@ def _answer_chars(data: dict[str, Any]) -> int:
     return chars
 
 
-def _native(call: Call, lease: Lease) -> bool:
-    """The call is a legacy completion and this deployment serves those as they are."""
-    return call.completions is not None and lease.deployment.config.supports_completions
+def _native(call: Call, lease: Lease) -> str | None:
+    """``completions`` or ``responses`` when the call is one of those and this deployment serves it as it is."""
+    config = lease.deployment.config
+    if call.completions is not None and config.supports_completions:
+        return "completions"
+    if call.responses is not None and config.native_responses:
+        return "responses"
+    return None
+
+
+def _wire(call: Call, lease: Lease, native: str | None, body: dict[str, Any], stream: bool) -> UpstreamRequest:
+    dep = lease.deployment
+    if native == "completions" and call.completions is not None:
+        return completions_request(dep.config, dep.endpoint, call.completions, stream)
+    if native == "responses" and call.responses is not None:
+        return responses_request(dep.config, dep.endpoint, call.responses, stream)
+    return dep.adapter.chat_request(dep.config, dep.endpoint, body, stream)
 
 
 async def complete(transport: Transport, clock: Clock, call: Call, lease: Lease, timeout: float) -> Answered:
     dep = lease.deployment
     adapter = dep.adapter
     native = _native(call, lease)
-    wire = (completions_request(dep.config, dep.endpoint, call.completions, False) if native and call.completions
-            else adapter.chat_request(dep.config, dep.endpoint, call.body, False))
+    wire = _wire(call, lease, native, call.body, False)
     deadline = clock() + timeout
     response = await send(transport, wire, timeout, dep.config.connect_timeout, call.upstream_headers())
     dep.routing.rate_limit_headers(response.headers)
     raw_body = await read_body(response, deadline - clock())
     if not 200 <= response.status < 300:
         raise classify(adapter, dep.endpoint.secrets, response.status, response.headers, raw_body)
-    data, raw = (as_chat(raw_body), None) if native else adapter.chat_response(dep.config, raw_body)
-    usage = usage_from(data.get("usage")) or Usage(
+    reported: Usage | None
+    raw: bytes | None
+    if native == "responses":  # the response object, forwarded as it came
+        data, raw = read_response(raw_body), raw_body
+        reported = native_usage(data.get("usage"))
+    else:
+        data, raw = (as_chat(raw_body), None) if native else adapter.chat_response(dep.config, raw_body)
+        reported = usage_from(data.get("usage"))
+    usage = reported or Usage(
         estimate_tokens(call.facts.prompt_chars), estimate_tokens(_answer_chars(data)), estimated=True)
     lease.ok(usage)
     return Answered(data, raw, usage)
@@ -112,15 +133,17 @@ def _input_tokens(data: Any) -> int:
 class Opened:
     """A stream that has delivered its first chunk(s), not yet handed to anyone. It holds its attempt's lease."""
 
-    __slots__ = ("decoder", "first", "idle_timeout", "lease", "response")
+    __slots__ = ("decoder", "first", "idle_timeout", "lease", "response", "resumable")
 
     def __init__(self, lease: Lease, response: UpstreamResponse, decoder: StreamDecoder, idle_timeout: float,
-                 first: list[Chunk]) -> None:
+                 first: list[Chunk], resumable: bool = True) -> None:
         self.lease = lease
         self.response = response
         self.decoder = decoder
         self.idle_timeout = idle_timeout
         self.first = first
+        self.resumable = resumable
+        """False for a native Responses stream: its events cannot be continued by another deployment's."""
 
     async def aclose(self) -> None:
         """Nobody will read it (a hedge that lost a photo finish)."""
@@ -135,16 +158,16 @@ async def open_stream(transport: Transport, clock: Clock, call: Call, body: dict
     dep = lease.deployment
     adapter = dep.adapter
     group = call.table.models[dep.model].group
-    native = _native(call, lease) and body is call.body  # a resumed stream continues as chat
-    wire = (completions_request(dep.config, dep.endpoint, call.completions, True) if native and call.completions
-            else adapter.chat_request(dep.config, dep.endpoint, body, True))
+    native = _native(call, lease) if body is call.body else None  # a resumed stream continues as chat
+    wire = _wire(call, lease, native, body, True)
     deadline = clock() + timeout
     response = await send(transport, wire, timeout, dep.config.connect_timeout, call.upstream_headers())
     dep.routing.rate_limit_headers(response.headers)
     if not 200 <= response.status < 300:
         data = await read_body(response, deadline - clock())
         raise classify(adapter, dep.endpoint.secrets, response.status, response.headers, data)
-    decoder: StreamDecoder = CompletionsStreamDecoder() if native else adapter.stream_decoder(dep.config)
+    decoder: StreamDecoder = (CompletionsStreamDecoder() if native == "completions" else ResponsesStreamDecoder()
+                              if native == "responses" else adapter.stream_decoder(dep.config))
     idle = group.idle_timeout_for(dep)
     first: list[Chunk] = []
     try:
@@ -164,7 +187,7 @@ async def open_stream(transport: Transport, clock: Clock, call: Call, body: dict
         response.close()
         raise
     lease.first_token()
-    return Opened(lease, response, decoder, idle, first)
+    return Opened(lease, response, decoder, idle, first, resumable=native != "responses")
 
 
 def continuation_body(body: dict[str, Any], partial: str, mode: str, produced_tokens: int) -> dict[str, Any] | None:

@@ -50,6 +50,8 @@ from .stream import ChatStream
 from .table import LiveState, RoutingTable, build_table
 
 if TYPE_CHECKING:
+    from stellwerk.cluster import Cluster
+    from stellwerk.cluster.limits import SharedLimits
     from stellwerk.compose import Registries
     from stellwerk.keys import Accounts, Keyring
 
@@ -86,6 +88,7 @@ class Router:
         cache: Cache | None = None,
         middlewares: Mapping[str, Sequence[Middleware]] | None = None,
         keyring: Keyring | None = None,
+        cluster: Cluster | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -111,8 +114,11 @@ class Router:
             stages = dict(middlewares or {})
             stages["cache"] = [self.response_cache, *stages.get("cache", ())]
             middlewares = stages
+        self.cluster = cluster
+        """This replica's view of the shared state (``server.redis``): global limits, breakers, notices."""
+        shared = self._clustered(cluster, keyring, clock) if cluster is not None else None
         self._live = LiveState(clock=clock, rng=rng if rng is not None else random.Random(), store=self.state,
-                               events=self.events)
+                               events=self.events, shared=shared)
         self._table = self._built(build_table(self.config, 1, self._live, self.registries))
         self._transport: Transport = transport if transport is not None else build_client(
             self.config, [(d.config, d.endpoint) for d in self._table.deployments.values()])
@@ -120,24 +126,35 @@ class Router:
         self.keyring = keyring
         self.accounts: Accounts | None = None
         if keyring is not None:
-            middlewares = self._governed(keyring, middlewares or {})
+            middlewares = self._governed(keyring, middlewares or {}, shared)
         self._pipeline = compose(RouteHandler(self._transport, clock=clock, sleep=sleep, events=self.events),
                                  middlewares)
         self.prober = HealthProber(lambda: self._table, self._transport, clock=clock, sleep=sleep, events=self.events)
         self.configuration = ConfigManager(self)
         """Versions, reloads, API edits and rollbacks of this router's configuration."""
 
-    def _governed(self, keyring: Keyring, middlewares: Mapping[str, Sequence[Middleware]]
-                  ) -> dict[str, Sequence[Middleware]]:
+    def _clustered(self, cluster: Cluster, keyring: Keyring | None, clock: Callable[[], float]) -> SharedLimits:
+        """Limits, breakers and key changes shared with the other replicas through ``cluster``."""
+        from stellwerk.cluster import KeyNotices, SharedHealth, SharedLimits
+        from stellwerk.telemetry import BreakerChanged
+
+        self.events.subscribe(SharedHealth(cluster, lambda: self._table, clock), BreakerChanged)
+        if keyring is not None:
+            KeyNotices(cluster, keyring)
+        cluster.config_version = lambda: self._table.version
+        return SharedLimits(cluster)
+
+    def _governed(self, keyring: Keyring, middlewares: Mapping[str, Sequence[Middleware]],
+                  shared: SharedLimits | None) -> dict[str, Sequence[Middleware]]:
         """``middlewares`` with key auth first in ``auth`` and limits first in ``limits``."""
         from stellwerk.keys import Accounts
         from stellwerk.pipeline.auth import Auth
         from stellwerk.pipeline.limits import Limits
 
-        self.accounts = Accounts(self.state, wall=keyring.wall, reserve_tokens=self.config.server.reserve_output_tokens)
+        self.accounts = Accounts(self._clock, wall=keyring.wall, reserve_tokens=self.config.server.reserve_output_tokens)
         stages = dict(middlewares)
         stages["auth"] = [Auth(keyring), *middlewares.get("auth", ())]
-        stages["limits"] = [Limits(keyring, self.accounts), *middlewares.get("limits", ())]
+        stages["limits"] = [Limits(keyring, self.accounts, shared), *middlewares.get("limits", ())]
         return stages
 
     @classmethod

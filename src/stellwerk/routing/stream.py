@@ -148,7 +148,7 @@ class ChatStream:
             self._end(status)
 
     async def _continue_elsewhere(self) -> Opened | None:
-        if self._resume is None or self._tool_calls or self._finished:
+        if self._resume is None or self._tool_calls or self._finished or not self._opened.resumable:
             return None
         partial = "".join(self._text)
         produced = estimate_tokens(len(partial))
@@ -263,6 +263,12 @@ class ChatStream:
             self._clock(), status=status, deployment=self.deployment if error is None else None,
             attempts=tuple(self._journey.failed), usage=self.usage, cost=self.cost, ttft=self._ttft,
             route=self.route if error is None else ""))
+
+    @property
+    def prompt_usage(self) -> Usage | None:
+        """The prompt's counts as the upstream reported them before its answer ended (Anthropic's
+        ``message_start``, Gemini's first usage), else None (OpenAI-format upstreams report them at the end)."""
+        return usage_from(getattr(self._opened.decoder, "prompt_usage", None))
 
     @property
     def text(self) -> str:

@@ -31,6 +31,7 @@ from .planner import Planner
 from .strategies import ExperimentStats, Strategy
 
 if TYPE_CHECKING:
+    from stellwerk.cluster.limits import SharedLimits
     from stellwerk.compose import Registries
 
 __all__ = ["LiveState", "Model", "RoutingTable", "build_table"]
@@ -46,8 +47,11 @@ def identity(dep: DeploymentConfig) -> tuple[str, str, str, str | None]:
 class LiveState:
     """Everything that outlives a routing table, keyed by identity."""
 
-    def __init__(self, *, clock: Clock, rng: random.Random, store: StateStore, events: Events) -> None:
+    def __init__(self, *, clock: Clock, rng: random.Random, store: StateStore, events: Events,
+                 shared: SharedLimits | None = None) -> None:
         self.clock = clock
+        self.shared = shared
+        """Global deployment rpm/tpm across replicas (``server.redis``), or None: this process alone."""
         self.rng = rng
         self.store = store
         self.events = events
@@ -63,6 +67,7 @@ class LiveState:
         if state is None:
             state = self._deployments[key] = DeploymentState(
                 dep.id, model, count_usage, clock=self.clock, rng=self.rng, store=self.store, events=self.events)
+            state.shared = self.shared
         state.routing.count_usage = count_usage
         return state
 

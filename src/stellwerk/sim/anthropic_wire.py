@@ -37,6 +37,7 @@ from stellwerk.sim.protocol import (
     StreamPlan,
     Turn,
     WireError,
+    asked_words,
     bearer_token,
     ends_with_tool_result,
     is_count,
@@ -46,6 +47,7 @@ from stellwerk.sim.protocol import (
     rfc3339,
     scan_text,
     stream_deltas,
+    with_json,
 )
 
 __all__ = ["AnthropicDialect", "MessageWriter", "message_body", "parse_messages"]
@@ -85,10 +87,12 @@ def parse_messages(body: bytes, trigger: str = "", *, count_only: bool = False) 
     config = data.get("output_config")
     fmt = config.get("format") if isinstance(config, dict) else None
     schema = fmt.get("schema") if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
-    return ChatRequest(
+    chat = ChatRequest(
         model, data.get("stream") is True, False, max_tokens, estimate_tokens(chars), flagged, tool_name,
         tool_parameters, "json_schema" if schema is not None else "text", schema, resume_words(messages),
+        words=asked_words(system),
     )  # fmt: skip
+    return with_json(chat, system, contents)
 
 
 def _pick_tool(data: dict[str, Any]) -> tuple[str | None, Any]:

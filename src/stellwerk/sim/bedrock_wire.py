@@ -36,12 +36,14 @@ from stellwerk.sim.protocol import (
     StreamPlan,
     Turn,
     WireError,
+    asked_words,
     bearer_token,
     ends_with_tool_result,
     is_count,
     load_object,
     scan_text,
     stream_deltas,
+    with_json,
 )
 
 __all__ = ["BedrockDialect", "FrameWriter", "converse_response", "parse_converse"]
@@ -79,9 +81,11 @@ def parse_converse(body: bytes, model: str, stream: bool, trigger: str = "") -> 
         raise _constraint("inferenceConfig.maxTokens", "Member must have value greater than or equal to 1", repr(max_tokens))
     answered = ends_with_tool_result(data.get("messages"), "content", lambda b: "toolResult" in b)
     tool_name, tool_parameters = (None, None) if answered else _pick_tool(data.get("toolConfig"))
-    return ChatRequest(
+    chat = ChatRequest(
         model, stream, False, max_tokens, estimate_tokens(chars), flagged, tool_name, tool_parameters, "text", None,
+        words=asked_words(data.get("system")),
     )  # fmt: skip
+    return with_json(chat, data.get("system"), [data.get("system"), *(m["content"] for m in messages)])
 
 
 def _constraint(where: str, rule: str, value: str = "null") -> WireError:

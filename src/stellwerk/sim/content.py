@@ -5,8 +5,7 @@ tests can predict what the sim answers:
 
 * :func:`reply_words` -- ``n`` words drawn from :data:`WORDS` by ``random.Random(seed)``;
   a shorter reply is a prefix of a longer one with the same seed;
-* :func:`schema_example` -- a JSON value satisfying the simple parts of a JSON
-  schema (required properties, types, enums, ``const``);
+* :func:`schema_example` -- a JSON value satisfying a JSON schema (:mod:`stellwerk.sim.example`);
 * :func:`embedding` -- a unit-length float32 vector derived from a BLAKE2b hash of the input.
 """
 
@@ -16,7 +15,9 @@ import hashlib
 import math
 import random
 import struct
-from typing import Any, Final
+from typing import Final
+
+from stellwerk.sim.example import schema_example
 
 __all__ = ["WORDS", "ReplyCache", "embedding", "estimate_tokens", "reply_pieces", "reply_words", "schema_example"]
 
@@ -51,12 +52,14 @@ def reply_pieces(words: tuple[str, ...], per_piece: int) -> tuple[str, ...]:
 class ReplyCache:
     """Caches replies per length for one seed (the hot path asks for the same few lengths)."""
 
-    __slots__ = ("_cache", "_pieces", "seed")
+    __slots__ = ("_cache", "_longest", "_pieces", "seed")
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
         self._cache: dict[int, tuple[str, ...]] = {}
         self._pieces: dict[tuple[int, int], tuple[str, ...]] = {}
+        self._longest: tuple[str, ...] = ()
+        """The longest reply made so far: shorter ones are its prefixes (see :func:`reply_words`)."""
 
     def pieces(self, n: int, per_piece: int) -> tuple[str, ...]:
         """:func:`reply_pieces` of the ``n``-word reply."""
@@ -73,47 +76,10 @@ class ReplyCache:
         if words is None:
             if len(self._cache) > 256:
                 self._cache.clear()
-            words = self._cache[n] = reply_words(n, self.seed)
+            if n > len(self._longest):
+                self._longest = reply_words(n, self.seed)
+            words = self._cache[n] = self._longest[:n]
         return words
-
-
-def schema_example(schema: object, depth: int = 0) -> Any:
-    """A placeholder value for a JSON schema: required properties only, strings ``"sim"``, numbers 1."""
-    if not isinstance(schema, dict) or depth > 8:
-        return {} if depth == 0 else "sim"
-    if "const" in schema:
-        return schema["const"]
-    enum = schema.get("enum")
-    if isinstance(enum, list) and enum:
-        return enum[0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        options = schema.get(key)
-        if isinstance(options, list) and options:
-            return schema_example(options[0], depth + 1)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if isinstance(kind, str):
-        kind = kind.lower()  # Gemini's OpenAPI schemas say "OBJECT", "STRING", ...
-    if kind is None and "properties" in schema:
-        kind = "object"
-    if kind == "object" or (kind is None and depth == 0):
-        props = schema.get("properties")
-        props = props if isinstance(props, dict) else {}
-        required = schema.get("required")
-        names = [n for n in required if isinstance(n, str)] if isinstance(required, list) else []
-        return {name: schema_example(props.get(name, {}), depth + 1) for name in names}
-    if kind == "array":
-        return []
-    if kind == "integer":
-        return 1
-    if kind == "number":
-        return 1.0
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    return "sim"
 
 
 def embedding(text: str | bytes, dimensions: int) -> list[float]:

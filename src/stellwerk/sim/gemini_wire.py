@@ -44,10 +44,12 @@ from stellwerk.sim.protocol import (
     StreamPlan,
     Turn,
     WireError,
+    asked_words,
     ends_with_tool_result,
     is_count,
     load_object,
     scan_text,
+    with_json,
 )
 
 __all__ = ["ChunkWriter", "GeminiDialect", "generate_response", "parse_embed", "parse_generate"]
@@ -84,10 +86,12 @@ def parse_generate(body: bytes, model: str, stream: bool, trigger: str = "") -> 
         response_format = "json_schema" if schema is not None else "json_object"
     answered = ends_with_tool_result(data.get("contents"), "parts", lambda p: "functionResponse" in p)
     tool_name, tool_parameters = (None, None) if answered else _pick_tool(data)  # a tool result: answer in text
-    return ChatRequest(
+    system_parts = system.get("parts") if isinstance(system, dict) else None
+    chat = ChatRequest(
         model, stream, False, max_tokens, estimate_tokens(chars), flagged, tool_name, tool_parameters, response_format,
-        schema,
+        schema, words=asked_words(system_parts),
     )  # fmt: skip
+    return with_json(chat, system_parts, parts)
 
 
 def _pick_tool(data: dict[str, Any]) -> tuple[str | None, Any]:

@@ -35,12 +35,15 @@ from stellwerk.sim.protocol import (
     RouteSpec,
     StreamPlan,
     Turn,
+    asked_words,
     bearer_token,
     is_count,
     load_object,
+    plain_text,
     required_string,
     rfc3339,
     scan_text,
+    with_json,
 )
 
 __all__ = ["LineWriter", "OllamaDialect", "chat_response", "parse_chat", "parse_embed"]
@@ -83,10 +86,12 @@ def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise bad_request("json: cannot unmarshal tools into Go struct field ChatRequest.tools of type api.Tools")
         tool_name, tool_parameters = fn["name"], fn.get("parameters")
-    return ChatRequest(
+    system = " ".join(plain_text(m.get("content")) for m in messages if m.get("role") == "system")
+    chat = ChatRequest(
         model, data.get("stream") is not False, False, max_tokens, estimate_tokens(chars), flagged, tool_name,
-        tool_parameters, response_format, schema,
+        tool_parameters, response_format, schema, words=asked_words(system),
     )  # fmt: skip
+    return with_json(chat, system, (m.get("content") for m in messages))
 
 
 def parse_embed(body: bytes) -> EmbedRequest:

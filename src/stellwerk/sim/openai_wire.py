@@ -28,6 +28,7 @@ import orjson
 from stellwerk.http.server import Request, Response
 from stellwerk.sim.content import estimate_tokens
 from stellwerk.sim.openai_errors import OpenAIErrors, WireError, invalid_api_key, stream_error_event
+from stellwerk.sim.openai_responses import chat_body, response_body, response_stream
 from stellwerk.sim.protocol import (
     MAX_DIMENSIONS,
     ChatRequest,
@@ -38,13 +39,16 @@ from stellwerk.sim.protocol import (
     RouteSpec,
     StreamPlan,
     Turn,
+    asked_words,
     bearer_token,
     is_count,
     load_object,
+    plain_text,
     required_string,
     resume_words,
     scan_text,
     stream_deltas,
+    with_json,
 )
 
 __all__ = [
@@ -126,10 +130,12 @@ def parse_chat(body: bytes, trigger: str = "") -> ChatRequest:
     n = data.get("n", 1)
     if not is_count(n) or n > 128:
         raise _invalid("Invalid 'n': expected an integer from 1 to 128.", "n")
-    return ChatRequest(
+    system = " ".join(plain_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer"))
+    chat = ChatRequest(
         model, stream, include_usage, max_tokens, estimate_tokens(chars), flagged, tool_name, tool_parameters,
-        response_format, schema, resume_words(messages), n,
+        response_format, schema, resume_words(messages), n, asked_words(system),
     )  # fmt: skip
+    return with_json(chat, system, (m.get("content") for m in messages))
 
 
 def _max_tokens(data: dict[str, Any]) -> int | None:
@@ -297,7 +303,7 @@ class ChunkWriter(Framing):
 
     __slots__ = ("_usage_head", "_usage_null")
 
-    def __init__(self, completion_id: str, created: int, model: str, include_usage: bool) -> None:
+    def __init__(self, completion_id: str, created: int, model: str, include_usage: bool, index: int = 0) -> None:
         common = b'{"id":"%s","object":"chat.completion.chunk","created":%d,"model":%s,' % (
             completion_id.encode(),
             created,
@@ -306,7 +312,7 @@ class ChunkWriter(Framing):
         common += b'"service_tier":"default","system_fingerprint":"%s",' % FINGERPRINT.encode()
         self._usage_null = b',"usage":null' if include_usage else b""
         tail = b',"logprobs":null,"finish_reason":null}]' + self._usage_null + b"}\n\n"
-        self._head = b"data: " + common + b'"choices":[{"index":0,"delta":'  # Framing's fields, set without a call
+        self._head = b"data: " + common + b'"choices":[{"index":%d,"delta":' % index  # Framing's fields, no call
         self._tail = tail
         self._usage_head = b"data: " + common + b'"choices":[],"usage":'
 
@@ -333,6 +339,28 @@ class ChunkWriter(Framing):
         """An event whose data is cut-off JSON (for the malformed outcome)."""
         event = self.event(b'{"content":"sim"}')
         return event[: len(event) // 2] + b"\n\n"
+
+    def error(self, status: int) -> bytes:
+        return stream_error_event(status)
+
+
+class ChoicesWriter:
+    """The events of a stream with ``n`` > 1 choices: every delta once per choice index, as OpenAI interleaves
+    them (the sim's choices are the same answer)."""
+
+    __slots__ = ("writers",)
+
+    def __init__(self, writers: Sequence[ChunkWriter]) -> None:
+        self.writers = writers
+
+    def event(self, delta: bytes) -> bytes:
+        return b"".join(w.event(delta) for w in self.writers)
+
+    def events(self, deltas: Sequence[bytes]) -> bytes:
+        return b"".join(self.event(d) for d in deltas)
+
+    def broken(self) -> bytes:
+        return self.writers[0].broken()
 
     def error(self, status: int) -> bytes:
         return stream_error_event(status)
@@ -368,7 +396,8 @@ _FINISH: Final[dict[Finish, str]] = {"stop": "stop", "length": "length", "tool":
 
 
 class OpenAIDialect:
-    """OpenAI: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models[/{id}]`` (``/v1`` optional).
+    """OpenAI: ``POST /v1/chat/completions``, ``POST /v1/responses`` (:mod:`.openai_responses`),
+    ``POST /v1/embeddings``, ``GET /v1/models[/{id}]`` (``/v1`` optional).
 
     Auth: ``Authorization: Bearer KEY``.
     """
@@ -382,6 +411,7 @@ class OpenAIDialect:
         for prefix in ("/v1", "")
         for method, path, route in (
             ("POST", "/chat/completions", Route("chat")),
+            ("POST", "/responses", Route("chat", variant="responses")),
             ("POST", "/embeddings", Route("embed")),
             ("GET", "/models", Route("info")),
             ("GET", "/models/{model}", Route("info")),
@@ -398,7 +428,7 @@ class OpenAIDialect:
         return [("x-request-id", f"req_sim{seq:024d}")]
 
     def parse_chat(self, req: Request, route: Route, trigger: str) -> ChatRequest:
-        return parse_chat(req.body, trigger)
+        return parse_chat(chat_body(req.body) if route.variant == "responses" else req.body, trigger)
 
     def parse_embed(self, req: Request, route: Route) -> EmbedRequest:
         return parse_embeddings(req.body)
@@ -410,6 +440,8 @@ class OpenAIDialect:
             f"chatcmpl-sim{turn.seq:020d}", int(turn.created), chat.model, reply.text, _FINISH[reply.finish],
             chat.prompt_tokens, reply.completion_tokens, tool,
         )  # fmt: skip
+        if turn.route.variant == "responses":
+            return response_body(body, turn)
         return body if chat.n == 1 else _n_choices(body, chat.n)
 
     def text_delta(self, text: str) -> bytes:
@@ -417,15 +449,19 @@ class OpenAIDialect:
 
     def stream(self, turn: Turn, text: Sequence[bytes]) -> StreamPlan:
         chat, reply = turn.chat, turn.reply
-        writer = ChunkWriter(f"chatcmpl-sim{turn.seq:020d}", int(turn.created), chat.model, chat.include_usage)
+        writers = [ChunkWriter(f"chatcmpl-sim{turn.seq:020d}", int(turn.created), chat.model, chat.include_usage, i)
+                   for i in range(chat.n)]
         deltas = stream_deltas(turn, text, tool_arguments_delta)
         tool = reply.tool
-        first = writer.role() if tool is None else writer.tool_start(tool_call_id(turn.seq), tool.name)
-        closing = [writer.finish(_FINISH[reply.finish])]
+        if turn.route.variant == "responses":
+            start = None if tool is None else (tool_call_id(turn.seq), tool.name)
+            return response_stream(turn, deltas, _FINISH[reply.finish], start)
+        first = b"".join(w.role() if tool is None else w.tool_start(tool_call_id(turn.seq), tool.name) for w in writers)
+        closing = [b"".join(w.finish(_FINISH[reply.finish]) for w in writers)]
         if chat.include_usage:
-            closing.append(writer.usage(chat.prompt_tokens, reply.completion_tokens))
+            closing.append(writers[0].usage(chat.prompt_tokens, reply.completion_tokens * chat.n))
         closing.append(DONE)
-        return StreamPlan(writer, first, deltas, closing)
+        return StreamPlan(writers[0] if chat.n == 1 else ChoicesWriter(writers), first, deltas, closing)
 
     def embeddings(self, emb: EmbedRequest, route: Route, vectors: list[list[float]], duration: float) -> bytes:
         return embeddings_response(emb.model, vectors, emb.base64, emb.prompt_tokens)

@@ -20,6 +20,7 @@ the protocols with embedding routes implement. A dialect is a plain object;
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import unquote
@@ -175,7 +176,11 @@ class ChatRequest(NamedTuple):
     resume_words: int = 0
     """Words of a partial answer to continue (see :func:`resume_words`); 0 for a new answer."""
     n: int = 1
-    """Choices asked for (OpenAI's ``n``; complete answers carry that many, streams one)."""
+    """Choices asked for (OpenAI's ``n``; answers and streams carry that many)."""
+    words: int | None = None
+    """Words the system prompt asks for ("answer in 5 words"; :func:`asked_words`), else the profile's count."""
+    json_example: Any = None
+    """``json_object`` answers: the JSON object the conversation shows as an example (:func:`with_json`), if any."""
 
 
 class EmbedRequest(NamedTuple):
@@ -208,12 +213,52 @@ def load_object(body: bytes, error: Callable[[], WireError]) -> dict[str, Any]:
     return data
 
 
-def _plain_text(content: object) -> str:
+def plain_text(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     return ""
+
+
+_ASKED_WORDS = re.compile(r"\b(?:in|with|using)\s+(?:exactly\s+|at most\s+|only\s+)?(\d{1,4})\s+words?\b", re.I)
+
+
+def asked_words(system: object) -> int | None:
+    """How many words a system prompt asks for ("Answer in 5 words.", "Reply with exactly 12 words"), else None.
+
+    ``system`` is a string, or a list of ``{"text": ...}`` parts (Anthropic's blocks, Gemini's and Bedrock's parts).
+    The sim honours it, so tests can tell that a system prompt (or ``instructions``) reached the upstream.
+    """
+    found = _ASKED_WORDS.search(plain_text(system))
+    words = int(found.group(1)) if found else 0
+    return words if words > 0 else None
+
+
+_JSON_SPAN = re.compile(r"\{.*\}", re.S)
+
+
+def with_json(chat: ChatRequest, system: object, texts: Iterable[object]) -> ChatRequest:
+    """``chat`` answering in JSON as a model told so would: ``json_object`` also when the system prompt asks for
+    JSON (the gateway's instruction to Anthropic deployments, a user's own), and then in the shape of the last
+    JSON object the conversation shows ("Reply like {\"city\": \"Oslo\", \"days\": 2}"), else ``{"reply": ...}``."""
+    kind = chat.response_format
+    if kind == "text" and chat.tool_name is None and "json" in plain_text(system).lower():
+        kind = "json_object"
+    if kind != "json_object":
+        return chat
+    example = None
+    for text in reversed([plain_text(t) for t in texts]):
+        found = _JSON_SPAN.search(text)
+        if found is not None:
+            try:
+                value = orjson.loads(found.group())
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                example = value
+                break
+    return chat._replace(response_format=kind, json_example=example)
 
 
 def resume_words(messages: Sequence[object]) -> int:
@@ -227,11 +272,11 @@ def resume_words(messages: Sequence[object]) -> int:
         return 0
     last = messages[-1]
     if last.get("role") == "assistant":
-        return len(_plain_text(last.get("content")).split())
-    if len(messages) >= 2 and last.get("role") == "user" and "continue" in _plain_text(last.get("content")).lower():
+        return len(plain_text(last.get("content")).split())
+    if len(messages) >= 2 and last.get("role") == "user" and "continue" in plain_text(last.get("content")).lower():
         before = messages[-2]
         if isinstance(before, dict) and before.get("role") == "assistant":
-            return len(_plain_text(before.get("content")).split())
+            return len(plain_text(before.get("content")).split())
     return 0
 
 
@@ -288,7 +333,8 @@ class ReplyPlanner:
     """Plans the reply to each chat request for one seed; plain-text replies are cached (the hot path repeats them).
 
     A tool call gets ``schema_example`` arguments; ``json_schema`` output a ``schema_example`` value;
-    otherwise ``output_tokens`` words (cut by ``max_tokens``), wrapped as ``{"reply": ...}`` for ``json_object``.
+    otherwise ``output_tokens`` words, or as many as the system prompt asks for (cut by ``max_tokens``), wrapped as
+    ``{"reply": ...}`` for ``json_object`` (or the example object the conversation shows: :func:`with_json`).
     """
 
     __slots__ = ("_plain", "words")
@@ -304,7 +350,7 @@ class ReplyPlanner:
         if chat.response_format == "json_schema":
             content = orjson.dumps(schema_example(chat.json_schema)).decode()
             return Reply(content, 0, None, "stop", estimate_tokens(len(content)))
-        n: int = output_tokens
+        n: int = chat.words or output_tokens
         finish: Finish = "stop"
         if chat.resume_words and chat.response_format == "text":
             k = min(chat.resume_words, n)
@@ -315,7 +361,8 @@ class ReplyPlanner:
         if chat.max_tokens is not None and chat.max_tokens < n:
             n, finish = chat.max_tokens, "length"
         if chat.response_format == "json_object":
-            content = orjson.dumps({"reply": " ".join(self.words.words(n))}).decode()
+            shown = chat.json_example
+            content = orjson.dumps(shown if shown is not None else {"reply": " ".join(self.words.words(n))}).decode()
             return Reply(content, 0, None, finish, n)
         key = (n, finish)
         reply = self._plain.get(key)
@@ -426,8 +473,8 @@ class StreamPlan(NamedTuple):
     """Framed events before the first delta (message start, role, tool start)."""
     deltas: Sequence[bytes]
     """Unframed content deltas, sent paced through ``writer.event``."""
-    closing: list[bytes]
-    """Framed events after the last delta (stop reason, usage, terminator)."""
+    closing: Iterable[bytes]
+    """Framed events after the last delta (stop reason, usage, terminator), read once, after the deltas."""
     content_type: str = "text/event-stream"
 
 

@@ -214,6 +214,17 @@ class SimProvider:
         return Response(404, openai_errors.invalid_url(method, path))
 
     # -- request handling ------------------------------------------------------------------------------------------
+    async def handle(self, req: Request) -> Response | StreamingResponse:
+        """Answer one request in process, without a socket (the policy simulator's transport does).
+
+        Where the server would close the connection without an answer, this raises
+        :class:`ConnectionRefusedError`; a stream it would cut raises :class:`ConnectionResetError`.
+        """
+        try:
+            return await self._handle(req)
+        except _Refuse:
+            raise ConnectionRefusedError("simulated: connection closed without an answer") from None
+
     async def _handle(self, req: Request) -> Response | StreamingResponse:
         path = req.path
         if path.startswith("/_sim/"):

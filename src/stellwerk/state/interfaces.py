@@ -13,7 +13,7 @@ embedding vector within a scope.
 They are never used on the request path: keys are loaded into memory at start
 and written through on change (admin API), spend records reach the store in
 batches from a journal (:mod:`stellwerk.keys.ledger`). SQLite implements both
-(:mod:`.sqlite`); PostgreSQL will, behind the same methods.
+(:mod:`.sqlite`) and PostgreSQL (:mod:`.postgres`) implement both.
 
 ``Cache``: answers by exact key, and ``nearest`` for semantic lookups by an
 embedding vector within a scope. Every entry belongs to a model, so that a
@@ -24,14 +24,15 @@ serves the request without it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
 
 from .records import KeyRecord, SpendRecord, SpendRow, TeamRecord
 
-__all__ = ["Cache", "CacheHit", "CacheUnavailable", "CacheUsage", "Counter", "GroupBy", "KeyStore", "SpendStore",
+__all__ = ["Cache", "CacheHit", "CacheUnavailable", "CacheUsage", "Counter", "GroupBy", "KeyChanges", "KeyStore", "KeyValue",
+           "SpendStore",
            "StateStore", "Store"]
 
 GroupBy = Literal["key", "team", "model", "deployment"]
@@ -145,9 +146,30 @@ class SpendStore(Protocol):
         ...
 
 
+@runtime_checkable
+class KeyValue(Protocol):
+    """Values by key with expiry, durable and shared: a store that keeps stored responses (PostgreSQL)."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def put(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class KeyChanges(Protocol):
+    """A shared store that tells of key and team changes made by other replicas (PostgreSQL)."""
+
+    async def follow(self, changed: Callable[[KeyRecord | TeamRecord | None], Awaitable[None]]) -> None:
+        """Until cancelled: ``changed(record)`` for every key or team changed anywhere, and ``changed(None)``
+        whenever everything should be reloaded (after a (re)connection: changes may have been missed)."""
+        ...
+
+
 class Store(KeyStore, SpendStore, Protocol):
-    """Keys, teams, the ledger and configuration versions in one place (``server.store``): SQLite now,
-    PostgreSQL later."""
+    """Keys, teams, the ledger and configuration versions in one place (``server.store``): SQLite or
+    PostgreSQL."""
 
     def put_config_version_now(self, number: int, doc: bytes) -> None:
         """Keep a configuration version (admin path, not the request path)."""
@@ -158,4 +180,4 @@ class Store(KeyStore, SpendStore, Protocol):
         ...
 
     path: str
-    """Where it is (a file path for SQLite, ``:memory:``; the journal is kept next to a file)."""
+    """Where it is (a file path for SQLite, ``:memory:``; a PostgreSQL URL without its password)."""

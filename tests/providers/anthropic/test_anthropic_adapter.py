@@ -281,3 +281,15 @@ def test_embeddings_move_on() -> None:
     assert info.value.outcome is Outcome.MOVE_ON
     with pytest.raises(UpstreamError):
         adapter().embeddings_response(dep, b"{}")
+
+
+@pytest.mark.parametrize(("effort", "sent"), [("low", "low"), ("high", "high"), ("minimal", "low"), ("xhigh", "high")])
+def test_reasoning_effort_becomes_output_config_effort(effort: str, sent: str) -> None:
+    from stellwerk.providers.anthropic.request import to_messages_request
+
+    schema = {"type": "object", "properties": {}, "required": []}
+    wire = to_messages_request({"model": "chat", "messages": [{"role": "user", "content": "hi"}],
+                                "reasoning_effort": effort,
+                                "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}},
+                               deployment(), stream=False)
+    assert wire["output_config"] == {"format": {"type": "json_schema", "schema": schema}, "effort": sent}

@@ -327,3 +327,12 @@ def test_schema_conversion_keeps_what_gemini_understands() -> None:
         node, depth = node["properties"]["next"], depth + 1
     assert 0 < depth < 20
     assert PNG in PNG_URI
+
+
+def test_reasoning_effort_becomes_a_thinking_budget() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "low"}
+    assert wire(body)["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 1024}
+    assert wire({**body, "reasoning_effort": "none"})["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 0}
+    with pytest.raises(UpstreamError) as refused:
+        wire({**body, "reasoning_effort": "turbo"})
+    assert refused.value.outcome is Outcome.MOVE_ON and refused.value.param == "reasoning_effort"

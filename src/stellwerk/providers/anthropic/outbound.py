@@ -5,13 +5,20 @@ The inverse of :mod:`.response`. A ``chat.completion`` becomes a ``message``
 ``chat.completion.chunk`` dicts becomes the Anthropic event sequence
 (https://docs.claude.com/en/docs/build-with-claude/streaming)::
 
-    message_start                 usage.input_tokens: an estimate (exact counts follow in message_delta)
+    message_start                 usage.input_tokens: the gateway's estimate of the prompt (see below)
     content_block_start           a text block, or a tool_use block when a tool call begins
     ping                          once, after the first block starts
     content_block_delta           text_delta / input_json_delta (tool arguments as they come)
     content_block_stop            when the next block begins, and at the end
     message_delta                 stop_reason and the final usage
     message_stop
+
+The stream's input figure is fixed when ``message_start`` is sent: the upstream's own count when it has
+reported one by then (Anthropic's ``message_start``, Gemini's first event), else the gateway's estimate (an
+OpenAI-format upstream reports its count only at the end). ``message_delta`` repeats it, so that clients that
+read the input count from ``message_start`` (LangChain) and those that read it from ``message_delta`` (the
+SDKs' accumulated message) agree, as on Anthropic's own streams. Its output count, and the gateway's own
+accounting (``x-stellwerk-cost``, spend, metrics), are the upstream's exact counts.
 
 Tool argument JSON that is not an object becomes ``{}`` in a complete message.
 """
@@ -21,6 +28,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
+from stellwerk.usage import Usage
 
 from .wire import FINISH_TO_STOP, anthropic_usage, as_object, error_type_for
 
@@ -79,16 +88,17 @@ class MessageEvents:
     """Turns one stream of OpenAI chunks into Anthropic SSE event bytes.
 
     >>> events = MessageEvents("msg_1", "chat", input_tokens=12)
-    >>> events.start(); events.feed(chunk); ...; events.finish(usage)
+    >>> events.start(); events.feed(chunk); ...; events.finish(completion_tokens)
     """
 
-    __slots__ = ("_block", "_id", "_input_tokens", "_kind", "_pinged", "_stop", "_tools", "model")
+    __slots__ = ("_block", "_cached", "_id", "_input_tokens", "_kind", "_pinged", "_stop", "_tools", "model")
 
     def __init__(self, message_id: str, model: str, input_tokens: int) -> None:
         self._id = message_id
         self.model = model
         """The model ``message_start`` names (set from the first chunk before :meth:`start`)."""
         self._input_tokens = input_tokens
+        self._cached = 0
         self._block = -1
         """Index of the open content block (-1: none yet)."""
         self._kind: str | None = None
@@ -98,11 +108,17 @@ class MessageEvents:
         self._pinged = False
         self._stop = "end_turn"
 
+    def prompt(self, usage: Usage | None) -> None:
+        """The upstream's own prompt counts, when it reported them before :meth:`start` (else the estimate stays)."""
+        if usage is not None and usage.prompt_tokens > 0:
+            self._cached = min(usage.cached_tokens, usage.prompt_tokens)
+            self._input_tokens = usage.prompt_tokens - self._cached
+
     def start(self) -> bytes:
         return sse_event({"type": "message_start", "message": {
             "id": self._id, "type": "message", "role": "assistant", "model": self.model, "content": [],
             "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": self._input_tokens, "output_tokens": 0}}})
+            "usage": anthropic_usage(self._input_tokens + self._cached, 0, self._cached)}})
 
     def feed(self, chunk: dict[str, Any]) -> bytes:
         out: list[bytes] = []
@@ -126,10 +142,11 @@ class MessageEvents:
             self._stop = FINISH_TO_STOP.get(choice["finish_reason"], "end_turn")
         return b"".join(out)
 
-    def finish(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> bytes:
+    def finish(self, completion_tokens: int) -> bytes:
+        """The closing events: ``message_delta`` repeats ``message_start``'s input figure (see the module)."""
         out: list[bytes] = []
         self._close(out)
-        usage = anthropic_usage(prompt_tokens, completion_tokens, cached_tokens)
+        usage = anthropic_usage(self._input_tokens + self._cached, completion_tokens, self._cached)
         out.append(sse_event({"type": "message_delta", "delta": {"stop_reason": self._stop, "stop_sequence": None},
                               "usage": usage}))
         out.append(sse_event({"type": "message_stop"}))

@@ -21,6 +21,7 @@ assistant ``tool_calls``     ``tool_use`` blocks (``arguments`` JSON → ``input
 ``response_format``          json_schema: Anthropic's native structured output
                              (``output_config.format``); json_object (no schema): an
                              instruction appended to ``system``
+``reasoning_effort``         ``output_config.effort`` (none/minimal → low, xhigh → high)
 a final assistant message    a prefill the model continues; trailing whitespace is trimmed
                              (Anthropic refuses it)
 ===========================  ==========================================================
@@ -53,6 +54,8 @@ __all__ = ["to_messages_request"]
 Block = dict[str, Any]
 
 _PROVIDER = "the anthropic provider"
+_EFFORT = {"none": "low", "minimal": "low", "xhigh": "high"}
+"""OpenAI's reasoning efforts Anthropic has no name for → the nearest of low, medium, high."""
 _JSON_OBJECT = "Answer with a single valid JSON object and nothing else."
 
 
@@ -99,9 +102,15 @@ def to_messages_request(body: dict[str, Any], deployment: DeploymentConfig, stre
         wire["stop_sequences"] = stop
     if isinstance(body.get("user"), str):
         wire["metadata"] = {"user_id": body["user"]}
+    output: dict[str, Any] = {}
     wants_json, schema = json_mode(body)
     if wants_json and schema is not None:
-        wire["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        output["format"] = {"type": "json_schema", "schema": schema}
+    effort = body.get("reasoning_effort")
+    if isinstance(effort, str) and effort:
+        output["effort"] = _EFFORT.get(effort, effort)
+    if output:
+        wire["output_config"] = output
     if body.get("tools"):
         wire["tools"] = [_tool(t["function"]) for t in body["tools"]]
         wire["tool_choice"] = _tool_choice(body)

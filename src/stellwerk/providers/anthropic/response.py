@@ -60,7 +60,7 @@ def to_completion(data: dict[str, Any], created: int) -> dict[str, Any]:
 class AnthropicStreamDecoder:
     """Decodes one Anthropic SSE stream into OpenAI chunks (see the module docstring)."""
 
-    __slots__ = ("_created", "_sse", "_tools", "_usage", "_writer", "done")
+    __slots__ = ("_created", "_sse", "_tools", "_usage", "_writer", "done", "prompt_usage")
 
     def __init__(self, created: int) -> None:
         self._sse = SSEParser()
@@ -70,6 +70,8 @@ class AnthropicStreamDecoder:
         self._tools: dict[int, int] = {}
         """Content block index → OpenAI tool call index."""
         self.done = False
+        self.prompt_usage: dict[str, Any] | None = None
+        """The prompt's counts (OpenAI-shaped usage) as ``message_start`` reported them, before the answer."""
 
     def feed(self, data: bytes) -> list[Chunk]:
         chunks: list[Chunk] = []
@@ -103,6 +105,7 @@ class AnthropicStreamDecoder:
             message = as_object(obj.get("message"))
             self._writer = ChunkWriter(str(message.get("id") or ""), self._created, str(message.get("model") or ""))
             self._usage = dict(as_object(message.get("usage")))
+            self.prompt_usage = openai_usage(self._usage)
         elif kind == "message_delta":
             self._usage.update({k: v for k, v in as_object(obj.get("usage")).items() if v is not None})
             chunks.append(self._writer.delta({}, STOP_TO_FINISH.get(str(delta.get("stop_reason")), "stop")))

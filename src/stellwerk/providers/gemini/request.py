@@ -14,6 +14,8 @@ max_(completion_)tokens    ``generationConfig.maxOutputTokens``
 stop, n                    ``generationConfig.stopSequences``, ``candidateCount``
 presence/frequency pen.    ``generationConfig.presencePenalty`` / ``frequencyPenalty``
 response_format json       ``responseMimeType: application/json`` (+ ``responseSchema``)
+reasoning_effort           ``generationConfig.thinkingConfig.thinkingBudget``: none 0, minimal 128,
+                           low 1024, medium 8192, high and xhigh 24576 tokens
 =========================  ==================================================================
 
 Consecutive messages of one role become one ``Content`` (Gemini wants the
@@ -154,8 +156,17 @@ def _tools(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_THINKING = {"none": 0, "minimal": 128, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}
+"""Thinking budgets (tokens) for OpenAI's reasoning efforts."""
+
+
 def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
     config = sampling(body, _CONFIG)
+    effort = body.get("reasoning_effort")
+    if effort is not None:
+        if effort not in _THINKING:
+            raise unsupported(PROVIDER, f"reasoning_effort {effort!r}", "reasoning_effort")
+        config["thinkingConfig"] = {"thinkingBudget": _THINKING[effort]}
     wants_json, schema = json_mode(body)
     if wants_json:
         config["responseMimeType"] = "application/json"

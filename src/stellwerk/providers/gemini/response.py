@@ -130,6 +130,11 @@ class GeminiStreamDecoder:
 
     __slots__ = ("_calls", "_clock", "_model", "_sse", "_usage", "_writer", "done")
 
+    @property
+    def prompt_usage(self) -> dict[str, Any] | None:
+        """The latest usage the stream reported (Gemini counts the prompt from the first event on)."""
+        return self._usage
+
     def __init__(self, model: str, clock: Callable[[], float]) -> None:
         self._sse = SSEParser()
         self._model = model

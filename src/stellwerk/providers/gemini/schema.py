@@ -4,7 +4,10 @@ Gemini rejects keys outside its subset (``additionalProperties``, ``$schema``,
 ``strict``…), wants ``nullable`` instead of ``"type": ["string", "null"]``,
 accepts ``enum`` only on strings and has no ``$ref``. Tool ``parameters`` and
 ``response_format`` schemas pass through :func:`to_gemini_schema`, which keeps
-what Gemini understands, inlines local ``$ref``s and drops the rest.
+what Gemini understands, inlines local ``$ref``s and drops the rest. Constraints
+Gemini cannot express (exclusive bounds, ``multipleOf``, ``uniqueItems``) are
+appended to the ``description`` as ``{key: value, ...}``, as the Anthropic SDK
+does for its structured outputs, so that the model may still follow them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ _KEEP = frozenset({
     "minLength", "maxLength", "pattern", "example", "default", "minimum", "maximum", "propertyOrdering", "required",
 })
 _MAX_DEPTH = 16
+_HINTS = ("exclusiveMinimum", "exclusiveMaximum", "multipleOf", "uniqueItems")
 
 
 def to_gemini_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -65,4 +69,8 @@ def _convert(schema: Any, defs: dict[str, Any], depth: int) -> dict[str, Any]:
         out["properties"] = {name: _convert(value, defs, depth + 1) for name, value in properties.items()}
     if isinstance(schema.get("items"), dict):
         out["items"] = _convert(schema["items"], defs, depth + 1)
+    hints = [f"{key}: {schema[key]}" for key in _HINTS if key in schema]
+    if hints:
+        described = out.get("description")
+        out["description"] = (f"{described}\n\n" if isinstance(described, str) else "") + "{" + ", ".join(hints) + "}"
     return out

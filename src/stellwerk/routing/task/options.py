@@ -28,7 +28,9 @@ import msgspec
 import yaml
 from msgspec import Meta, Struct
 
-__all__ = ["TaskOptions", "TaskRouteOptions", "TaskRuleOptions", "builtin_examples", "check"]
+__all__ = ["HEAD_KEYWORDS", "TaskOptions", "TaskRouteOptions", "TaskRuleOptions", "builtin_examples", "check", "head_source"]
+
+HEAD_KEYWORDS = ("auto", "builtin", "none")
 
 RouteName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 
@@ -115,12 +117,38 @@ class TaskOptions(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True)
     """Longer prompts are classified on their first and last ``max_chars / 2`` characters. Default 4000."""
     include_system: bool = False
     """Classify the system prompt together with the last user message. Default false (user message only)."""
+    head: str = "auto"
+    """The calibrated classifier (a linear head over embeddings and hashed words; see ``bench/classifier``):
+    ``builtin`` (shipped; trained for the nine built-in route names in eight languages), a ``.npz`` file
+    written by ``stellwerk tune-task-router`` (its labels are route names), or ``none`` (the nearest-example
+    classifier with ``threshold``). ``auto``: ``builtin`` unless a route has its own ``examples``, then
+    ``none``. Default ``auto``."""
+    abstain_below: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.4
+    """With a head: the lowest probability that picks a route; below it, ``default`` (``x-stellwerk-route``
+    says ``unsure``). Higher = fewer prompts routed, more of them right (curve in ``bench/RESULTS.md``).
+    Default 0.4."""
+    min_margin: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.0
+    """With a head: the best route's probability must exceed the runner-up's by at least this, else
+    ``default``. Default 0 (off)."""
+    translation_needs_ask: bool = True
+    """With a head: ``translation`` only when the prompt asks to translate ("translate", "übersetze",
+    "traduis", "翻訳して", "how do you say ..."); a prompt merely written in another language goes to its
+    task. Default true."""
 
 
 def builtin_examples() -> dict[str, list[str]]:
     """The example prompts shipped with Stellwerk (``default_routes.yaml``), by route name."""
     text = files(__package__).joinpath("default_routes.yaml").read_text(encoding="utf-8")
     return msgspec.convert(yaml.safe_load(text), dict[str, list[str]])
+
+
+def head_source(options: TaskOptions) -> str | None:
+    """The head file ``options`` ask for (the built-in one's path for ``builtin``), or None for no head."""
+    if options.head == "none" or (options.head == "auto" and any(r.examples for r in options.routes)):
+        return None
+    if options.head in ("auto", "builtin"):
+        return str(files(__package__).joinpath("head.npz"))
+    return options.head
 
 
 def check(options: TaskOptions, prefix: str = "strategy_options") -> list[str]:
@@ -145,6 +173,9 @@ def check(options: TaskOptions, prefix: str = "strategy_options") -> list[str]:
             problems.append(f"{key}.examples: blank example")
         if any(not w.strip() for w in route.keywords):
             problems.append(f"{key}.keywords: blank keyword")
+    if options.head not in HEAD_KEYWORDS and not options.head.endswith(".npz"):
+        problems.append(f"{prefix}.head: expected auto, builtin, none or a .npz file written by "
+                        f"'stellwerk tune-task-router', got {options.head!r}")
     if options.default not in names:
         problems.append(f"{prefix}.default: {options.default!r} is not a route name (routes: {', '.join(names)})")
     for i, rule in enumerate(options.rules):

@@ -3,11 +3,14 @@
     request ─► hint (x-stellwerk-task / metadata.stellwerk_task names a route)
             ─► rules, in order (header, metadata, regex, keywords, length; all conditions of a rule must hold)
             ─► route keywords, routes in order
-            ─► semantic classifier (nearest route by example similarity, if score >= threshold)
+            ─► classifier: the calibrated head (probability >= abstain_below, margin >= min_margin,
+                translation only on an ask to translate), or without a head the nearest route by
+                example similarity (score >= threshold)
             ─► default route
 
 The first step that decides wins, and says why in one line for the
-``x-stellwerk-route`` header, e.g. ``task code: classifier 0.41 (next math 0.30)``.
+``x-stellwerk-route`` header, e.g. ``task code: classifier p=0.93 (next math 0.03)`` or
+``task general: default (unsure: code 0.38 < abstain_below 0.40)``.
 Building a :class:`TaskRouter` embeds the route examples once; :meth:`TaskRouter.route`
 is pure and takes tens of microseconds (see ``bench/classifier``).
 """
@@ -20,8 +23,11 @@ from typing import Literal
 
 import msgspec
 
+from .calibrated import CalibratedClassifier
 from .classifier import SemanticClassifier
 from .embedders import Embedder
+from .features import Featurizer
+from .head import LinearHead
 from .options import TaskOptions, TaskRouteOptions, TaskRuleOptions, builtin_examples, check
 from .rules import Condition, Header, HintRule, Keywords, Length, Metadata, PromptRegex, Rule, RuleLike, TaskRequest, first_match
 
@@ -38,13 +44,13 @@ class TaskDecision(msgspec.Struct, frozen=True):
     """One line, ASCII, at most 200 characters: safe for a response header."""
     source: Source
     score: float | None = None
-    """The classifier's score when it was asked."""
+    """The classifier's score when it was asked (with a head: the best route's probability)."""
 
 
 class TaskRouter:
     """Combines the steps above. Build it with :meth:`from_options`, or from parts in tests."""
 
-    __slots__ = ("_hint", "_keyword_rules", "_rules", "classifier", "default", "include_system", "routes")
+    __slots__ = ("_hint", "_keyword_rules", "_rules", "calibrated", "classifier", "default", "include_system", "routes")
 
     def __init__(
         self,
@@ -54,9 +60,12 @@ class TaskRouter:
         keyword_rules: Sequence[RuleLike] = (),
         hint: RuleLike | None = None,
         classifier: SemanticClassifier | None = None,
+        calibrated: CalibratedClassifier | None = None,
         include_system: bool = False,
         routes: Mapping[str, TaskRouteOptions] | None = None,
     ) -> None:
+        self.calibrated = calibrated
+        """The calibrated head; when set, it decides instead of ``classifier``."""
         self.default = default
         self._hint = hint
         self._rules = tuple(rules)
@@ -67,18 +76,24 @@ class TaskRouter:
         """The configured routes by name (their ``target``/``deployments``), when built from options."""
 
     @classmethod
-    def from_options(cls, options: TaskOptions, embedder: Embedder | None) -> TaskRouter:
-        """Validate ``options`` and build the router; ``embedder`` is needed when any route has examples.
+    def from_options(cls, options: TaskOptions, embedder: Embedder | None, head: LinearHead | None = None) -> TaskRouter:
+        """Validate ``options`` and build the router; ``embedder`` is needed when any route has examples or
+        a ``head`` is given (then the head classifies, and route examples are not used).
 
         Raises ``ValueError`` listing every problem.
         """
         problems = check(options)
         builtin = builtin_examples()
         examples = {r.name: builtin.get(r.name, []) if r.examples is None else r.examples for r in options.routes}
-        if any(examples.values()) and embedder is None:
-            problems.append("strategy_options.routes: routes have examples, so an embedder is needed")
+        if embedder is None and (head is not None or any(examples.values())):
+            problems.append("strategy_options: routes have examples or a head, so an embedder is needed")
         if problems:
             raise ValueError("; ".join(problems))
+        if head is not None and embedder is not None:
+            calibrated = CalibratedClassifier(
+                Featurizer(embedder, head.spec), head, abstain_below=options.abstain_below,
+                min_margin=options.min_margin, translation_needs_ask=options.translation_needs_ask)
+            return cls._build(options, None, calibrated)
         classifier = None
         if embedder is not None and any(examples.values()):
             classifier = SemanticClassifier(
@@ -91,6 +106,11 @@ class TaskRouter:
                 focus_words=options.focus_words,
                 max_chars=options.max_chars,
             )
+        return cls._build(options, classifier, None)
+
+    @classmethod
+    def _build(cls, options: TaskOptions, classifier: SemanticClassifier | None,
+               calibrated: CalibratedClassifier | None) -> TaskRouter:
         names = frozenset(r.name for r in options.routes)
         hint = None
         if options.hint_header is not None or options.hint_metadata is not None:
@@ -103,6 +123,7 @@ class TaskRouter:
             ],
             hint=hint,
             classifier=classifier,
+            calibrated=calibrated,
             include_system=options.include_system,
             routes={r.name: r for r in options.routes},
         )
@@ -114,9 +135,15 @@ class TaskRouter:
             return _decision(found.route, found.reason, "rule")
         if (found := first_match(self._keyword_rules, request)) is not None:
             return _decision(found.route, found.reason, "keywords")
+        text = f"{request.system}\n{request.text}" if self.include_system and request.system else request.text
+        if self.calibrated is not None:
+            prediction = self.calibrated.predict(text)
+            chosen, why = self.calibrated.decide(prediction, self.routes)
+            if chosen is None:
+                return _decision(self.default, f"default ({why})", "default", prediction.probability)
+            return _decision(chosen, why, "classifier", prediction.probability)
         if self.classifier is None:
             return _decision(self.default, "default (no classifier)", "default")
-        text = f"{request.system}\n{request.text}" if self.include_system and request.system else request.text
         result = self.classifier.classify(text)
         if result.matched and result.route is not None:
             next_best = f" (next {result.runner_up} {result.runner_up_score:.2f})" if result.runner_up is not None else ""

@@ -8,16 +8,18 @@ JSON documents by id; spend records are rows, deduplicated by their ``id``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
 from stellwerk.state.interfaces import GroupBy
 from stellwerk.state.records import KeyRecord, SpendRecord, SpendRow, TeamRecord
+from stellwerk.state.spend_query import spend_query, spend_rows
 
 __all__ = ["SQLiteStore"]
 
@@ -33,7 +35,10 @@ CREATE TABLE IF NOT EXISTS spend (
 CREATE INDEX IF NOT EXISTS spend_time ON spend (time);
 CREATE TABLE IF NOT EXISTS config_versions (number INTEGER PRIMARY KEY, doc BLOB NOT NULL);
 """
-_COLUMNS: dict[str, str] = {"key": "key_id", "team": "team", "model": "model", "deployment": "deployment"}
+_INSERT_ROW = "INSERT OR IGNORE INTO spend VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_CHUNK = 100
+_INSERT_CHUNK = _INSERT_ROW + ",(?,?,?,?,?,?,?,?,?,?,?,?,?)" * (_CHUNK - 1)
+"""``_CHUNK`` rows in one statement (1,300 parameters; SQLite allows 32,766)."""
 _key_decoder = msgspec.json.Decoder(KeyRecord)
 _team_decoder = msgspec.json.Decoder(TeamRecord)
 
@@ -85,11 +90,14 @@ class SQLiteStore:
     # -- the spend ledger ------------------------------------------------------------
     def append_now(self, records: Sequence[SpendRecord]) -> None:
         rows = list(map(msgspec.structs.astuple, records))  # the fields in the table's column order
+        whole = len(rows) - len(rows) % _CHUNK
 
         def work(db: sqlite3.Connection) -> None:
             db.execute("BEGIN")
-            try:
-                db.executemany("INSERT OR IGNORE INTO spend VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            try:  # chunks of rows in one statement: a quarter fewer instructions per row than executemany
+                for start in range(0, whole, _CHUNK):
+                    db.execute(_INSERT_CHUNK, list(itertools.chain.from_iterable(rows[start:start + _CHUNK])))
+                db.executemany(_INSERT_ROW, rows[whole:])
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -100,19 +108,8 @@ class SQLiteStore:
         await asyncio.to_thread(self.append_now, records)
 
     def spend_now(self, group_by: GroupBy, since: float | None = None, until: float | None = None) -> list[SpendRow]:
-        column = _COLUMNS[group_by]
-        where, args = ["1=1"], list[Any]()
-        if since is not None:
-            where.append("time >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("time < ?")
-            args.append(until)
-        sql = (f"SELECT {column}, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost) FROM spend "
-               f"WHERE {' AND '.join(where)} GROUP BY {column} ORDER BY SUM(cost) DESC, {column}")
-        rows = self._run(lambda db: db.execute(sql, args).fetchall())
-        return [SpendRow(key=g, requests=n, prompt_tokens=p or 0, completion_tokens=c or 0, cost=cost or 0.0)
-                for g, n, p, c, cost in rows]
+        sql, args = spend_query("spend", group_by, since, until)
+        return spend_rows(self._run(lambda db: db.execute(sql, args).fetchall()))
 
     async def spend(self, group_by: GroupBy, since: float | None = None, until: float | None = None) -> list[SpendRow]:
         return await asyncio.to_thread(self.spend_now, group_by, since, until)

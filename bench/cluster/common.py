@@ -1,0 +1,52 @@
+"""Processes of the cluster benchmarks: a fast simulated upstream and a gateway on a config file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from harness.procs import free_port
+from instructions import SERVE, _wait
+
+__all__ = ["fast_sim", "gateway", "port_of"]
+
+
+@contextmanager
+def fast_sim() -> Iterator[str]:
+    """``sim-provider --profile fast`` (20 output tokens); yields its base URL."""
+    port = free_port()
+    stellwerk = Path(sys.executable).parent / "stellwerk"
+    sim = subprocess.Popen([str(stellwerk), "sim-provider", "--host", "127.0.0.1", "--port", str(port),
+                            "--profile", "fast", "--output-tokens", "20"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(port, "/v1/models", 30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        sim.terminate()
+        sim.wait(10)
+
+
+@contextmanager
+def gateway(config: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``stellwerk serve --config config *args`` on a free port, answering /healthz; yields the process
+    (:func:`port_of` tells its port)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, "serve", "--config", str(config), "--port", str(port),
+                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(port, "/healthz", 60)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def port_of(proc: subprocess.Popen[bytes]) -> int:
+    args = list(proc.args)  # type: ignore[arg-type]
+    return int(args[args.index("--port") + 1])

@@ -1,0 +1,99 @@
+"""The limits stage's shared path: the local admission now, the accounts' global windows with the deployment.
+
+    Redis up:    local admit (max_parallel, budgets, per-replica headers) ─► the key's and team's accounts
+                 with rpm/tpm become the request's Pending claim (a context variable for the pipeline below)
+                 ─► the attempt loop claims them together with the deployment, in one round trip
+                 (:meth:`SharedLimits.claim`); a full account ─► 429, the local ticket released
+                 ─► no attempt was made (a cache hit): the accounts are counted after the fact
+    Redis down:  local admit against this replica's share of the limits (:meth:`SharedLimits.local_view`)
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING
+
+from stellwerk.errors import RateLimitError
+from stellwerk.keys.accounts import Accounts, Ticket
+from stellwerk.state.records import KeyRecord, TeamRecord
+
+from .limits import Refused, SharedLimits, Subject
+
+if TYPE_CHECKING:
+    from stellwerk.pipeline.call import Call
+
+__all__ = ["PENDING", "Pending", "SharedTicket", "admit_shared"]
+
+
+class Pending:
+    """The shared accounts of one request, not yet counted (``at`` None), counted in second ``at``, or left
+    to the local admission (``at`` -1: Redis failed, or the request was refused)."""
+
+    __slots__ = ("at", "claiming", "records", "subjects")
+
+    def __init__(self, records: list[KeyRecord | TeamRecord], subjects: list[Subject]) -> None:
+        self.records = records
+        self.subjects = subjects
+        self.at: int | None = None
+        self.claiming = False
+
+    @property
+    def names(self) -> list[str]:
+        return [s[0] for s in self.subjects]
+
+    def refusal(self, refused: Refused) -> RateLimitError:
+        full = self.records[refused.index]
+        who = f"key {full.id}" if isinstance(full, KeyRecord) else f"team {full.name}"
+        scope = "key" if isinstance(full, KeyRecord) else "team"
+        if full.rpm is not None and refused.requests >= full.rpm:
+            what = f"{full.rpm} requests per minute"
+        else:
+            what = f"{full.tpm} tokens per minute"
+        return RateLimitError(f"Rate limit reached for {who}: {what} across all replicas (rate_limit_exceeded).",
+                              [("retry-after", "1")], scope)
+
+
+PENDING: ContextVar[Pending | None] = ContextVar("stellwerk_pending_claim", default=None)
+"""The pending claim of the request being handled (set by the limits stage, read by the attempt loop)."""
+
+
+class SharedTicket(Ticket):
+    """A ticket whose tokens are also reconciled in the shared windows when it closes."""
+
+    __slots__ = ("pending", "shared")
+
+    def __init__(self, ticket: Ticket, shared: SharedLimits, pending: Pending) -> None:
+        super().__init__(ticket.accounts, ticket.tokens, ticket.cost, ticket.headers, ticket.clock)
+        self.shared = shared
+        self.pending = pending
+
+    def _close(self, tokens: int, cost: float) -> None:
+        at = self.pending.at
+        if not self.done and at is not None and at >= 0:
+            self.shared.reconcile(self.pending.names, at, tokens - self.tokens)
+        super()._close(tokens, cost)
+
+
+async def admit_shared(shared: SharedLimits, accounts: Accounts, call: Call, key: KeyRecord | None,
+                       team: TeamRecord | None) -> tuple[Ticket, Token[Pending | None] | None]:
+    """The local ticket, and (Redis up, some account limited) the context token of the pending claim, to be
+    reset when the request has passed the pipeline below."""
+    if not shared.up:
+        return accounts.admit(call, shared.local_view(key) if key is not None else None,
+                              shared.local_view(team) if team is not None else None), None
+    ticket = accounts.admit(call, key, team)
+    limited: list[KeyRecord | TeamRecord] = [r for r in (key, team) if r is not None and (r.rpm or r.tpm)]
+    if not limited:
+        return ticket, None
+    pending = Pending(limited, [(f"key:{r.id}" if isinstance(r, KeyRecord) else f"team:{r.name}", r.rpm, r.tpm,
+                                 ticket.tokens) for r in limited])
+    return SharedTicket(ticket, shared, pending), PENDING.set(pending)
+
+
+async def count_unclaimed(shared: SharedLimits, token: Token[Pending | None]) -> None:
+    """After the pipeline: accounts no attempt claimed (a middleware answered) are counted now."""
+    pending = token.var.get()
+    PENDING.reset(token)
+    if pending is not None and pending.at is None:
+        result = await shared.admit(pending.subjects)
+        pending.at = -1 if result is None or result[1] is not None else result[0]
