@@ -4,6 +4,7 @@
     .venv/bin/python bench/instructions.py --src ../base/src --src src --requests 300
     .venv/bin/python bench/instructions.py --auth                  # keys and limits off, then on
     .venv/bin/python bench/instructions.py --cache off,miss,hit     # the response cache (issue 13)
+    .venv/bin/python bench/instructions.py --nginx                 # also nginx (tuned), for the ratio
 
 Each ``--src`` is a checkout's ``src`` folder, run by this venv's Python under
 ``valgrind --tool=callgrind``, against one simulated upstream (``sim-provider
@@ -22,7 +23,11 @@ cost per record at real batch sizes is ``bench/ledger_instructions.py``.
 (exact mode, every request a new question: a lookup, the proxied answer and
 its store) and ``hit`` (exact mode, the same question every time: answered
 from the memory cache). Every variant sends a different question per request,
-except ``hit``. The client and the upstream are not
+except ``hit``. ``--nginx`` also counts nginx (``harness.targets.nginx_conf``, the
+tuned configuration of run.py, one process: ``master_process off``) on the
+same upstream and prints Stellwerk's counts as a multiple of nginx's. nginx's
+count is user-space instructions only, like Stellwerk's: neither includes the
+kernel's share of a system call. The client and the upstream are not
 counted. Instruction counts are not time (a cache miss costs more than an
 add), but they are the same from run to run, so a small change shows.
 """
@@ -44,7 +49,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from harness.load import chat_body
 from harness.procs import free_port
-from harness.targets import stellwerk_yaml
+from harness.targets import nginx_conf, stellwerk_yaml
 
 SERVE = "import sys; from stellwerk.cli import main; sys.exit(main())"
 
@@ -132,6 +137,29 @@ def measure(src: Path, upstream: str, requests: int, stream: bool, work: Path, a
         proc.wait(30)
 
 
+def measure_nginx(upstream: str, requests: int, stream: bool, work: Path, wait: float = 60) -> float:
+    """Instructions per request of nginx (one process, tuned config) proxying to ``upstream``."""
+    prefix = work / "nginx"
+    (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = prefix / "nginx.conf"
+    conf.write_text(nginx_conf(prefix, port, upstream, single_process=True))
+    out = str(work / f"callgrind.nginx.{int(stream)}")
+    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", "nginx", "-p", str(prefix),
+            "-e", str(prefix / "error.log"), "-c", str(conf)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(port, "/v1/models", wait)
+        _send(port, 50, stream)
+        subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
+        _send(port, requests, stream)
+        subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
+        return _total(f"{out}.{proc.pid}") / requests
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", action="append", type=Path, help="a checkout's src/ (repeatable; default ./src)")
@@ -139,13 +167,18 @@ def main() -> None:
     parser.add_argument("--auth", action="store_true", help="also measure each checkout with keys and limits on")
     parser.add_argument("--wait", type=float, default=180, help="seconds a gateway under valgrind may take to start")
     parser.add_argument("--cache", default="off", help="response cache variants: off, miss, hit (comma-separated)")
+    parser.add_argument("--nginx", action="store_true", help="also count nginx (tuned) and print the ratios")
+    parser.add_argument("--keep", type=Path, help="keep the callgrind dumps in this folder (for callgrind_annotate)")
+    parser.add_argument("--modes", default="json,stream", help="json, stream or both (default)")
     args = parser.parse_args()
     variants = args.cache.split(",")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     sources = [s.resolve() for s in (args.src or [Path(__file__).parent.parent / "src"])]
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = args.keep.resolve() if args.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        modes = args.modes.split(",")
         port = free_port()
         stellwerk = Path(sys.executable).parent / "stellwerk"
         sim = subprocess.Popen([str(stellwerk), "sim-provider", "--host", "127.0.0.1", "--port", str(port),
@@ -155,15 +188,23 @@ def main() -> None:
             _wait(port, "/v1/models", 30)
             print(f"{'src':40s} {'cache':6s} {'json':>12s} {'stream':>12s}   "
                   f"(instructions per request, {args.requests} requests)")
+            nginx: tuple[float, float] | None = None
+            if args.nginx:
+                nginx = (measure_nginx(f"http://127.0.0.1:{port}", args.requests, False, work) if "json" in modes
+                         else float("nan"),
+                         measure_nginx(f"http://127.0.0.1:{port}", args.requests, True, work) if "stream" in modes
+                         else float("nan"))
+                print(f"{'nginx (tuned)':40s} {'':6s} {nginx[0]:12,.0f} {nginx[1]:12,.0f}", flush=True)
             for src in sources:
                 for auth in (False, True) if args.auth else (False,):
                     for cache in variants:
                         json = measure(src, f"http://127.0.0.1:{port}", args.requests, False, work, auth,
-                                       cache=cache, wait=args.wait)
+                                       cache=cache, wait=args.wait) if "json" in modes else float("nan")
                         streamed = measure(src, f"http://127.0.0.1:{port}", args.requests, True, work, auth,
-                                           cache=cache, wait=args.wait)
+                                           cache=cache, wait=args.wait) if "stream" in modes else float("nan")
                         label = f"{src}{' +auth' if auth else ''}"
-                        print(f"{label:40s} {cache:6s} {json:12,.0f} {streamed:12,.0f}", flush=True)
+                        ratio = f"   = {json / nginx[0]:.1f}x / {streamed / nginx[1]:.1f}x nginx" if nginx else ""
+                        print(f"{label:40s} {cache:6s} {json:12,.0f} {streamed:12,.0f}{ratio}", flush=True)
         finally:
             sim.terminate()
             sim.wait(10)

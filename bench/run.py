@@ -25,6 +25,9 @@ from harness.targets import TARGETS, Upstream
 
 BENCH = Path(__file__).resolve().parent
 SECTION = "GATEWAY RESULTS"
+UPSTREAM_LABELS = {"sim": "`stellwerk sim-provider --profile fast`",
+                   "minimal": "`harness/minimal_upstream.py` (uvloop + httptools, fixed answer)",
+                   "standin": "stand-in (`harness/standin_upstream.py`)"}
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,9 +44,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=1,
                    help="measure all targets this many times in turn and report medians (LiteLLM: once)")
     p.add_argument("--output-tokens", type=int, default=20, help="tokens (= SSE content chunks) per answer")
-    p.add_argument("--upstream", choices=("sim", "standin"), default="sim",
-                   help="sim: stellwerk sim-provider; standin: bench/harness/standin_upstream.py")
+    p.add_argument("--upstream", choices=("sim", "minimal", "standin"), default="sim",
+                   help="sim: stellwerk sim-provider; minimal: harness/minimal_upstream.py (uvloop + httptools, "
+                        "fixed answer); standin: harness/standin_upstream.py")
     p.add_argument("--results", type=Path, default=BENCH / "RESULTS.md")
+    p.add_argument("--section", default=SECTION, help=f"the RESULTS.md section to replace (default {SECTION!r})")
     p.add_argument("--no-write", action="store_true", help="print the tables, leave RESULTS.md alone")
     return p.parse_args()
 
@@ -67,7 +72,7 @@ def baseline_plan(base: Plan, results: dict[str, TargetResult]) -> Plan:
 
 def settings(args: argparse.Namespace, upstream: Upstream) -> list[str]:
     return [
-        f"upstream: {'`stellwerk sim-provider --profile fast`' if upstream.kind == 'sim' else 'stand-in'}, "
+        f"upstream: {UPSTREAM_LABELS[upstream.kind]}, "
         f"{upstream.output_tokens} output tokens (streaming: one SSE chunk per token + usage chunk), on CPU 0",
         "load: wrk 1 thread, 16 connections, on CPU 0; proxy under test alone on CPU 1 (`taskset`)",
         f"rounds: {args.rounds}" + (" (all targets in turn, medians; LiteLLM once)" if args.rounds > 1 else ""),
@@ -125,7 +130,7 @@ def main() -> int:
     body = report.render(results, env, settings(args, upstream))
     print(f"\n{body}\n(total {time.monotonic() - started:.0f} s)")
     if not args.no_write:
-        report.splice(args.results, SECTION, body)
+        report.splice(args.results, args.section, body)
         print(f"wrote {args.results}")
     return 0
 

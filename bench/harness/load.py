@@ -97,7 +97,7 @@ end
 """
 
 
-def _wrk_script(path: Path, stream: bool) -> Path:
+def wrk_script(path: Path, stream: bool) -> Path:
     lines = ['wrk.method = "POST"', f"wrk.body = [==[{chat_body(stream).decode()}]==]"]
     lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in request_headers().items()]
     path.write_text("\n".join(lines) + "\n" + _WRK_DONE)
@@ -106,7 +106,7 @@ def _wrk_script(path: Path, stream: bool) -> Path:
 
 def saturate(url: str, stream: bool, seconds: int, workdir: Path, timeout_s: int = 5) -> Saturation:
     """Run ``wrk`` for ``seconds`` at concurrency 16 and return what it counted."""
-    script = _wrk_script(workdir / f"wrk-{'stream' if stream else 'json'}.lua", stream)
+    script = wrk_script(workdir / f"wrk-{'stream' if stream else 'json'}.lua", stream)
     argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONCURRENCY}", f"-d{seconds}s",
             f"--timeout={timeout_s}s", "-s", str(script), url]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)

@@ -55,6 +55,7 @@ class ModeResult:
     answer: str = ""
     saturation: load.Saturation | None = None
     cpu_us: float | None = None  # proxy CPU µs per request during the saturation run
+    cpu_us_range: tuple[float, float] | None = None  # lowest and highest cpu_us over the rounds (combined only)
     upstream_cpu_us: float | None = None
     latency: dict[float, load.FixedRate] = field(default_factory=dict)
     error: str | None = None

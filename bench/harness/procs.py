@@ -21,6 +21,7 @@ from pathlib import Path
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOAD_CPU = "0"  # load generator and upstream
 PROXY_CPU = "1"  # the proxy under test
+PROXY_CPUS = "0,1"  # a multi-worker proxy (it shares CPU 0 with the load; its req/s is the figure, not CPU/req)
 
 
 class StartError(RuntimeError):

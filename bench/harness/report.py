@@ -67,11 +67,17 @@ def _measurement_row(name: str, mode: str, res: ModeResult, rate: float, direct:
     ms = "{:.3f}"
     return (
         f"| {name} | {mode} | {_num(sat.rps) if sat else blank} | {errors} "
-        f"| {_num(res.cpu_us) if first else ''} | {_num(res.upstream_cpu_us) if first else ''} "
+        f"| {_cpu_cell(res) if first else ''} | {_num(res.upstream_cpu_us) if first else ''} "
         f"| {_rate_cell(res.latency[rate]) if rate in res.latency else NA} "
         f"| {' / '.join(_num(v / 1000, ms) for v in lat) if lat else NA} "
         f"| {' / '.join(_num(v / 1000, '{:+.3f}') for v in added) if added else NA} |"
     )
+
+
+def _cpu_cell(res: ModeResult) -> str:
+    """The median, and the spread over rounds when there were several: ``245 (238 to 251)``."""
+    spread = f" ({_num(res.cpu_us_range[0])} to {_num(res.cpu_us_range[1])})" if res.cpu_us_range else ""
+    return _num(res.cpu_us) + spread
 
 
 def _rate_cell(lat: FixedRate) -> str:

@@ -2,7 +2,7 @@
 
 With ``--rounds N`` every round measures all targets in turn, so a burst of
 background load on this shared machine spoils one round of one target rather
-than one target entirely. Per-request CPU, latency percentiles, start-up and RSS
+than one target entirely. Per-request CPU (with its lowest and highest round: the spread), latency percentiles, start-up and RSS
 are the median over rounds; req/s is total requests over total measured time;
 errors are summed.
 """
@@ -48,12 +48,18 @@ def _fixed_rate(lats: list[FixedRate]) -> FixedRate:
     )
 
 
+def _range(values: Sequence[float | None]) -> tuple[float, float] | None:
+    known = [v for v in values if v is not None]
+    return (min(known), max(known)) if len(known) > 1 else None
+
+
 def _mode(results: list[ModeResult]) -> ModeResult:
     rates = dict.fromkeys(rate for r in results for rate in r.latency)
     return ModeResult(
         answer=results[0].answer,
         saturation=_saturation([r.saturation for r in results if r.saturation]),
         cpu_us=_median(results, lambda r: r.cpu_us),
+        cpu_us_range=_range([r.cpu_us for r in results]),
         upstream_cpu_us=_median(results, lambda r: r.upstream_cpu_us),
         latency={rate: _fixed_rate([r.latency[rate] for r in results if rate in r.latency]) for rate in rates},
         error="; ".join(dict.fromkeys(r.error for r in results if r.error)) or None,

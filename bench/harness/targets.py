@@ -19,7 +19,7 @@ from typing import Protocol
 
 from . import probe
 from .load import API_KEY, chat_body, request_headers
-from .procs import LOAD_CPU, PROXY_CPU, Proc, Procs, free_port
+from .procs import LOAD_CPU, PROXY_CPU, PROXY_CPUS, Proc, Procs, free_port
 
 BENCH = Path(__file__).resolve().parent.parent
 CHAT_PATH = "/v1/chat/completions"
@@ -78,23 +78,28 @@ class Target(Protocol):
 
 # -- the upstream ---------------------------------------------------------------------------------
 
+UPSTREAM_SCRIPTS = {"minimal": "minimal_upstream.py", "standin": "standin_upstream.py"}
+
+
 @dataclass(frozen=True)
 class Upstream:
-    """The simulated provider, pinned to the load CPU. ``kind`` is "sim" or "standin"."""
+    """The upstream, pinned to the load CPU. ``kind``: "sim" (``stellwerk sim-provider --profile fast``),
+    "minimal" (harness/minimal_upstream.py: uvloop + httptools, a fixed answer; the cheapest upstream, so it
+    limits the proxies least) or "standin" (harness/standin_upstream.py, Stellwerk's own HTTP server)."""
 
     kind: str = "sim"
     output_tokens: int = 20
 
     def unavailable(self) -> str | None:
-        if self.kind == "standin":
+        if self.kind in UPSTREAM_SCRIPTS:
             return None
         reason = _has_subcommand([str(stellwerk_bin()), "sim-provider"])
         return f"`stellwerk sim-provider` unavailable: {reason}" if reason else None
 
     def start(self, procs: Procs) -> tuple[Proc, str]:
         port = free_port()
-        if self.kind == "standin":
-            argv = [sys.executable, str(BENCH / "harness" / "standin_upstream.py"), "--port", str(port)]
+        if self.kind in UPSTREAM_SCRIPTS:
+            argv = [sys.executable, str(BENCH / "harness" / UPSTREAM_SCRIPTS[self.kind]), "--port", str(port)]
         else:
             argv = [str(stellwerk_bin()), "sim-provider", "--host", "127.0.0.1", "--port", str(port),
                     "--profile", "fast"]
@@ -119,6 +124,7 @@ class Direct:
 class Stellwerk:
     name = "stellwerk"
     startup_timeout = 30.0
+    workers = 1
 
     def unavailable(self) -> str | None:
         reason = _has_subcommand([str(stellwerk_bin()), "serve"])
@@ -135,7 +141,9 @@ class Stellwerk:
         port = free_port()
         command, env = self.argv()
         argv = [*command, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-        proc = procs.start(self.name, argv, PROXY_CPU, env=env)
+        if self.workers > 1:
+            argv += ["--workers", str(self.workers)]
+        proc = procs.start(self.name, argv, PROXY_CPUS if self.workers > 1 else PROXY_CPU, env=env)
         startup = proc.wait_ready(lambda: probe.is_ok(port, "GET", "/healthz"), self.startup_timeout)
         return Running(f"http://127.0.0.1:{port}{CHAT_PATH}", proc, startup)
 
@@ -155,32 +163,30 @@ class StellwerkBefore(Stellwerk):
         return [sys.executable, "-c", command], {"PYTHONPATH": os.environ["STELLWERK_BEFORE_SRC"]}
 
 
-class Nginx:
-    name = "nginx"
-    startup_timeout = 30.0
-
-    def unavailable(self) -> str | None:
-        return None if shutil.which("nginx") else "nginx not installed (apt-get install nginx)"
-
-    def start(self, procs: Procs, upstream: str, workdir: Path) -> Running:
-        prefix = workdir / "nginx"
-        (prefix / "tmp").mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        temp = "\n".join(f"    {kind}_temp_path {prefix}/tmp/{kind};"
-                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        conf = prefix / "nginx.conf"
-        conf.write_text(f"""\
+def nginx_conf(prefix: Path, port: int, upstream: str, *, single_process: bool = False) -> str:
+    """nginx tuned as a reverse proxy at its best, not its defaults: one worker, no access log, keep-alive
+    on both sides without a request cap (``keepalive_requests``: the default 1,000 reconnects every thousand
+    requests), a pool of idle upstream connections kept for as long as the client side, and SSE forwarded
+    as it arrives (``proxy_buffering off``). ``single_process``: no master process (for callgrind)."""
+    temp = "\n".join(f"    {kind}_temp_path {prefix}/tmp/{kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return f"""\
 daemon off;
+{"master_process off;" if single_process else ""}
 worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
 {temp}
     upstream sim {{
         server {upstream.removeprefix("http://")};
         keepalive 64;
+        keepalive_requests 100000000;
+        keepalive_timeout 300s;
     }}
     server {{
         listen 127.0.0.1:{port};
@@ -192,7 +198,38 @@ http {{
         }}
     }}
 }}
-""")
+"""
+
+
+class StellwerkWorkers(Stellwerk):
+    """``stellwerk serve --workers 2`` (the scale-out issue), on both CPUs: its throughput against one worker's.
+    Unavailable until ``serve`` has the option. CPU per request is summed over the process tree."""
+
+    name = "stellwerk-w2"
+    workers = 2
+
+    def unavailable(self) -> str | None:
+        try:
+            out = subprocess.run([str(stellwerk_bin()), "serve", "--help"], capture_output=True, text=True,
+                                 timeout=30, check=False).stdout
+        except OSError as exc:
+            return str(exc)
+        return None if "--workers" in out else "`stellwerk serve` has no --workers option yet (scale-out issue)"
+
+
+class Nginx:
+    name = "nginx"
+    startup_timeout = 30.0
+
+    def unavailable(self) -> str | None:
+        return None if shutil.which("nginx") else "nginx not installed (apt-get install nginx)"
+
+    def start(self, procs: Procs, upstream: str, workdir: Path) -> Running:
+        prefix = workdir / "nginx"
+        (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        conf = prefix / "nginx.conf"
+        conf.write_text(nginx_conf(prefix, port, upstream))
         argv = ["nginx", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)]
         proc = procs.start(self.name, argv, PROXY_CPU)
         startup = proc.wait_ready(lambda: _chat_ok(port), self.startup_timeout)
@@ -230,4 +267,5 @@ general_settings:
         return Running(f"http://127.0.0.1:{port}{CHAT_PATH}", proc, startup)
 
 
-TARGETS: dict[str, Target] = {t.name: t for t in (Direct(), Stellwerk(), StellwerkBefore(), Nginx(), LiteLLM())}
+TARGETS: dict[str, Target] = {t.name: t for t in (Direct(), Stellwerk(), StellwerkBefore(), StellwerkWorkers(), Nginx(),
+                                                   LiteLLM())}

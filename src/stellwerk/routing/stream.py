@@ -76,6 +76,8 @@ class ChatStream:
         self._identity: dict[str, Any] | None = None
         self._earlier_cost = 0.0
         self._earlier_tokens = 0
+        self._broke: UpstreamError | None = None
+        """The break-off that could not be continued elsewhere (the stream ends with it)."""
 
     def on_complete(self, hook: Hook) -> None:
         """``hook(record)`` once the stream has ended, however it ended (at once if it has)."""
@@ -87,62 +89,63 @@ class ChatStream:
         self._tap = tap
 
     # -- reading the upstream -----------------------------------------------
-    async def _next_batch(self, opened: Opened) -> list[Chunk] | None:
-        """The next chunks of one upstream (None at its end); UpstreamError if it breaks off early."""
-        decoder = opened.decoder
-        response, idle = opened.response, opened.idle_timeout
-        try:
-            while not decoder.done:
-                data = await response.next_chunk(idle)
-                if not data:
-                    if self._finished:
-                        return None  # complete answer; the server just omitted its end marker
-                    raise UpstreamError(Outcome.RETRY_HERE, "upstream ended the stream before the answer was complete",
-                                        reason="read")
-                batch = decoder.feed(data)
-                if batch:
-                    return batch
-            return None
-        except TransportError as err:
-            if self._finished:
-                return None  # the answer was complete; only the end marker was lost
-            raise transport_error(err) from None
+    async def _next_kept(self) -> list[Chunk] | None:
+        """The next batch of chunks the client gets (None at the end of the answer). An upstream that breaks
+        off is replaced by a continuation elsewhere; when none is possible its UpstreamError is raised (and
+        kept in ``_broke``). One coroutine per batch, no generator between the upstream and the client."""
+        while True:
+            opened = self._opened
+            try:
+                if opened.first:
+                    batch, opened.first = opened.first, []
+                else:
+                    decoder, response, idle = opened.decoder, opened.response, opened.idle_timeout
+                    batch = []
+                    while not batch:
+                        if decoder.done:
+                            return None
+                        try:
+                            data = await response.next_chunk(idle)
+                        except TransportError as err:
+                            if self._finished:
+                                return None  # the answer was complete; only the end marker was lost
+                            raise transport_error(err) from None
+                        if not data:
+                            if self._finished:
+                                return None  # complete answer; the server just omitted its end marker
+                            raise UpstreamError(Outcome.RETRY_HERE, "upstream ended the stream before the answer "
+                                                "was complete", reason="read")
+                        batch = decoder.feed(data)
+                kept = self._account(batch)
+            except UpstreamError as err:
+                self._journey.failed.append(opened.lease.failed(err))
+                resumed = await self._continue_elsewhere()
+                if resumed is None:
+                    self._broke = err
+                    raise
+                self._switch(resumed)
+                continue
+            if kept:
+                if self._tap is not None:
+                    self._tap(kept)
+                return kept
+
+    def _end(self, status: int) -> None:
+        """Close the upstream response and complete the stream (once; later calls do nothing)."""
+        self._opened.response.close()
+        self._finish(status, self._broke if status == 502 else None)
 
     async def _batches(self) -> AsyncIterator[list[Chunk]]:
-        status = 200
-        error: UpstreamError | None = None
+        status = 499  # unless it ends otherwise: cancelled, or the consumer went away
         try:
-            while True:
-                try:
-                    opened = self._opened
-                    if opened.first:
-                        batch, opened.first = opened.first, []
-                    else:
-                        next_batch = await self._next_batch(opened)
-                        if next_batch is None:
-                            return
-                        batch = next_batch
-                    kept = self._account(batch)
-                    if kept:
-                        if self._tap is not None:
-                            self._tap(kept)
-                        yield kept
-                except UpstreamError as err:
-                    self._journey.failed.append(self._opened.lease.failed(err))
-                    resumed = await self._continue_elsewhere()
-                    if resumed is None:
-                        error = err
-                        raise
-                    self._switch(resumed)
+            while (batch := await self._next_kept()) is not None:
+                yield batch
+            status = 200
         except UpstreamError:
             status = 502
             raise
-        except BaseException:
-            status = 499  # cancelled: the client went away
-            raise
         finally:
-            self._opened.response.close()
-            self._finish(status, error)
+            self._end(status)
 
     async def _continue_elsewhere(self) -> Opened | None:
         if self._resume is None or self._tool_calls or self._finished or not self._opened.resumable:
@@ -282,15 +285,31 @@ class ChatStream:
                 yield chunk_dict(chunk)
 
     async def sse(self) -> AsyncIterator[bytes]:
-        """The stream as server-sent-event bytes, ending in ``[DONE]`` or an error event."""
+        """The stream as server-sent-event bytes, ending in ``[DONE]`` or an error event. (The loop of
+        :meth:`_batches`, inlined: one generator fewer to resume per batch on the hot path.)"""
+        status = 499  # unless it ends otherwise: cancelled, or the client went away
         try:
-            async for batch in self._batches():
-                parts = [b"data: %s\n\n" % (raw if raw is not None else orjson.dumps(data)) for data, raw in batch]
-                yield parts[0] if len(parts) == 1 else b"".join(parts)
-        except UpstreamError as err:
-            yield interrupted_event(self.deployment, err.message)
-            return
-        yield _DONE
+            while True:
+                try:
+                    batch = await self._next_kept()
+                except UpstreamError as err:
+                    status = 502
+                    self._end(status)
+                    yield interrupted_event(self.deployment, err.message)
+                    return
+                if batch is None:
+                    status = 200
+                    self._end(status)
+                    yield _DONE
+                    return
+                if len(batch) == 1:
+                    data, raw = batch[0]
+                    yield b"data: %s\n\n" % (raw if raw is not None else orjson.dumps(data))
+                else:
+                    yield b"".join([b"data: %s\n\n" % (raw if raw is not None else orjson.dumps(data))
+                                    for data, raw in batch])
+        finally:
+            self._end(status)
 
     async def aclose(self) -> None:
         """Abandon the stream (closes the upstream connection)."""
