@@ -38,7 +38,7 @@ import numpy as np
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
+from redis.asyncio.retry import Retry
 
 from .interfaces import CacheHit, CacheUnavailable, CacheUsage
 from .vectors import Index, Vector, unit_vector
