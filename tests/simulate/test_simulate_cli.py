@@ -115,6 +115,16 @@ def test_simulated_ttft_has_the_scenario_s_median_and_p99() -> None:
     assert report["ttft"]["p99"] == pytest.approx(2.0, rel=0.15)
 
 
+def test_a_stream_in_chunks_ends_when_its_last_token_is_due() -> None:
+    """Chunks of many tokens, yet the answer takes ttft + (tokens - 1) / tokens_per_second, as token by token."""
+    scenario = {"duration": 60, "traffic": {"rps": 2, "stream_share": 1.0, "output_tokens": 150},
+                "deployments": {"a": {"ttft": 0.5, "tokens_per_second": 100}}}
+    report = run(config(dep("a")), scenario)
+    assert report["ttft"]["p50"] == pytest.approx(0.5, abs=0.01)
+    assert report["latency"]["p50"] == pytest.approx(0.5 + 149 / 100, abs=0.02)
+    assert report["latency"]["p99"] == pytest.approx(0.5 + 149 / 100, abs=0.02)
+
+
 def test_a_provider_rpm_is_a_limit_that_is_reported_when_traffic_exceeds_it() -> None:
     scenario = {"duration": 120, "traffic": {"rps": 5, "output_tokens": 10},
                 "deployments": {"a": {**FAST, "rpm": 120}, "b": FAST}}

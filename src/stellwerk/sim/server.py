@@ -297,7 +297,7 @@ class SimProvider:
             elif reply.text is not None:
                 text = [dialect.text_delta(f) for f in fragments(reply.text, 4 * k)]
             plan = dialect.stream(turn, text)
-            stream = self._paced(plan, decision)
+            stream = self._paced(plan, decision, reply.completion_tokens)
             return StreamingResponse(stream, headers=headers, content_type=plan.content_type)
         if decision.token_interval > 0:
             await self._sleep(reply.completion_tokens * decision.token_interval)
@@ -318,8 +318,10 @@ class SimProvider:
             deltas = self._deltas[key] = tuple(map(encode, self._planner.words.pieces(n, per_chunk)))
         return deltas
 
-    async def _paced(self, plan: StreamPlan, decision: Decision) -> AsyncIterator[bytes]:
-        """Send the events; delta ``i`` goes out ``i * token_interval * words_per_chunk`` after the first event.
+    async def _paced(self, plan: StreamPlan, decision: Decision, tokens: int) -> AsyncIterator[bytes]:
+        """Send the events; delta ``i`` goes out ``i * token_interval * words_per_chunk`` after the first event,
+        and the last one of a whole answer when its last token is due (``tokens - 1`` intervals after the first),
+        so a stream in chunks of several words ends when one word at a time would.
 
         DROP sends a share (``cut_fraction``) of the deltas, then cuts the connection; STREAM_ERROR sends that
         share and the protocol's error event; MALFORMED sends that share, one event that does not parse, and
@@ -341,8 +343,12 @@ class SimProvider:
         else:
             yield first
             start = self._clock()
+            last = len(deltas) - 1 if outcome is _OK or outcome is _CONTENT_POLICY else -1
             for i, delta in enumerate(deltas):
-                delay = start + i * interval - self._clock()
+                due = i * interval
+                if i == last:
+                    due = max(due, (tokens - 1) * decision.token_interval)
+                delay = start + due - self._clock()
                 if delay > 0:
                     await self._sleep(delay)
                 yield writer.event(delta)

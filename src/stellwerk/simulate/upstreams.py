@@ -37,9 +37,10 @@ _PROTOCOLS: Mapping[str, tuple[str, str]] = {
 }
 """Provider -> (the simulated provider's protocol, the base path a client of it is given)."""
 
-WORDS_PER_CHUNK = 32
-"""Tokens per streamed chunk: fewer, larger chunks keep 100k simulated requests fast. The pace is the same; the
-last chunk of a stream arrives up to one chunk's time (32 / tokens_per_second) early."""
+WORDS_PER_CHUNK = 64
+"""Tokens per streamed chunk: fewer, larger chunks keep 100k simulated requests fast. The first chunk comes at
+the time to first token and the last when its last token is due, so TTFT and the end of a stream are exact;
+in between, text arrives in bursts of 64 tokens at the deployment's pace."""
 MAX_OUTPUT_TOKENS = 32_768
 """The longest answer simulated (drawn output tokens are cut to it)."""
 
@@ -74,8 +75,9 @@ class Upstream:
         self.deployment = deployment
         self.sim = sim
         tps = sim.profile.tokens_per_second
-        self.chunk_gap = sim.profile.words_per_chunk / tps if tps > 0 else 0.0
-        """The longest wait between two chunks of a stream once it has begun."""
+        self.chunk_gap = 2 * sim.profile.words_per_chunk / tps if tps > 0 else 0.0
+        """The longest wait between two chunks of a stream once it has begun (the last chunk waits for its last
+        token: up to two chunks' time)."""
         self.dialect = dialect_for(sim.protocol)
         self.rpm = rpm
         self.clock = clock

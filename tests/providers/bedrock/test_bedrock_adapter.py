@@ -372,3 +372,10 @@ def test_translation_keeps_the_meaning(body: dict[str, Any]) -> None:
     called = [c["function"]["name"] for m in body["messages"] for c in m.get("tool_calls") or ()]
     assert tools == [t["function"]["name"] for t in body.get("tools", [])] or tools == list(dict.fromkeys(called))
     assert bool(called) <= bool(tools), "Converse needs a toolConfig when the history holds tool calls"
+
+
+def test_reasoning_effort_is_refused_not_dropped() -> None:
+    """Converse has no model-independent reasoning setting: another deployment may take it, else a 400."""
+    with pytest.raises(UpstreamError) as info:
+        wire({"model": "m", "messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "high"})
+    assert info.value.outcome is Outcome.MOVE_ON and info.value.param == "reasoning_effort"

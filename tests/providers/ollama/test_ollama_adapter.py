@@ -207,3 +207,10 @@ def test_streamed_and_complete_answers_agree(pieces: list[str], calls: list[str]
     assert streamed_calls == complete_calls
     assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == complete["choices"][0]["finish_reason"]
     assert chunks[-1]["usage"] == complete["usage"]
+
+
+@pytest.mark.parametrize(("effort", "think"), [("none", False), ("low", True), ("high", True)])
+def test_reasoning_effort_becomes_think(effort: str, think: bool) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "reasoning_effort": effort}
+    assert wire(body, False)["think"] is think
+    assert "think" not in wire({"model": "m", "messages": [{"role": "user", "content": "hi"}]}, False)

@@ -125,6 +125,8 @@ def _tool_config(body: dict[str, Any], called: list[str]) -> dict[str, Any] | No
 def converse_body(body: dict[str, Any]) -> dict[str, Any]:
     reject_n(body, PROVIDER)
     reject_logprobs(body, PROVIDER)
+    if body.get("reasoning_effort") is not None:  # Converse has no model-independent reasoning setting
+        raise unsupported(PROVIDER, "reasoning_effort", "reasoning_effort")
     reject_custom_tools(body, PROVIDER)
     system, messages, called = _messages(body.get("messages") or [])
     wire: dict[str, Any] = {"messages": messages}

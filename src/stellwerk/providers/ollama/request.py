@@ -14,6 +14,7 @@ presence/frequency penalty  frequency_penalty
 max_(completion_)tokens     ``options.num_predict``
 stop                        ``options.stop``
 response_format             ``format``: ``"json"``, or the JSON schema
+reasoning_effort            ``think``: ``false`` for ``none``, else ``true`` (the level is not kept)
 ==========================  ===============================================================
 
 A trailing assistant message stays last, so Ollama continues it (prefill).
@@ -85,6 +86,9 @@ def chat_body(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
     wants_json, schema = json_mode(body)
     if wants_json:
         wire["format"] = schema if schema is not None else "json"
+    effort = body.get("reasoning_effort")
+    if effort is not None:
+        wire["think"] = effort != "none"
     options = sampling(body, _OPTIONS)
     if options:
         wire["options"] = options
