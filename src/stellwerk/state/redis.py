@@ -36,9 +36,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.asyncio.retry import Retry
 
 from .interfaces import CacheHit, CacheUnavailable, CacheUsage
 from .vectors import Index, Vector, unit_vector
