@@ -44,6 +44,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -65,6 +67,22 @@ def _wait(port: int, path: str, seconds: float) -> None:
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"nothing answered on port {port} within {seconds:g}s")
+
+
+@contextmanager
+def fast_sim() -> Iterator[str]:
+    """``sim-provider --profile fast`` (20 output tokens); yields its base URL."""
+    port = free_port()
+    stellwerk = Path(sys.executable).parent / "stellwerk"
+    sim = subprocess.Popen([str(stellwerk), "sim-provider", "--host", "127.0.0.1", "--port", str(port),
+                            "--profile", "fast", "--output-tokens", "20"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(port, "/v1/models", 30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        sim.terminate()
+        sim.wait(10)
 
 
 KEY = "sk-bench-0123456789abcdef0123"
@@ -179,35 +197,26 @@ def main() -> None:
         work = args.keep.resolve() if args.keep else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         modes = args.modes.split(",")
-        port = free_port()
-        stellwerk = Path(sys.executable).parent / "stellwerk"
-        sim = subprocess.Popen([str(stellwerk), "sim-provider", "--host", "127.0.0.1", "--port", str(port),
-                                "--profile", "fast", "--output-tokens", "20"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            _wait(port, "/v1/models", 30)
+        with fast_sim() as upstream:
             print(f"{'src':40s} {'cache':6s} {'json':>12s} {'stream':>12s}   "
                   f"(instructions per request, {args.requests} requests)")
             nginx: tuple[float, float] | None = None
             if args.nginx:
-                nginx = (measure_nginx(f"http://127.0.0.1:{port}", args.requests, False, work) if "json" in modes
+                nginx = (measure_nginx(upstream, args.requests, False, work) if "json" in modes
                          else float("nan"),
-                         measure_nginx(f"http://127.0.0.1:{port}", args.requests, True, work) if "stream" in modes
+                         measure_nginx(upstream, args.requests, True, work) if "stream" in modes
                          else float("nan"))
                 print(f"{'nginx (tuned)':40s} {'':6s} {nginx[0]:12,.0f} {nginx[1]:12,.0f}", flush=True)
             for src in sources:
                 for auth in (False, True) if args.auth else (False,):
                     for cache in variants:
-                        json = measure(src, f"http://127.0.0.1:{port}", args.requests, False, work, auth,
+                        json = measure(src, upstream, args.requests, False, work, auth,
                                        cache=cache, wait=args.wait) if "json" in modes else float("nan")
-                        streamed = measure(src, f"http://127.0.0.1:{port}", args.requests, True, work, auth,
+                        streamed = measure(src, upstream, args.requests, True, work, auth,
                                            cache=cache, wait=args.wait) if "stream" in modes else float("nan")
                         label = f"{src}{' +auth' if auth else ''}"
                         ratio = f"   = {json / nginx[0]:.1f}x / {streamed / nginx[1]:.1f}x nginx" if nginx else ""
                         print(f"{label:40s} {cache:6s} {json:12,.0f} {streamed:12,.0f}{ratio}", flush=True)
-        finally:
-            sim.terminate()
-            sim.wait(10)
 
 
 if __name__ == "__main__":

@@ -11,25 +11,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from harness.procs import free_port
-from instructions import SERVE, _wait
+from instructions import SERVE, _wait, fast_sim
 
 __all__ = ["fast_sim", "gateway", "port_of"]
-
-
-@contextmanager
-def fast_sim() -> Iterator[str]:
-    """``sim-provider --profile fast`` (20 output tokens); yields its base URL."""
-    port = free_port()
-    stellwerk = Path(sys.executable).parent / "stellwerk"
-    sim = subprocess.Popen([str(stellwerk), "sim-provider", "--host", "127.0.0.1", "--port", str(port),
-                            "--profile", "fast", "--output-tokens", "20"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait(port, "/v1/models", 30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        sim.terminate()
-        sim.wait(10)
 
 
 @contextmanager
