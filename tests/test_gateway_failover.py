@@ -179,7 +179,7 @@ async def test_all_deployments_failing(kind: str, status: int, start_sim: StartS
     else:
         bases = [(await start_sim(error_rate=1.0, error_statuses=(status,))).base_url for status in (500, 503)]
     gateway = await start_gateway(config(model("chat", deployment("first", bases[0]), deployment("second", bases[1]),
-                                               retries=1, timeout=0.1 if kind == "hang" else GUARD)))
+                                               retries=1, timeout=0.3 if kind == "hang" else GUARD)))
     response = await chat(gateway)
     assert response.status == status
     error = response.json["error"]
