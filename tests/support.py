@@ -308,3 +308,17 @@ async def request(port: int, method: str, path: str, body: bytes | Any = b"",
     async with await RawConnection.open(port) as conn:
         await conn.send(http_request(method, path, body, headers))
         return await conn.read_response()
+
+
+async def read_response_stream(client: Any, **request: Any) -> tuple[list[str], list[str], Any]:
+    """A ``/v1/responses`` stream read whole with the openai SDK: its event types, its text deltas and the final
+    response."""
+    kinds: list[str] = []
+    text: list[str] = []
+    async with client.responses.stream(**request) as stream:
+        async for event in stream:
+            kinds.append(event.type)
+            if event.type == "response.output_text.delta":
+                text.append(event.delta)
+        final = await stream.get_final_response()
+    return kinds, text, final

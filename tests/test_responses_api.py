@@ -13,7 +13,7 @@ import pytest
 
 from stellwerk.gateway import Gateway
 from stellwerk.sim import SimProvider
-from support import GUARD, config, model
+from support import GUARD, config, model, read_response_stream
 
 StartSim = Callable[..., Awaitable[SimProvider]]
 StartGateway = Callable[..., Awaitable[Gateway]]
@@ -37,15 +37,7 @@ async def test_a_response_and_its_event_stream(protocol: str, start_sim: StartSi
     answer = await client.responses.create(model="m", input="Say hello", instructions="Be brief.")
     assert answer.status == "completed" and answer.output_text
     assert answer.usage is not None and answer.usage.output_tokens > 0
-    kinds: list[str] = []
-    text: list[str] = []
-    final: Any = None
-    async with client.responses.stream(model="m", input="Say hello") as stream:
-        async for event in stream:
-            kinds.append(event.type)
-            if event.type == "response.output_text.delta":
-                text.append(event.delta)
-        final = await stream.get_final_response()
+    kinds, text, final = await read_response_stream(client, model="m", input="Say hello")
     assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
     for kind in ("response.output_item.added", "response.content_part.added", "response.output_text.done",
                  "response.output_item.done"):

@@ -19,7 +19,7 @@ from stellwerk.errors import ConfigError
 from stellwerk.gateway import Gateway
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.sim import SimProvider
-from support import GUARD, CaptureUpstream, closed_port_url, config, model, request
+from support import GUARD, CaptureUpstream, closed_port_url, config, model, read_response_stream, request
 
 StartSim = Callable[..., Awaitable[SimProvider]]
 StartGateway = Callable[..., Awaitable[Gateway]]
@@ -57,14 +57,7 @@ async def test_a_native_answer_and_stream_come_back_as_the_upstream_wrote_them(s
     assert answer.status == "completed" and len(answer.output_text.split()) == 6
     assert answer.usage is not None and answer.usage.output_tokens == 6
     assert raw.headers["x-stellwerk-deployment"] == "native" and float(raw.headers["x-stellwerk-cost"]) == 0
-    kinds: list[str] = []
-    text: list[str] = []
-    async with client.responses.stream(model="m", input="Say hello") as stream:
-        async for event in stream:
-            kinds.append(event.type)
-            if event.type == "response.output_text.delta":
-                text.append(event.delta)
-        final = await stream.get_final_response()
+    kinds, text, final = await read_response_stream(client, model="m", input="Say hello")
     assert final.id.startswith("resp_sim") and "".join(text) == final.output_text
     assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
     assert sim.stats.requests == 2 and sim.stats.streams == 1

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from harness.procs import free_port
-from instructions import SERVE, _send, _wait
+from instructions import SERVE, _send, _wait, fast_sim
 
 
 def cpu_seconds(pid: int) -> float:
@@ -58,24 +58,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    port = free_port()
-    stellwerk = Path(sys.executable).parent / "stellwerk"
-    sim = subprocess.Popen([str(stellwerk), "sim-provider", "--host", "127.0.0.1", "--port", str(port),
-                            "--profile", "fast", "--output-tokens", "20"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait(port, "/v1/models", 30)
-        with tempfile.TemporaryDirectory() as tmp:
-            print(f"{'cache':6s} {'json µs':>9s} {'stream µs':>10s}   (gateway CPU per request, best of {args.rounds})")
-            for cache in ("off", "miss", "hit"):
-                json = min(measure(f"http://127.0.0.1:{port}", cache, False, args.requests, Path(tmp))
-                           for _ in range(args.rounds))
-                streamed = min(measure(f"http://127.0.0.1:{port}", cache, True, args.requests, Path(tmp))
-                               for _ in range(args.rounds))
-                print(f"{cache:6s} {json:9.1f} {streamed:10.1f}", flush=True)
-    finally:
-        sim.terminate()
-        sim.wait(10)
+    with fast_sim() as upstream, tempfile.TemporaryDirectory() as tmp:
+        print(f"{'cache':6s} {'json µs':>9s} {'stream µs':>10s}   (gateway CPU per request, best of {args.rounds})")
+        for cache in ("off", "miss", "hit"):
+            json = min(measure(upstream, cache, False, args.requests, Path(tmp)) for _ in range(args.rounds))
+            streamed = min(measure(upstream, cache, True, args.requests, Path(tmp)) for _ in range(args.rounds))
+            print(f"{cache:6s} {json:9.1f} {streamed:10.1f}", flush=True)
 
 
 if __name__ == "__main__":

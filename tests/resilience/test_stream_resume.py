@@ -24,7 +24,7 @@ import pytest
 from stellwerk.gateway import Gateway
 from stellwerk.http.server import HTTPServer, Request, Response, StreamingResponse
 from stellwerk.routing.operations import CONTINUE_INSTRUCTION
-from support import GUARD, USER, config, deployment, error_response, model, request
+from support import GUARD, USER, config, deployment, error_response, model, read_response_stream, request
 
 KNOWN = ("Stellwerk keeps the answer whole: every word arrives once, in order, even when an upstream "
          "breaks off in the middle of a sentence and another one has to finish it.")
@@ -341,14 +341,7 @@ async def test_a_responses_api_stream_is_resumed_too(streamers: Callable[..., Aw
     gateway = await start_gateway(config(model("chat", deployment("first", first.base_url),
                                                deployment("second", second.base_url, resume="prefill"))))
     client = make_client(gateway)
-    deltas: list[str] = []
-    kinds: list[str] = []
-    async with client.responses.stream(model="chat", input="Hello there") as stream:
-        async for event in stream:
-            kinds.append(event.type)
-            if event.type == "response.output_text.delta":
-                deltas.append(event.delta)
-        final = await stream.get_final_response()
+    kinds, deltas, final = await read_response_stream(client, model="chat", input="Hello there")
     assert "".join(deltas) == KNOWN and final.output_text == KNOWN
     assert kinds[-1] == "response.completed" and "error" not in kinds
     assert second.modes == ["prefill"]
