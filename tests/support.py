@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from stellwerk.http.client import HTTPClient, TimeoutError_, UpstreamResponse
 from stellwerk.http.server import HTTPServer, Request, Response, StreamingResponse
 
-GUARD = 5.0
-"""Seconds after which a wait is considered hung (a failure), never reached when things work."""
+GUARD = 30.0
+"""Seconds after which a wait is considered hung (a failure), never reached when things work: also on a machine
+whose load is several times its cores, where a test gets a small share of a CPU (a passing test never waits for it,
+so it costs nothing)."""
 MAX_BODY = 64 << 20
 """Largest response body the raw client accepts (a runaway response is a failure, not an OOM)."""
 
@@ -193,6 +196,78 @@ class CaptureUpstream:
             yield b""  # pragma: no cover
 
         return StreamingResponse(chunks())
+
+
+# -- attempt timeouts without the wall clock -------------------------------------------------------------------------
+class VirtualTimeouts:
+    """A transport for a gateway (``start_gateway(data, transport=...)``): the real HTTP client, with the attempts'
+    timeouts taken off the wall clock.
+
+    ``holds`` maps the base URL of an upstream that holds every request unanswered to how many it holds so far
+    (``lambda: sim.stats.hang`` for a sim with ``hang_rate=1.0``). A request to it times out as soon as that count
+    grew: the upstream holds it (or one sent with it), so its timeout passes with nothing else to happen, whatever
+    its length. Every other request, and every answer's body and chunks, take as long as they take: on a loaded
+    machine connecting or answering is never an attempt's timeout. A wait past :data:`GUARD` is a hang (an
+    ``AssertionError``, which the gateway answers with a 500).
+    """
+
+    def __init__(self, holds: Mapping[str, Callable[[], int]]) -> None:
+        self.holds = holds
+        self.client = HTTPClient()
+        self.timed_out = 0
+        """Requests answered with a timeout (held by their upstream)."""
+
+    async def request(self, method: str, url: str, headers: Sequence[tuple[str, str]] | bytes, body: bytes = b"",
+                      *, timeout: float | None = None, connect_timeout: float | None = None) -> UpstreamResponse:
+        held = next((count for base, count in self.holds.items() if url.startswith(base)), None)
+        sending = asyncio.ensure_future(self.client.request(method, url, headers, body))
+        try:
+            async with _hang_guard(f"{method} {url}"):
+                if held is not None and timeout is not None:
+                    before = held()
+                    while held() == before and not sending.done():
+                        await asyncio.sleep(0.005)  # a condition, polled: the upstream's count
+                    if not sending.done():
+                        self.timed_out += 1
+                        raise TimeoutError_(f"no response within {timeout:g}s")
+                return _Untimed(await sending)
+        finally:
+            if not sending.done():
+                sending.cancel()
+                with contextlib.suppress(BaseException):
+                    await sending
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class _Untimed:
+    """An upstream response whose reads are never timed out (only hang-guarded)."""
+
+    def __init__(self, response: UpstreamResponse) -> None:
+        self.response = response
+        self.status = response.status
+        self.headers = response.headers
+
+    async def read(self, timeout: float | None = None) -> bytes:
+        async with _hang_guard("reading a response"):
+            return await self.response.read()
+
+    async def next_chunk(self, idle_timeout: float | None = None) -> bytes:
+        async with _hang_guard("reading a chunk"):
+            return await self.response.next_chunk()
+
+    def close(self) -> None:
+        self.response.close()
+
+
+@contextlib.asynccontextmanager
+async def _hang_guard(what: str) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout(GUARD):
+            yield
+    except TimeoutError:
+        raise AssertionError(f"hung for {GUARD}s: {what}") from None
 
 
 # -- raw HTTP ---------------------------------------------------------------------------------------------------
