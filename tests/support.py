@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,13 +210,21 @@ class VirtualTimeouts:
     its length. Every other request, and every answer's body and chunks, take as long as they take: on a loaded
     machine connecting or answering is never an attempt's timeout. A wait past :data:`GUARD` is a hang (an
     ``AssertionError``, which the gateway answers with a 500).
+
+    :meth:`clock` is a virtual clock: it stands still but for the timeouts that passed here. Given to the gateway
+    (``clock=transport.clock``), its deadlines see only that time pass. Only for one request at a time: a timeout
+    passing would shorten the deadlines of the requests in flight alongside.
     """
 
     def __init__(self, holds: Mapping[str, Callable[[], int]]) -> None:
         self.holds = holds
         self.client = HTTPClient()
-        self.timed_out = 0
-        """Requests answered with a timeout (held by their upstream)."""
+        self.timeouts: list[float] = []
+        """The timeout of each request that timed out (held by its upstream), in order."""
+        self.now = time.monotonic()
+
+    def clock(self) -> float:
+        return self.now
 
     async def request(self, method: str, url: str, headers: Sequence[tuple[str, str]] | bytes, body: bytes = b"",
                       *, timeout: float | None = None, connect_timeout: float | None = None) -> UpstreamResponse:
@@ -228,7 +237,8 @@ class VirtualTimeouts:
                     while held() == before and not sending.done():
                         await asyncio.sleep(0.005)  # a condition, polled: the upstream's count
                     if not sending.done():
-                        self.timed_out += 1
+                        self.timeouts.append(timeout)
+                        self.now += timeout
                         raise TimeoutError_(f"no response within {timeout:g}s")
                 return _Untimed(await sending)
         finally:
