@@ -303,14 +303,20 @@ def _slow_stream(events: int, pause: float) -> Callable[[Request], Awaitable[Str
     return handler
 
 
-async def _read_stream(conn: RawConnection) -> list[bytes]:
+async def _stream_began(conn: RawConnection) -> asyncio.Future[list[bytes]]:
+    """Once the answer's head arrived (the stream is under way, whatever the machine's load): its chunks, read to
+    the terminating one in the background."""
     head = await conn.read_head()
     assert head.status == 200
-    chunks: list[bytes] = []
-    async with asyncio.timeout(GUARD * 2):
-        while (chunk := await conn.read_chunk()) is not None:
-            chunks.append(chunk)
-    return chunks
+
+    async def chunks() -> list[bytes]:
+        read: list[bytes] = []
+        async with asyncio.timeout(GUARD * 2):
+            while (chunk := await conn.read_chunk()) is not None:
+                read.append(chunk)
+        return read
+
+    return asyncio.ensure_future(chunks())
 
 
 async def test_shutdown_lets_streams_finish_within_the_grace(serve: Serve) -> None:
@@ -318,8 +324,7 @@ async def test_shutdown_lets_streams_finish_within_the_grace(serve: Serve) -> No
     port = server.port
     async with await RawConnection.open(server.port) as conn, await RawConnection.open(server.port) as idle:
         await conn.send(http_request("GET", "/stream"))
-        reading = asyncio.ensure_future(_read_stream(conn))
-        await asyncio.sleep(0.05)
+        reading = await _stream_began(conn)
         await server.close(grace=GUARD)
         chunks = await reading
         assert chunks[-1] == b"data: [DONE]\n\n"
@@ -334,8 +339,7 @@ async def test_shutdown_past_the_grace_ends_streams_with_an_error_event_and_a_te
     server = await serve(_slow_stream(1000, 0.02))
     async with await RawConnection.open(server.port) as conn:
         await conn.send(http_request("GET", "/stream"))
-        reading = asyncio.ensure_future(_read_stream(conn))
-        await asyncio.sleep(0.1)
+        reading = await _stream_began(conn)
         await server.close(grace=0.2)
         chunks = await reading  # ends with the terminating chunk (else read_chunk would fail at EOF)
         last = orjson.loads(chunks[-1].removeprefix(b"data: "))
@@ -373,8 +377,7 @@ async def test_gateway_shutdown_lets_a_stream_finish_within_server_shutdown_grac
                                                                                   start_gateway: Any) -> None:
     gateway, conn = await _gateway_stream(start_upstream, start_gateway, 8, 0.05, grace=GUARD)
     async with conn:
-        reading = asyncio.ensure_future(_read_stream(conn))
-        await asyncio.sleep(0.1)
+        reading = await _stream_began(conn)
         await gateway.close()
         chunks = await reading
         assert b"".join(chunks).endswith(b"data: [DONE]\n\n")
@@ -387,8 +390,7 @@ async def test_gateway_shutdown_past_the_grace_ends_a_stream_with_stream_interru
                                                                                      path: str) -> None:
     gateway, conn = await _gateway_stream(start_upstream, start_gateway, 1000, 0.02, grace=0.3, path=path)
     async with conn:
-        reading = asyncio.ensure_future(_read_stream(conn))
-        await asyncio.sleep(0.1)
+        reading = await _stream_began(conn)
         await gateway.close()
         chunks = await reading  # a terminating chunk came (else reading fails at EOF)
         body = b"".join(chunks)

@@ -37,7 +37,7 @@ async def test_redis_killed_under_load_fails_no_request(start_sim: Any, tmp_path
     try:
         await redis.ready()
         replicas = await start_replicas(tmp_path, [_config(redis.url, sim)] * 2)
-        async with httpx.AsyncClient(timeout=10.0) as http:
+        async with httpx.AsyncClient(timeout=GUARD) as http:
             async def state(replica: Replica) -> str:
                 body = (await http.get(f"{replica.url}/admin/cluster")).json()
                 return f"{body['redis']} {body['replicas_alive']}"  # both count both: the share is a half

@@ -35,7 +35,7 @@ class Cluster:
         self.replicas = replicas
         self.sims = sims
         self.key = key
-        self.http = httpx.AsyncClient(timeout=10.0)
+        self.http = httpx.AsyncClient(timeout=GUARD)
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"authorization": f"Bearer {key or self.key}"}

@@ -34,7 +34,7 @@ async def test_two_workers_share_one_port_and_exact_limits(start_sim: Any, tmp_p
     try:
         await supervisor.ready()
         fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection each time: the kernel spreads them
-        async with httpx.AsyncClient(timeout=10.0, limits=fresh) as http:
+        async with httpx.AsyncClient(timeout=GUARD, limits=fresh) as http:
             async def two() -> bool:
                 body = (await http.get(f"{supervisor.url}/admin/cluster")).json()
                 return body["redis"] == "up" and body["replicas_alive"] == 2
