@@ -41,7 +41,7 @@ import orjson
 from stellwerk.http.server import HTTPServer, Request, Response, StreamingResponse
 from stellwerk.sim import openai_errors
 from stellwerk.sim.behaviour import Behaviour, Decision, Outcome
-from stellwerk.sim.content import embedding
+from stellwerk.sim.content import LENGTHS_KEPT, embedding
 from stellwerk.sim.dialects import dialect_for
 from stellwerk.sim.profile import Profile, ProfileError
 from stellwerk.sim.protocol import (
@@ -288,9 +288,9 @@ class SimProvider:
         duration = decision.ttft + reply.completion_tokens * decision.token_interval
         turn = Turn(seq, self._wall_clock(), chat, route, reply, decision.ttft, duration, 4 * k)
         headers = dialect.headers(seq)
-        if decision.ttft > 0:
-            await self._sleep(decision.ttft)
         if chat.stream:
+            if decision.ttft > 0:
+                await self._sleep(decision.ttft)
             text: Sequence[bytes] = ()
             if reply.words:
                 text = self._text_deltas(reply.words, k)
@@ -299,8 +299,8 @@ class SimProvider:
             plan = dialect.stream(turn, text)
             stream = self._paced(plan, decision, reply.completion_tokens)
             return StreamingResponse(stream, headers=headers, content_type=plan.content_type)
-        if decision.token_interval > 0:
-            await self._sleep(reply.completion_tokens * decision.token_interval)
+        if duration > 0:  # the whole answer at once, when its last token is due (one wait, not two)
+            await self._sleep(duration)
         if outcome is _DROP:
             raise _Refuse
         body = dialect.completion(turn)
@@ -312,7 +312,7 @@ class SimProvider:
         key = (n, per_chunk)
         deltas = self._deltas.get(key)
         if deltas is None:
-            if len(self._deltas) > 256:
+            if len(self._deltas) > LENGTHS_KEPT:
                 self._deltas.clear()
             encode = self._dialect.text_delta
             deltas = self._deltas[key] = tuple(map(encode, self._planner.words.pieces(n, per_chunk)))

@@ -77,8 +77,11 @@ class _Streamed:
         if chunks is None:
             return b""
         try:
-            if idle_timeout is None or idle_timeout > self._gap:
-                return await _next_bytes(chunks)  # the next chunk comes within the gap: no timer needed
+            if idle_timeout is None or idle_timeout > self._gap:  # the next chunk comes within the gap: no timer
+                chunk = await anext(chunks)
+                while not chunk:  # on the wire an empty chunk is no chunk; here b"" would end the stream
+                    chunk = await anext(chunks)
+                return chunk
             async with asyncio.timeout(idle_timeout):
                 return await _next_bytes(chunks)
         except StopAsyncIteration:
