@@ -321,7 +321,8 @@ class SimProvider:
     async def _paced(self, plan: StreamPlan, decision: Decision, tokens: int) -> AsyncIterator[bytes]:
         """Send the events; delta ``i`` goes out ``i * token_interval * words_per_chunk`` after the first event,
         and the last one of a whole answer when its last token is due (``tokens - 1`` intervals after the first),
-        so a stream in chunks of several words ends when one word at a time would.
+        so a stream in chunks of several words ends when one word at a time would. Events due at the same time
+        go out in one chunk.
 
         DROP sends a share (``cut_fraction``) of the deltas, then cuts the connection; STREAM_ERROR sends that
         share and the protocol's error event; MALFORMED sends that share, one event that does not parse, and
@@ -341,19 +342,24 @@ class SimProvider:
         if interval <= 0:
             yield first + writer.events(deltas) + b"".join(closing)
         else:
-            yield first
             start = self._clock()
             last = len(deltas) - 1 if outcome is _OK or outcome is _CONTENT_POLICY else -1
+            due_now = first  # the first delta goes out with the first event, the closing events with the last delta
             for i, delta in enumerate(deltas):
                 due = i * interval
                 if i == last:
                     due = max(due, (tokens - 1) * decision.token_interval)
                 delay = start + due - self._clock()
                 if delay > 0:
+                    if due_now:
+                        yield due_now
                     await self._sleep(delay)
-                yield writer.event(delta)
-            if closing:
-                yield b"".join(closing)
+                    due_now = writer.event(delta)
+                else:
+                    due_now += writer.event(delta)
+            due_now += b"".join(closing)
+            if due_now:
+                yield due_now
         if outcome is _DROP:
             raise _StreamCut("simulated connection drop mid-stream")
 
