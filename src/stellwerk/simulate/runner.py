@@ -155,20 +155,21 @@ async def drive(router: Router, requests: Iterator[Arrival], clock: Callable[[],
     answer; a request for a model the router does not have is a :class:`ScenarioError`."""
     loop = asyncio.get_running_loop()
     models = set(router.models)
-    pending: set[asyncio.Task[None]] = set()
+    pending: dict[int, asyncio.Task[None]] = {}  # by request number
     for number, arrival in enumerate(requests):
         if arrival.model not in models:
             raise ScenarioError(f"traffic: model {arrival.model!r} is not in the config; expected one of {sorted(models)}")
         wait = arrival.time - clock()
         if wait > 0:
             await sleep(wait)
-        pending.add(loop.create_task(_send(router, arrival, number, pending)))
+        pending[number] = loop.create_task(_send(router, arrival, number, pending))
     while pending:  # (a task that raised is still in it)
-        done, _ = await asyncio.wait(set(pending))
-        pending -= done
+        done, _ = await asyncio.wait(list(pending.values()))
+        for number in [n for n, task in pending.items() if task in done]:
+            del pending[number]
 
 
-async def _send(router: Router, arrival: Arrival, number: int, pending: set[asyncio.Task[None]]) -> None:
+async def _send(router: Router, arrival: Arrival, number: int, pending: dict[int, asyncio.Task[None]]) -> None:
     """One request as a client of the library sends it; its outcome is heard by the recorder. Its task leaves
     ``pending`` when it has its answer (a done callback would cost a loop callback per request)."""
     text = f"{number}:" + _FILLER[: 4 * max(1, arrival.prompt_tokens - 8)]
@@ -186,4 +187,4 @@ async def _send(router: Router, arrival: Arrival, number: int, pending: set[asyn
                               max_tokens=arrival.output_tokens, request_id=request_id)
     except StellwerkError:
         pass  # the router's answer to the client; RequestFinished carries its status
-    pending.discard(asyncio.current_task())
+    pending.pop(number, None)

@@ -133,7 +133,7 @@ class SimTransport:
         if timeout is None:
             deadline = None
         else:  # what asyncio.timeout does, on a timer without a handle (an answer in time disarms it)
-            task = asyncio.current_task()
+            task = asyncio.current_task(self._loop)
             assert task is not None
             cancelling = task.cancelling()
             deadline = _Deadline(task)
