@@ -140,8 +140,7 @@ async def _run(config: Config, scenario: Scenario, seed: int, name: str) -> dict
     router.events.subscribe(recorder, *Recorder.kinds)
     router.start()
     try:
-        await drive(router, arrivals(scenario.traffic, scenario.duration, models, random.Random(seed)), clock,
-                    loop.sleep)
+        await _drive_virtual(loop, router, arrivals(scenario.traffic, scenario.duration, models, random.Random(seed)))
     finally:
         await router.aclose()
     violations = {d: len(u.violations) for d, u in world.by_deployment.items() if u.rpm is not None}
@@ -157,12 +156,52 @@ async def drive(router: Router, requests: Iterator[Arrival], clock: Callable[[],
     models = set(router.models)
     pending: dict[int, asyncio.Task[None]] = {}  # by request number
     for number, arrival in enumerate(requests):
-        if arrival.model not in models:
-            raise ScenarioError(f"traffic: model {arrival.model!r} is not in the config; expected one of {sorted(models)}")
+        _check_model(arrival, models)
         wait = arrival.time - clock()
         if wait > 0:
             await sleep(wait)
         pending[number] = loop.create_task(_send(router, arrival, number, pending))
+    await _answered(pending)
+
+
+async def _drive_virtual(loop: VirtualLoop, router: Router, requests: Iterator[Arrival]) -> None:
+    """:func:`drive` on the virtual loop: each request's task is started by a timer at its arrival, which then sets
+    the timer of the next one (no driver task to wake per request)."""
+    models = set(router.models)
+    pending: dict[int, asyncio.Task[None]] = {}
+    sent = loop.create_future()  # done when the last request has started, or with the error that stopped them
+    numbered = enumerate(requests)
+
+    def next_one() -> None:
+        if sent.done():  # cancelled
+            return
+        try:
+            number, arrival = next(numbered)
+            _check_model(arrival, models)
+        except StopIteration:
+            sent.set_result(None)
+        except Exception as exc:  # a bad trace line or model: the simulation's error
+            sent.set_exception(exc)
+        else:
+            loop.at(arrival.time, start, number, arrival)  # (a time already past runs in the next pass)
+
+    def start(number: int, arrival: Arrival) -> None:
+        if not sent.done():
+            pending[number] = loop.create_task(_send(router, arrival, number, pending))
+            next_one()
+
+    next_one()
+    await sent
+    await _answered(pending)
+
+
+def _check_model(arrival: Arrival, models: set[str]) -> None:
+    if arrival.model not in models:
+        raise ScenarioError(f"traffic: model {arrival.model!r} is not in the config; expected one of {sorted(models)}")
+
+
+async def _answered(pending: dict[int, asyncio.Task[None]]) -> None:
+    """Wait until every request in ``pending`` has its answer."""
     while pending:  # (a task that raised is still in it)
         done, _ = await asyncio.wait(list(pending.values()))
         for number in [n for n, task in pending.items() if task in done]:
