@@ -98,8 +98,19 @@ def simulate(config: Config, scenario: Scenario, *, seed: int = 0, name: str = "
         with _collecting_less():
             return loop.run_until_complete(_run(config, scenario, seed, name))
     finally:
+        _cancel_remaining(loop)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+def _cancel_remaining(loop: VirtualLoop) -> None:
+    """Cancel the requests still in flight when a simulation stopped with an error (as ``asyncio.run`` does), so
+    that they end as a client that went away instead of being destroyed pending."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
 @contextmanager
