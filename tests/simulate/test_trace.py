@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 from pathlib import Path
 
 import orjson
@@ -49,6 +51,19 @@ def test_a_bad_trace_line_is_an_error_naming_the_line(tmp_path: Path, line: byte
     scenario = Scenario.from_dict({"duration": 10, "traffic": {"trace": "past.jsonl"}}, base=tmp_path)
     with pytest.raises(ScenarioError, match=message.replace("`", ".")):
         simulate(load_dict(config(dep("a"))), scenario)
+
+
+def test_requests_in_flight_when_a_bad_line_stops_the_run_are_cancelled_not_left_pending(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_lines(tmp_path / "past.jsonl", [*LINES[:10], {"time": 5, "model": "chat"}])  # 10 sent, then a bad line
+    slow = {"ttft": 3.0, "tokens_per_second": 5}  # the answers of the last few are still coming
+    scenario = Scenario.from_dict({"duration": 10, "traffic": {"trace": "past.jsonl"}, "deployments": {"a": slow}},
+                                  base=tmp_path)
+    with pytest.raises(ScenarioError, match=r"past\.jsonl:11"):
+        simulate(load_dict(config(dep("a"))), scenario)
+    gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []  # such as "Task was
+    # destroyed but it is pending!" or "an error occurred during closing of asynchronous generator"
 
 
 def test_export_trace_from_the_access_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,7 +19,7 @@ from typing import Final
 
 from stellwerk.sim.example import schema_example
 
-__all__ = ["WORDS", "ReplyCache", "embedding", "estimate_tokens", "reply_pieces", "reply_words", "schema_example"]
+__all__ = ["LENGTHS_KEPT", "WORDS", "ReplyCache", "embedding", "estimate_tokens", "reply_pieces", "reply_words", "schema_example"]
 
 WORDS: Final = (
     "the", "signal", "box", "routes", "each", "train", "to", "a", "free", "track", "while", "points",
@@ -29,6 +29,11 @@ WORDS: Final = (
     "finds", "its", "way", "home", "quiet", "steady", "fast", "safe", "north", "south", "east", "west",
     "morning", "evening", "bridge", "tunnel", "valley", "river", "freight", "passenger",
 )  # fmt: skip
+
+
+LENGTHS_KEPT = 4096
+"""Replies of up to this many different lengths are kept by each cache of them (the policy simulator draws answer
+lengths from a long-tailed distribution: a few thousand different ones in 100,000 requests)."""
 
 
 def estimate_tokens(chars: int) -> int:
@@ -66,7 +71,7 @@ class ReplyCache:
         key = (n, per_piece)
         pieces = self._pieces.get(key)
         if pieces is None:
-            if len(self._pieces) > 256:
+            if len(self._pieces) > LENGTHS_KEPT:
                 self._pieces.clear()
             pieces = self._pieces[key] = reply_pieces(self.words(n), per_piece)
         return pieces
@@ -74,7 +79,7 @@ class ReplyCache:
     def words(self, n: int) -> tuple[str, ...]:
         words = self._cache.get(n)
         if words is None:
-            if len(self._cache) > 256:
+            if len(self._cache) > LENGTHS_KEPT:
                 self._cache.clear()
             if n > len(self._longest):
                 self._longest = reply_words(n, self.seed)

@@ -28,7 +28,7 @@ from urllib.parse import unquote
 import orjson
 
 from stellwerk.http.server import Request, Response
-from stellwerk.sim.content import ReplyCache, estimate_tokens, schema_example
+from stellwerk.sim.content import LENGTHS_KEPT, ReplyCache, estimate_tokens, schema_example
 
 __all__ = [
     "BLOCKED",
@@ -367,7 +367,7 @@ class ReplyPlanner:
         key = (n, finish)
         reply = self._plain.get(key)
         if reply is None:
-            if len(self._plain) > 256:
+            if len(self._plain) > LENGTHS_KEPT:
                 self._plain.clear()
             reply = self._plain[key] = Reply(" ".join(self.words.words(n)), n, None, finish, n)
         return reply

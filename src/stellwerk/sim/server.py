@@ -41,7 +41,7 @@ import orjson
 from stellwerk.http.server import HTTPServer, Request, Response, StreamingResponse
 from stellwerk.sim import openai_errors
 from stellwerk.sim.behaviour import Behaviour, Decision, Outcome
-from stellwerk.sim.content import embedding
+from stellwerk.sim.content import LENGTHS_KEPT, embedding
 from stellwerk.sim.dialects import dialect_for
 from stellwerk.sim.profile import Profile, ProfileError
 from stellwerk.sim.protocol import (
@@ -288,9 +288,9 @@ class SimProvider:
         duration = decision.ttft + reply.completion_tokens * decision.token_interval
         turn = Turn(seq, self._wall_clock(), chat, route, reply, decision.ttft, duration, 4 * k)
         headers = dialect.headers(seq)
-        if decision.ttft > 0:
-            await self._sleep(decision.ttft)
         if chat.stream:
+            if decision.ttft > 0:
+                await self._sleep(decision.ttft)
             text: Sequence[bytes] = ()
             if reply.words:
                 text = self._text_deltas(reply.words, k)
@@ -299,8 +299,8 @@ class SimProvider:
             plan = dialect.stream(turn, text)
             stream = self._paced(plan, decision, reply.completion_tokens)
             return StreamingResponse(stream, headers=headers, content_type=plan.content_type)
-        if decision.token_interval > 0:
-            await self._sleep(reply.completion_tokens * decision.token_interval)
+        if duration > 0:  # the whole answer at once, when its last token is due (one wait, not two)
+            await self._sleep(duration)
         if outcome is _DROP:
             raise _Refuse
         body = dialect.completion(turn)
@@ -312,7 +312,7 @@ class SimProvider:
         key = (n, per_chunk)
         deltas = self._deltas.get(key)
         if deltas is None:
-            if len(self._deltas) > 256:
+            if len(self._deltas) > LENGTHS_KEPT:
                 self._deltas.clear()
             encode = self._dialect.text_delta
             deltas = self._deltas[key] = tuple(map(encode, self._planner.words.pieces(n, per_chunk)))
@@ -321,7 +321,8 @@ class SimProvider:
     async def _paced(self, plan: StreamPlan, decision: Decision, tokens: int) -> AsyncIterator[bytes]:
         """Send the events; delta ``i`` goes out ``i * token_interval * words_per_chunk`` after the first event,
         and the last one of a whole answer when its last token is due (``tokens - 1`` intervals after the first),
-        so a stream in chunks of several words ends when one word at a time would.
+        so a stream in chunks of several words ends when one word at a time would. Events due at the same time
+        go out in one chunk.
 
         DROP sends a share (``cut_fraction``) of the deltas, then cuts the connection; STREAM_ERROR sends that
         share and the protocol's error event; MALFORMED sends that share, one event that does not parse, and
@@ -341,19 +342,24 @@ class SimProvider:
         if interval <= 0:
             yield first + writer.events(deltas) + b"".join(closing)
         else:
-            yield first
             start = self._clock()
             last = len(deltas) - 1 if outcome is _OK or outcome is _CONTENT_POLICY else -1
+            due_now = first  # the first delta goes out with the first event, the closing events with the last delta
             for i, delta in enumerate(deltas):
                 due = i * interval
                 if i == last:
                     due = max(due, (tokens - 1) * decision.token_interval)
                 delay = start + due - self._clock()
                 if delay > 0:
+                    if due_now:
+                        yield due_now
                     await self._sleep(delay)
-                yield writer.event(delta)
-            if closing:
-                yield b"".join(closing)
+                    due_now = writer.event(delta)
+                else:
+                    due_now += writer.event(delta)
+            due_now += b"".join(closing)
+            if due_now:
+                yield due_now
         if outcome is _DROP:
             raise _StreamCut("simulated connection drop mid-stream")
 

@@ -30,11 +30,10 @@ import selectors
 from collections.abc import Callable, Mapping
 from contextvars import Context
 from heapq import heapify, heappop, heappush
-from typing import Any, TypeVar, TypeVarTuple, Unpack
+from typing import Any, TypeVarTuple, Unpack
 
 __all__ = ["Stalled", "VirtualLoop"]
 
-_T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 _RESOLUTION = 1e-9
 """Timers due within this of now run in the same pass (asyncio's ``_clock_resolution`` for the monotonic clock)."""
@@ -133,12 +132,12 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         callback must check whether it is still wanted), and costs no handle."""
         heappush(self._timers, (when, next(self._seq), None, callback, args))
 
-    async def sleep(self, delay: float, result: _T = None) -> _T:  # type: ignore[assignment]
-        """``asyncio.sleep`` on this loop, without a timer handle to create and cancel."""
+    def sleep(self, delay: float) -> asyncio.Future[None]:
+        """``await loop.sleep(delay)``: ``asyncio.sleep`` on this loop, without a timer handle to create and cancel,
+        and without a coroutine around the future (cancelling the waiting task cancels the future)."""
         future = self.create_future()
         heappush(self._timers, (self._now + max(delay, 0.0), next(self._seq), None, _wake, (future,)))
-        await future
-        return result
+        return future
 
     def close(self) -> None:
         self._timers.clear()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["Z99", "Distribution"]
@@ -53,6 +54,15 @@ class Distribution:
         if sigma == 0:
             return self.median
         return rng.lognormvariate(math.log(self.median), sigma)
+
+    def sampler(self) -> Callable[[random.Random], float]:
+        """:meth:`sample` with the parameters worked out once (the same draws, for drawing many)."""
+        sigma = self.sigma
+        if sigma == 0:
+            median = self.median
+            return lambda rng: median
+        mu = math.log(self.median)
+        return lambda rng: rng.lognormvariate(mu, sigma)
 
     def to_dict(self) -> float | dict[str, float]:
         return self.median if self.sigma == 0 else {"median": self.median, "p99": self.p99}

@@ -10,6 +10,7 @@ one ``random.Random(seed)``: the same seed gives the same requests.
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
@@ -39,11 +40,13 @@ def arrivals(traffic: Traffic, duration: float, models: Sequence[str], rng: rand
         return
     shares = traffic.models or tuple(ModelShare(m, 1.0, "chat") for m in models)
     total = sum(s.share for s in shares)
-    cumulative: list[tuple[float, ModelShare]] = []
+    edges: list[float] = []  # cumulative shares: a draw u picks the first share whose edge is above it
     acc = 0.0
     for s in shares:
         acc += s.share / total
-        cumulative.append((acc, s))
+        edges.append(acc)
+    last = len(shares) - 1
+    prompt_tokens, output_tokens = traffic.prompt_tokens.sampler(), traffic.output_tokens.sampler()
     steps = traffic.steps
     t = 0.0
     step = 0
@@ -58,9 +61,8 @@ def arrivals(traffic: Traffic, duration: float, models: Sequence[str], rng: rand
             t = end
             continue
         t += gap
-        u = rng.random()
-        share = next((s for edge, s in cumulative if u < edge), cumulative[-1][1])
+        share = shares[min(bisect_right(edges, rng.random()), last)]
         stream = share.operation == "chat" and rng.random() < traffic.stream_share
-        prompt = max(1, round(traffic.prompt_tokens.sample(rng)))
-        output = min(MAX_OUTPUT_TOKENS, max(1, round(traffic.output_tokens.sample(rng))))
+        prompt = max(1, round(prompt_tokens(rng)))
+        output = min(MAX_OUTPUT_TOKENS, max(1, round(output_tokens(rng))))
         yield Arrival(t, share.model, share.operation, stream, prompt, output)

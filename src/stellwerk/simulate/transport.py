@@ -77,8 +77,11 @@ class _Streamed:
         if chunks is None:
             return b""
         try:
-            if idle_timeout is None or idle_timeout > self._gap:
-                return await _next_bytes(chunks)  # the next chunk comes within the gap: no timer needed
+            if idle_timeout is None or idle_timeout > self._gap:  # the next chunk comes within the gap: no timer
+                chunk = await anext(chunks)
+                while not chunk:  # on the wire an empty chunk is no chunk; here b"" would end the stream
+                    chunk = await anext(chunks)
+                return chunk
             async with asyncio.timeout(idle_timeout):
                 return await _next_bytes(chunks)
         except StopAsyncIteration:
@@ -130,7 +133,7 @@ class SimTransport:
         if timeout is None:
             deadline = None
         else:  # what asyncio.timeout does, on a timer without a handle (an answer in time disarms it)
-            task = asyncio.current_task()
+            task = asyncio.current_task(self._loop)
             assert task is not None
             cancelling = task.cancelling()
             deadline = _Deadline(task)
