@@ -30,6 +30,7 @@ from support import (
     CaptureUpstream,
     RawConnection,
     VirtualTimeouts,
+    Waits,
     closed_port_url,
     config,
     deployment,
@@ -137,17 +138,6 @@ async def two(start_gateway: StartGateway, broken_url: str, healthy_url: str,
     options = {name: value for name, value in (("transport", transport), ("clock", clock)) if value is not None}
     return await start_gateway(config(model("chat", deployment("broken", broken_url),
                                             deployment("healthy", healthy_url), **fields)), **options)
-
-
-class Waits:
-    """A sim's ``sleep`` that counts the waits begun: while one lasts, the sim holds a request."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def __call__(self, seconds: float) -> None:
-        self.count += 1
-        await asyncio.sleep(seconds)
 
 
 @pytest.mark.parametrize("mode", ["status", "refuse"])
