@@ -23,6 +23,9 @@ GUARD = 30.0
 """Seconds after which a wait is considered hung (a failure), never reached when things work: also on a machine
 whose load is several times its cores, where a test gets a small share of a CPU (a passing test never waits for it,
 so it costs nothing)."""
+STARTUP = GUARD * 2
+"""Seconds a child process (a gateway, a sim provider, the CLI) may take to start: its imports cost 1-2 s of CPU,
+many times that in wall time on a loaded machine. A hang guard, like ``GUARD``."""
 MAX_BODY = 64 << 20
 """Largest response body the raw client accepts (a runaway response is a failure, not an OOM)."""
 
