@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from support import GUARD
+from support import GUARD, STARTUP
 
 MACHINE_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -62,12 +62,12 @@ class OwnRedis:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def ready(self) -> None:
-        async with asyncio.timeout(GUARD):
+        async with asyncio.timeout(STARTUP):
             while True:
                 try:
                     _, writer = await asyncio.open_connection("127.0.0.1", self.port)
                 except OSError:
-                    await asyncio.sleep(0.02)  # the server is starting: poll its port (bounded by GUARD)
+                    await asyncio.sleep(0.02)  # the server is starting: poll its port (bounded by STARTUP)
                     continue
                 writer.close()
                 await writer.wait_closed()

@@ -23,6 +23,9 @@ GUARD = 30.0
 """Seconds after which a wait is considered hung (a failure), never reached when things work: also on a machine
 whose load is several times its cores, where a test gets a small share of a CPU (a passing test never waits for it,
 so it costs nothing)."""
+STARTUP = GUARD * 2
+"""Seconds a child process (a gateway, a sim provider, the CLI) may take to start: its imports cost 1-2 s of CPU,
+many times that in wall time on a loaded machine. A hang guard, like ``GUARD``."""
 MAX_BODY = 64 << 20
 """Largest response body the raw client accepts (a runaway response is a failure, not an OOM)."""
 
@@ -144,7 +147,8 @@ class CaptureUpstream:
     """An upstream that records every request and answers with ``respond`` (replaceable at any time).
 
     ``cancelled`` is set when a handler or stream producer made by :meth:`hang_forever` /
-    :meth:`stream_then_hang` is cancelled, i.e. when the gateway closed its connection.
+    :meth:`stream_then_hang` is cancelled, i.e. when the gateway closed its connection. ``started`` is set, and
+    ``held`` counts up, each time one of them (or a responder calling :meth:`hold`) begins to hold for good.
     """
 
     def __init__(self, respond: Responder = default_respond) -> None:
@@ -152,6 +156,7 @@ class CaptureUpstream:
         self.requests: list[Captured] = []
         self.cancelled = asyncio.Event()
         self.started = asyncio.Event()
+        self.held = 0
         self.server = HTTPServer(self._handle)
 
     async def _handle(self, req: Request) -> Response | StreamingResponse:
@@ -177,8 +182,12 @@ class CaptureUpstream:
         return self.requests[-1]
 
     # -- canned behaviours -------------------------------------------------------------------------------------------
-    async def hang_forever(self, req: Request) -> Response:
+    def hold(self) -> None:
+        self.held += 1
         self.started.set()
+
+    async def hang_forever(self, req: Request) -> Response:
+        self.hold()
         try:
             await asyncio.get_running_loop().create_future()
         finally:
@@ -189,7 +198,7 @@ class CaptureUpstream:
         async def chunks() -> AsyncIterator[bytes]:
             yield chunk_event({"role": "assistant", "content": ""})
             yield chunk_event({"content": "partial"})
-            self.started.set()
+            self.hold()
             try:
                 await asyncio.get_running_loop().create_future()
             finally:
@@ -200,18 +209,29 @@ class CaptureUpstream:
 
 
 # -- attempt timeouts without the wall clock -------------------------------------------------------------------------
+class Waits:
+    """A sim's ``sleep`` (``start_sim(sleep=...)``) that counts the waits begun: while one lasts, the sim holds a
+    request (``VirtualTimeouts({sim.base_url: lambda: waits.count})``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def __call__(self, seconds: float) -> None:
+        self.count += 1
+        await asyncio.sleep(seconds)
+
+
 class VirtualTimeouts:
-    """A transport for a gateway (``start_gateway(data, transport=...)``): the real HTTP client, with the attempts'
-    timeouts taken off the wall clock.
+    """A transport for a gateway (``start_gateway(data, transport=...)``): the real HTTP client, whose timeouts only
+    run once nothing but a timeout can happen.
 
     ``holds`` maps the base URL of an upstream to how many requests or streams it holds so far, for good
-    (``lambda: sim.stats.hang`` for a sim with ``hang_rate=1.0``). A request to it times out as soon as that count
-    grew before its answer came: the upstream holds it (or one sent with it), so its timeout passes with nothing
-    else to happen, whatever its length. A stream from it whose upstream's count grew after the request waits for
-    a next chunk at most its idle timeout (what was sent before the hold still arrives), then times out. Every
-    other request, answer and chunk takes as long as it takes: on a loaded machine, connecting or answering is
-    never an attempt's timeout. A wait past :data:`GUARD` is a hang (an ``AssertionError``, which the gateway
-    answers with a 500). One upstream holding one request or stream at a time, or all of them.
+    (``lambda: sim.stats.hang`` for a sim with ``hang_rate=1.0``). Once that count grew after a request was sent,
+    the request's timeout starts (for its answer; a stream's idle timeout for its next chunk): only what the
+    upstream sent before it held still arrives, and then the timeout passes, whatever the load of the machine.
+    Until then, and for every other upstream, nothing is timed: connecting, sending and answering take as long as
+    they take, never an attempt's timeout. A wait past :data:`GUARD` is a hang (an ``AssertionError``, which the
+    gateway answers with a 500). For upstreams that hold one request or stream at a time, or all of them.
 
     :meth:`clock` is a virtual clock: it stands still but for the timeouts that passed here. Given to the gateway
     (``clock=transport.clock``), its deadlines see only that time pass. Only for one request at a time: a timeout
@@ -241,7 +261,7 @@ class VirtualTimeouts:
         try:
             async with _hang_guard(f"{method} {url}"):
                 if held is not None and timeout is not None and not await _done_unless_held(sending, held, before):
-                    raise self.passed(timeout, "response")
+                    await _within(sending, timeout, lambda: self.passed(timeout, "response"))
                 return _Untimed(await sending, self, held, before)
         finally:
             await _cancel(sending)
@@ -273,9 +293,7 @@ class _Untimed:
                 held = self._held
                 if held is not None and idle_timeout is not None and not await _done_unless_held(
                         reading, held, self._before):
-                    done, _ = await asyncio.wait({reading}, timeout=idle_timeout)  # held for good: sent bytes arrive
-                    if not done:
-                        raise self._transport.passed(idle_timeout, "chunk")
+                    await _within(reading, idle_timeout, lambda: self._transport.passed(idle_timeout, "chunk"))
                 return await reading
         finally:
             await _cancel(reading)
@@ -291,6 +309,13 @@ async def _done_unless_held(task: asyncio.Future[Any], held: Callable[[], int], 
             return False
         await asyncio.wait({task}, timeout=0.005)  # a condition, polled: the upstream's count
     return True
+
+
+async def _within(task: asyncio.Future[Any], timeout: float, passed: Callable[[], TimeoutError_]) -> None:
+    """The upstream holds for good: what it sent before still arrives within ``timeout``, else ``passed()``."""
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        raise passed()
 
 
 async def _cancel(task: asyncio.Future[Any]) -> None:

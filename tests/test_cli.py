@@ -15,7 +15,7 @@ import pytest
 
 from stellwerk.cli import main
 from stellwerk.sim import SimProvider
-from support import GUARD, USER, RawConnection, http_request
+from support import GUARD, STARTUP, USER, RawConnection, http_request
 
 STELLWERK = [sys.executable, "-m", "stellwerk.cli"]
 SECRET = "sk-cli-secret-abcdefghijklmnop"
@@ -115,10 +115,11 @@ def test_check_as_a_process_exit_codes(tmp_path: Path) -> None:
     good = write(tmp_path, VALID, "good.yaml")
     bad = write(tmp_path, VALID.replace("provider: azure", "provider: nope"), "bad.yaml")
     env = {k: v for k, v in os.environ.items() if k != "CLI_TEST_KEY"}
-    ok = subprocess.run([*STELLWERK, "check", str(good)], capture_output=True, text=True, env=env, timeout=30)
+    ok = subprocess.run([*STELLWERK, "check", str(good)], capture_output=True, text=True, env=env, timeout=STARTUP)
     assert ok.returncode == 0, ok.stderr
     assert "OK (2 models, 3 deployments)" in ok.stdout
-    failed = subprocess.run([*STELLWERK, "check", str(bad)], capture_output=True, text=True, env=env, timeout=30)
+    failed = subprocess.run([*STELLWERK, "check", str(bad)], capture_output=True, text=True, env=env,
+                            timeout=STARTUP)
     assert failed.returncode == 2
     assert "models[0].deployments[1].provider: expected one of " in failed.stderr
     assert "got 'nope'" in failed.stderr
@@ -149,7 +150,7 @@ models:
     )
     try:
         assert proc.stdout is not None
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(STARTUP):
             line = (await proc.stdout.readline()).decode()
         match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
         assert match, line

@@ -21,6 +21,7 @@ from support import (
     RawConnection,
     RawResponse,
     VirtualTimeouts,
+    Waits,
     chunk_event,
     closed_port_url,
     completion_body,
@@ -133,13 +134,16 @@ async def test_bad_key_moves_on(start_sim: StartSim, start_gateway: StartGateway
     assert locked.stats.invalid == 1  # a 401 is not retried on the same deployment
 
 
-async def test_hang_times_out_and_fails_over(start_sim: StartSim, start_gateway: StartGateway) -> None:
+async def test_hang_times_out_and_fails_over(start_sim: StartSim, start_gateway: StartGateway,
+                                             virtual_timeouts: VirtualTimeoutsFactory) -> None:
     hung = await start_sim(hang_rate=1.0)
     good = await start_sim()
+    transport = virtual_timeouts({hung.base_url: lambda: hung.stats.hang})
     gateway = await start_gateway(config(model("chat", deployment("hung", hung.base_url, timeout=0.3),
-                                               deployment("good", good.base_url), retries=0)))
+                                               deployment("good", good.base_url), retries=0)), transport=transport)
     response = await chat(gateway)
     assert response.status == 200 and response.headers["x-stellwerk-deployment"] == "good"
+    assert transport.timeouts == [0.3]
     stream = await chat(gateway, stream=True)
     assert stream.status == 200 and stream.headers["x-stellwerk-deployment"] == "good"
     assert sse_events(stream.body)[-1] == b"[DONE]"
@@ -177,14 +181,14 @@ async def test_all_deployments_failing(kind: str, status: int, start_sim: StartS
     options: dict[str, Any] = {}
     if kind == "refused":
         bases = [closed_port_url(), closed_port_url()]
-    elif kind == "hang":  # each attempt times out once the sim holds it (not after a time a loaded machine can miss)
+    elif kind == "hang":  # an attempt's 0.3 s run once the sim holds it: connecting on a loaded machine is not timed
         sims = [await start_sim(hang_rate=1.0) for _ in range(2)]
         bases = [sim.base_url for sim in sims]
         options["transport"] = virtual_timeouts({sim.base_url: lambda sim=sim: sim.stats.hang for sim in sims})
     else:
         bases = [(await start_sim(error_rate=1.0, error_statuses=(status,))).base_url for status in (500, 503)]
     gateway = await start_gateway(config(model("chat", deployment("first", bases[0]), deployment("second", bases[1]),
-                                               retries=1, timeout=GUARD)), **options)
+                                               retries=1, timeout=0.3 if kind == "hang" else GUARD)), **options)
     response = await chat(gateway)
     assert response.status == status
     error = response.json["error"]
@@ -450,7 +454,7 @@ def _stream_of(events: list[bytes], *, hang: CaptureUpstream | None = None) -> C
             for event in events:
                 yield event
             if hang is not None:
-                hang.started.set()
+                hang.hold()
                 try:
                     await asyncio.get_running_loop().create_future()
                 finally:
@@ -483,24 +487,34 @@ async def test_stream_with_finish_but_without_done_is_complete(start_upstream: S
 
 
 async def test_stream_stalling_mid_way_times_out_with_an_error_event(start_upstream: StartUpstream,
-                                                                     start_gateway: StartGateway) -> None:
+                                                                     start_gateway: StartGateway,
+                                                                     virtual_timeouts: VirtualTimeoutsFactory) -> None:
     up = await start_upstream()
     up.respond = _stream_of([chunk_event({"role": "assistant", "content": ""}), chunk_event({"content": "Hel"})],
                             hang=up)
-    gateway = await start_gateway(config(model("chat", deployment("a", up.base_url), idle_timeout=0.2)))
+    transport = virtual_timeouts({up.base_url: lambda: up.held})  # the 0.2 s run once it stalled, not between chunks
+    gateway = await start_gateway(config(model("chat", deployment("a", up.base_url), idle_timeout=0.2)),
+                                  transport=transport)
     events = sse_events((await chat(gateway, stream=True)).body)
     assert orjson.loads(events[-1])["error"]["code"] == "stream_interrupted"
+    assert b"Hel" in b"".join(events)
+    assert up.held >= 1 and transport.timeouts == [0.2] * up.held  # each stall (a resumed stream stalls too)
     async with asyncio.timeout(GUARD):
         await up.cancelled.wait()  # the stalled upstream connection was closed
 
 
-async def test_deployment_timeout_overrides_the_model_timeout(start_sim: StartSim, start_gateway: StartGateway) -> None:
-    slow = await start_sim(latency_ms=GUARD * 1000)
+async def test_deployment_timeout_overrides_the_model_timeout(start_sim: StartSim, start_gateway: StartGateway,
+                                                              virtual_timeouts: VirtualTimeoutsFactory) -> None:
+    waits = Waits()
+    slow = await start_sim(latency_ms=GUARD * 1000, sleep=waits)
     good = await start_sim()
+    transport = virtual_timeouts({slow.base_url: lambda: waits.count})
     gateway = await start_gateway(config(model("chat", deployment("slow", slow.base_url, timeout=0.1),
-                                               deployment("good", good.base_url), retries=0, timeout=GUARD * 2)))
+                                               deployment("good", good.base_url), retries=0, timeout=GUARD * 2)),
+                                  transport=transport)
     response = await chat(gateway)
     assert response.status == 200 and response.headers["x-stellwerk-deployment"] == "good"
+    assert transport.timeouts == [0.1]  # the deployment's, not the model's
 
 
 async def test_concurrent_requests_with_a_flaky_deployment_all_succeed(start_sim: StartSim,

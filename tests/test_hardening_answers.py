@@ -13,7 +13,7 @@ import pytest
 
 from stellwerk.gateway import Gateway
 from stellwerk.http.server import Request, Response, StreamingResponse
-from support import USER, CaptureUpstream, chunk_event, completion_body, config, deployment, model, request
+from support import GUARD, USER, CaptureUpstream, chunk_event, completion_body, config, deployment, model, request
 
 StartUpstream = Callable[..., Awaitable[CaptureUpstream]]
 StartGateway = Callable[..., Awaitable[Gateway]]
@@ -29,7 +29,7 @@ async def _gateway(start_upstream: StartUpstream, start_gateway: StartGateway,
                    **server: int) -> tuple[CaptureUpstream, Gateway]:
     up = await start_upstream(respond)
     gateway = await start_gateway(config(model("chat", deployment("a", up.base_url), deployment("b", up.base_url),
-                                               timeout=60, deadline=120, strategy="failover"), **server))
+                                               timeout=GUARD * 10, deadline=GUARD * 20, strategy="failover"), **server))
     return up, gateway
 
 

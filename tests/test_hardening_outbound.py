@@ -11,7 +11,7 @@ import pytest
 
 from stellwerk.gateway import Gateway
 from stellwerk.http.proxy import ProxyEnvironment, no_proxy_matches, parse_proxy
-from support import CaptureUpstream, config, deployment, model, request
+from support import GUARD, CaptureUpstream, config, deployment, model, request
 from tls_support import Certificates, ConnectProxy, TLSUpstream, chat_body, make_certificates
 
 StartGateway = Callable[..., Awaitable[Gateway]]
@@ -48,7 +48,7 @@ async def proxy() -> AsyncIterator[ConnectProxy]:
 
 
 async def _chat(start_gateway: StartGateway, api_base: str, **dep: Any) -> Any:
-    gateway = await start_gateway(config(model("chat", deployment("a", api_base, **dep), retries=0, timeout=10)))
+    gateway = await start_gateway(config(model("chat", deployment("a", api_base, **dep), retries=0, timeout=GUARD)))
     return await request(gateway.port, "POST", "/v1/chat/completions", chat_body(),
                          {"Content-Type": "application/json"})
 

@@ -79,7 +79,7 @@ async def test_an_upstream_stream_without_event_ends_fails_fast(start_upstream: 
         return StreamingResponse(chunks())
 
     up = await start_upstream(respond)
-    gateway = await start_gateway(config(model("chat", deployment("a", up.base_url), timeout=60, retries=0)))
+    gateway = await start_gateway(config(model("chat", deployment("a", up.base_url), timeout=GUARD * 10, retries=0)))
     started = time.process_time()
     response = await request(gateway.port, "POST", "/v1/chat/completions",
                              {"model": "chat", "messages": USER, "stream": True})
@@ -108,7 +108,7 @@ async def test_oversized_upstream_response_headers_are_refused(start_gateway: St
     answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + b"x-junk: " + b"j" * (100 * 1024) + b"\r\n"
     server, url = await _raw_upstream(answer)  # ... and the head never ends
     try:
-        gateway = await start_gateway(config(model("chat", deployment("a", url), timeout=60, retries=0)))
+        gateway = await start_gateway(config(model("chat", deployment("a", url), timeout=GUARD * 10, retries=0)))
         response = await request(gateway.port, "POST", "/v1/chat/completions", {"model": "chat", "messages": USER})
         assert response.status == 502
         assert "headers exceed 65536 bytes" in response.json["error"]["message"]

@@ -276,7 +276,7 @@ async def test_all_attempts_failed_status(
     options: dict[str, Any] = {}
     if kind == "rate_limited":
         bases = [(await start_sim(rate_limit_rate=1.0, retry_after_s=0)).base_url for _ in range(2)]
-    elif kind == "hang":  # each attempt times out once its sim holds it, however slowly a loaded machine connects
+    elif kind == "hang":  # an attempt's 0.1 s run once its sim holds it, however slowly a loaded machine connects
         sims = [await start_sim(hang_rate=1.0) for _ in range(2)]
         bases = [sim.base_url for sim in sims]
         options["transport"] = virtual_timeouts({sim.base_url: lambda sim=sim: sim.stats.hang for sim in sims})
@@ -286,7 +286,7 @@ async def test_all_attempts_failed_status(
         bases = [closed_port_url(), (await start_sim(error_rate=1.0, error_statuses=(503,))).base_url]
     records = Recorder()
     router = routers(model("chat", *(deployment(f"d{i}", b) for i, b in enumerate(bases)), retries=1,
-                           timeout=GUARD, backoff={"base": 0.01}),
+                           timeout=0.1 if kind == "hang" else GUARD, backoff={"base": 0.01}),
                      listeners=[records], **options)
     with pytest.raises(AllAttemptsFailedError) as info:
         await router.chat(model="chat", messages=USER)

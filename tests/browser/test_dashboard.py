@@ -16,14 +16,14 @@ import pytest
 
 from stellwerk.gateway import Gateway
 from stellwerk.sim import SimProvider
-from support import USER, config, deployment, model, request
+from support import GUARD, USER, config, deployment, model, request
 
 StartSim = Callable[..., Awaitable[SimProvider]]
 StartGateway = Callable[..., Awaitable[Gateway]]
 
 CHROMIUM = os.environ.get("STELLWERK_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-WAIT = 10_000
+WAIT = int(GUARD * 1000)
 """Milliseconds a browser-side wait may take before the test fails (never reached when things work)."""
 
 

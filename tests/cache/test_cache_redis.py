@@ -23,7 +23,7 @@ from stellwerk import load_dict
 from stellwerk.gateway import Gateway
 from stellwerk.state import CacheUnavailable
 from stellwerk.state.redis import RedisCache
-from support import GUARD, USER, config, deployment, model
+from support import GUARD, STARTUP, USER, config, deployment, model
 
 STELLWERK = [sys.executable, "-m", "stellwerk.cli"]
 
@@ -102,7 +102,7 @@ async def start_process(path: Path) -> tuple[asyncio.subprocess.Process, int]:
     proc = await asyncio.create_subprocess_exec(*STELLWERK, "serve", "--config", str(path), "--port", "0",
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(STARTUP):
         line = (await proc.stdout.readline()).decode()
     match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
     assert match, line

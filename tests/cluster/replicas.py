@@ -12,10 +12,7 @@ import httpx
 import yaml
 
 from redis_support import free_port
-from support import GUARD
-
-STARTUP = 30.0
-"""Hang guard for a gateway process to answer /healthz (imports are slow on a loaded machine)."""
+from support import GUARD, STARTUP
 
 
 class Replica:

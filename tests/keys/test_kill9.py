@@ -23,7 +23,7 @@ import httpx
 import yaml
 from keys_support import MASTER, PRICE
 
-from support import GUARD
+from support import GUARD, STARTUP
 
 CLIENTS = 8
 
@@ -40,15 +40,17 @@ async def _serve(config: Path, port: int) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "stellwerk.cli", "serve", "--config", str(config),
                                  "--port", str(port)], stdout=out, stderr=out)
-    async with httpx.AsyncClient(timeout=1.0) as client:
-        for _ in range(300):  # a hang guard of 30 s
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                    return proc
-            except httpx.TransportError:
-                await asyncio.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the gateway did not start: " + log.read_text())
+    try:
+        async with httpx.AsyncClient(timeout=1.0) as client, asyncio.timeout(STARTUP):
+            while True:
+                try:
+                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        return proc
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+    except TimeoutError:
+        proc.kill()
+        raise AssertionError("the gateway did not start: " + log.read_text()) from None
 
 
 async def chat_once(http: httpx.AsyncClient, content: str, *, stream: bool) -> Literal["done", "other", "cut", "down"]:

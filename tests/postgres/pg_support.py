@@ -24,6 +24,8 @@ from typing import NoReturn
 import psycopg
 import pytest
 
+from support import GUARD
+
 MACHINE = os.environ.get("STELLWERK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -37,7 +39,7 @@ def absent(reason: str) -> NoReturn:
 
 def answers(url: str) -> bool:
     try:
-        with psycopg.connect(url, connect_timeout=2):
+        with psycopg.connect(url, connect_timeout=int(GUARD)):  # a slow answer is not an absent server
             return True
     except psycopg.OperationalError:
         return False

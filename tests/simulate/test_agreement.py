@@ -35,6 +35,7 @@ from stellwerk.simulate.report import build_report
 from stellwerk.simulate.runner import drive
 from stellwerk.simulate.traffic import arrivals
 from stellwerk.simulate.upstreams import profile_for
+from support import STARTUP
 
 SEED = 7
 QUICK = {"ttft": 0.02, "tokens_per_second": 0}
@@ -58,7 +59,7 @@ async def sim_provider(tmp_path: Path, index: int, name: str) -> tuple[subproces
     proc = subprocess.Popen([sys.executable, "-m", "stellwerk.cli", "sim-provider", "--port", "0", "--profile", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
-    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), STARTUP)
     match = re.match(r"sim-provider listening on (\S+)", line)
     assert match, (line, proc.stderr.read() if proc.poll() is not None and proc.stderr else "")
     return proc, match.group(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -11,7 +12,7 @@ from stellwerk.sim import SimProvider
 from stellwerk.telemetry import BreakerChanged, RequestFinished
 from stellwerk.telemetry.feed import BUCKET, LiveFeed
 from stellwerk.usage import Usage
-from support import USER, RawConnection, config, deployment, http_request, model, request
+from support import GUARD, USER, RawConnection, config, deployment, http_request, model, request
 
 StartSim = Callable[..., Awaitable[SimProvider]]
 StartGateway = Callable[..., Awaitable[Gateway]]
@@ -72,7 +73,8 @@ async def test_gateway_close_ends_open_event_streams(start_sim: StartSim, start_
         await conn.send(http_request("GET", "/admin/events"))
         await conn.read_head()
         await next_event(conn)
-        await gateway.close(grace=30)  # would wait 30 s if the stream held on
+        async with asyncio.timeout(GUARD):  # at once: if the stream held on, waiting for the grace would fail here
+            await gateway.close(grace=GUARD * 2)
         assert await conn.read_chunk() is None
 
 
