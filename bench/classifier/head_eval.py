@@ -4,6 +4,7 @@ coverage-vs-precision curve of ``abstain_below``, time per prompt and start-up.
     .venv/bin/python bench/classifier/head_eval.py            # the shipped head
     .venv/bin/python bench/classifier/head_eval.py --cv       # also: grouped 5-fold CV on train.jsonl
     .venv/bin/python bench/classifier/head_eval.py --head FILE   # another head (e.g. one just tuned)
+    .venv/bin/python bench/classifier/head_eval.py --set probe.jsonl   # another labelled set
 
 Held-out = ``heldout.jsonl`` (see make_sets.py: templates and pasted material never used in training,
 plus the project's hand-written eval_set.jsonl). The head is used as shipped: default options
@@ -79,6 +80,7 @@ def grouped_cv(featurizer: Featurizer, folds: int = 5) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cv", action="store_true")
+    parser.add_argument("--set", default="heldout.jsonl", help="the labelled set to score (default heldout.jsonl)")
     parser.add_argument("--head", default=str(files("stellwerk.routing.task").joinpath("head.npz")))
     args = parser.parse_args()
     start = time.perf_counter()
@@ -90,17 +92,17 @@ def main() -> None:
     ready = time.perf_counter()
     print(f"start-up: head {1000 * (loaded_head - start):.0f} ms, embedder + first prompt "
           f"{1000 * (ready - loaded_head):.0f} ms")
-    rows = load("heldout.jsonl")
+    rows = load(args.set)
     texts = [str(r["prompt"]) for r in rows]
     preds = [clf.predict(t) for t in texts]
     ok = np.array([p.route == r["label"] for p, r in zip(preds, rows, strict=True)])
     prob = np.array([p.probability for p in preds])
     non_en = np.array([r["lang"] != "en" for r in rows])
-    multi = np.array([bool(r["multiline"]) for r in rows])
-    project = np.array([str(r["group"]).startswith("project/") for r in rows])
-    print(f"held-out: {len(rows)} prompts ({non_en.mean():.0%} non-English, {multi.mean():.0%} multi-line)")
+    multi = np.array(["\n" in str(r["prompt"]).strip() for r in rows])
+    project = np.array([str(r.get("group", "")).startswith("project/") for r in rows])
+    print(f"{args.set}: {len(rows)} prompts ({non_en.mean():.0%} non-English, {multi.mean():.0%} multi-line)")
     print(f"accuracy {ok.mean():.1%}; non-English {ok[non_en].mean():.1%}; English {ok[~non_en].mean():.1%}; "
-          f"multi-line {ok[multi].mean():.1%}; project eval_set {ok[project].mean():.1%}")
+          f"multi-line {ok[multi].mean():.1%}" + (f"; project eval_set {ok[project].mean():.1%}" if project.any() else ""))
     by: dict[str, list[bool]] = defaultdict(list)
     for r, good in zip(rows, ok, strict=True):
         by[f"label {r['label']}"].append(bool(good))

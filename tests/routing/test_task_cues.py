@@ -15,7 +15,8 @@ def cues(text: str) -> set[str]:
 
 
 @pytest.mark.parametrize(("prompt", "cue"), [
-    ("Summarize this in two lines", "summarize"), ("Fass das bitte kurz zusammen", "summarize"),
+    ("Summarize this in two lines", "summarize"), ("pls sumarize", "summarize"), ("summerize it", "summarize"),
+    ("clasify these", "classify"), ("extact the names", "extract"), ("Fass das bitte kurz zusammen", "summarize"),
     ("Résume ce texte", "summarize"), ("Resúmelo en una línea", "summarize"), ("Riassumi in breve", "summarize"),
     ("これを要約して", "summarize"), ("帮我总结一下", "summarize"), ("tl;dr?", "summarize"),
     ("Classify these tickets", "classify"), ("Ist diese Bewertung positiv oder negativ?", "classify"),

@@ -5,7 +5,8 @@ question), written by hand for English, German, French, Spanish, Portuguese, Ita
 Chinese. :func:`cue_vector` tests them on the prompt's *ask lines* (its first and last non-empty line,
 where the instruction sits; pasted material in between is not looked at) and returns one 0/1 feature per
 pattern. They are features, not rules: the head learns how much each one counts, together with the rest.
-They carry knowledge that few examples can teach, such as "要約" and "riassumi" meaning the same.
+They carry knowledge that few examples can teach, such as "要約" and "riassumi" meaning the same. The
+commonest misspellings of the English verbs ("sumarize", "summerize", "clasify", "extact") count too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ __all__ = ["CUES", "ask_lines", "cue_vector"]
 
 CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern)) for name, pattern in (
     ("summarize",
-     r"summar|\btl;? ?dr|\bgist\b|key (?:points|takeaways)|main (?:points|ideas)|\brecap|\bcondense|boil (?:it |this )?down|"
+     r"summar|\bsu+m+[ae]ri[sz]|\bsum+ary|\btl;? ?dr|\bgist\b|key (?:points|takeaways)|main (?:points|ideas)|\brecap|\bcondense|boil (?:it |this )?down|"
      r"in a nutshell|short version|\bbriefly\b|\boverview\b|zusammenfass|fass\w* .{0,40}zusammen|kernaussage|"
      r"wichtigsten? (?:punkte|aussagen|infos)|das wichtigste|kurzfassung|\bkurz und knapp|\br[eé]s[uú]m|l'essentiel|"
      r"points? (?:clés|essentiels|principaux|importants)|en bref|synth[èé]s|ideas? (?:principales|clave)|"
@@ -27,7 +28,7 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern)
      r"\briassum|sintesi|sintetizz|punti (?:chiave|principali|salienti)|in breve|要約|まとめ|あらすじ|要点|概要|かいつまんで|"
      r"总结|總結|概括|摘要|归纳|歸納|大意|简述|簡述|简要说明|主要内容"),
     ("classify",
-     r"classif|categori[sz]|\bcategor(?:y|ies)\b|\blabel(?:s|l?ed)?\b|\btag (?:each|these|them|it)|sentiment|"
+     r"clas+if|categori[sz]|\bcategor(?:y|ies)\b|\blabel(?:s|l?ed)?\b|\btag (?:each|these|them|it)|sentiment|"
      r"positive(?:,| or) (?:negative|neutral)|which (?:category|type|bucket|class|genre)|\bspam\b|\bsort (?:these|them|each)|"
      r"group (?:these|them) (?:by|into)|\bbucket|is (?:this|it) (?:a |an )?(?:positive|negative|urgent|complaint|question)|"
      r"klassifizier|kategorisier|einordnen|ordne\w* .{0,30}zu\b|zuordnen|kategorie|stimmung|positiv oder negativ|"
@@ -35,7 +36,7 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern)
      r"classifi|rotul|categorizz|etichett|positivo o negativo|tipo di|分類|分类|カテゴリ|ラベル|仕分け|ポジティブ|ネガティブ|"
      r"类别|類別|归类|歸類|情感|情绪|正面|负面|积极还是消极|属于哪|どの種類|どれに当て"),
     ("extract",
-     r"extract|pull (?:out|the)|\blist (?:all|every|the|each|only)|find (?:all|every|the)|(?:as|in|into|en|em) json|"
+     r"extract|\bextr?ac?t|pull (?:out|the)|\blist (?:all|every|the|each|only)|find (?:all|every|the)|(?:as|in|into|en|em) json|"
      r"just the (?:\w+ )?(?:values?|names?|dates?|numbers?|emails?|addresses|fields?)|only the|which (?:dates|names|numbers)|"
      r"\bget (?:me )?(?:all|every|the) \w+ (?:from|in|out)|extrahier|herausziehen|herausschreiben|\bzieh\w* .{0,30}raus|"
      r"auflisten|nur die|als json|\bextrai|relève|\bliste (?:les|tous|toutes|moi)|uniquement les|\bextrae|\bsaca\b|"
