@@ -20,7 +20,8 @@ __all__ = ["CUES", "ask_lines", "cue_vector"]
 
 CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern)) for name, pattern in (
     ("summarize",
-     r"summar|\bsu+m+[ae]ri[sz]|\bsum+ary|\btl;? ?dr|\bgist\b|key (?:points|takeaways)|main (?:points|ideas)|\brecap|\bcondense|boil (?:it |this )?down|"
+     r"summar|\bsu+m+[ae]ri[sz]|\bsum+ary|\btl;? ?dr|\bgist\b|key (?:points|takeaways)|main (?:points|ideas)|"
+     r"\brecap|\bcondense|boil (?:it |this )?down|"
      r"in a nutshell|short version|\bbriefly\b|\boverview\b|zusammenfass|fass\w* .{0,40}zusammen|kernaussage|"
      r"wichtigsten? (?:punkte|aussagen|infos)|das wichtigste|kurzfassung|\bkurz und knapp|\br[eé]s[uú]m|l'essentiel|"
      r"points? (?:clés|essentiels|principaux|importants)|en bref|synth[èé]s|ideas? (?:principales|clave)|"
