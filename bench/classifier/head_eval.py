@@ -3,6 +3,8 @@ coverage-vs-precision curve of ``abstain_below``, time per prompt and start-up.
 
     .venv/bin/python bench/classifier/head_eval.py            # the shipped head
     .venv/bin/python bench/classifier/head_eval.py --cv       # also: grouped 5-fold CV on train.jsonl
+    .venv/bin/python bench/classifier/head_eval.py --head FILE   # another head (e.g. one just tuned)
+    .venv/bin/python bench/classifier/head_eval.py --set probe.jsonl   # another labelled set
 
 Held-out = ``heldout.jsonl`` (see make_sets.py: templates and pasted material never used in training,
 plus the project's hand-written eval_set.jsonl). The head is used as shipped: default options
@@ -16,15 +18,19 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections import defaultdict
+import zlib
+from collections import Counter, defaultdict
 from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
+import yaml
 
 from stellwerk.routing.task.calibrated import CalibratedClassifier
 from stellwerk.routing.task.embedders import load_embedder
 from stellwerk.routing.task.features import Featurizer
+from stellwerk.routing.task.gate import asks_translation
 from stellwerk.routing.task.head import LinearHead, train_weights
 
 HERE = Path(__file__).resolve().parent
@@ -34,32 +40,51 @@ def load(name: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in (HERE / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def material_folds(rows: list[dict[str, object]], folds: int) -> npt.NDArray[np.int64]:
+    """The fold of each row's pasted piece (from materials*.yaml), -1 for a prompt without one."""
+    pieces = [str(p).rstrip("\n") for name in ("materials.yaml", "materials_train.yaml")
+              for items in yaml.safe_load((HERE / name).read_text(encoding="utf-8")).values() for p in items]
+    found = [next((i for i, p in enumerate(pieces) if p in str(r["prompt"])), -1) for r in rows]
+    return np.array([zlib.crc32(pieces[i].encode()) % folds if i >= 0 else -1 for i in found], dtype=np.int64)
+
+
 def grouped_cv(featurizer: Featurizer, folds: int = 5) -> None:
+    """Fold k trains on the prompts of the other templates *and* other pasted pieces, and tests the prompts of
+    its own templates whose pasted piece (if any) is one of its own: neither wording nor material is shared.
+    A prompt is tested only when its template and its piece fall in the same fold (about a third of them)."""
     rows = load("train.jsonl")
     x = featurizer.matrix([str(r["prompt"]) for r in rows])
     classes = sorted({str(r["label"]) for r in rows})
     y = np.array([classes.index(str(r["label"])) for r in rows])
-    groups = sorted({str(r["group"]) for r in rows})
-    perm = np.random.default_rng(0).permutation(len(groups))
-    fold = perm[np.array([groups.index(str(r["group"])) for r in rows])] % folds
-    pred = np.zeros(len(y), dtype=np.int64)
+    template = np.array([zlib.crc32(str(r["group"]).encode()) % folds for r in rows])
+    material = material_folds(rows, folds)
+    pred = np.full(len(y), -1, dtype=np.int64)
     for k in range(folds):
-        train = fold != k
+        train = (template != k) & (material != k)
+        test = (template == k) & ((material == k) | (material < 0))
         w, b = train_weights(x[train], y[train], len(classes))
-        pred[~train] = (x[~train] @ w + b).argmax(axis=1)
-    ok = pred == y
-    non_en = np.array([r["lang"] != "en" for r in rows])
-    print(f"grouped {folds}-fold CV on train.jsonl ({len(rows)} prompts, {len(groups)} templates): "
-          f"{ok.mean():.1%} overall, {ok[non_en].mean():.1%} non-English, "
-          f"lowest recall {min(ok[y == i].mean() for i in range(len(classes))):.1%}")
+        logits = x[test] @ w + b
+        if "translation" in classes:
+            asks = np.array([asks_translation(str(rows[i]["prompt"])) for i in np.where(test)[0]], dtype=bool)
+            logits[~asks, classes.index("translation")] = -np.inf
+        pred[test] = logits.argmax(axis=1)
+    tested = pred >= 0
+    ok = pred[tested] == y[tested]
+    non_en = np.array([r["lang"] != "en" for r in rows])[tested]
+    recall = {c: ok[y[tested] == i].mean() for i, c in enumerate(classes)}
+    print(f"grouped {folds}-fold CV on train.jsonl (folds by template and by pasted piece; {tested.sum()} of "
+          f"{len(rows)} prompts tested): {ok.mean():.1%} overall, {ok[non_en].mean():.1%} non-English; recall "
+          + ", ".join(f"{c} {v:.1%}" for c, v in recall.items()))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cv", action="store_true")
+    parser.add_argument("--set", default="heldout.jsonl", help="the labelled set to score (default heldout.jsonl)")
+    parser.add_argument("--head", default=str(files("stellwerk.routing.task").joinpath("head.npz")))
     args = parser.parse_args()
     start = time.perf_counter()
-    head = LinearHead.load(str(files("stellwerk.routing.task").joinpath("head.npz")))
+    head = LinearHead.load(args.head)
     loaded_head = time.perf_counter()
     featurizer = Featurizer(load_embedder(head.spec.embedder), head.spec)
     clf = CalibratedClassifier(featurizer, head)
@@ -67,17 +92,17 @@ def main() -> None:
     ready = time.perf_counter()
     print(f"start-up: head {1000 * (loaded_head - start):.0f} ms, embedder + first prompt "
           f"{1000 * (ready - loaded_head):.0f} ms")
-    rows = load("heldout.jsonl")
+    rows = load(args.set)
     texts = [str(r["prompt"]) for r in rows]
     preds = [clf.predict(t) for t in texts]
     ok = np.array([p.route == r["label"] for p, r in zip(preds, rows, strict=True)])
     prob = np.array([p.probability for p in preds])
     non_en = np.array([r["lang"] != "en" for r in rows])
-    multi = np.array([bool(r["multiline"]) for r in rows])
-    project = np.array([str(r["group"]).startswith("project/") for r in rows])
-    print(f"held-out: {len(rows)} prompts ({non_en.mean():.0%} non-English, {multi.mean():.0%} multi-line)")
+    multi = np.array(["\n" in str(r["prompt"]).strip() for r in rows])
+    project = np.array([str(r.get("group", "")).startswith("project/") for r in rows])
+    print(f"{args.set}: {len(rows)} prompts ({non_en.mean():.0%} non-English, {multi.mean():.0%} multi-line)")
     print(f"accuracy {ok.mean():.1%}; non-English {ok[non_en].mean():.1%}; English {ok[~non_en].mean():.1%}; "
-          f"multi-line {ok[multi].mean():.1%}; project eval_set {ok[project].mean():.1%}")
+          f"multi-line {ok[multi].mean():.1%}" + (f"; project eval_set {ok[project].mean():.1%}" if project.any() else ""))
     by: dict[str, list[bool]] = defaultdict(list)
     for r, good in zip(rows, ok, strict=True):
         by[f"label {r['label']}"].append(bool(good))
@@ -85,6 +110,12 @@ def main() -> None:
     print("| group | n | recall |\n|---|---|---|")
     for key in sorted(by):
         print(f"| {key} | {len(by[key])} | {np.mean(by[key]):.1%} |")
+    wrong: dict[str, Counter[str]] = defaultdict(Counter)
+    for p, r in zip(preds, rows, strict=True):
+        if p.route != r["label"]:
+            wrong[str(r["label"])][p.route] += 1
+    print("most frequent wrong routes: " + "; ".join(
+        f"{label} -> " + ", ".join(f"{route} {n}" for route, n in wrong[label].most_common(2)) for label in sorted(wrong)))
     translation_picks = np.array([p.route == "translation" for p in preds])
     right_translation = translation_picks & ok
     print(f"translation precision {right_translation.sum() / max(1, translation_picks.sum()):.1%} "

@@ -13,6 +13,11 @@ pasted piece with a training prompt (one news story is pasted in eight languages
 side: translations of one text, not the same text). Standalone templates give the prompt as written plus one
 noisy variant (lower case without final punctuation, or a greeting in front); templates with
 material are filled with up to ``FILLS`` different pieces. Deterministic (seeded).
+
+``templates_train*.yaml`` (issue 18, session 5) only ever train: their prompts are filled from the training
+half of materials.yaml plus ``materials_train.yaml``, and half of them get one typo (two letters swapped).
+They are made after the split of the other files, with a random generator of their own, so that
+``heldout.jsonl`` stays exactly what it was.
 """
 
 from __future__ import annotations
@@ -48,6 +53,20 @@ def variants(template: str, lang: str, pool: dict[str, list[str]], rng: random.R
     return [SLOT.sub(lambda _m, c=c: c.rstrip("\n"), template) for c in choices]
 
 
+def typo(text: str, rng: random.Random) -> str:
+    """``text`` with two neighbouring letters of one longer Latin-script word of its first or last line swapped."""
+    lines = text.split("\n")
+    ends = sorted({0, max(i for i, line in enumerate(lines) if line.strip() or i == 0)})
+    words = [(n, m) for n in ends for m in re.finditer(r"[a-zA-Zà-ÿ]{5,}", lines[n])]
+    if not words:
+        return text
+    n, word = rng.choice(words)
+    i = rng.randrange(word.start() + 1, word.end() - 2)
+    line = lines[n]
+    lines[n] = line[:i] + line[i + 1] + line[i] + line[i + 2 :]
+    return "\n".join(lines)
+
+
 def row(prompt: str, label: str, lang: str, group: str) -> dict[str, object]:
     return {"prompt": prompt, "label": label, "lang": lang, "group": group, "multiline": "\n" in prompt.strip()}
 
@@ -78,6 +97,16 @@ def main() -> None:
                 group = f"{label}/{lang}/{index}"
                 for prompt in variants(items[index], lang, pools[split], rng):
                     rows[split].append(row(prompt, label, lang, group))
+    extra_rng = random.Random(SEED + 1)
+    extra_materials = yaml.safe_load((HERE / "materials_train.yaml").read_text(encoding="utf-8"))
+    extra_pool = {k: v + extra_materials.get(k, []) for k, v in pools["train"].items()}
+    for path in sorted(HERE.glob("templates_train*.yaml")):
+        for label, by_lang in yaml.safe_load(path.read_text(encoding="utf-8")).items():
+            for lang, items in by_lang.items():
+                for index, template in enumerate(items):
+                    for prompt in variants(template, lang, extra_pool, extra_rng):
+                        noisy = typo(prompt, extra_rng) if extra_rng.random() < 0.5 else prompt
+                        rows["train"].append(row(noisy, label, lang, f"{path.stem}/{label}/{lang}/{index}"))
     for label, examples in yaml.safe_load(BUILTIN.read_text(encoding="utf-8")).items():
         rows["train"] += [row(e, label, "en", f"builtin/{label}/{i}") for i, e in enumerate(examples)]
     with (HERE / "eval_set.jsonl").open(encoding="utf-8") as f:

@@ -16,11 +16,12 @@ from test_task_classifier import AXES, FakeEmbedder
 
 from stellwerk.routing.task import TaskOptions, TaskRequest, TaskRouter
 from stellwerk.routing.task.calibrated import CalibratedClassifier, Prediction
+from stellwerk.routing.task.cues import CUES
 from stellwerk.routing.task.features import FeatureSpec, Featurizer
 from stellwerk.routing.task.gate import asks_translation
 from stellwerk.routing.task.head import LinearHead, fit_head, fit_temperature, train_weights
 
-SPEC = FeatureSpec(embedder="fake", word_buckets=8, char_buckets=16, focus_words=3, window_chars=40)
+SPEC = FeatureSpec(embedder="fake", word_buckets=8, char_buckets=16, focus_words=3, window_chars=40, ask_buckets=4)
 CLASSES = ("code", "math", "translation")
 STRENGTH = math.log(18.0)
 """A prompt that is one marker word scores STRENGTH for its class and 0 for the two others: p = 18/20 = 0.9."""
@@ -41,14 +42,29 @@ def classifier(**options: object) -> CalibratedClassifier:
 
 def test_features_have_the_documented_blocks_and_are_deterministic() -> None:
     featurizer = Featurizer(FakeEmbedder(), SPEC)
-    assert featurizer.dim == 3 * FakeEmbedder.dim + 8 + 16
+    assert featurizer.dim == 3 * FakeEmbedder.dim + 8 + 16 + 4 + 8 + len(CUES)
     one = featurizer.features("code")
     assert np.array_equal(one[:5], one[5:10]) and np.array_equal(one[:5], one[10:15])  # short: its own windows
-    assert np.linalg.norm(one[15:23]) == pytest.approx(1.0) and np.linalg.norm(one[23:]) == pytest.approx(SPEC.char_scale)
+    assert np.linalg.norm(one[15:23]) == pytest.approx(1.0) and np.linalg.norm(one[23:39]) == pytest.approx(SPEC.char_scale)
+    assert np.linalg.norm(one[39:43]) == pytest.approx(SPEC.ask_scale)
+    assert np.linalg.norm(one[43:51]) == pytest.approx(SPEC.ask_scale * SPEC.char_scale)
+    cues = dict(zip((name for name, _ in CUES), one[51:], strict=True))
+    assert cues["code"] == SPEC.cue_scale and sum(cues.values()) == SPEC.cue_scale
     long = featurizer.features("code x x x x x x math")
     assert long[AXES.index("math")] > 0 and long[5 + AXES.index("math")] == 0 and long[10 + AXES.index("math")] > 0
     assert np.array_equal(featurizer.matrix(["code", "math"])[0], one)
     assert not featurizer.features("")[:15].any()
+
+
+def test_the_ask_lines_are_the_first_and_last_line_and_pasted_material_does_not_reach_them() -> None:
+    featurizer = Featurizer(FakeEmbedder(), SPEC)
+    body = "\n".join(["lots of pasted words here"] * 5)
+    asked = featurizer.features(f"Summarize this:\n{body}\nthanks")
+    pasted = featurizer.features(f"Summarize this:\n{body.replace('pasted', 'other')}\nthanks")
+    assert np.array_equal(asked[39:], pasted[39:])  # the middle lines change only the window blocks
+    assert not np.array_equal(asked[15:39], pasted[15:39])
+    bare = Featurizer(FakeEmbedder(), msgspec.structs.replace(SPEC, ask_buckets=0, cue_scale=0.0))
+    assert bare.dim == 39 and np.array_equal(bare.features("code"), featurizer.features("code")[:39])
 
 
 def test_probabilities_are_a_softmax_of_the_logits_over_the_temperature() -> None:
@@ -136,6 +152,8 @@ def test_temperature_softens_overconfident_logits_and_sharpens_timid_ones() -> N
     "¿Cómo se dice 'cuenta' en inglés?",
     "「ありがとう」はフランス語で何と言いますか？",  # noqa: RUF001
     "\"Il pleut depuis ce matin.\" English please",
+    "Ich brauche das auf Italienisch: Der Zug hat Verspätung.",
+    "Lo necesito en inglés: el tren llega tarde.",
 ])
 def test_the_gate_sees_an_ask_to_translate_in_any_language(text: str) -> None:
     assert asks_translation(text)

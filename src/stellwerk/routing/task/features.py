@@ -1,6 +1,7 @@
 """The calibrated head's input: one fixed-length feature vector per prompt.
 
-    [ embed(prompt) | embed(first N words) | embed(last N words) | hashed words | hashed char n-grams ]
+    [ embed(prompt) | embed(first N words) | embed(last N words) | hashed words | hashed char n-grams
+      | ask lines: hashed words | hashed char n-grams | ask cues ]
 
 - Three static embeddings (see :mod:`.embedders`): the whole prompt (cut to ``max_chars``), and its first
   and last ``focus_words`` words, where the instruction usually is (a short prompt is its own window).
@@ -9,6 +10,10 @@
   including languages written without spaces. They are taken from the first and last ``window_chars``
   characters only, so pasted material in the middle weighs little and the cost per prompt is bounded.
   Each bag is ``log(1 + count)``, scaled to length 1 (the character bag to ``char_scale``).
+- The *ask lines* (the first and the last non-empty line, see :func:`.cues.ask_lines`) get bags of their own,
+  so that the instruction is not drowned by pasted material that starts or ends in the window; and one 0/1
+  per hand-written ask cue (:mod:`.cues`: "summarize", "classify", "extract" ... in eight languages).
+  ``ask_buckets = 0`` or ``cue_scale = 0`` leave those blocks out.
 
 Hashing is deterministic across processes (CRC-32 for words, a fixed multiplicative hash of code points
 for n-grams), so a head trained in one process scores the same in another.
@@ -25,6 +30,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from .cues import CUES, ask_lines, cue_vector
 from .embedders import Embedder
 
 __all__ = ["FeatureSpec", "Featurizer"]
@@ -46,6 +52,12 @@ class FeatureSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_chars: int = 4000
     char_scale: float = 3.0
     """The character bag's length (the word bag's is 1): chosen by grouped cross-validation on the training set."""
+    ask_buckets: int = 1024
+    """Buckets of the ask lines' word bag (their character bag has twice as many); 0: no ask-line blocks."""
+    ask_scale: float = 1.0
+    """The length of the ask lines' word bag (their character bag's is ``char_scale`` times it)."""
+    cue_scale: float = 1.0
+    """The value of a present ask cue (0: no cue block)."""
 
 
 class Featurizer:
@@ -56,7 +68,8 @@ class Featurizer:
     def __init__(self, embedder: Embedder, spec: FeatureSpec) -> None:
         self._embedder = embedder
         self.spec = spec
-        self.dim = 3 * embedder.dim + spec.word_buckets + spec.char_buckets
+        ask = 3 * spec.ask_buckets if spec.ask_buckets else 0
+        self.dim = 3 * embedder.dim + spec.word_buckets + spec.char_buckets + ask + (len(CUES) if spec.cue_scale else 0)
 
     def features(self, text: str) -> npt.NDArray[np.float32]:
         spec = self.spec
@@ -71,8 +84,15 @@ class Featurizer:
             dense = np.tile(self._embedder.embed([text])[0], 3)
         window = text if len(text) <= 2 * spec.window_chars else f"{text[: spec.window_chars]}\n{text[-spec.window_chars :]}"
         window = window.lower()
-        chars = spec.char_scale * _char_bag(window, spec.char_buckets)
-        return np.concatenate([dense, _word_bag(window, spec.word_buckets), chars])
+        blocks = [dense, _word_bag(window, spec.word_buckets), spec.char_scale * _char_bag(window, spec.char_buckets)]
+        if spec.ask_buckets or spec.cue_scale:
+            lines = ask_lines(text).lower()
+            if spec.ask_buckets:
+                blocks += [spec.ask_scale * _word_bag(lines, spec.ask_buckets),
+                           spec.ask_scale * spec.char_scale * _char_bag(lines, 2 * spec.ask_buckets)]
+            if spec.cue_scale:
+                blocks.append(spec.cue_scale * cue_vector(lines))
+        return np.concatenate(blocks).astype(np.float32, copy=False)
 
     def matrix(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

@@ -4,7 +4,7 @@ The classifier may pick ``translation`` only when :func:`asks_translation` finds
 instruction zones (its first and last ``window`` characters, where asks are; pasted material in the middle
 does not count): a form of "translate" in English, German, French, Spanish, Portuguese, Italian,
 Japanese or Chinese, "how do you say ... in <language>", "... in English?", "into German", "English to Chinese",
-"English please" (English, German, French, Spanish, Portuguese, Italian names of languages).
+"auf Italienisch: ...", "English please" (English, German, French, Spanish, Portuguese, Italian names of languages).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ _ASK = re.compile(
 )
 _TARGET = re.compile(
     r"\b(?:into|in) (?:plain )?(?:" + _LANGUAGES + r")\b|"
+    r"\b(?:auf|ins|en|em|al|in|into|to) (?:" + _LANGUAGES + r")\s*[:\uff1a]|"
     r"\b(?:" + _LANGUAGES + r")(?: to (?:" + _LANGUAGES + r")| please\b| versions?\b)|"
     r"(?:英語|日本語|中国語|フランス語|ドイツ語)にして", re.IGNORECASE)
 
