@@ -193,7 +193,7 @@ class ChatStream:
                     if delta_view is not None:
                         if delta_view.content.__class__ is str:
                             append_text(delta_view.content)
-                        if delta_view.has_tool_calls:
+                        if delta_view.tool_calls and delta_view.has_tool_calls:  # empty Raw: absent
                             self._tool_calls = True
                     if first_choice.finish_reason:
                         self._finished = True

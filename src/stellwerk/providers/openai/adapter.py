@@ -47,9 +47,20 @@ class OpenAIStreamDecoder:
         self.done = False
 
     def feed(self, data: bytes) -> list[Chunk]:
+        sse = self._sse
+        if sse.idle and data[-2:] == b"\n\n" and data[:6] == b"data: ":  # the common read: one whole event
+            payload = data[6:-2]
+            if b"\n" not in payload and b"\r" not in payload and payload != b"[DONE]" and payload:
+                try:
+                    view = _VIEW.decode(payload)
+                except msgspec.DecodeError:
+                    raise UpstreamError(Outcome.RETRY_HERE, "upstream sent a malformed stream event") from None
+                if view.choices is None and len(view.error) and bytes(view.error) != b"null":
+                    raise error_from_payload(orjson.loads(payload), 500)
+                return [(view, payload)]
         chunks: list[Chunk] = []
         decode = _VIEW.decode
-        for _event, payload in self._sse.feed(data):
+        for _event, payload in sse.feed(data):
             if payload == b"[DONE]":
                 self.done = True
                 break
