@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import pytest
 from resilience_support import NO_BREAKER, FakeTransport, VirtualTime, chunk, cut, fake_model, hang, ok, status, stream
 
-from stellwerk import AllAttemptsFailedError, Event, Events, Router
+from stellwerk import AllAttemptsFailedError, Event, Events, Router, Usage
 from stellwerk.telemetry import (
     MAX_BATCH,
     AttemptFinished,
@@ -24,7 +24,6 @@ from stellwerk.telemetry import (
     RouteDecided,
     StreamResumed,
 )
-from stellwerk.usage import Usage
 
 USER = [{"role": "user", "content": "Hello there"}]
 GUARD = 5.0
