@@ -197,6 +197,24 @@ def test_stream_decoder_any_split(cuts: list[int], crlf: bool) -> None:
     assert decoder.done
 
 
+@pytest.mark.parametrize("read", [
+    b"".join(event(c) for c in CHUNKS),  # whole events of one data line each: read without the SSE parser
+    event(CHUNKS[1]) + b"data: \n\n" + event(CHUNKS[2]),  # an empty event
+    event(CHUNKS[1]) + b"event: delta\n" + event(CHUNKS[2]),  # another field
+    event(CHUNKS[1]) + b'data: {"id": "c",\ndata: "choices": []}\n\n',  # two data lines
+    event(CHUNKS[1]) + b"data:" + orjson.dumps(CHUNKS[2]) + b"\n\n",  # no space after the colon
+    event(CHUNKS[1]) + b"data: [DONE]\n\n" + event(CHUNKS[2]),  # the end, then nothing more counts
+    event(CHUNKS[1]) + b"\n\n" + event(CHUNKS[2]),  # a blank line too many
+])
+def test_stream_decoder_fast_read_matches_the_parser(read: bytes) -> None:
+    fast = OpenAIAdapter().stream_decoder(_DEP)
+    parsed = OpenAIAdapter().stream_decoder(_DEP)
+    chunks = fast.feed(read)
+    expected = parsed._parsed(read)
+    assert [(chunk_dict(c), c[1]) for c in chunks] == [(chunk_dict(c), c[1]) for c in expected]
+    assert fast.done == parsed.done
+
+
 def test_stream_decoder_error_event_is_classified() -> None:
     decoder = OpenAIAdapter().stream_decoder(_DEP)
     assert len(decoder.feed(event(CHUNKS[0]))) == 1

@@ -91,7 +91,21 @@ def _check_content(content: Any, where: str, role: str) -> None:
                             f"{pwhere}.image_url")
 
 
-def _check_message(message: Any, where: str) -> None:
+def _check_message(message: Any, i: int) -> None:
+    """``messages[i]``; the common message (a known role, string content, no tool calls) costs a few lookups."""
+    if message.__class__ is dict:
+        role = message.get("role")
+        content = message.get("content")
+        if content.__class__ is str and role.__class__ is str and role in _PLAIN_ROLES and "tool_calls" not in message:
+            return
+    _check_any_message(message, f"messages[{i}]")
+
+
+_PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
+"""Roles whose message needs nothing but string content (``tool`` needs its ``tool_call_id``)."""
+
+
+def _check_any_message(message: Any, where: str) -> None:
     if not isinstance(message, dict):
         raise _fail(f"Invalid type for '{where}': expected an object, but got {_typename(message)}.", where)
     role = message.get("role")
@@ -163,7 +177,7 @@ def validate_chat(body: Any) -> tuple[str, bool]:
     if not messages:
         raise _fail("Invalid 'messages': empty array. Expected an array with minimum length 1.", "messages")
     for i, message in enumerate(messages):
-        _check_message(message, f"messages[{i}]")
+        _check_message(message, i)
     for name, value in body.items():
         spec = _SCALARS.get(name)
         if spec is not None and value is not None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 from resilience_support import NO_BREAKER, FakeTransport, VirtualTime, chunk, cut, fake_model, hang, ok, status, stream
 
-from stellwerk import AllAttemptsFailedError, Event, Events, Router
+from stellwerk import AllAttemptsFailedError, Event, Events, Router, Usage
 from stellwerk.telemetry import (
+    MAX_BATCH,
     AttemptFinished,
     AttemptStarted,
     BreakerChanged,
@@ -151,3 +152,61 @@ async def test_a_listener_that_raises_is_logged_and_the_request_succeeds(fake_ro
     assert kinds(after) == ["RequestStarted", "RouteDecided", "AttemptStarted", "AttemptFinished", "RequestFinished"]
     logged = [r for r in caplog.records if r.name == "stellwerk.events"]
     assert len(logged) == 5 and all(r.exc_info and r.exc_info[0] is RuntimeError for r in logged)
+
+
+def _finished(request_id: str) -> RequestFinished:
+    return RequestFinished(request_id=request_id, operation="chat", model="m", deployment="a", status=200,
+                           attempts=(), latency=0.1, ttft=None, stream=False, usage=Usage(), cost=0.0)
+
+
+async def test_batch_listeners_get_every_record_once_per_loop_iteration_in_order() -> None:
+    events = Events()
+    batches: list[list[str]] = []
+    events.subscribe_batches(lambda records: batches.append([r.request_id for r in records]))
+    for n in range(3):
+        events.emit(_finished(f"r{n}"))
+    assert batches == [] and events.wants(RequestFinished)  # delivered at the end of this loop iteration
+    await asyncio.sleep(0)
+    assert batches == [["r0", "r1", "r2"]]
+    events.emit(_finished("r3"))
+    events.flush()  # a reader in this iteration flushes first
+    events.flush()
+    await asyncio.sleep(0)
+    assert batches == [["r0", "r1", "r2"], ["r3"]]
+
+
+async def test_a_full_batch_and_another_event_kind_deliver_the_pending_records_at_once() -> None:
+    events = Events()
+    seen: list[str] = []
+    events.subscribe_batches(lambda records: seen.extend(r.request_id for r in records))
+    events.subscribe(lambda event: seen.append(type(event).__name__), BreakerChanged)
+    for n in range(MAX_BATCH):
+        events.emit(_finished(f"r{n}"))
+    assert len(seen) == MAX_BATCH
+    events.emit(_finished("late"))
+    events.emit(BreakerChanged(deployment="a", old="closed", new="open"))
+    assert seen[-2:] == ["late", "BreakerChanged"]  # the order of events is kept
+
+
+def test_without_a_running_loop_records_are_delivered_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    events = Events()
+    got: list[str] = []
+
+    def broken(records: Sequence[RequestFinished]) -> None:
+        raise RuntimeError("batch trouble")
+
+    events.subscribe_batches(broken)
+    events.subscribe_batches(lambda records: got.extend(r.request_id for r in records))
+    with caplog.at_level(logging.ERROR, logger="stellwerk.events"):
+        events.emit(_finished("r0"))
+    assert got == ["r0"] and "telemetry batch listener" in caplog.text  # the next listener still got it
+
+
+async def test_the_routers_batch_listeners_see_every_call_and_a_close_flushes(fake_router: MakeRouter) -> None:
+    router = fake_router(fake_model("chat", "a"))
+    got: list[str] = []
+    router.events.subscribe_batches(lambda records: got.extend(r.request_id for r in records))
+    await router.chat(model="chat", messages=USER, request_id="one")
+    await router.chat(model="chat", messages=USER, request_id="two")
+    await router.aclose()
+    assert got == ["one", "two"]

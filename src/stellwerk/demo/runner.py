@@ -114,6 +114,7 @@ async def run_demo(
             stop.set()
             await traffic
         elapsed = clock()
+        gateway.router.events.flush()  # the stats take finished requests in batches: the last ones count too
         # The live board's last frame stays on screen with its events; plain output gets them in the summary.
         console.print(render_summary(header, tally, gateway.stats, elapsed, history=not settings.live))
         return DemoResult(tally, gateway.stats, elapsed, generator.sent)

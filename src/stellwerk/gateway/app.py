@@ -270,6 +270,7 @@ class GatewayApp:
         if self.metrics is None:
             return Response(404, error_body(404, "Metrics are not collected by this app.", code="not_found"),
                             [("x-request-id", rid)])
+        self.router.events.flush()  # records of this loop iteration count too
         body, content_type = self.metrics.render(request.headers.get("accept", ""))
         return Response(200, body, [("x-request-id", rid)], content_type=content_type)
 
@@ -358,6 +359,7 @@ class GatewayApp:
         return Response(404, error_body(404, f"Unknown path: PUT {path}", code="not_found"), [("x-request-id", rid)])
 
     async def admin_stats(self, request: Request, rid: str) -> Response:
+        self.router.events.flush()  # records of this loop iteration count too
         snapshot: dict[str, Any] = self.stats.snapshot() if self.stats is not None else {}
         snapshot["uptime_s"] = round(time.time() - self.started, 3)
         return Response(200, orjson.dumps(snapshot), [("x-request-id", rid)])

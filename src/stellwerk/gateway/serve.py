@@ -23,9 +23,8 @@ from stellwerk.keys import Keyring
 from stellwerk.keys.governance import Governance
 from stellwerk.pipeline import Middleware
 from stellwerk.routing import Router
-from stellwerk.telemetry import Event, RequestFinished, StatsCollector
+from stellwerk.telemetry import BreakerChanged, RequestFinished, StatsCollector
 from stellwerk.telemetry.access_log import AccessLog, open_sink
-from stellwerk.telemetry.feed import KINDS as FEED_KINDS
 from stellwerk.telemetry.feed import LiveFeed
 from stellwerk.telemetry.prometheus import Metrics
 
@@ -46,22 +45,24 @@ log = logging.getLogger("stellwerk.gateway")
 access_log = logging.getLogger("stellwerk.access")
 
 
-def log_record(record: Event) -> None:
-    """Listener: failed attempts at INFO, requests no deployment answered at WARNING, one access line at INFO."""
-    if not isinstance(record, RequestFinished):
-        return
-    if record.attempts and log.isEnabledFor(logging.INFO):
-        for attempt in record.attempts:
-            log.info("request %s: attempt failed: %s", record.request_id, attempt.describe())
-    if record.deployment is None and record.status >= 500:
-        log.warning("request %s: model %s: no deployment answered (%d attempts)", record.request_id, record.model,
-                    len(record.attempts))
-    if access_log.isEnabledFor(logging.INFO):
-        access_log.info(
-            "%s %s model=%s deployment=%s status=%d attempts=%d latency_ms=%.1f tokens=%d/%d cost=%.8f",
-            record.request_id, record.operation, record.model, record.deployment or "-", record.status,
-            record.upstream_attempts, record.latency * 1000, record.usage.prompt_tokens,
-            record.usage.completion_tokens, record.cost)
+def log_records(records: Sequence[RequestFinished]) -> None:
+    """Batch listener: failed attempts at INFO, requests no deployment answered at WARNING, one access line at
+    INFO each."""
+    verbose = log.isEnabledFor(logging.INFO)
+    access = access_log.isEnabledFor(logging.INFO)
+    for record in records:
+        if record.attempts and verbose:
+            for attempt in record.attempts:
+                log.info("request %s: attempt failed: %s", record.request_id, attempt.describe())
+        if record.deployment is None and record.status >= 500:
+            log.warning("request %s: model %s: no deployment answered (%d attempts)", record.request_id,
+                        record.model, len(record.attempts))
+        if access:
+            access_log.info(
+                "%s %s model=%s deployment=%s status=%d attempts=%d latency_ms=%.1f tokens=%d/%d cost=%.8f",
+                record.request_id, record.operation, record.model, record.deployment or "-", record.status,
+                record.upstream_attempts, record.latency * 1000, record.usage.prompt_tokens,
+                record.usage.completion_tokens, record.cost)
 
 
 class Gateway:
@@ -113,19 +114,20 @@ class Gateway:
         events = self.router.events
         if spans is not None:
             events.subscribe(spans, *KINDS)
-        events.subscribe(self.stats, RequestFinished)
-        events.subscribe(log_record, RequestFinished)
-        if self.governance is not None:
+        if self.governance is not None:  # at once: the ledger journals a record before its answer is sent
             events.subscribe(self.governance.ledger, RequestFinished)
+        events.subscribe_batches(self.stats.take)  # the aggregators take records in batches (telemetry.events)
+        events.subscribe_batches(log_records)
         cache = self.router.response_cache
         self.metrics = Metrics(lambda: self.router.table, version=__version__,
                                cache_counts=cache.counts if cache is not None else None,
                                per_key=server.metrics_per_key)
-        events.subscribe(self.metrics, RequestFinished)
+        events.subscribe_batches(self.metrics.take)
         if self.access_log is not None:
-            events.subscribe(self.access_log, RequestFinished)
+            events.subscribe_batches(self.access_log.take)
         self.feed = LiveFeed(lambda: self.router.table, wall_clock=time.time)
-        events.subscribe(self.feed, *FEED_KINDS)
+        events.subscribe_batches(self.feed.take)
+        events.subscribe(self.feed, BreakerChanged)
         from stellwerk.compose import load_file, load_text
 
         self.config_file = None if source is None else ConfigFile(

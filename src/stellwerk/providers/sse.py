@@ -84,6 +84,11 @@ class SSEParser:
         return []
 
     @property
+    def idle(self) -> bool:
+        """Nothing is kept from earlier reads: a read that is exactly one event can be taken as it is."""
+        return not self._buffer and not self._after_cr
+
+    @property
     def pending(self) -> bytes:
         """Bytes received that do not yet form a complete event."""
         return bytes(self._buffer)

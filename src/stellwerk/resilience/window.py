@@ -39,7 +39,8 @@ class SlidingCounter:
         return i
 
     def add(self, amount: int = 1) -> None:
-        i = self._bucket(int(self._clock()))
+        second = int(self._clock())
+        i = second % self.window if second == self._last else self._bucket(second)  # within a second: no expiry
         self._counts[i] += amount
         self._total += amount
 

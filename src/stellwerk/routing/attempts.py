@@ -153,7 +153,10 @@ class AttemptLoop(Generic[T]):
     # -- planning -----------------------------------------------------------
     def _plan(self, order: Sequence[Deployment]) -> tuple[list[Deployment], bool]:
         plan = list(order)
-        healthy = [d for d in plan if d.breaker.available()]
+        healthy = []
+        for dep in plan:  # a loop, not a comprehension: no extra frame per request
+            if dep.breaker.available():
+                healthy.append(dep)
         panic = len(healthy) < len(plan) and self.group.panic(len(healthy), len(plan))
         if panic:
             # Ordered strategies keep their order among the healthy; the unhealthy become last resorts.

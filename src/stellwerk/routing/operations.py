@@ -22,7 +22,7 @@ from stellwerk.providers.responses.native import ResponsesStreamDecoder, native_
 from stellwerk.usage import Usage, estimate_tokens, usage_from
 
 from .lease import Lease
-from .send import classify, read_body, send, transport_error
+from .send import classify, read_body, send, transport_error, with_extra
 
 __all__ = ["Answered", "Opened", "UpstreamRequest", "complete", "continuation_body", "embed", "open_stream"]
 
@@ -87,9 +87,19 @@ async def complete(transport: Transport, clock: Clock, call: Call, lease: Lease,
     native = _native(call, lease)
     wire = _wire(call, lease, native, call.body, False)
     deadline = clock() + timeout
-    response = await send(transport, wire, timeout, dep.config.connect_timeout, call.upstream_headers())
+    # send() and read_body() written out: two coroutines fewer per request on the hot path
+    try:
+        response = await transport.request(wire.method, wire.url, with_extra(wire.headers, call.upstream_headers()),
+                                           wire.body, timeout=timeout,
+                                           connect_timeout=min(dep.config.connect_timeout, timeout))
+    except TransportError as err:
+        raise transport_error(err, timeout) from None
     dep.routing.rate_limit_headers(response.headers)
-    raw_body = await read_body(response, deadline - clock())
+    remaining = deadline - clock()
+    try:
+        raw_body = await response.read(timeout=max(0.001, remaining))
+    except TransportError as err:
+        raise transport_error(err, remaining) from None
     if not 200 <= response.status < 300:
         raise classify(adapter, dep.endpoint.secrets, response.status, response.headers, raw_body)
     reported: Usage | None

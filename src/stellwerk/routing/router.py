@@ -184,6 +184,7 @@ class Router:
         self.prober.start()
 
     async def aclose(self) -> None:
+        self.events.flush()  # the batch listeners get the last records
         await self.prober.stop()
         if self.response_cache is not None:
             await self.response_cache.settle()

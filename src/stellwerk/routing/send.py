@@ -16,7 +16,7 @@ from stellwerk.providers import Adapter, UpstreamRequest
 from stellwerk.providers.base import encode_headers
 from stellwerk.redact import redact_bytes, scrub
 
-__all__ = ["classify", "read_body", "send", "transport_error"]
+__all__ = ["classify", "read_body", "send", "transport_error", "with_extra"]
 
 
 def classify(adapter: Adapter, secrets: tuple[str, ...], status: int, headers: dict[str, str],
@@ -40,12 +40,17 @@ def transport_error(err: TransportError, timeout: float | None = None) -> Upstre
     return UpstreamError(Outcome.RETRY_HERE, str(err) or "connection lost", reason="read")
 
 
+def with_extra(headers: list[tuple[str, str]] | bytes, extra_headers: bytes) -> list[tuple[str, str]] | bytes:
+    """A request's headers plus ``extra_headers`` (encoded ``name: value\r\n`` lines, e.g. ``traceparent``)."""
+    if not extra_headers:
+        return headers
+    return (headers if isinstance(headers, bytes) else encode_headers(headers)) + extra_headers
+
+
 async def send(transport: Transport, request: UpstreamRequest, timeout: float, connect_timeout: float,
                extra_headers: bytes = b"") -> UpstreamResponse:
     """``extra_headers``: encoded ``name: value\r\n`` lines added for this request (e.g. ``traceparent``)."""
-    headers = request.headers
-    if extra_headers:
-        headers = (headers if isinstance(headers, bytes) else encode_headers(headers)) + extra_headers
+    headers = with_extra(request.headers, extra_headers)
     try:
         return await transport.request(
             request.method, request.url, headers, request.body,

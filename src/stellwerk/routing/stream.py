@@ -179,26 +179,27 @@ class ChatStream:
             else:
                 self._identity = {"id": first_chunk.get("id"), "created": first_chunk.get("created"),
                                   "model": first_chunk.get("model")}
-        keep: list[Chunk] = []
         append_text = self._text.append
         drop_usage = not self._call.include_usage
+        dropped: list[Chunk] | None = None
         for chunk in batch:  # the hot path: an unresumed stream
             data = chunk[0]
-            if isinstance(data, ChunkView):  # forwarded unchanged: read the view, never build a dict
-                view = data
-                choices: Any = view.choices
+            if data.__class__ is ChunkView:  # forwarded unchanged: read the view, never build a dict
+                choices: Any = data.choices
                 if choices:
                     first_choice = choices[0]
                     delta_view = first_choice.delta
                     if delta_view is not None:
-                        if delta_view.content.__class__ is str:
-                            append_text(delta_view.content)
-                        if delta_view.has_tool_calls:
+                        content = delta_view.content
+                        if content.__class__ is str:
+                            append_text(content)
+                        if delta_view.tool_calls and delta_view.has_tool_calls:  # empty Raw: absent
                             self._tool_calls = True
                     if first_choice.finish_reason:
                         self._finished = True
-                usage = view.usage
+                usage = data.usage
             else:  # a dict from a translating adapter
+                assert isinstance(data, dict)
                 choices = data.get("choices")
                 if choices:
                     first = choices[0]
@@ -215,9 +216,9 @@ class ChatStream:
                 usage = data.get("usage")
             if usage is not None:
                 self.usage = usage_from(usage) or self.usage
-                if drop_usage and not choices:
-                    continue  # we asked for it; the client did not
-            keep.append(chunk)
+                if drop_usage and not choices:  # we asked for it; the client did not
+                    dropped = [chunk] if dropped is None else [*dropped, chunk]
+        keep = batch if dropped is None else [c for c in batch if all(c is not d for d in dropped)]
         return self._as_continuation(keep) if self.resumed else keep
 
     def _as_continuation(self, batch: list[Chunk]) -> list[Chunk]:

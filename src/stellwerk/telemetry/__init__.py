@@ -1,8 +1,10 @@
 """Telemetry as typed events: the request path emits them, listeners observe (stats, logs, experiments, demo)."""
 
 from .events import (
+    MAX_BATCH,
     AttemptFinished,
     AttemptStarted,
+    BatchListener,
     BreakerChanged,
     Event,
     Events,
@@ -17,8 +19,10 @@ from .events import (
 from .stats import DeploymentStats, StatsCollector
 
 __all__ = [
+    "MAX_BATCH",
     "AttemptFinished",
     "AttemptStarted",
+    "BatchListener",
     "BreakerChanged",
     "DeploymentStats",
     "Event",

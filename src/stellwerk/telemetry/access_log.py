@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import datetime
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 import msgspec
@@ -81,7 +81,8 @@ def open_sink(target: str) -> IO[bytes] | None:
 
 
 class AccessLog:
-    """``events.subscribe(AccessLog(sink), RequestFinished)``; ``close()`` flushes (and closes a file it owns)."""
+    """``events.subscribe_batches(log.take)`` (or ``events.subscribe(log, RequestFinished)``); ``close()`` flushes
+    (and closes a file it owns)."""
 
     def __init__(self, sink: IO[bytes], *, wall_clock: Callable[[], float], log_payloads: bool = False,
                  flush_interval: float = 0.5, owns_sink: bool = False) -> None:
@@ -106,8 +107,20 @@ class AccessLog:
         return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
 
     def __call__(self, record: Event) -> None:
-        if type(record) is not RequestFinished:
-            return
+        """One event (a plain listener); the gateway hands the records over in batches (:meth:`take`)."""
+        if type(record) is RequestFinished:
+            self.take((record,))
+
+    def take(self, records: Sequence[RequestFinished]) -> None:
+        """A batch of finished requests (``events.subscribe_batches(access_log.take)``): one line each."""
+        for record in records:
+            self._line(record)
+        if len(self._buffer) >= _BUFFER:
+            self._drain()
+        if not self._flush_pending:
+            self._schedule_flush()
+
+    def _line(self, record: RequestFinished) -> None:
         usage = record.usage
         ttft = record.ttft
         line = Line(time=self._time(self._wall_clock()), request_id=record.request_id, operation=record.operation,
@@ -128,10 +141,6 @@ class AccessLog:
         buffer = self._buffer
         self._encode_into(line, buffer, -1)
         buffer.append(10)
-        if len(buffer) >= _BUFFER:
-            self._drain()
-        if not self._flush_pending:
-            self._schedule_flush()
 
     def _schedule_flush(self) -> None:
         try:

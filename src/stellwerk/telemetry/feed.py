@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -55,7 +55,8 @@ class _Bucket:
 
 
 class LiveFeed:
-    """Subscribe to :data:`KINDS`; serve :meth:`stream` as ``GET /admin/events`` and :meth:`timeline`."""
+    """Subscribe to :class:`BreakerChanged` and :meth:`take` to finished-request batches (or the feed itself to
+    :data:`KINDS`); serve :meth:`stream` as ``GET /admin/events`` and :meth:`timeline`."""
 
     def __init__(self, table: Callable[[], RoutingTable], *, wall_clock: Callable[[], float]) -> None:
         self._table = table
@@ -70,32 +71,47 @@ class LiveFeed:
         """Events a slow stream did not get."""
 
     def __call__(self, event: Event) -> None:
-        now = self._clock()
+        """One event: a breaker change (the gateway subscribes this to :class:`BreakerChanged`), or a finished
+        request from a plain subscription (the gateway hands those over in batches, :meth:`take`)."""
         if type(event) is RequestFinished:
-            self._count(event, now)
-        elif type(event) is not BreakerChanged:
-            return
-        self._recent.append((now, event))
+            self.take((event,))
+        elif type(event) is BreakerChanged:
+            now = self._clock()
+            self._recent.append((now, event))
+            if self._queues:
+                self._check_version(now)
+                self._send(_item(now, event))
+
+    def take(self, records: Sequence[RequestFinished]) -> None:
+        """A batch of finished requests (``events.subscribe_batches(feed.take)``), all stamped with one time."""
+        now = self._clock()
+        bucket = self._bucket(now)
+        recent = self._recent
+        latencies = bucket.latencies
+        for record in records:
+            bucket.requests += 1
+            if record.status >= 500 or record.deployment is None:
+                bucket.errors += 1
+            bucket.cost += record.cost
+            if len(latencies) < _SAMPLES:
+                latencies.append(record.latency)
+            recent.append((now, record))
         if self._queues:
             self._check_version(now)
-            self._send(_item(now, event))
+            for record in records:
+                self._send(_item(now, record))
 
     def recent(self) -> list[dict[str, Any]]:
         """The latest events as the stream sends them (oldest first)."""
         return [_item(now, event) for now, event in self._recent]
 
-    def _count(self, record: RequestFinished, now: float) -> None:
+    def _bucket(self, now: float) -> _Bucket:
+        """The timeline bucket ``now`` falls in (a new one when its 10 s began after the last one's)."""
         buckets = self._buckets
         start = now - now % BUCKET
         if not buckets or buckets[-1].start != start:
             buckets.append(_Bucket(start))
-        bucket = buckets[-1]
-        bucket.requests += 1
-        if record.status >= 500 or record.deployment is None:
-            bucket.errors += 1
-        bucket.cost += record.cost
-        if len(bucket.latencies) < _SAMPLES:
-            bucket.latencies.append(record.latency)
+        return buckets[-1]
 
     def _check_version(self, now: float) -> None:
         version = self._table().version

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 import platform
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
@@ -69,10 +69,10 @@ class _Series:
 
 
 class Metrics(Collector):
-    """The gateway's Prometheus metrics. Subscribe it to :class:`RequestFinished`; serve :meth:`render`.
+    """The gateway's Prometheus metrics. Subscribe its :meth:`take` to finished-request batches; serve :meth:`render`.
 
     >>> metrics = Metrics(lambda: router.table, version="0.1.0")
-    >>> router.events.subscribe(metrics, RequestFinished)
+    >>> router.events.subscribe_batches(metrics.take)
     >>> body, content_type = metrics.render(request.headers.get("accept", ""))
 
     Each instance has its own registry (no process-global state): two gateways in
@@ -104,38 +104,46 @@ class Metrics(Collector):
         self.registry.register(_TableGauges(table))
 
     def __call__(self, record: Event) -> None:
-        if type(record) is not RequestFinished:
-            return
-        key = (record.model, record.deployment, record.status)
-        series = self._series.get(key)
-        if series is None:
-            series = self._new_series(key)
-        series.requests += 1
-        latency = record.latency
-        series.duration[bisect.bisect_left(DURATION_BUCKETS, latency)] += 1
-        series.duration_sum += latency
-        ttft = record.ttft
-        if ttft is not None:
-            series.ttft[bisect.bisect_left(TTFT_BUCKETS, ttft)] += 1
-            series.ttft_sum += ttft
-        if record.deployment is not None:
-            usage = record.usage
-            series.prompt += usage.prompt_tokens
-            series.completion += usage.completion_tokens
-            series.cost += record.cost
-            if record.saved:
-                model_name = self._model(record.model)
-                self.saved[model_name] = self.saved.get(model_name, 0.0) + record.saved
-        elif record.limited:
-            self.ratelimit[record.limited] = self.ratelimit.get(record.limited, 0) + 1
-        if self._per_key and record.key_id is not None:
-            self._count_key(record)
-        if record.attempts:
-            attempts = self._attempts
-            model = self._model(record.model)
-            for attempt in record.attempts:
-                failed = (model, self._deployment(attempt.deployment), attempt.outcome.value)
-                attempts[failed] = attempts.get(failed, 0) + 1
+        """One event (a plain listener); the gateway hands the records over in batches (:meth:`take`)."""
+        if type(record) is RequestFinished:
+            self.take((record,))
+
+    def take(self, records: Sequence[RequestFinished]) -> None:
+        """A batch of finished requests (``events.subscribe_batches(metrics.take)``)."""
+        all_series = self._series
+        duration_bounds, ttft_bounds = DURATION_BUCKETS, TTFT_BUCKETS
+        bucket = bisect.bisect_left
+        for record in records:
+            key = (record.model, record.deployment, record.status)
+            series = all_series.get(key)
+            if series is None:
+                series = self._new_series(key)
+            series.requests += 1
+            latency = record.latency
+            series.duration[bucket(duration_bounds, latency)] += 1
+            series.duration_sum += latency
+            ttft = record.ttft
+            if ttft is not None:
+                series.ttft[bucket(ttft_bounds, ttft)] += 1
+                series.ttft_sum += ttft
+            if record.deployment is not None:
+                usage = record.usage
+                series.prompt += usage.prompt_tokens
+                series.completion += usage.completion_tokens
+                series.cost += record.cost
+                if record.saved:
+                    model_name = self._model(record.model)
+                    self.saved[model_name] = self.saved.get(model_name, 0.0) + record.saved
+            elif record.limited:
+                self.ratelimit[record.limited] = self.ratelimit.get(record.limited, 0) + 1
+            if self._per_key and record.key_id is not None:
+                self._count_key(record)
+            if record.attempts:
+                attempts = self._attempts
+                model = self._model(record.model)
+                for attempt in record.attempts:
+                    failed = (model, self._deployment(attempt.deployment), attempt.outcome.value)
+                    attempts[failed] = attempts.get(failed, 0) + 1
 
     def _count_key(self, record: RequestFinished) -> None:
         assert record.key_id is not None

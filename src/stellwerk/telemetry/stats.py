@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .events import RequestFinished
@@ -24,7 +25,7 @@ class DeploymentStats:
 class StatsCollector:
     """Aggregates finished requests per deployment (for ``/admin/stats`` and the demo).
 
-    Subscribe it to :class:`RequestFinished` only: ``events.subscribe(stats, RequestFinished)``.
+    ``events.subscribe_batches(stats.take)`` (or, one event at a time, ``events.subscribe(stats, RequestFinished)``).
     """
 
     def __init__(self, alpha: float = 0.2) -> None:
@@ -38,31 +39,45 @@ class StatsCollector:
         self.saved_cost = 0.0
 
     def __call__(self, record: object) -> None:
-        if not isinstance(record, RequestFinished):
-            return
-        self.requests += 1
-        if record.cache:  # answered by the response cache: no deployment was asked
-            self.cache_hits += 1
-            self.saved_cost += record.saved
-            return
-        if record.deployment is None:
-            self.errors += 1
-        if record.deployment is not None and any(a.deployment != record.deployment for a in record.attempts):
-            self.failovers += 1  # answered by another deployment than one that failed (retries don't count)
-        for attempt in record.attempts:
-            stats = self.deployments.setdefault(attempt.deployment, DeploymentStats())
-            stats.failures += 1
-            stats.last_error = attempt.describe()
-            stats.by_outcome[attempt.outcome.value] = stats.by_outcome.get(attempt.outcome.value, 0) + 1
-        if record.deployment is not None:
-            stats = self.deployments.setdefault(record.deployment, DeploymentStats())
+        """One event (a plain listener); the gateway hands the records over in batches (:meth:`take`)."""
+        if isinstance(record, RequestFinished):
+            self.take((record,))
+
+    def take(self, records: Sequence[RequestFinished]) -> None:
+        """A batch of finished requests (``events.subscribe_batches(stats.take)``)."""
+        deployments = self.deployments
+        alpha = self.alpha
+        for record in records:
+            self.requests += 1
+            if record.cache:  # answered by the response cache: no deployment was asked
+                self.cache_hits += 1
+                self.saved_cost += record.saved
+                continue
+            answered = record.deployment
+            if record.attempts:
+                if answered is not None and any(a.deployment != answered for a in record.attempts):
+                    self.failovers += 1  # answered by another deployment than one that failed (retries don't count)
+                for attempt in record.attempts:
+                    stats = deployments.get(attempt.deployment)
+                    if stats is None:
+                        stats = deployments[attempt.deployment] = DeploymentStats()
+                    stats.failures += 1
+                    stats.last_error = attempt.describe()
+                    stats.by_outcome[attempt.outcome.value] = stats.by_outcome.get(attempt.outcome.value, 0) + 1
+            if answered is None:
+                self.errors += 1
+                continue
+            stats = deployments.get(answered)
+            if stats is None:
+                stats = deployments[answered] = DeploymentStats()
             stats.requests += 1
-            stats.prompt_tokens += record.usage.prompt_tokens
-            stats.completion_tokens += record.usage.completion_tokens
+            usage = record.usage
+            stats.prompt_tokens += usage.prompt_tokens
+            stats.completion_tokens += usage.completion_tokens
             stats.cost += record.cost
             self.cost += record.cost
             ewma = stats.latency_ewma
-            stats.latency_ewma = record.latency if ewma is None else ewma + self.alpha * (record.latency - ewma)
+            stats.latency_ewma = record.latency if ewma is None else ewma + alpha * (record.latency - ewma)
 
     def snapshot(self) -> dict[str, object]:
         return {

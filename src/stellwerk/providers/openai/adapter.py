@@ -12,6 +12,7 @@ the upstream's own bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -47,22 +48,56 @@ class OpenAIStreamDecoder:
         self.done = False
 
     def feed(self, data: bytes) -> list[Chunk]:
+        if not (self._sse.idle and data[-2:] == b"\n\n" and b"\r" not in data):
+            return self._parsed(data)
+        blocks = data[:-2].split(b"\n\n")  # the common read: whole events of one ``data:`` line each
+        if data.count(b"\n") != 2 * len(blocks):
+            return self._parsed(data)
+        chunks: list[Chunk] = []
+        decode = _VIEW.decode
+        for block in blocks:
+            if block[:6] != b"data: ":
+                return self._parsed(data)  # another field, a comment, a blank event: the parser's way
+            payload = block[6:]
+            if payload == b"[DONE]":
+                self.done = True
+                break
+            if not payload:
+                continue
+            try:  # _view written out: no call per event on the hot path
+                view = decode(payload)
+            except msgspec.DecodeError:
+                raise _malformed() from None
+            if view.choices is None and len(view.error) and bytes(view.error) != b"null":
+                raise error_from_payload(orjson.loads(payload), 500)
+            chunks.append((view, payload))
+        return chunks
+
+    def _parsed(self, data: bytes) -> list[Chunk]:
+        """Any read, through the SSE parser (events split across reads, several lines, CRs, comments)."""
         chunks: list[Chunk] = []
         decode = _VIEW.decode
         for _event, payload in self._sse.feed(data):
             if payload == b"[DONE]":
                 self.done = True
                 break
-            if not payload:
-                continue
-            try:
-                view = decode(payload)
-            except msgspec.DecodeError:
-                raise UpstreamError(Outcome.RETRY_HERE, "upstream sent a malformed stream event") from None
-            if view.choices is None and len(view.error) and bytes(view.error) != b"null":
-                raise error_from_payload(orjson.loads(payload), 500)
-            chunks.append((view, payload))
+            if payload:
+                chunks.append((self._view(payload, decode), payload))
         return chunks
+
+    @staticmethod
+    def _view(payload: bytes, decode: Callable[[bytes], ChunkView]) -> ChunkView:
+        try:
+            view = decode(payload)
+        except msgspec.DecodeError:
+            raise _malformed() from None
+        if view.choices is None and len(view.error) and bytes(view.error) != b"null":
+            raise error_from_payload(orjson.loads(payload), 500)
+        return view
+
+
+def _malformed() -> UpstreamError:
+    return UpstreamError(Outcome.RETRY_HERE, "upstream sent a malformed stream event")
 
 
 class OpenAIAdapter:
