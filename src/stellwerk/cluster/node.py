@@ -143,6 +143,11 @@ class Cluster:
         return self.url.split("@")[-1]  # never the password
 
     # -- commands -----------------------------------------------------------------------------------
+    @property
+    def connection(self) -> RespConnection | None:
+        """The command connection while Redis is up (for callers that write encoded commands)."""
+        return self._conn if self.up else None
+
     async def run(self, script: Script, keys: tuple[str, ...] | list[str], args: tuple[Any, ...]) -> Any:
         """The script's reply; None when Redis is down or failed (then the cluster is marked down)."""
         conn = self._conn

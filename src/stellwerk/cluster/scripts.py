@@ -10,62 +10,96 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["ADMIT", "HEARTBEAT", "RECONCILE", "SCRIPTS", "Script"]
+from .resp import bulk
+
+__all__ = ["ADMIT", "HEARTBEAT", "SCRIPTS", "Script"]
 
 
 class Script:
-    """A script and its SHA-1 (``EVALSHA``; ``EVAL`` the first time a server has not seen it)."""
+    """A script and its SHA-1 (``EVALSHA``; ``EVAL`` the first time a server has not seen it), with both
+    commands' encoded first two arguments (for callers that encode the rest themselves)."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self.evalsha = bulk(b"EVALSHA") + bulk(self.sha.encode())
+        self.eval = bulk(b"EVAL") + bulk(source.encode())
 
 
 ADMIT = Script("""
--- KEYS: accounts. ARGV: now (s), then rpm, tpm (0: none) and tokens to reserve of each account.
--- Admits when every account's used count is below its limit (used + reserved tokens for tpm); then
--- counts the request and reserves its tokens everywhere. Returns {0} or {i, r, t} for the first
--- account i that is full (its requests and tokens in the window).
+-- One round of a replica: reconciliations, then admissions, each admission all or nothing.
+-- KEYS: the accounts of the reconciliations, then those of the admissions, in order.
+-- ARGV: now (s); R, then R pairs: the second of a reservation and the tokens to add there (negative:
+-- give back; dropped once the second has left the window); A, then per admission its number of
+-- accounts c and, for each of them, rpm, tpm (0: none) and the tokens to reserve.
+-- An admission is admitted when each of its accounts is below its limits (tpm: used + reserved); then
+-- the request is counted and its tokens reserved on all of them. Returns three integers per admission:
+-- 0, 0, 0 when admitted, else i, r, t of its first full account (its position among the admission's
+-- accounts, its requests and tokens in the window); nothing is counted for a refused admission.
 local now = tonumber(ARGV[1])
 local oldest = now - 60
-for i = 1, #KEYS do
-  local rpm, tpm = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
-  if rpm > 0 or tpm > 0 then
-    local flat = redis.call('HGETALL', KEYS[i])
-    local r, t, stale = 0, 0, {}
-    for j = 1, #flat, 2 do
-      local field = flat[j]
-      if tonumber(string.sub(field, 2)) <= oldest then
-        stale[#stale + 1] = field
-      elseif string.byte(field, 1) == 114 then
-        r = r + tonumber(flat[j + 1])
-      else
-        t = t + tonumber(flat[j + 1])
+local k, a = 1, 3
+for _ = 1, tonumber(ARGV[2]) do
+  local at, delta = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  if at > oldest and delta ~= 0 then
+    redis.call('HINCRBY', KEYS[k], 't' .. at, delta)
+    redis.call('EXPIRE', KEYS[k], 61)
+  end
+  k, a = k + 1, a + 2
+end
+local windows = {}
+local function window(key)
+  local w = windows[key]
+  if w then return w end
+  local flat = redis.call('HGETALL', key)
+  local r, t, stale = 0, 0, {}
+  for j = 1, #flat, 2 do
+    local field = flat[j]
+    if tonumber(string.sub(field, 2)) <= oldest then
+      stale[#stale + 1] = field
+    elseif string.byte(field, 1) == 114 then
+      r = r + tonumber(flat[j + 1])
+    else
+      t = t + tonumber(flat[j + 1])
+    end
+  end
+  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  w = {r, t}
+  windows[key] = w
+  return w
+end
+local rf, tf, out = 'r' .. now, 't' .. now, {}
+local admissions = tonumber(ARGV[a])
+a = a + 1
+for n = 1, admissions do
+  local c = tonumber(ARGV[a])
+  a = a + 1
+  local full = 0
+  for i = 0, c - 1 do
+    local rpm, tpm = tonumber(ARGV[a + 3 * i]), tonumber(ARGV[a + 3 * i + 1])
+    if rpm > 0 or tpm > 0 then
+      local w = window(KEYS[k + i])
+      if (rpm > 0 and w[1] >= rpm) or (tpm > 0 and w[2] >= tpm) then
+        full = i + 1
+        out[3 * n - 2], out[3 * n - 1], out[3 * n] = full, w[1], w[2]
+        break
       end
     end
-    if #stale > 0 then redis.call('HDEL', KEYS[i], unpack(stale)) end
-    if (rpm > 0 and r >= rpm) or (tpm > 0 and t >= tpm) then return {i, r, t} end
   end
+  if full == 0 then
+    for i = 0, c - 1 do
+      local key, tokens = KEYS[k + i], tonumber(ARGV[a + 3 * i + 2])
+      redis.call('HINCRBY', key, rf, 1)
+      if tokens ~= 0 then redis.call('HINCRBY', key, tf, tokens) end
+      redis.call('EXPIRE', key, 61)
+      local w = windows[key]
+      if w then w[1], w[2] = w[1] + 1, w[2] + tokens end
+    end
+    out[3 * n - 2], out[3 * n - 1], out[3 * n] = 0, 0, 0
+  end
+  k, a = k + c, a + 3 * c
 end
-for i = 1, #KEYS do
-  local tokens = tonumber(ARGV[3 * i + 1])
-  redis.call('HINCRBY', KEYS[i], 'r' .. now, 1)
-  if tokens ~= 0 then redis.call('HINCRBY', KEYS[i], 't' .. now, tokens) end
-  redis.call('EXPIRE', KEYS[i], 61)
-end
-return {0}
-""")
-
-RECONCILE = Script("""
--- KEYS: accounts. ARGV: the second of the reservation, now (s), tokens to add (negative: give back).
--- The correction lands in the reservation's own second while that is still in the window.
-local at, now, delta = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if at <= now - 60 or delta == 0 then return 0 end
-for i = 1, #KEYS do
-  redis.call('HINCRBY', KEYS[i], 't' .. at, delta)
-  redis.call('EXPIRE', KEYS[i], 61)
-end
-return 1
+return out
 """)
 
 HEARTBEAT = Script("""
@@ -84,4 +118,4 @@ local alive = redis.call('ZCOUNT', KEYS[2], now - gone, '+inf')
 return {alive, redis.call('HGETALL', KEYS[3])}
 """)
 
-SCRIPTS = (ADMIT, RECONCILE, HEARTBEAT)
+SCRIPTS = (ADMIT, HEARTBEAT)
