@@ -30,7 +30,7 @@ async def main(url: str, calls: int, rounds: int) -> None:
     account = gateway.account("x", 1_000_000_000, 1_000_000_000)
     own = await connect(url, 1.0)
     other = aioredis.Redis.from_url(url)
-    key = f"{prefix}a:x"
+    key = f"{prefix}w:x"
     # one admission of one account, no reconciliation (the layout of ARGV is in cluster/scripts.py)
     args = (ADMIT.sha, 1, key, int(time.time()), 0, 1, 1, 1_000_000_000, 1_000_000_000, 10)
     try:

@@ -48,8 +48,8 @@ async def test_admissions_that_meet_in_flight_share_the_next_round(prefix: str) 
         assert again is not None and outcome(await again[0].future, again[1]) == (1_000_000, 0, 0, 0)
         conn = await connect(MACHINE_REDIS, 1.0)
         try:  # the reconciliations rode with that round
-            assert await conn.call("HGET", f"{prefix}a:key:k", "t1000000") == b"120"
-            assert await conn.call("HGET", f"{prefix}a:dep:d", "r1000000") == b"4"
+            assert await conn.call("HGET", f"{prefix}w:key:k", "t1000000") == b"120"
+            assert await conn.call("HGET", f"{prefix}w:dep:d", "r1000000") == b"4"
         finally:
             conn.close()
     finally:
@@ -64,7 +64,7 @@ async def test_a_reconciliation_alone_goes_out_after_a_short_delay(prefix: str) 
         shared = SharedLimits(node)
         shared.reconcile(["team:t"], 1_000_000, 25)
         async with asyncio.timeout(GUARD):
-            while await conn.call("HGET", f"{prefix}a:team:t", "t1000000") != b"25":
+            while await conn.call("HGET", f"{prefix}w:team:t", "t1000000") != b"25":
                 await asyncio.sleep(0.01)  # the flush is due after FLUSH_DELAY (bounded by GUARD)
     finally:
         conn.close()
@@ -113,3 +113,31 @@ async def test_a_silent_server_fails_every_waiting_command_at_the_deadline() -> 
         done.set()
         server.close()
         await server.wait_closed()
+
+
+async def test_the_window_slides_second_by_second(prefix: str) -> None:
+    wall = Wall()
+    node = Cluster(MACHINE_REDIS, prefix=prefix, wall=wall, sleep=_never, replica_id="a")
+    await node.start()
+    try:
+        shared = SharedLimits(node)
+        subject = [("key:s", 3, 1000, 10)]
+        assert [await shared.admit(subject) for _ in range(2)] == [(1_000_000, None)] * 2
+        wall.now += 30
+        assert await shared.admit(subject) == (1_000_030, None)
+        refused = await shared.admit(subject)
+        assert refused is not None and refused[1] is not None and (refused[1].requests, refused[1].tokens) == (3, 30)
+        shared.reconcile(["key:s"], 1_000_000, -4)  # the first two answers took 8 tokens: rides with the next
+        wall.now += 29
+        refused = await shared.admit(subject)
+        assert refused is not None and refused[1] is not None and (refused[1].requests, refused[1].tokens) == (3, 26)
+        wall.now += 1  # second 1_000_000 leaves the window (t-60, t]
+        assert await shared.admit(subject) == (1_000_060, None)
+        refused = await shared.admit([("key:s", 2, 1000, 10)])
+        assert refused is not None and refused[1] is not None and (refused[1].requests, refused[1].tokens) == (2, 20)
+        wall.now += 60  # a minute without use: the window starts over
+        assert [await shared.admit([("key:s", 2, 1000, 10)]) for _ in range(2)] == [(1_000_120, None)] * 2
+        refused = await shared.admit([("key:s", 2, 1000, 10)])
+        assert refused is not None and refused[1] is not None and (refused[1].requests, refused[1].tokens) == (2, 20)
+    finally:
+        await node.close()

@@ -48,7 +48,7 @@ class Refused(msgspec.Struct, frozen=True):
 
 
 class SharedLimits:
-    """Windows of accounts in Redis (``P a:key:<id>``, ``P a:team:<name>``, ``P a:dep:<id>``), checked and
+    """Windows of accounts in Redis (``P w:key:<id>``, ``P w:team:<name>``, ``P w:dep:<id>``), checked and
     counted in rounds (:mod:`.rounds`)."""
 
     def __init__(self, cluster: Cluster) -> None:
@@ -79,7 +79,7 @@ class SharedLimits:
     def reconcile(self, names: Sequence[str], at: int, delta: int) -> None:
         """Add ``delta`` tokens to the accounts' second ``at`` (with the next round; lost while Redis is down)."""
         for name in names:
-            self.rounds.reconcile(bulk(self.cluster.key("a:" + name).encode()), at, delta)
+            self.rounds.reconcile(bulk(self.cluster.key("w:" + name).encode()), at, delta)
 
     def local_view(self, record: R) -> R:
         """``record`` as this replica enforces it alone: its rates and parallelism split by the replicas last

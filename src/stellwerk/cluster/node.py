@@ -5,7 +5,7 @@
     a command fails ─► down: connections dropped, callers fall back to local state, one warning a minute
     down ─► every ``interval`` s: reconnect ─► resubscribe, heartbeat (resync) ─► up
 
-Keys (``P`` is ``server.redis_prefix``): ``P a:<account>`` rate windows (:mod:`.scripts`), ``P replicas``
+Keys (``P`` is ``server.redis_prefix``): ``P w:<account>`` rate windows (:mod:`.scripts`), ``P replicas``
 and ``P beats`` (who is alive), ``P breakers`` (open breakers and until when), channel ``P notices``.
 Nothing here blocks a request: while down, every caller sees ``up`` False and uses its local state.
 """

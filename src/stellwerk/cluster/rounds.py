@@ -40,7 +40,7 @@ _CACHE = 4096
 
 
 class Account:
-    """A shared window (``P a:<name>``) with its limits, encoded: the key, and rpm and tpm (0: none)."""
+    """A shared window (``P w:<name>``) with its limits, encoded: the key, and rpm and tpm (0: none)."""
 
     __slots__ = ("key", "limits", "name", "rpm", "tpm")
 
@@ -88,7 +88,7 @@ class Rounds:
         if account is None or account.rpm != rpm or account.tpm != tpm:
             if len(self._accounts) >= _CACHE:
                 self._accounts.clear()
-            account = self._accounts[name] = Account(name, rpm, tpm, self.cluster.key("a:" + name).encode())
+            account = self._accounts[name] = Account(name, rpm, tpm, self.cluster.key("w:" + name).encode())
         return account
 
     def encode_int(self, value: int) -> bytes:

@@ -1,9 +1,11 @@
 """The Lua scripts the replicas run in Redis: each is one atomic round trip.
 
-Rates are counted per second in one hash per account (``P a:<name>``: ``r<second>`` requests,
-``t<second>`` tokens); a window is the sum of the last 60 seconds' fields. A hash expires 61 s after its
-last write, so accounts nobody uses vanish by themselves. Seconds come from the replicas' wall clocks
-(NTP keeps them within a fraction of a bucket).
+Rates are counted per second in one hash per account (``P w:<name>``: ``r<second>`` requests,
+``t<second>`` tokens), with the sums over the last 60 seconds kept beside them (``R``, ``T``, as of the
+head second ``h``), so an admission reads three fields instead of the whole minute. A hash expires 61 s
+after its last write, so accounts nobody uses vanish by themselves. Seconds come from the replicas' wall
+clocks (NTP keeps them within a fraction of a bucket). (The layout before the sums, ``P a:<name>``, is
+not read: during a rolling upgrade old and new replicas count apart for a minute.)
 """
 
 from __future__ import annotations
@@ -37,38 +39,50 @@ ADMIT = Script("""
 -- 0, 0, 0 when admitted, else i, r, t of its first full account (its position among the admission's
 -- accounts, its requests and tokens in the window); nothing is counted for a refused admission.
 local now = tonumber(ARGV[1])
-local oldest = now - 60
-local k, a = 1, 3
-for _ = 1, tonumber(ARGV[2]) do
-  local at, delta = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  if at > oldest and delta ~= 0 then
-    redis.call('HINCRBY', KEYS[k], 't' .. at, delta)
-    redis.call('EXPIRE', KEYS[k], 61)
-  end
-  k, a = k + 1, a + 2
-end
-local windows = {}
+local windows, touched = {}, {}
+-- An account's window: its head second h (the latest it was moved to) and its sums R and T over the
+-- seconds (h - 60, h]. Moving the head subtracts the seconds that leave; an account unused for a minute
+-- starts over. A replica whose clock is behind counts in the head second.
 local function window(key)
   local w = windows[key]
   if w then return w end
-  local flat = redis.call('HGETALL', key)
-  local r, t, stale = 0, 0, {}
-  for j = 1, #flat, 2 do
-    local field = flat[j]
-    if tonumber(string.sub(field, 2)) <= oldest then
-      stale[#stale + 1] = field
-    elseif string.byte(field, 1) == 114 then
-      r = r + tonumber(flat[j + 1])
-    else
-      t = t + tonumber(flat[j + 1])
+  local v = redis.call('HMGET', key, 'h', 'R', 'T')
+  local h, r, t = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]) or 0
+  if h == nil or h <= now - 60 then
+    if h ~= nil then redis.call('DEL', key) end
+    h, r, t = now, 0, 0
+  elseif h < now then
+    local gone = {}
+    for s = h - 59, now - 60 do
+      gone[#gone + 1] = 'r' .. s
+      gone[#gone + 1] = 't' .. s
     end
+    if #gone > 0 then
+      local old = redis.call('HMGET', key, unpack(gone))
+      for j = 1, #gone, 2 do
+        r = r - (tonumber(old[j]) or 0)
+        t = t - (tonumber(old[j + 1]) or 0)
+      end
+      redis.call('HDEL', key, unpack(gone))
+    end
+    h = now
   end
-  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
-  w = {r, t}
+  w = {h, r, t}
   windows[key] = w
+  touched[#touched + 1] = key
   return w
 end
-local rf, tf, out = 'r' .. now, 't' .. now, {}
+local k, a = 1, 3
+for _ = 1, tonumber(ARGV[2]) do
+  local at, delta = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local w = window(KEYS[k])
+  if at > w[1] - 60 and delta ~= 0 then
+    redis.call('HINCRBY', KEYS[k], 't' .. at, delta)
+    w[3] = w[3] + delta
+  end
+  k, a = k + 1, a + 2
+end
+local out = {}
 local admissions = tonumber(ARGV[a])
 a = a + 1
 for n = 1, admissions do
@@ -77,27 +91,29 @@ for n = 1, admissions do
   local full = 0
   for i = 0, c - 1 do
     local rpm, tpm = tonumber(ARGV[a + 3 * i]), tonumber(ARGV[a + 3 * i + 1])
-    if rpm > 0 or tpm > 0 then
-      local w = window(KEYS[k + i])
-      if (rpm > 0 and w[1] >= rpm) or (tpm > 0 and w[2] >= tpm) then
-        full = i + 1
-        out[3 * n - 2], out[3 * n - 1], out[3 * n] = full, w[1], w[2]
-        break
-      end
+    local w = window(KEYS[k + i])
+    if (rpm > 0 and w[2] >= rpm) or (tpm > 0 and w[3] >= tpm) then
+      full = i + 1
+      out[3 * n - 2], out[3 * n - 1], out[3 * n] = full, w[2], w[3]
+      break
     end
   end
   if full == 0 then
     for i = 0, c - 1 do
       local key, tokens = KEYS[k + i], tonumber(ARGV[a + 3 * i + 2])
-      redis.call('HINCRBY', key, rf, 1)
-      if tokens ~= 0 then redis.call('HINCRBY', key, tf, tokens) end
-      redis.call('EXPIRE', key, 61)
       local w = windows[key]
-      if w then w[1], w[2] = w[1] + 1, w[2] + tokens end
+      redis.call('HINCRBY', key, 'r' .. w[1], 1)
+      if tokens ~= 0 then redis.call('HINCRBY', key, 't' .. w[1], tokens) end
+      w[2], w[3] = w[2] + 1, w[3] + tokens
     end
     out[3 * n - 2], out[3 * n - 1], out[3 * n] = 0, 0, 0
   end
   k, a = k + c, a + 3 * c
+end
+for _, key in ipairs(touched) do
+  local w = windows[key]
+  redis.call('HSET', key, 'h', w[1], 'R', w[2], 'T', w[3])
+  redis.call('EXPIRE', key, 61)
 end
 return out
 """)
