@@ -135,6 +135,14 @@ class RespConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not its subclasses
 
     def data_received(self, data: bytes) -> None:
+        if data[:1] == b":" and not self._buf and data.find(b"\r\n") == len(data) - 2 and self._waiting:
+            try:  # the common case: one integer (ADMIT's "all admitted")
+                reply: Reply = int(data[1:-2])
+            except ValueError as err:
+                self._fail(ConnectionLost(str(err)))
+                return
+            self._deliver(reply)
+            return
         buf: bytes | bytearray
         if self._buf:
             self._buf += data

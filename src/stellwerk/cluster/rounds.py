@@ -54,11 +54,12 @@ class Account:
 
 class Round:
     """The admissions of one ADMIT call: their keys and arguments, encoded; one future for all of them,
-    whose result is ``(second, reply)`` (three integers per admission) or None (Redis did not answer)."""
+    whose result is ``(second, reply)`` (0: all admitted, else three integers per admission) or None (Redis
+    did not answer)."""
 
     __slots__ = ("argc", "args", "body", "future", "keys", "size")
 
-    def __init__(self, future: asyncio.Future[tuple[int, list[int]] | None]) -> None:
+    def __init__(self, future: asyncio.Future[tuple[int, list[int] | int] | None]) -> None:
         self.future = future
         self.size = 0
         self.keys: list[bytes] = []
@@ -199,11 +200,13 @@ class Rounds:
         self._flying += 1
 
 
-def outcome(result: tuple[int, list[int]] | None, index: int) -> tuple[int, int, int, int] | None:
+def outcome(result: tuple[int, list[int] | int] | None, index: int) -> tuple[int, int, int, int] | None:
     """One admission's outcome in its round's result: (second, 0 or the full account's position from 1, its
     requests, its tokens), or None when Redis did not answer."""
     if result is None:
         return None
     at, reply = result
+    if not isinstance(reply, list):  # 0: the whole round was admitted
+        return at, 0, 0, 0
     i = 3 * index
     return at, reply[i], reply[i + 1], reply[i + 2]

@@ -35,9 +35,10 @@ ADMIT = Script("""
 -- give back; dropped once the second has left the window); A, then per admission its number of
 -- accounts c and, for each of them, rpm, tpm (0: none) and the tokens to reserve.
 -- An admission is admitted when each of its accounts is below its limits (tpm: used + reserved); then
--- the request is counted and its tokens reserved on all of them. Returns three integers per admission:
--- 0, 0, 0 when admitted, else i, r, t of its first full account (its position among the admission's
--- accounts, its requests and tokens in the window); nothing is counted for a refused admission.
+-- the request is counted and its tokens reserved on all of them. Returns 0 when every admission was
+-- admitted, else three integers per admission: 0, 0, 0 when admitted, else i, r, t of its first full
+-- account (its position among the admission's accounts, its requests and tokens in the window); nothing
+-- is counted for a refused admission.
 local now = tonumber(ARGV[1])
 local windows, touched = {}, {}
 -- An account's window: its head second h (the latest it was moved to) and its sums R and T over the
@@ -115,7 +116,10 @@ for _, key in ipairs(touched) do
   redis.call('HSET', key, 'h', w[1], 'R', w[2], 'T', w[3])
   redis.call('EXPIRE', key, 61)
 end
-return out
+for _, v in ipairs(out) do
+  if v ~= 0 then return out end
+end
+return 0
 """)
 
 HEARTBEAT = Script("""
