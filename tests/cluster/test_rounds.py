@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from virtual import Wall, never
 
 from redis_support import MACHINE_REDIS, OwnRedis, free_port, needs_redis
 from stellwerk.cluster import Cluster, SharedLimits
@@ -15,20 +16,8 @@ from support import GUARD
 pytestmark = needs_redis
 
 
-class Wall:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def _never(seconds: float) -> None:
-    await asyncio.Event().wait()  # the heartbeat loop waits for ever: tests beat by hand
-
-
 async def test_admissions_that_meet_in_flight_share_the_next_round(prefix: str) -> None:
-    node = Cluster(MACHINE_REDIS, prefix=prefix, wall=Wall(), sleep=_never, replica_id="a")
+    node = Cluster(MACHINE_REDIS, prefix=prefix, wall=Wall(), sleep=never, replica_id="a")
     await node.start()
     try:
         rounds = SharedLimits(node).rounds
@@ -57,7 +46,7 @@ async def test_admissions_that_meet_in_flight_share_the_next_round(prefix: str) 
 
 
 async def test_a_reconciliation_alone_goes_out_after_a_short_delay(prefix: str) -> None:
-    node = Cluster(MACHINE_REDIS, prefix=prefix, wall=Wall(), sleep=_never, replica_id="a")
+    node = Cluster(MACHINE_REDIS, prefix=prefix, wall=Wall(), sleep=never, replica_id="a")
     await node.start()
     conn = await connect(MACHINE_REDIS, 1.0)
     try:
@@ -76,7 +65,7 @@ async def test_a_restarted_redis_without_the_script_gets_it_sent_again() -> None
     redis.start()
     try:
         await redis.ready()
-        node = Cluster(redis.url, wall=Wall(), sleep=_never, replica_id="a")
+        node = Cluster(redis.url, wall=Wall(), sleep=never, replica_id="a")
         await node.start()
         try:
             conn = await connect(redis.url, 1.0)
@@ -117,7 +106,7 @@ async def test_a_silent_server_fails_every_waiting_command_at_the_deadline() -> 
 
 async def test_the_window_slides_second_by_second(prefix: str) -> None:
     wall = Wall()
-    node = Cluster(MACHINE_REDIS, prefix=prefix, wall=wall, sleep=_never, replica_id="a")
+    node = Cluster(MACHINE_REDIS, prefix=prefix, wall=wall, sleep=never, replica_id="a")
     await node.start()
     try:
         shared = SharedLimits(node)
