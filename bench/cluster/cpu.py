@@ -13,15 +13,20 @@ ns), the user/system split from ``/proc/<pid>/stat`` (10 ms ticks), and the CPU 
 the same requests. The redis-server is this run's own (``redis-server`` on a free port, nothing else
 uses it, so its CPU is this gateway's alone) unless ``--redis URL`` names another (then its CPU is not
 reported). The added cost is taken per round (redis minus local of the same round) and shown as the
-median with the lowest and highest round, next to the load average.
+median with the lowest and highest round, next to the load average. ``--base`` adds a third gateway, the
+``redis`` config run from another checkout (``PYTHONPATH``), measured in the same rounds: before and after.
 
     .venv/bin/python bench/cluster/cpu.py [--requests 2000] [--rounds 5] [--concurrency 1] [--redis URL]
+                                          [--base ../main/src]
     .venv/bin/python bench/cluster/cpu.py --instructions [--requests 300] [--rounds 1] [--keep DIR]
 
 ``--instructions`` counts the gateway's instructions per request under callgrind instead (repeatable, but
 blind to the kernel's side of the extra system calls), less what the process does per second while idle
 (timers) times the seconds the requests took; ``--keep`` keeps the callgrind files for
-``callgrind_annotate``.
+``callgrind_annotate``. Under valgrind a request takes some 40 ms instead of 0.5 ms, so each request's
+reconciliations go out alone after ``FLUSH_DELAY`` (50 ms) instead of riding with the next admission as
+they do at full speed (an extra write, read and reply per request that the real gateway does not make);
+``--flush-delay 2`` stretches that wait by the same factor, for the count of the real pattern.
 """
 
 from __future__ import annotations
@@ -119,11 +124,14 @@ def run_cpu(args: argparse.Namespace, work: Path, upstream: str, redis: str, red
     with ExitStack() as stack:
         procs = {mode: stack.enter_context(gateway(write_config(work, upstream, mode, redis, prefix)))
                  for mode in ("local", "redis")}
+        if args.base:  # the same redis config, run from another checkout
+            procs["base"] = stack.enter_context(gateway(work / "stellwerk-redis.yaml", src=args.base))
         for proc in procs.values():
             send(port_of(proc), 200, False, 1)
             send(port_of(proc), 200, True, 1)
         for r in range(args.rounds):
-            for mode in (("local", "redis") if r % 2 == 0 else ("redis", "local")):
+            order = list(procs) if r % 2 == 0 else list(reversed(procs))
+            for mode in order:
                 proc = procs[mode]
                 cpu = Cpu(proc.pid)
                 server = Cpu(redis_pid) if redis_pid is not None else None
@@ -151,6 +159,13 @@ def run_cpu(args: argparse.Namespace, work: Path, upstream: str, redis: str, red
         print(f"  gateway, limits in Redis  {spread([x[0] for x in shared])}   "
               f"user {statistics.median([x[1] for x in shared]):.0f} / sys {statistics.median([x[2] for x in shared]):.0f}")
         print(f"  added (per round)         {spread([s[0] - lo[0] for s, lo in zip(shared, local, strict=True)])}")
+        if args.base:
+            base = rows[("base", stream)]
+            print(f"  --base, limits in Redis   {spread([x[0] for x in base])}   "
+                  f"user {statistics.median([x[1] for x in base]):.0f} / sys {statistics.median([x[2] for x in base]):.0f}")
+            print(f"  --base added (per round)  {spread([b[0] - lo[0] for b, lo in zip(base, local, strict=True)])}")
+            if redis_pid is not None:
+                print(f"  redis-server for --base   {spread([x[3] for x in base])}")
         if redis_pid is not None:
             print(f"  redis-server              {spread([x[3] for x in shared])}   "
                   f"(while the local gateway ran: {statistics.median([x[3] for x in local]):.1f})")
@@ -162,8 +177,8 @@ def run_instructions(args: argparse.Namespace, work: Path, upstream: str, redis:
     results = {}
     for mode in ("local", "redis"):
         config = write_config(work, upstream, mode, redis, prefix)
-        results[mode] = [min(_callgrind(config, stream, args.requests, work / f"callgrind.{mode}.{int(stream)}")
-                             for _ in range(args.rounds)) for stream in (False, True)]
+        results[mode] = [min(_callgrind(config, stream, args.requests, work / f"callgrind.{mode}.{int(stream)}",
+                                        args.flush_delay) for _ in range(args.rounds)) for stream in (False, True)]
         print(f"{mode:7s} {results[mode][0]:12,.1f} {results[mode][1]:12,.1f}", flush=True)
     added = [r - lo for r, lo in zip(results["redis"], results["local"], strict=True)]
     print(f"{'added':7s} {added[0]:12,.1f} {added[1]:12,.1f}")
@@ -173,10 +188,12 @@ def run_instructions(args: argparse.Namespace, work: Path, upstream: str, redis:
             shutil.copy(dump, args.keep)
 
 
-def _callgrind(config: Path, stream: bool, requests: int, prefix: Path) -> float:
+def _callgrind(config: Path, stream: bool, requests: int, prefix: Path, flush_delay: float = 0.0) -> float:
     port = free_port()
+    serve = SERVE if not flush_delay else (f"import stellwerk.cluster.rounds as r; r.FLUSH_DELAY = {flush_delay}; "
+                                           + SERVE)
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p", sys.executable,
-                             "-c", SERVE, "serve", "--config", str(config), "--port", str(port)],
+                             "-c", serve, "serve", "--config", str(config), "--port", str(port)],
                             env={**os.environ, "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -219,9 +236,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=0, help="default: 5, or 1 with --instructions")
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--base", default="", help="another checkout's src folder: its gateway with limits in "
+                                                    "Redis is measured in the same rounds (before/after)")
     parser.add_argument("--redis", default="", help="a Redis URL (default: a redis-server of this run's own)")
     parser.add_argument("--instructions", action="store_true", help="instructions per request (callgrind)")
     parser.add_argument("--keep", default="", help="with --instructions: a folder for the callgrind files")
+    parser.add_argument("--flush-delay", type=float, default=0.0,
+                        help="with --instructions: seconds a reconciliation waits for an admission to ride with "
+                             "(cluster/rounds.py FLUSH_DELAY, 0.05); see the module docstring")
     args = parser.parse_args()
     args.rounds = args.rounds or (1 if args.instructions else 5)
     prefix = f"stellwerk-bench:{os.getpid()}:"

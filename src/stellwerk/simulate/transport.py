@@ -45,7 +45,7 @@ class _Complete:
         body, self._body = self._body, b""
         return body
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
         pass
 
 
@@ -89,7 +89,7 @@ class _Streamed:
             self._chunks = None
             raise ReadError(str(err)) from None
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
         self._chunks = None  # the loop's async-generator hooks close the provider's stream
 
 
