@@ -175,26 +175,32 @@ def run_instructions(args: argparse.Namespace, work: Path, upstream: str, redis:
     print(f"{'limits':7s} {'json':>12s} {'stream':>12s}   (instructions of the gateway per request, "
           f"best of {args.rounds})")
     results = {}
-    for mode in ("local", "redis"):
-        config = write_config(work, upstream, mode, redis, prefix)
+    for mode in args.modes.split(","):
+        config = write_config(work, upstream, "local" if mode == "local" else "redis", redis, prefix)
+        src = args.base if mode == "base" else ""
         results[mode] = [min(_callgrind(config, stream, args.requests, work / f"callgrind.{mode}.{int(stream)}",
-                                        args.flush_delay) for _ in range(args.rounds)) for stream in (False, True)]
+                                        args.flush_delay, src) for _ in range(args.rounds)) for stream in (False, True)]
         print(f"{mode:7s} {results[mode][0]:12,.1f} {results[mode][1]:12,.1f}", flush=True)
-    added = [r - lo for r, lo in zip(results["redis"], results["local"], strict=True)]
-    print(f"{'added':7s} {added[0]:12,.1f} {added[1]:12,.1f}")
+    if "local" in results:
+        for mode in ("redis", "base"):
+            if mode in results:
+                added = [r - lo for r, lo in zip(results[mode], results["local"], strict=True)]
+                print(f"{'added' if mode == 'redis' else 'added (base)':7s} {added[0]:12,.1f} {added[1]:12,.1f}")
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
         for dump in work.glob("callgrind.*"):
             shutil.copy(dump, args.keep)
 
 
-def _callgrind(config: Path, stream: bool, requests: int, prefix: Path, flush_delay: float = 0.0) -> float:
+def _callgrind(config: Path, stream: bool, requests: int, prefix: Path, flush_delay: float = 0.0,
+               src: str = "") -> float:
     port = free_port()
     serve = SERVE if not flush_delay else (f"import stellwerk.cluster.rounds as r; r.FLUSH_DELAY = {flush_delay}; "
                                            + SERVE)
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p", sys.executable,
                              "-c", serve, "serve", "--config", str(config), "--port", str(port)],
-                            env={**os.environ, "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONHASHSEED": "0", **({"PYTHONPATH": src} if src else {})},
+                            stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         _wait(port, "/healthz", 900)  # a loaded machine under valgrind
@@ -241,6 +247,8 @@ def main() -> None:
     parser.add_argument("--redis", default="", help="a Redis URL (default: a redis-server of this run's own)")
     parser.add_argument("--instructions", action="store_true", help="instructions per request (callgrind)")
     parser.add_argument("--keep", default="", help="with --instructions: a folder for the callgrind files")
+    parser.add_argument("--modes", default="local,redis",
+                        help="with --instructions: which of local, redis and base (needs --base) to count")
     parser.add_argument("--flush-delay", type=float, default=0.0,
                         help="with --instructions: seconds a reconciliation waits for an admission to ride with "
                              "(cluster/rounds.py FLUSH_DELAY, 0.05); see the module docstring")
