@@ -19,6 +19,7 @@ median with the lowest and highest round, next to the load average. ``--base`` a
     .venv/bin/python bench/cluster/cpu.py [--requests 2000] [--rounds 5] [--concurrency 1] [--redis URL]
                                           [--base ../main/src]
     .venv/bin/python bench/cluster/cpu.py --instructions [--requests 300] [--rounds 1] [--keep DIR]
+                                          [--flush-delay 2] [--modes local,redis,base-local,base --base SRC]
 
 ``--instructions`` counts the gateway's instructions per request under callgrind instead (repeatable, but
 blind to the kernel's side of the extra system calls), less what the process does per second while idle
@@ -176,16 +177,15 @@ def run_instructions(args: argparse.Namespace, work: Path, upstream: str, redis:
           f"best of {args.rounds})")
     results = {}
     for mode in args.modes.split(","):
-        config = write_config(work, upstream, "local" if mode == "local" else "redis", redis, prefix)
-        src = args.base if mode == "base" else ""
+        config = write_config(work, upstream, "local" if mode.endswith("local") else "redis", redis, prefix)
+        src = args.base if mode.startswith("base") else ""
         results[mode] = [min(_callgrind(config, stream, args.requests, work / f"callgrind.{mode}.{int(stream)}",
                                         args.flush_delay, src) for _ in range(args.rounds)) for stream in (False, True)]
         print(f"{mode:7s} {results[mode][0]:12,.1f} {results[mode][1]:12,.1f}", flush=True)
-    if "local" in results:
-        for mode in ("redis", "base"):
-            if mode in results:
-                added = [r - lo for r, lo in zip(results[mode], results["local"], strict=True)]
-                print(f"{'added' if mode == 'redis' else 'added (base)':7s} {added[0]:12,.1f} {added[1]:12,.1f}")
+    for mode, local in (("redis", "local"), ("base", "base-local")):
+        if mode in results and local in results:
+            added = [r - lo for r, lo in zip(results[mode], results[local], strict=True)]
+            print(f"{'added' if mode == 'redis' else 'added (base)':7s} {added[0]:12,.1f} {added[1]:12,.1f}")
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
         for dump in work.glob("callgrind.*"):
@@ -248,7 +248,8 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true", help="instructions per request (callgrind)")
     parser.add_argument("--keep", default="", help="with --instructions: a folder for the callgrind files")
     parser.add_argument("--modes", default="local,redis",
-                        help="with --instructions: which of local, redis and base (needs --base) to count")
+                        help="with --instructions: which of local, redis, base-local and base (these two need --base) "
+                             "to count")
     parser.add_argument("--flush-delay", type=float, default=0.0,
                         help="with --instructions: seconds a reconciliation waits for an admission to ride with "
                              "(cluster/rounds.py FLUSH_DELAY, 0.05); see the module docstring")
