@@ -16,10 +16,21 @@ from stellwerk import load_dict
 from stellwerk.gateway import Gateway
 from stellwerk.http.server import HTTPServer, Request, Response, StreamingResponse
 from stellwerk.sim import Profile, SimProvider
-from support import GUARD, CaptureUpstream, Responder, default_respond
+from support import GUARD, CaptureUpstream, Responder, VirtualTimeouts, default_respond
 
 
 # -- fixtures ----------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session", autouse=True)
+def tokenizers_loaded() -> None:
+    """Load the tokenizers once, before any test: the first count loads them (~0.6 s of CPU, several seconds of wall
+    time on a loaded machine) synchronously, inside the event loop of whichever gateway counts first, where a
+    client's timeout would measure it."""
+    from stellwerk.tokens import count_text_tokens, embedding_texts
+
+    count_text_tokens("warm up")
+    embedding_texts([[1]])
+
+
 @pytest.fixture
 async def start_sim() -> AsyncIterator[Callable[..., Awaitable[SimProvider]]]:
     """``await start_sim(**profile_fields, api_key=None, protocol="openai")`` starts a simulated provider."""
@@ -69,6 +80,21 @@ async def start_gateway() -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
     yield start
     for gateway in gateways:
         await gateway.close(grace=1.0)
+
+
+@pytest.fixture
+async def virtual_timeouts() -> AsyncIterator[Callable[..., VirtualTimeouts]]:
+    """``virtual_timeouts({base_url: held_count})``: a :class:`VirtualTimeouts` transport (closed at teardown)."""
+    transports: list[VirtualTimeouts] = []
+
+    def make(holds: dict[str, Callable[[], int]]) -> VirtualTimeouts:
+        transport = VirtualTimeouts(holds)
+        transports.append(transport)
+        return transport
+
+    yield make
+    for transport in transports:
+        await transport.close()
 
 
 @pytest.fixture

@@ -9,16 +9,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from stellwerk.http.client import HTTPClient, TimeoutError_, UpstreamResponse
 from stellwerk.http.server import HTTPServer, Request, Response, StreamingResponse
 
-GUARD = 5.0
-"""Seconds after which a wait is considered hung (a failure), never reached when things work."""
+GUARD = 30.0
+"""Seconds after which a wait is considered hung (a failure), never reached when things work: also on a machine
+whose load is several times its cores, where a test gets a small share of a CPU (a passing test never waits for it,
+so it costs nothing)."""
 MAX_BODY = 64 << 20
 """Largest response body the raw client accepts (a runaway response is a failure, not an OOM)."""
 
@@ -193,6 +197,118 @@ class CaptureUpstream:
             yield b""  # pragma: no cover
 
         return StreamingResponse(chunks())
+
+
+# -- attempt timeouts without the wall clock -------------------------------------------------------------------------
+class VirtualTimeouts:
+    """A transport for a gateway (``start_gateway(data, transport=...)``): the real HTTP client, with the attempts'
+    timeouts taken off the wall clock.
+
+    ``holds`` maps the base URL of an upstream to how many requests or streams it holds so far, for good
+    (``lambda: sim.stats.hang`` for a sim with ``hang_rate=1.0``). A request to it times out as soon as that count
+    grew before its answer came: the upstream holds it (or one sent with it), so its timeout passes with nothing
+    else to happen, whatever its length. A stream from it whose upstream's count grew after the request waits for
+    a next chunk at most its idle timeout (what was sent before the hold still arrives), then times out. Every
+    other request, answer and chunk takes as long as it takes: on a loaded machine, connecting or answering is
+    never an attempt's timeout. A wait past :data:`GUARD` is a hang (an ``AssertionError``, which the gateway
+    answers with a 500). One upstream holding one request or stream at a time, or all of them.
+
+    :meth:`clock` is a virtual clock: it stands still but for the timeouts that passed here. Given to the gateway
+    (``clock=transport.clock``), its deadlines see only that time pass. Only for one request at a time: a timeout
+    passing would shorten the deadlines of the requests in flight alongside.
+    """
+
+    def __init__(self, holds: Mapping[str, Callable[[], int]]) -> None:
+        self.holds = holds
+        self.client = HTTPClient()
+        self.timeouts: list[float] = []
+        """Each timeout that passed (a request or a stream held by its upstream), in order."""
+        self.now = time.monotonic()
+
+    def clock(self) -> float:
+        return self.now
+
+    def passed(self, timeout: float, what: str) -> TimeoutError_:
+        self.timeouts.append(timeout)
+        self.now += timeout
+        return TimeoutError_(f"no {what} within {timeout:g}s")
+
+    async def request(self, method: str, url: str, headers: Sequence[tuple[str, str]] | bytes, body: bytes = b"",
+                      *, timeout: float | None = None, connect_timeout: float | None = None) -> UpstreamResponse:
+        held = next((count for base, count in self.holds.items() if url.startswith(base)), None)
+        before = held() if held is not None else 0
+        sending = asyncio.ensure_future(self.client.request(method, url, headers, body))
+        try:
+            async with _hang_guard(f"{method} {url}"):
+                if held is not None and timeout is not None and not await _done_unless_held(sending, held, before):
+                    raise self.passed(timeout, "response")
+                return _Untimed(await sending, self, held, before)
+        finally:
+            await _cancel(sending)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class _Untimed:
+    """An upstream response whose reads are not timed out (hang-guarded), unless its upstream holds it."""
+
+    def __init__(self, response: UpstreamResponse, transport: VirtualTimeouts, held: Callable[[], int] | None,
+                 before: int) -> None:
+        self.response = response
+        self.status = response.status
+        self.headers = response.headers
+        self._transport = transport
+        self._held = held
+        self._before = before
+
+    async def read(self, timeout: float | None = None) -> bytes:
+        async with _hang_guard("reading a response"):
+            return await self.response.read()
+
+    async def next_chunk(self, idle_timeout: float | None = None) -> bytes:
+        reading = asyncio.ensure_future(self.response.next_chunk())
+        try:
+            async with _hang_guard("reading a chunk"):
+                held = self._held
+                if held is not None and idle_timeout is not None and not await _done_unless_held(
+                        reading, held, self._before):
+                    done, _ = await asyncio.wait({reading}, timeout=idle_timeout)  # held for good: sent bytes arrive
+                    if not done:
+                        raise self._transport.passed(idle_timeout, "chunk")
+                return await reading
+        finally:
+            await _cancel(reading)
+
+    def close(self, finished: bool = False) -> None:
+        self.response.close(finished)
+
+
+async def _done_unless_held(task: asyncio.Future[Any], held: Callable[[], int], before: int) -> bool:
+    """Wait until ``task`` is done (True) or the upstream's count of held requests moved past ``before`` (False)."""
+    while not task.done():
+        if held() != before:
+            return False
+        await asyncio.wait({task}, timeout=0.005)  # a condition, polled: the upstream's count
+    return True
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait until it ended (its outcome is dropped; a cancellation of the caller is not)."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved: no "never retrieved" report for an error the caller already got or dropped
+
+
+@contextlib.asynccontextmanager
+async def _hang_guard(what: str) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout(GUARD):
+            yield
+    except TimeoutError:
+        raise AssertionError(f"hung for {GUARD}s: {what}") from None
 
 
 # -- raw HTTP ---------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from support import (
     CaptureUpstream,
     RawConnection,
     RawResponse,
+    VirtualTimeouts,
     chunk_event,
     closed_port_url,
     completion_body,
@@ -35,6 +36,7 @@ StartSim = Callable[..., Awaitable[SimProvider]]
 StartUpstream = Callable[..., Awaitable[CaptureUpstream]]
 StartGateway = Callable[..., Awaitable[Gateway]]
 MakeClient = Callable[[Gateway], openai.AsyncOpenAI]
+VirtualTimeoutsFactory = Callable[[dict[str, Callable[[], int]]], VirtualTimeouts]
 
 CHAT = {"model": "chat", "messages": USER}
 
@@ -171,15 +173,18 @@ async def test_rate_limited_everywhere_is_429(start_sim: StartSim, start_gateway
 
 @pytest.mark.parametrize(("kind", "status"), [("error", 502), ("refused", 503), ("hang", 504)])
 async def test_all_deployments_failing(kind: str, status: int, start_sim: StartSim, start_gateway: StartGateway,
-                                       make_client: MakeClient) -> None:
+                                       make_client: MakeClient, virtual_timeouts: VirtualTimeoutsFactory) -> None:
+    options: dict[str, Any] = {}
     if kind == "refused":
         bases = [closed_port_url(), closed_port_url()]
-    elif kind == "hang":
-        bases = [(await start_sim(hang_rate=1.0)).base_url for _ in range(2)]
+    elif kind == "hang":  # each attempt times out once the sim holds it (not after a time a loaded machine can miss)
+        sims = [await start_sim(hang_rate=1.0) for _ in range(2)]
+        bases = [sim.base_url for sim in sims]
+        options["transport"] = virtual_timeouts({sim.base_url: lambda sim=sim: sim.stats.hang for sim in sims})
     else:
         bases = [(await start_sim(error_rate=1.0, error_statuses=(status,))).base_url for status in (500, 503)]
     gateway = await start_gateway(config(model("chat", deployment("first", bases[0]), deployment("second", bases[1]),
-                                               retries=1, timeout=0.3 if kind == "hang" else GUARD)))
+                                               retries=1, timeout=GUARD)), **options)
     response = await chat(gateway)
     assert response.status == status
     error = response.json["error"]
@@ -190,6 +195,8 @@ async def test_all_deployments_failing(kind: str, status: int, start_sim: StartS
     with pytest.raises(openai.InternalServerError) as info:
         await make_client(gateway).chat.completions.create(model="chat", messages=USER, stream=True)
     assert info.value.status_code == status
+    if kind == "hang":
+        assert len(options["transport"].timeouts) == 8 and sum(sim.stats.hang for sim in sims) == 8
 
 
 # -- streams -----------------------------------------------------------------------------------------------------------

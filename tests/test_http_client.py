@@ -207,16 +207,24 @@ async def test_partial_answer_on_reused_connection_is_not_retried(upstream: Star
     assert server.connections == 1  # bytes had arrived: the request may have been processed, no retry
 
 
-async def test_timeout_waiting_for_headers_aborts_the_connection(upstream: Start, client: HTTPClient) -> None:
+async def test_timeout_waiting_for_headers_aborts_the_connection(upstream: Start) -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await server.read_request(reader)
+        writer.write(ok())  # the first request opens the connection (connecting is not what is timed here)
         await server.read_request(reader)
         await server.wait_client_close(reader)
 
     server = await upstream(script)
-    with pytest.raises(TimeoutError_):
-        await client.request("POST", server.url, [], b"{}", timeout=0.2)
-    async with asyncio.timeout(GUARD):
-        await server.closed_by_client.wait()  # the upstream sees the request abandoned
+    client = HTTPClient(keepalive_expiry=GUARD)  # the idle connection is still there however late the next request
+    try:
+        await (await client.request("POST", server.url, [], b"{}", timeout=GUARD)).read()
+        with pytest.raises(TimeoutError_):
+            await client.request("POST", server.url, [], b"{}", timeout=0.2)
+        async with asyncio.timeout(GUARD):
+            await server.closed_by_client.wait()  # the upstream sees the request abandoned
+        assert server.connections == 1
+    finally:
+        await client.close()
 
 
 async def test_read_timeout_on_the_body(upstream: Start, client: HTTPClient) -> None:
@@ -404,7 +412,8 @@ async def test_protocol_error_is_not_overwritten_when_the_connection_drops(upstr
 
     server = await upstream(script)
     response = await client.request("GET", server.url, [], timeout=GUARD)
-    await asyncio.sleep(0.1)  # the bad chunk arrives and the connection is aborted meanwhile
+    async with asyncio.timeout(GUARD):
+        await server.closed_by_client.wait()  # the bad chunk arrived and the client aborted, while nobody waited
     with pytest.raises(ProtocolError):
         await response.read(timeout=GUARD)
 

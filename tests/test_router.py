@@ -21,7 +21,17 @@ from stellwerk import (
 )
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.sim import SimProvider
-from support import GUARD, USER, CaptureUpstream, closed_port_url, completion_body, config, deployment, model
+from support import (
+    GUARD,
+    USER,
+    CaptureUpstream,
+    VirtualTimeouts,
+    closed_port_url,
+    completion_body,
+    config,
+    deployment,
+    model,
+)
 
 PRICE = {"input_per_mtok": 2.5, "output_per_mtok": 10.0}
 
@@ -41,8 +51,8 @@ class Recorder(list[RequestFinished]):
 async def routers() -> AsyncIterator[Callable[..., Router]]:
     made: list[Router] = []
 
-    def make(*models: dict[str, Any], listeners: list[Any] | None = None) -> Router:
-        router = Router.from_dict(config(*models), env={}, listeners=listeners or [])
+    def make(*models: dict[str, Any], listeners: list[Any] | None = None, **options: Any) -> Router:
+        router = Router.from_dict(config(*models), env={}, listeners=listeners or [], **options)
         made.append(router)
         return router
 
@@ -259,21 +269,25 @@ async def test_client_error_is_returned_at_once(start_upstream: StartUpstream, r
 
 @pytest.mark.parametrize(("kind", "status"), [("rate_limited", 429), ("hang", 504), ("refused", 503), ("mixed", 502)])
 async def test_all_attempts_failed_status(
-    kind: str, status: int, start_sim: StartSim, routers: Callable[..., Router]
+    kind: str, status: int, start_sim: StartSim, routers: Callable[..., Router],
+    virtual_timeouts: Callable[[dict[str, Callable[[], int]]], VirtualTimeouts]
 ) -> None:
     bases: list[str] = []
+    options: dict[str, Any] = {}
     if kind == "rate_limited":
         bases = [(await start_sim(rate_limit_rate=1.0, retry_after_s=0)).base_url for _ in range(2)]
-    elif kind == "hang":
-        bases = [(await start_sim(hang_rate=1.0)).base_url for _ in range(2)]
+    elif kind == "hang":  # each attempt times out once its sim holds it, however slowly a loaded machine connects
+        sims = [await start_sim(hang_rate=1.0) for _ in range(2)]
+        bases = [sim.base_url for sim in sims]
+        options["transport"] = virtual_timeouts({sim.base_url: lambda sim=sim: sim.stats.hang for sim in sims})
     elif kind == "refused":
         bases = [closed_port_url(), closed_port_url()]
     else:
         bases = [closed_port_url(), (await start_sim(error_rate=1.0, error_statuses=(503,))).base_url]
     records = Recorder()
     router = routers(model("chat", *(deployment(f"d{i}", b) for i, b in enumerate(bases)), retries=1,
-                           timeout=0.1 if kind == "hang" else GUARD, backoff={"base": 0.01}),
-                     listeners=[records])
+                           timeout=GUARD, backoff={"base": 0.01}),
+                     listeners=[records], **options)
     with pytest.raises(AllAttemptsFailedError) as info:
         await router.chat(model="chat", messages=USER)
     err = info.value

@@ -25,7 +25,7 @@ from pathlib import Path
 from .procs import LOAD_CPU
 
 CONCURRENCY = 16
-API_KEY = "sk-bench"
+API_KEY = "sk-bench-key-0123456789"
 
 _SYSTEM = (
     "You are a helpful assistant for a logistics company. Answer precisely and briefly, cite the "

@@ -133,11 +133,14 @@ class Stellwerk:
     def argv(self) -> tuple[list[str], dict[str, str] | None]:
         return [str(stellwerk_bin())], None
 
+    def config(self, upstream: str, workdir: Path) -> str:
+        return stellwerk_yaml(upstream, model="\n    strategy: failover")
+
     def start(self, procs: Procs, upstream: str, workdir: Path) -> Running:
         workdir = workdir / self.name
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "stellwerk.yaml"
-        config.write_text(stellwerk_yaml(upstream, model="\n    strategy: failover"))
+        config.write_text(self.config(upstream, workdir))
         port = free_port()
         command, env = self.argv()
         argv = [*command, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
@@ -146,6 +149,30 @@ class Stellwerk:
         proc = procs.start(self.name, argv, PROXY_CPUS if self.workers > 1 else PROXY_CPU, env=env)
         startup = proc.wait_ready(lambda: probe.is_ok(port, "GET", "/healthz"), self.startup_timeout)
         return Running(f"http://127.0.0.1:{port}{CHAT_PATH}", proc, startup)
+
+
+class StellwerkKeys(Stellwerk):
+    """The same gateway with keys, limits and the spend ledger on (issue 10): ``server.master_key``, a SQLite
+    store, and a declared key with rpm, tpm, max_parallel and a 1-day budget, which the load sends (its
+    ``Bearer`` is that key's secret). The ledger's writer thread is in the process, so its CPU is counted.
+    ``--targets stellwerk,stellwerk-keys`` gives the cost of the governance layer in one run."""
+
+    name = "stellwerk-keys"
+
+    def config(self, upstream: str, workdir: Path) -> str:
+        server = f"""\
+server:
+  master_key: sk-bench-master-0123456789
+  store: sqlite:///{workdir}/keys.db
+keys:
+  - name: bench
+    key: {API_KEY}
+    rpm: 1000000000
+    tpm: 1000000000
+    max_parallel: 1000
+    budget: {{usd: 1000000, period: 1d}}
+"""
+        return stellwerk_yaml(upstream, model="\n    strategy: failover", server=server)
 
 
 class StellwerkBefore(Stellwerk):
@@ -267,5 +294,5 @@ general_settings:
         return Running(f"http://127.0.0.1:{port}{CHAT_PATH}", proc, startup)
 
 
-TARGETS: dict[str, Target] = {t.name: t for t in (Direct(), Stellwerk(), StellwerkBefore(), StellwerkWorkers(), Nginx(),
-                                                   LiteLLM())}
+TARGETS: dict[str, Target] = {t.name: t for t in (Direct(), Stellwerk(), StellwerkKeys(), StellwerkBefore(),
+                                                   StellwerkWorkers(), Nginx(), LiteLLM())}

@@ -1,5 +1,8 @@
 """The Redis backend: against the machine's Redis (own key prefix, cleaned up), two gateway processes sharing hits,
-and a Redis of our own that is killed and restarted (the machine's is never stopped)."""
+and a Redis of our own that is killed and restarted (the machine's is never stopped).
+
+Redis timeouts are hang guards (``GUARD``): a killed Redis fails at once (refused, reset), while a slow answer on a
+loaded machine is not an outage."""
 
 from __future__ import annotations
 
@@ -51,7 +54,7 @@ def own_redis() -> Iterator[OwnRedis]:
 
 # -- the backend against the machine's Redis ----------------------------------------------------------------------------
 async def test_get_put_usage_and_flush(prefix: str) -> None:
-    cache = RedisCache(MACHINE_REDIS, clock=Clock(), prefix=prefix)
+    cache = RedisCache(MACHINE_REDIS, clock=Clock(), prefix=prefix, timeout=GUARD)
     try:
         await cache.put("a", b"answer a", 60, model="m1")
         await cache.put("b", b"answer b", 60, model="m1")
@@ -69,7 +72,7 @@ async def test_get_put_usage_and_flush(prefix: str) -> None:
 
 async def test_redis_expires_entries_by_their_ttl(prefix: str) -> None:
     wall = Clock()
-    cache = RedisCache(MACHINE_REDIS, clock=Clock(), prefix=prefix, wall=wall)
+    cache = RedisCache(MACHINE_REDIS, clock=Clock(), prefix=prefix, wall=wall, timeout=GUARD)
     client = aioredis.Redis.from_url(MACHINE_REDIS)
     try:
         await cache.put("k", b"v", 60, model="m")
@@ -82,7 +85,7 @@ async def test_redis_expires_entries_by_their_ttl(prefix: str) -> None:
 
 
 async def test_semantic_lookups_read_entries_from_redis(prefix: str) -> None:
-    cache = RedisCache(MACHINE_REDIS, clock=Clock(), prefix=prefix)
+    cache = RedisCache(MACHINE_REDIS, clock=Clock(), prefix=prefix, timeout=GUARD)
     try:
         await cache.put("k", b"v", 60, model="m", scope="s", vector=[1.0, 0.0])
         hit = await cache.nearest([1.0, 0.1], scope="s", threshold=0.9)
@@ -111,7 +114,7 @@ async def test_two_gateway_processes_share_hits(prefix: str, start_upstream: Any
     path = tmp_path / "stellwerk.yaml"
     path.write_text(f"""\
 server:
-  cache: {{backend: redis, url: "{MACHINE_REDIS}", prefix: "{prefix}"}}
+  cache: {{backend: redis, url: "{MACHINE_REDIS}", prefix: "{prefix}", timeout: {GUARD}}}
 models:
   - name: chat
     cache: {{mode: exact, scope: global}}
@@ -152,7 +155,7 @@ async def test_with_redis_killed_requests_are_served_and_caching_resumes(own_red
     clock = Clock()
     upstream = await start_upstream()
     data = config(model("chat", deployment("up", upstream.base_url), cache={"mode": "exact"}),
-                  cache={"backend": "redis", "url": own_redis.url, "retry_after": 5})
+                  cache={"backend": "redis", "url": own_redis.url, "retry_after": 5, "timeout": GUARD})
     gateway = Gateway(load_dict(data, env={}), clock=clock)
     await gateway.start("127.0.0.1", 0)
     try:
@@ -198,8 +201,8 @@ async def test_an_unreachable_redis_fails_fast_and_is_retried_after_a_while() ->
 
 async def test_replicas_find_each_others_semantic_entries(prefix: str) -> None:
     clock = Clock()
-    one = RedisCache(MACHINE_REDIS, clock=clock, prefix=prefix)
-    two = RedisCache(MACHINE_REDIS, clock=clock, prefix=prefix)
+    one = RedisCache(MACHINE_REDIS, clock=clock, prefix=prefix, timeout=GUARD)
+    two = RedisCache(MACHINE_REDIS, clock=clock, prefix=prefix, timeout=GUARD)
     try:
         await one.put("k1", b"v1", 60, model="m", scope="s", vector=[1.0, 0.0])
         hit = await two.nearest([1.0, 0.1], scope="s", threshold=0.9)
@@ -218,7 +221,7 @@ async def test_replicas_find_each_others_semantic_entries(prefix: str) -> None:
 async def test_two_gateways_on_redis_share_semantic_hits(prefix: str, start_upstream: Any, make_client: Any) -> None:
     upstream = await start_upstream()
     data = config(model("chat", deployment("up", upstream.base_url), cache={"mode": "semantic", "scope": "global"}),
-                  cache={"backend": "redis", "url": MACHINE_REDIS, "prefix": prefix})
+                  cache={"backend": "redis", "url": MACHINE_REDIS, "prefix": prefix, "timeout": GUARD})
     gateways = [Gateway(load_dict(data, env={})) for _ in range(2)]
     try:
         for gateway in gateways:

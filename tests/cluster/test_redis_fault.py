@@ -14,6 +14,7 @@ import httpx
 from replicas import Replica, poll, start_replicas
 
 from redis_support import OwnRedis, free_port, needs_redis
+from support import GUARD
 
 pytestmark = needs_redis
 
@@ -25,7 +26,7 @@ def _config(redis: str, sim: Any) -> dict[str, Any]:
     return {"models": [{"name": "plain", "deployments": [dep("plain")]},
                        {"name": "limited", "deployments": [dep("rpm-10", rpm=10)]},
                        {"name": "limited-down", "deployments": [dep("rpm-10-down", rpm=10)]}],
-            "server": {"redis": redis, "shutdown_grace": 0.5}}
+            "server": {"redis": redis, "redis_timeout": GUARD, "shutdown_grace": 0.5}}  # killed: errors at once
 
 
 async def test_redis_killed_under_load_fails_no_request(start_sim: Any, tmp_path: Path) -> None:
@@ -36,7 +37,7 @@ async def test_redis_killed_under_load_fails_no_request(start_sim: Any, tmp_path
     try:
         await redis.ready()
         replicas = await start_replicas(tmp_path, [_config(redis.url, sim)] * 2)
-        async with httpx.AsyncClient(timeout=10.0) as http:
+        async with httpx.AsyncClient(timeout=GUARD) as http:
             async def state(replica: Replica) -> str:
                 body = (await http.get(f"{replica.url}/admin/cluster")).json()
                 return f"{body['redis']} {body['replicas_alive']}"  # both count both: the share is a half
@@ -69,7 +70,7 @@ async def test_redis_killed_under_load_fails_no_request(start_sim: Any, tmp_path
                 assert down.count(200) == 5  # alone, this replica takes its share: 10 / 2 replicas
                 redis.start()
                 await redis.ready()
-                await poll(lambda: everywhere("up 2"), "both replicas reconnect", guard=10.0)
+                await poll(lambda: everywhere("up 2"), "both replicas reconnect")
             finally:
                 running = False
                 await asyncio.gather(*clients)

@@ -20,6 +20,7 @@ from replicas import Replica, poll, start_replicas
 
 from redis_support import MACHINE_REDIS, needs_redis, own_prefix
 from stellwerk.sim import Profile, SimProvider
+from support import GUARD
 
 pytestmark = [needs_redis, pytest.mark.asyncio(loop_scope="module")]
 
@@ -34,7 +35,7 @@ class Cluster:
         self.replicas = replicas
         self.sims = sims
         self.key = key
-        self.http = httpx.AsyncClient(timeout=10.0)
+        self.http = httpx.AsyncClient(timeout=GUARD)
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"authorization": f"Bearer {key or self.key}"}
@@ -57,7 +58,8 @@ def _config(sims: dict[str, SimProvider], prefix: str, folder: Path, i: int) -> 
              "breaker": {"consecutive_failures": 2, "open_time": 60, "max_open_time": 60, "jitter": 0},
              "deployments": [dep("down", "down"), dep("spare", "ok")]},
         ],
-        "server": {"redis": MACHINE_REDIS, "redis_prefix": prefix, "master_key": MASTER, "shutdown_grace": 0.5,
+        "server": {"redis": MACHINE_REDIS, "redis_prefix": prefix, "redis_timeout": GUARD, "master_key": MASTER,
+                   "shutdown_grace": 0.5,
                    "store": f"sqlite:///{folder / f'store{i}.db'}"},
     }
 

@@ -17,7 +17,7 @@ pytestmark = needs_redis
 
 
 async def test_admissions_that_meet_in_flight_share_the_next_round(prefix: str) -> None:
-    node = Cluster(MACHINE_REDIS, prefix=prefix, wall=Wall(), sleep=never, replica_id="a")
+    node = Cluster(MACHINE_REDIS, prefix=prefix, timeout=GUARD, wall=Wall(), sleep=never, replica_id="a")
     await node.start()
     try:
         rounds = SharedLimits(node).rounds
@@ -46,7 +46,7 @@ async def test_admissions_that_meet_in_flight_share_the_next_round(prefix: str) 
 
 
 async def test_a_reconciliation_alone_goes_out_after_a_short_delay(prefix: str) -> None:
-    node = Cluster(MACHINE_REDIS, prefix=prefix, wall=Wall(), sleep=never, replica_id="a")
+    node = Cluster(MACHINE_REDIS, prefix=prefix, timeout=GUARD, wall=Wall(), sleep=never, replica_id="a")
     await node.start()
     conn = await connect(MACHINE_REDIS, 1.0)
     try:
@@ -65,7 +65,7 @@ async def test_a_restarted_redis_without_the_script_gets_it_sent_again() -> None
     redis.start()
     try:
         await redis.ready()
-        node = Cluster(redis.url, wall=Wall(), sleep=never, replica_id="a")
+        node = Cluster(redis.url, timeout=GUARD, wall=Wall(), sleep=never, replica_id="a")
         await node.start()
         try:
             conn = await connect(redis.url, 1.0)
@@ -106,7 +106,7 @@ async def test_a_silent_server_fails_every_waiting_command_at_the_deadline() -> 
 
 async def test_the_window_slides_second_by_second(prefix: str) -> None:
     wall = Wall()
-    node = Cluster(MACHINE_REDIS, prefix=prefix, wall=wall, sleep=never, replica_id="a")
+    node = Cluster(MACHINE_REDIS, prefix=prefix, timeout=GUARD, wall=wall, sleep=never, replica_id="a")
     await node.start()
     try:
         shared = SharedLimits(node)

@@ -11,16 +11,17 @@ from redis_support import MACHINE_REDIS, needs_redis
 from stellwerk.cluster import Cluster, SharedLimits
 from stellwerk.cluster.resp import ConnectionLost, RespError, connect
 from stellwerk.state.records import KeyRecord
+from support import GUARD
 
 pytestmark = needs_redis
 
 
 def cluster(prefix: str, wall: Wall, name: str) -> Cluster:
-    return Cluster(MACHINE_REDIS, prefix=prefix, wall=wall, clock=wall, sleep=never, replica_id=name)
+    return Cluster(MACHINE_REDIS, prefix=prefix, timeout=GUARD, wall=wall, clock=wall, sleep=never, replica_id=name)
 
 
 async def test_resp_client_replies_errors_and_pipelining() -> None:
-    conn = await connect(MACHINE_REDIS, 1.0)
+    conn = await connect(MACHINE_REDIS, GUARD)
     try:
         assert await conn.call("PING") == "PONG"
         replies = await asyncio.gather(*(conn.call("ECHO", f"m{i}") for i in range(50)))

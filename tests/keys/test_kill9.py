@@ -23,6 +23,8 @@ import httpx
 import yaml
 from keys_support import MASTER, PRICE
 
+from support import GUARD
+
 CLIENTS = 8
 
 
@@ -84,7 +86,7 @@ async def test_kill_9_loses_no_completed_answer(start_sim: Any, tmp_path: Path) 
         async def client(n: int) -> None:
             nonlocal completed
             headers = {"authorization": f"Bearer {key['key']}"}
-            async with httpx.AsyncClient(base_url=base, headers=headers, timeout=5.0) as http:
+            async with httpx.AsyncClient(base_url=base, headers=headers, timeout=GUARD) as http:
                 i = 0
                 while not stop.is_set():
                     i += 1
@@ -102,7 +104,7 @@ async def test_kill_9_loses_no_completed_answer(start_sim: Any, tmp_path: Path) 
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         stop.set()
-        await asyncio.wait_for(asyncio.gather(*clients), 10)
+        await asyncio.wait_for(asyncio.gather(*clients), GUARD)
         proc = await _serve(config, port)  # on the same store: recovers the journal
         async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {MASTER}"}) as admin:
             rows = (await admin.get("/admin/spend", params={"group_by": "key"})).json()["rows"]

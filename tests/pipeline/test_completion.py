@@ -18,10 +18,10 @@ import pytest
 from resilience_support import FakeTransport, chunk, cut, fake_model, hang, status, stream, stream_chunks
 
 from stellwerk import AllAttemptsFailedError, Event, Outcome, RequestFinished, Router
+from support import GUARD
 
 USER = [{"role": "user", "content": "Hello there"}]
 PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
-GUARD = 5.0
 MakeRouter = Callable[..., Router]
 
 

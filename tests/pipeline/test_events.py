@@ -23,9 +23,9 @@ from stellwerk.telemetry import (
     RouteDecided,
     StreamResumed,
 )
+from support import GUARD
 
 USER = [{"role": "user", "content": "Hello there"}]
-GUARD = 5.0
 MakeRouter = Callable[..., Router]
 
 

@@ -23,6 +23,8 @@ import yaml
 from keys_support import MASTER, PRICE
 from test_kill9 import _free_port, _serve, chat_once
 
+from support import GUARD
+
 CLIENTS = 8
 """Clients, half on each replica."""
 
@@ -49,7 +51,7 @@ async def test_kill_9_of_a_replica_loses_no_completed_answer(start_sim: Any, fre
             nonlocal completed, cut
             base = f"http://127.0.0.1:{ports[n % 2]}"
             async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {key['key']}"},
-                                         timeout=5.0) as http:
+                                         timeout=GUARD) as http:  # a timeout would count as a cut answer
                 i = 0
                 while not stop.is_set():
                     i += 1
@@ -73,7 +75,7 @@ async def test_kill_9_of_a_replica_loses_no_completed_answer(start_sim: Any, fre
         procs[0] = await _serve(config, ports[0])  # claims the dead one's slot, stores its journal
         await reach(completed + 200)
         stop.set()
-        await asyncio.wait_for(asyncio.gather(*clients), 30)
+        await asyncio.wait_for(asyncio.gather(*clients), GUARD * 2)
         for proc in procs:
             proc.send_signal(signal.SIGTERM)  # graceful: the last batches are stored
             proc.wait(30)

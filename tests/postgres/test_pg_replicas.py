@@ -12,6 +12,7 @@ import psycopg
 from keys_support import MASTER, admin, governed_config, start_governed
 
 from stellwerk.gateway import Gateway
+from support import GUARD
 
 NOTICE = 1.0
 """The contract: a change made on one replica holds on every replica within this many seconds."""
@@ -35,7 +36,7 @@ def replica_config(api_base: str, pg_url: str, journal: Path) -> dict[str, Any]:
 
 
 async def _chat(gateway: Gateway, key: str) -> int:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=5.0) as http:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=GUARD) as http:
         response = await http.post("/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
                                    json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]})
     return response.status_code
@@ -82,7 +83,7 @@ async def test_stored_responses_continue_on_another_replica(start_sim: Any, fres
     b = await start_governed(replica_config(sim.base_url, fresh_pg, tmp_path / "b.journal"))
     try:
         headers = {"authorization": f"Bearer {MASTER}"}
-        async with httpx.AsyncClient(timeout=5.0, headers=headers) as http:
+        async with httpx.AsyncClient(timeout=GUARD, headers=headers) as http:
             first = await http.post(f"http://127.0.0.1:{a.port}/v1/responses", json={"model": "chat", "input": "hi"})
             assert first.status_code == 200, first.text
             second = await http.post(f"http://127.0.0.1:{b.port}/v1/responses",

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from stellwerk.http.client import HTTPClient
+from support import GUARD
 
 KEY = "gemini-sim-key-0123456789"
 
@@ -22,14 +23,14 @@ async def test_gemini_floats_become_base64_when_asked(start_sim: Any, start_gate
     try:
         url = f"http://127.0.0.1:{gateway.port}/v1/embeddings"
         floats = await client.request("POST", url, [("content-type", "application/json")],
-                                      orjson.dumps({"model": "embed", "input": ["a", "b"]}), timeout=5)
+                                      orjson.dumps({"model": "embed", "input": ["a", "b"]}), timeout=GUARD)
         assert floats.status == 200
-        plain = orjson.loads(await floats.read(timeout=5))["data"]
+        plain = orjson.loads(await floats.read(timeout=GUARD))["data"]
         encoded = await client.request("POST", url, [("content-type", "application/json")],
                                        orjson.dumps({"model": "embed", "input": ["a", "b"],
-                                                     "encoding_format": "base64"}), timeout=5)
+                                                     "encoding_format": "base64"}), timeout=GUARD)
         assert encoded.status == 200
-        data = orjson.loads(await encoded.read(timeout=5))["data"]
+        data = orjson.loads(await encoded.read(timeout=GUARD))["data"]
     finally:
         await client.close()
     for as_floats, as_base64 in zip(plain, data, strict=True):

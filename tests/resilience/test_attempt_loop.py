@@ -31,9 +31,9 @@ from resilience_support import (
 
 from stellwerk import AllAttemptsFailedError, Router, UpstreamError
 from stellwerk.errors import ContentPolicyError, ContextWindowExceededError
+from support import GUARD
 
 USER = [{"role": "user", "content": "Hello there"}]
-GUARD = 5.0
 
 
 @pytest.fixture

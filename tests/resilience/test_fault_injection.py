@@ -29,6 +29,7 @@ from support import (
     USER,
     CaptureUpstream,
     RawConnection,
+    VirtualTimeouts,
     closed_port_url,
     config,
     deployment,
@@ -40,6 +41,7 @@ from support import (
 StartSim = Callable[..., Awaitable[SimProvider]]
 StartGateway = Callable[..., Awaitable[Gateway]]
 StartUpstream = Callable[..., Awaitable[CaptureUpstream]]
+MakeTransport = Callable[[dict[str, Callable[[], int]]], VirtualTimeouts]
 
 FOREVER = (Outage(start=0, duration=3600),)
 LONG_OPEN = {"open_time": 60, "max_open_time": 60}
@@ -127,11 +129,24 @@ RESERVE = {"min_per_second": 5}
 must not run out of budget (that the default budget copes with such bursts is tested on its own, further down)."""
 
 
-async def two(start_gateway: StartGateway, broken_url: str, healthy_url: str, **fields: Any) -> Gateway:
+async def two(start_gateway: StartGateway, broken_url: str, healthy_url: str,
+              transport: VirtualTimeouts | None = None, **fields: Any) -> Gateway:
     fields.setdefault("breaker", LONG_OPEN)
     fields.setdefault("retry_budget", RESERVE)
     return await start_gateway(config(model("chat", deployment("broken", broken_url),
-                                            deployment("healthy", healthy_url), **fields)))
+                                            deployment("healthy", healthy_url), **fields)),
+                               **({} if transport is None else {"transport": transport}))
+
+
+class Waits:
+    """A sim's ``sleep`` that counts the waits begun: while one lasts, the sim holds a request."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def __call__(self, seconds: float) -> None:
+        self.count += 1
+        await asyncio.sleep(seconds)
 
 
 @pytest.mark.parametrize("mode", ["status", "refuse"])
@@ -204,24 +219,30 @@ async def test_5xx_burst_then_recovery_through_half_open(start_sim: StartSim, st
     assert_all_complete(answers, by="broken")
 
 
-async def test_hangs(start_sim: StartSim, start_gateway: StartGateway) -> None:
+async def test_hangs(start_sim: StartSim, start_gateway: StartGateway, virtual_timeouts: MakeTransport) -> None:
     broken = await start_sim(hang_rate=1.0)
     healthy = await start_sim()
-    gateway = await two(start_gateway, broken.base_url, healthy.base_url, timeout=0.3)
+    transport = virtual_timeouts({broken.base_url: lambda: broken.stats.hang})  # the healthy one is never timed
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url, transport, timeout=0.3)
     answers = await drive(gateway, 60, 12)
     assert_all_complete(answers, by="healthy")
     assert broken.stats.requests <= 5 + 12 and broken.stats.hang == broken.stats.requests
+    assert set(transport.timeouts) == {0.3}
     assert all(d["in_flight"] == 0 for d in (await health(gateway)).values())
 
 
-async def test_slow_first_token(start_sim: StartSim, start_gateway: StartGateway) -> None:
-    broken = await start_sim(latency_ms=3000)
+async def test_slow_first_token(start_sim: StartSim, start_gateway: StartGateway,
+                                virtual_timeouts: MakeTransport) -> None:
+    waits = Waits()
+    broken = await start_sim(latency_ms=3000, sleep=waits)
     healthy = await start_sim()
-    gateway = await two(start_gateway, broken.base_url, healthy.base_url, ttft_timeout=0.2, timeout=10)
+    transport = virtual_timeouts({broken.base_url: lambda: waits.count})  # 3 s is past 0.2 s, not past 10 s
+    gateway = await two(start_gateway, broken.base_url, healthy.base_url, transport, ttft_timeout=0.2, timeout=10)
     answers = await drive(gateway, 40, 10, streams="all")
     assert_all_complete(answers)
     assert {a.deployment for a in answers} == {"healthy"}
     assert broken.stats.requests <= 5 + 10
+    assert set(transport.timeouts) == {0.2}  # the streams' time to first token, not the answers' timeout
 
 
 async def test_mid_stream_cuts_are_resumed(start_sim: StartSim, start_gateway: StartGateway) -> None:
@@ -298,14 +319,17 @@ async def test_upstream_attempts_are_exactly_the_counted_ones(start_sim: StartSi
 # -- nothing healthy: a clear status, quickly, without a storm ----------------------------------------------------------
 @pytest.mark.parametrize(("kind", "expected"), [("outage", 502), ("refused", 503), ("hang", 504), ("429", 429)])
 async def test_when_nothing_is_healthy_the_client_gets_a_clear_status(
-        kind: str, expected: int, start_sim: StartSim, start_gateway: StartGateway) -> None:
+        kind: str, expected: int, start_sim: StartSim, start_gateway: StartGateway,
+        virtual_timeouts: MakeTransport) -> None:
     profiles: dict[str, dict[str, Any]] = {"outage": {"outages": FOREVER}, "hang": {"hang_rate": 1.0},
                                            "429": {"rate_limit_rate": 1.0, "retry_after_s": 30}}
     profile = profiles.get(kind, {})
     sims = [await start_sim(**profile), await start_sim(**profile)]
     urls = [closed_port_url(), closed_port_url()] if kind == "refused" else [s.base_url for s in sims]
+    # the hanging sims' requests time out once held; the error answers of the others are never timed out
+    transport = virtual_timeouts({s.base_url: (lambda s=s: s.stats.hang) for s in sims} if kind == "hang" else {})
     gateway = await start_gateway(config(model("chat", deployment("a", urls[0]), deployment("b", urls[1]),
-                                               timeout=0.2, breaker=LONG_OPEN)))
+                                               timeout=0.2, breaker=LONG_OPEN)), transport=transport)
     answers = await drive(gateway, 30, 10)
     assert {a.status for a in answers} == {expected}, {a.status for a in answers}
     # bounded by the retry budget (20 % + a reserve of 10), not 30 x 2 deployments x (1 + retries); moving
@@ -357,15 +381,19 @@ async def test_admin_health_shows_breakers_budgets_and_panic(start_sim: StartSim
     assert chat["retry_budget"]["requests_in_window"] == 10
 
 
-async def test_x_stellwerk_timeout_lowers_the_deadline(start_upstream: StartUpstream,
-                                                       start_gateway: StartGateway) -> None:
+async def test_x_stellwerk_timeout_lowers_the_deadline(start_upstream: StartUpstream, start_gateway: StartGateway,
+                                                       virtual_timeouts: MakeTransport) -> None:
     upstream = await start_upstream()
     upstream.respond = upstream.hang_forever
-    gateway = await start_gateway(config(model("chat", deployment("slow", upstream.base_url), timeout=30)))
+    transport = virtual_timeouts({upstream.base_url: lambda: upstream.count})  # its clock jumps by each timeout
+    gateway = await start_gateway(config(model("chat", deployment("slow", upstream.base_url), timeout=30)),
+                                  transport=transport, clock=transport.clock)
     response = await asyncio.wait_for(request(gateway.port, "POST", "/v1/chat/completions",
                                               {"model": "chat", "messages": USER},
                                               headers={"x-stellwerk-timeout": "0.3"}), GUARD)
     assert response.status == 504
+    assert transport.timeouts == [pytest.approx(0.3)]  # the attempt had 0.3 s, not 30; the deadline ended the request
+    assert response.headers["x-stellwerk-attempts"] == "1"  # (with 30 s, a retry would have followed)
     await asyncio.wait_for(upstream.cancelled.wait(), GUARD)  # the upstream request was given up
     bad = await request(gateway.port, "POST", "/v1/chat/completions", {"model": "chat", "messages": USER},
                         headers={"x-stellwerk-timeout": "soon"})

@@ -24,7 +24,17 @@ import pytest
 from stellwerk.gateway import Gateway
 from stellwerk.http.server import HTTPServer, Request, Response, StreamingResponse
 from stellwerk.routing.operations import CONTINUE_INSTRUCTION
-from support import GUARD, USER, config, deployment, error_response, model, read_response_stream, request
+from support import (
+    GUARD,
+    USER,
+    VirtualTimeouts,
+    config,
+    deployment,
+    error_response,
+    model,
+    read_response_stream,
+    request,
+)
 
 KNOWN = ("Stellwerk keeps the answer whole: every word arrives once, in order, even when an upstream "
          "breaks off in the middle of a sentence and another one has to finish it.")
@@ -49,6 +59,8 @@ class Streamer:
         self.tool_call = tool_call
         self.requests: list[dict[str, Any]] = []
         self.modes: list[str] = []
+        self.stalled = 0
+        """Streams stalled for good so far."""
         self.server = HTTPServer(self.handle)
 
     @property
@@ -90,6 +102,7 @@ class Streamer:
             if i == self.cut_after:
                 raise ConnectionResetError("cut mid-stream")
             if i == self.stall_after:
+                self.stalled += 1
                 await asyncio.get_running_loop().create_future()
             yield self.event({"content": piece})
         if self.cut_after is not None and self.cut_after >= len(rest):
@@ -195,13 +208,18 @@ async def test_a_cut_stream_is_finished_elsewhere_exactly_once(
 
 
 async def test_a_stalled_stream_is_finished_elsewhere_after_the_idle_timeout(
-        streamers: Callable[..., Awaitable[Streamer]], start_gateway: StartGateway, make_client: MakeClient) -> None:
+        streamers: Callable[..., Awaitable[Streamer]], start_gateway: StartGateway, make_client: MakeClient,
+        virtual_timeouts: Callable[[dict[str, Callable[[], int]]], VirtualTimeouts]) -> None:
     first = await streamers("first", stall_after=4)
     second = await streamers("second")
+    # the idle timeout passes once the first stream stalled; no gap between two chunks of a loaded machine is one
+    transport = virtual_timeouts({first.base_url: lambda: first.stalled})
     gateway = await start_gateway(config(model("chat", deployment("first", first.base_url),
-                                               deployment("second", second.base_url), idle_timeout=0.2)))
+                                               deployment("second", second.base_url), idle_timeout=0.2)),
+                                  transport=transport)
     text, ids, _ = await sdk_stream(make_client(gateway))
     assert (text, ids) == (KNOWN, {"chatcmpl-first"})
+    assert transport.timeouts == [0.2] and first.stalled == 1
 
 
 async def test_a_stream_broken_twice_is_finished_by_a_third_deployment(

@@ -13,6 +13,7 @@ import httpx
 import orjson
 
 from stellwerk.sim import Profile, SimProvider
+from support import GUARD
 
 KEY = "sim-key-0123456789"
 SIGV4 = f"AWS4-HMAC-SHA256 Credential={KEY}/20250101/us-east-1/bedrock/aws4_request, SignedHeaders=host, Signature=00"
@@ -34,7 +35,7 @@ WEATHER_ARGS = {"city": "sim", "days": 1}
 
 @asynccontextmanager
 async def running(
-    protocol: str, *, api_key: str | None = KEY, timeout: float = 5.0, **fields: Any
+    protocol: str, *, api_key: str | None = KEY, timeout: float | httpx.Timeout = GUARD, **fields: Any
 ) -> AsyncIterator[tuple[SimProvider, httpx.AsyncClient]]:
     """A started sim speaking ``protocol`` (profile ``fields``, default 8 words, seed 3) and a client
     that sends the protocol's credentials."""

@@ -9,6 +9,7 @@ import pytest
 from sim_support import KEY, WEATHER_ARGS, chat_request, running, sse_events
 
 from stellwerk.sim import reply_words
+from support import GUARD
 
 TEXT = " ".join(reply_words(8, 3))
 
@@ -171,7 +172,7 @@ async def test_sdk_round_trip() -> None:
     _, body = chat_request("anthropic", tools=True)
     messages, tools = body["messages"], body["tools"]
     async with running("anthropic") as (sim, _):
-        client = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key=KEY, max_retries=0, timeout=5)
+        client = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key=KEY, max_retries=0, timeout=GUARD)
         async with client:
             message = await client.messages.create(model="m", max_tokens=100, messages=messages)
             assert message.content[0].text == TEXT and message.usage.output_tokens == 8
@@ -188,7 +189,7 @@ async def test_sdk_errors() -> None:
     anthropic = pytest.importorskip("anthropic")
     messages: Any = [{"role": "user", "content": "hi"}]
     async with running("anthropic", rate_limit_rate=1.0, retry_after_s=2) as (sim, _):
-        client = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key=KEY, max_retries=0, timeout=5)
+        client = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key=KEY, max_retries=0, timeout=GUARD)
         async with client:
             with pytest.raises(anthropic.RateLimitError) as info:
                 await client.messages.create(model="m", max_tokens=10, messages=messages)

@@ -12,6 +12,7 @@ from sim_support import KEY, WEATHER_ARGS, chat_request, decode_frames, running
 
 from stellwerk.sim import reply_words
 from stellwerk.sim.eventstream import event_headers, frame, header_block
+from support import GUARD
 
 TEXT = " ".join(reply_words(8, 3))
 
@@ -171,7 +172,7 @@ async def test_botocore_client_round_trip() -> None:
     import botocore.session
 
     async with running("bedrock", output_tokens=8) as (sim, _):
-        config = botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=5)
+        config = botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=GUARD, read_timeout=GUARD)
         bedrock = botocore.session.get_session().create_client(
             "bedrock-runtime", region_name="us-east-1", endpoint_url=sim.base_url, aws_access_key_id=KEY,
             aws_secret_access_key="secret", config=config,

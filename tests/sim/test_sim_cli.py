@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from stellwerk.sim import cli
+from support import GUARD
 
 LAUNCH = (
     "import argparse, sys\n"
@@ -68,10 +69,10 @@ def test_process_serves_and_stops_on_sigterm() -> None:
         line = proc.stdout.readline()
         match = re.fullmatch(r"sim-provider listening on (http://127\.0\.0\.1:\d+/v1) \(profile flaky, protocol openai\)\n", line)
         assert match, line
-        resp = httpx.get(match.group(1) + "/models", headers={"authorization": "Bearer k"}, timeout=5)
+        resp = httpx.get(match.group(1) + "/models", headers={"authorization": "Bearer k"}, timeout=GUARD)
         assert resp.status_code == 200 and resp.json()["object"] == "list"
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=GUARD) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

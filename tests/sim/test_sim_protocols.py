@@ -17,6 +17,7 @@ from sim_support import AUTH, KEY, chat_request, running
 from stellwerk.http.server import Request
 from stellwerk.sim import PROTOCOLS, SimProvider, dialect_for
 from stellwerk.sim.protocol import Route, RouteSpec, RouteTable, WireError
+from support import GUARD
 
 ALL = sorted(PROTOCOLS)
 AUTH_FAILURE = {"openai": 401, "anthropic": 401, "gemini": 400, "ollama": 401, "bedrock": 403}
@@ -103,7 +104,8 @@ async def test_unknown_model_is_rejected_when_only_listed_models_are_served(prot
 
 @pytest.mark.parametrize("protocol", ALL)
 async def test_hang_until_the_client_gives_up(protocol: str) -> None:
-    async with running(protocol, hang_rate=1.0, timeout=0.2) as (sim, client):
+    # only the wait for the answer is short: connecting and sending get GUARD, so the request surely arrives
+    async with running(protocol, hang_rate=1.0, timeout=httpx.Timeout(GUARD, read=0.2)) as (sim, client):
         path, body = chat_request(protocol)
         with pytest.raises(httpx.ReadTimeout):
             await client.post(path, json=body)

@@ -346,6 +346,9 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     replica falls back to local state. Default none: this process alone."""
     redis_prefix: Annotated[str, Meta(min_length=1, max_length=64)] = "stellwerk:"
     """The prefix of every key the replicas share (several gateways may share one Redis). Default ``stellwerk:``."""
+    redis_timeout: Seconds = 0.25
+    """Seconds a connection to ``server.redis`` or a command on it may take; past it the replica takes Redis for
+    down and falls back to local state until a heartbeat reconnects. Default 0.25."""
 
 
 class KeyConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

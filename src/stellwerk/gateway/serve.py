@@ -105,7 +105,8 @@ class Gateway:
             tracing.insert(0, spans.middleware)
         stages = dict(middlewares or {})
         stages["tracing"] = [*tracing, *stages.get("tracing", ())]  # the request span encloses the others
-        self.cluster = None if server.redis is None else Cluster(server.redis, prefix=server.redis_prefix)
+        self.cluster = None if server.redis is None else Cluster(server.redis, prefix=server.redis_prefix,
+                                                                 timeout=server.redis_timeout)
         """This replica's link to the others (``server.redis``), started with the gateway."""
         self.router = Router(config, transport=transport, rng=rng, registries=registries, middlewares=stages,
                              keyring=keyring, cluster=self.cluster, **options)

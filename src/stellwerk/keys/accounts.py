@@ -17,7 +17,7 @@ per account (the router's clock); budgets are fixed periods on the wall clock
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from stellwerk.errors import QuotaExceededError, RateLimitError
@@ -33,14 +33,15 @@ __all__ = ["Account", "Accounts", "Ticket"]
 
 Limits = KeyRecord | TeamRecord
 Tightest = tuple[int, int, MinuteWindow] | None
-"""The tightest rpm or tpm limit: (limit, left after this request, its window)."""
+"""The tightest rpm or tpm limit: (limit, left, its window)."""
 
 
 class Account:
-    """One key's or team's usage."""
+    """One key's or team's usage, and the limits it was last admitted under (bound by :meth:`Accounts.admit`)."""
 
-    __slots__ = ("inflight", "period", "period_end", "period_requests", "period_start", "reserved_cost",
-                 "reserved_tokens", "spent", "window")
+    __slots__ = ("inflight", "limits", "parallel", "period", "period_end", "period_requests", "period_start",
+                 "reserved_cost", "reserved_tokens", "rpm", "rpm_header", "spent", "tpm", "tpm_header", "usd",
+                 "window")
 
     def __init__(self) -> None:
         self.window = MinuteWindow()
@@ -53,6 +54,21 @@ class Account:
         self.period_end = math.inf
         self.spent = 0.0
         self.period_requests = 0
+        self.limits: Limits | None = None
+        self.rpm: int | None = None
+        self.tpm: int | None = None
+        self.parallel: int | None = None
+        self.usd: float | None = None
+        self.rpm_header = ("x-ratelimit-limit-requests", "")
+        self.tpm_header = ("x-ratelimit-limit-tokens", "")
+
+    def bind(self, limits: Limits) -> None:
+        """Admit under ``limits`` from now on (the record as the keyring holds it now)."""
+        self.limits = limits
+        self.rpm, self.tpm, self.parallel = limits.rpm, limits.tpm, limits.max_parallel
+        self.usd = limits.budget.usd if limits.budget is not None else None
+        self.rpm_header = ("x-ratelimit-limit-requests", str(limits.rpm))
+        self.tpm_header = ("x-ratelimit-limit-tokens", str(limits.tpm))
 
     def roll(self, period: str, now: float) -> None:
         """Start a new budget period when ``now`` has left the current one (or the period changed)."""
@@ -65,12 +81,24 @@ class Account:
         self.period, self.period_start, self.period_end = period, start, start + length if length else math.inf
 
 
+class _Group:
+    """The accounts one key's requests count against (the key's and its team's), for one version of each."""
+
+    __slots__ = ("accounts", "budgeted", "key", "team")
+
+    def __init__(self, key: KeyRecord | None, team: TeamRecord | None, accounts: tuple[Account, ...]) -> None:
+        self.key = key
+        self.team = team
+        self.accounts = accounts
+        self.budgeted = any(a.usd is not None for a in accounts)
+
+
 class Ticket:
     """One admitted request's claim on its accounts; settled or released exactly once."""
 
     __slots__ = ("accounts", "clock", "cost", "done", "headers", "tokens")
 
-    def __init__(self, accounts: list[Account], tokens: int, cost: float, headers: list[tuple[str, str]],
+    def __init__(self, accounts: Sequence[Account], tokens: int, cost: float, headers: list[tuple[str, str]],
                  clock: Callable[[], float]) -> None:
         self.accounts = accounts
         self.tokens = tokens
@@ -91,10 +119,11 @@ class Ticket:
             return
         self.done = True
         second = int(self.clock()) if tokens else 0
+        reserved, reserved_cost = self.tokens, self.cost
         for account in self.accounts:
             account.inflight -= 1
-            account.reserved_tokens -= self.tokens
-            account.reserved_cost -= self.cost
+            account.reserved_tokens -= reserved
+            account.reserved_cost -= reserved_cost
             if tokens:
                 window = account.window
                 if window.second != second:
@@ -113,6 +142,8 @@ class Accounts:
         self.reserve_tokens = reserve_tokens
         """Output tokens reserved for a request that names no ``max_tokens``."""
         self._accounts: dict[str, Account] = {}
+        self._groups: dict[str, _Group] = {}
+        """By key id (``team:<name>`` for a team alone)."""
         self._prices: dict[tuple[int, str], tuple[float, float]] = {}
 
     def account(self, name: str) -> Account:
@@ -141,17 +172,16 @@ class Accounts:
         account.period_end = start + length if length else math.inf
 
     def admit(self, call: Call, key: KeyRecord | None, team: TeamRecord | None) -> Ticket:
-        """Admit ``call`` for ``key`` and ``team`` (either may be None), or raise the 429 of the fullest limit.
+        """Admit ``call`` for ``key`` and ``team`` (not both None), or raise the 429 of the fullest limit.
 
         One pass, one reading of each clock: each limit's usage is read once, checked, and reused for the
-        ``x-ratelimit-*`` headers.
+        ``x-ratelimit-*`` headers. The accounts of a key and its team, with their limits, are looked up once
+        per version of the records.
         """
-        accounts = self._accounts
-        subjects: list[tuple[Account, Limits]] = []
-        if key is not None:
-            subjects.append((accounts.get("key:" + key.id) or self.account("key:" + key.id), key))
-        if team is not None:
-            subjects.append((accounts.get("team:" + team.name) or self.account("team:" + team.name), team))
+        group = self._groups.get(key.id if key is not None else "team:" + team.name)  # type: ignore[union-attr]
+        if group is None or group.key is not key or group.team is not team:
+            group = self._group(key, team)
+        accounts = group.accounts
         facts = call.facts
         output = facts.max_output_tokens
         if output is None:
@@ -159,51 +189,81 @@ class Accounts:
         tokens = facts.prompt_tokens(False) + output
         now = self._clock()
         second = int(now)
-        wall = self._wall()
+        wall = self._wall() if group.budgeted else 0.0
         cost = 0.0
-        requests: Tightest = None
-        window: Tightest = None
-        for account, limits in subjects:
-            minute = account.window
-            if minute.second != second:
-                minute.advance(second)
-            if limits.max_parallel is not None and account.inflight >= limits.max_parallel:
-                self._refuse("parallel", account, limits, now, wall, subjects)
-            rpm, tpm, budget = limits.rpm, limits.tpm, limits.budget
+        requests: Account | None = None
+        by_tokens: Account | None = None
+        requests_left = tokens_left = 0
+        for account in accounts:
+            window = account.window
+            if window.second != second:
+                window.advance(second)
+            parallel = account.parallel
+            if parallel is not None and account.inflight >= parallel:
+                self._refuse("parallel", account, now, wall, accounts)
+            rpm = account.rpm
             if rpm is not None:
-                used = minute.requests
-                if used >= rpm:
-                    self._refuse("rpm", account, limits, now, wall, subjects)
-                if requests is None or rpm - used - 1 < requests[1]:
-                    requests = (rpm, rpm - used - 1, minute)
+                left = rpm - window.requests - 1
+                if left < 0:
+                    self._refuse("rpm", account, now, wall, accounts)
+                if requests is None or left < requests_left:
+                    requests, requests_left = account, left
+            tpm = account.tpm
             if tpm is not None:
-                used = minute.tokens + account.reserved_tokens
-                if used >= tpm:
-                    self._refuse("tpm", account, limits, now, wall, subjects)
-                if window is None or tpm - used - tokens < window[1]:
-                    window = (tpm, tpm - used - tokens, minute)
-            account.roll(budget.period if budget is not None else "total", wall)
-            if budget is not None:
-                if account.spent + account.reserved_cost >= budget.usd:
-                    self._refuse("budget", account, limits, now, wall, subjects)
+                left = tpm - window.tokens - account.reserved_tokens
+                if left <= 0:
+                    self._refuse("tpm", account, now, wall, accounts)
+                left -= tokens
+                if by_tokens is None or left < tokens_left:
+                    by_tokens, tokens_left = account, left
+            usd = account.usd
+            if usd is not None:
+                if not account.period_start <= wall < account.period_end:
+                    account.roll(account.period, wall)
+                if account.spent + account.reserved_cost >= usd:
+                    self._refuse("budget", account, now, wall, accounts)
                 if not cost:
                     cost = self._estimate(call, tokens - output, output)
-        held = []
-        for account, _ in subjects:
+        for account in accounts:
             account.window.count(second, 1, 0)
             account.inflight += 1
             account.reserved_tokens += tokens
             account.reserved_cost += cost
             account.period_requests += 1
-            held.append(account)
-        return Ticket(held, tokens, cost, _header_block(requests, window, now), self._clock)
+        headers: list[tuple[str, str]] = []
+        if requests is not None:
+            headers += (requests.rpm_header, ("x-ratelimit-remaining-requests", _left(requests_left)),
+                        ("x-ratelimit-reset-requests", _duration(requests.window.reset_in(now, 1))))
+        if by_tokens is not None:
+            headers += (by_tokens.tpm_header, ("x-ratelimit-remaining-tokens", _left(tokens_left)),
+                        ("x-ratelimit-reset-tokens", _duration(by_tokens.window.reset_in(now, 2))))
+        return Ticket(accounts, tokens, cost, headers, self._clock)
 
-    def _refuse(self, limit: str, account: Account, limits: Limits, now: float, wall: float,
-                subjects: list[tuple[Account, Limits]]) -> NoReturn:
-        """Raise the 429 of ``limit`` (``parallel``, ``rpm``, ``tpm`` or ``budget``) of ``limits``."""
+    def _group(self, key: KeyRecord | None, team: TeamRecord | None) -> _Group:
+        """The accounts of ``key`` and ``team`` bound to these versions of their records (remembered)."""
+        wall = self._wall()
+        held = []
+        for name, limits in (("key:" + key.id if key is not None else "", key),
+                             ("team:" + team.name if team is not None else "", team)):
+            if limits is not None:
+                account = self.account(name)
+                account.bind(limits)
+                account.roll(limits.budget.period if limits.budget is not None else "total", wall)
+                held.append(account)
+        group = _Group(key, team, tuple(held))
+        if len(self._groups) > 65536:
+            self._groups.clear()
+        self._groups[key.id if key is not None else "team:" + team.name] = group  # type: ignore[union-attr]
+        return group
+
+    def _refuse(self, limit: str, account: Account, now: float, wall: float,
+                accounts: Sequence[Account]) -> NoReturn:
+        """Raise the 429 of ``limit`` (``parallel``, ``rpm``, ``tpm`` or ``budget``) of ``account``'s limits."""
+        limits = account.limits
+        assert limits is not None
         scope = "key" if isinstance(limits, KeyRecord) else "team"
         who = f"key {limits.id}" if isinstance(limits, KeyRecord) else f"team {limits.name}"
-        headers = _headers(subjects, now)
+        headers = _headers(accounts, now)
         if limit == "parallel":
             raise RateLimitError(f"Too many requests in flight for {who}: at most {limits.max_parallel} at once "
                                  "(rate_limit_exceeded).", [("retry-after", "1"), *headers], scope)
@@ -233,12 +293,12 @@ class Accounts:
 
 
 
-def _headers(subjects: list[tuple[Account, Limits]], now: float) -> list[tuple[str, str]]:
+def _headers(accounts: Sequence[Account], now: float) -> list[tuple[str, str]]:
     """``x-ratelimit-*`` of the tightest request limit and the tightest token limit, as they stand."""
     requests: Tightest = None
     tokens: Tightest = None
-    for account, limits in subjects:
-        rpm, tpm, window = limits.rpm, limits.tpm, account.window
+    for account in accounts:
+        rpm, tpm, window = account.rpm, account.tpm, account.window
         if rpm is not None:
             left = rpm - window.requests
             if requests is None or left < requests[1]:
@@ -247,23 +307,20 @@ def _headers(subjects: list[tuple[Account, Limits]], now: float) -> list[tuple[s
             left = tpm - window.tokens - account.reserved_tokens
             if tokens is None or left < tokens[1]:
                 tokens = (tpm, left, window)
-    return _header_block(requests, tokens, now)
-
-
-def _header_block(requests: Tightest, tokens: Tightest, now: float) -> list[tuple[str, str]]:
-    """The tightest rpm and tpm as ``x-ratelimit-*`` headers."""
     headers: list[tuple[str, str]] = []
     if requests is not None:
         limit, left, window = requests
-        headers += (("x-ratelimit-limit-requests", str(limit)),
-                    ("x-ratelimit-remaining-requests", str(left) if left > 0 else "0"),
+        headers += (("x-ratelimit-limit-requests", str(limit)), ("x-ratelimit-remaining-requests", _left(left)),
                     ("x-ratelimit-reset-requests", _duration(window.reset_in(now, 1))))
     if tokens is not None:
         limit, left, window = tokens
-        headers += (("x-ratelimit-limit-tokens", str(limit)),
-                    ("x-ratelimit-remaining-tokens", str(left) if left > 0 else "0"),
+        headers += (("x-ratelimit-limit-tokens", str(limit)), ("x-ratelimit-remaining-tokens", _left(left)),
                     ("x-ratelimit-reset-tokens", _duration(window.reset_in(now, 2))))
     return headers
+
+
+def _left(n: int) -> str:
+    return str(n) if n > 0 else "0"
 
 
 def _retry(seconds: float) -> tuple[str, str]:

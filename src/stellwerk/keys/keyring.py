@@ -11,6 +11,8 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Callable, Iterable, Sequence
+from hashlib import sha256
+from hmac import compare_digest
 
 import msgspec
 
@@ -22,10 +24,11 @@ from stellwerk.state.records import KeyRecord, TeamRecord
 from .input import KeyInput, KeyPatch, TeamInput, parse_time
 from .secret import hash_secret, new_id, new_secret, same_hash
 
-__all__ = ["MASTER", "Keyring"]
+__all__ = ["MASTER", "MASTER_PRINCIPAL", "Keyring"]
 
 MASTER = "master"
 """The key id requests made with ``server.master_key`` are recorded under."""
+MASTER_PRINCIPAL = Principal(key_id=MASTER, scopes=frozenset({"inference", "admin"}))
 
 _INVALID = "Invalid API key: send a gateway key as 'Authorization: Bearer', 'x-api-key' or 'api-key' (invalid_api_key)."
 
@@ -79,23 +82,20 @@ class Keyring:
     def is_master(self, secret: str) -> bool:
         return self._master is not None and same_hash(hash_secret(secret), self._master)
 
-    def authenticate(self, secret: str | None) -> KeyRecord | None:
-        """The live key for ``secret``; None for the master key. :class:`AuthenticationError` otherwise."""
+    def caller(self, secret: str | None) -> Principal:
+        """Who sends ``secret``: a live key's principal, or :data:`MASTER_PRINCIPAL` for the master key.
+        :class:`AuthenticationError` otherwise. One hash, one lookup, one constant-time comparison."""
         if not secret:
             raise AuthenticationError("Missing API key: send a gateway key as 'Authorization: Bearer', "
                                       "'x-api-key' or 'api-key' (invalid_api_key).")
-        digest = hash_secret(secret)
+        digest = sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()  # hash_secret, inlined
         key = self._by_hash.get(digest)
-        if key is None or not same_hash(digest, key.hash):
-            if self._master is not None and same_hash(digest, self._master):
-                return None
+        if key is None or not compare_digest(digest, key.hash):
+            if self._master is not None and compare_digest(digest, self._master):
+                return MASTER_PRINCIPAL
             raise AuthenticationError(_INVALID)
         if key.expires_at is not None and self.wall() >= key.expires_at:
             raise AuthenticationError(f"The API key {key.id} has expired (invalid_api_key).")
-        return key
-
-    def principal(self, key: KeyRecord) -> Principal:
-        """Who ``key`` is, as calls carry it (made once per key version)."""
         return self._principals[key.id]
 
     def check_model(self, key: KeyRecord, model: str) -> None:

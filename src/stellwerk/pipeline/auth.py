@@ -14,7 +14,7 @@ models and scopes are still enforced.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 from stellwerk.errors import AuthenticationError, PermissionDeniedError, StellwerkError
 from stellwerk.keys.keyring import MASTER, Keyring
@@ -24,9 +24,6 @@ from .chain import Handler
 from .reply import Reply
 
 __all__ = ["Auth", "secret_of"]
-
-_MASTER = Principal(key_id=MASTER, scopes=frozenset({"inference", "admin"}))
-
 
 def secret_of(headers: Mapping[str, str]) -> str | None:
     """The key a client sent, in any of the three headers SDKs use."""
@@ -39,32 +36,43 @@ def secret_of(headers: Mapping[str, str]) -> str | None:
 
 def principal_of(keyring: Keyring, headers: Mapping[str, str]) -> Principal:
     """The caller of a request with ``headers`` (401 when the key is not valid)."""
-    key = keyring.authenticate(secret_of(headers))
-    return _MASTER if key is None else keyring.principal(key)
+    return keyring.caller(secret_of(headers))
 
 
 class Auth:
-    """Middleware of the ``auth`` stage."""
+    """Middleware of the ``auth`` stage. A call that carries its principal already (the gateway names it at the
+    edge) is checked and passed on without a frame of its own."""
 
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
 
-    async def __call__(self, call: Call, next_handler: Handler, /) -> Reply:
+    def __call__(self, call: Call, next_handler: Handler, /) -> Awaitable[Reply]:
         principal = call.principal
         if principal is None:
-            principal = principal_of(self.keyring, call.headers)
-            call = call.evolve(principal=principal)
-        if principal.key_id == MASTER:
-            return await next_handler(call)
-        key = self.keyring.key(principal.key_id)
+            return self._keyed(call, next_handler)
+        if principal.key_id != MASTER:
+            self._check(principal, call.model)
+        return next_handler(call)
+
+    async def _keyed(self, call: Call, next_handler: Handler) -> Reply:
+        """A call that names its caller only by a key in its headers (the library's ``api_key``)."""
+        principal = principal_of(self.keyring, call.headers)
+        call = call.evolve(principal=principal)
         try:
-            if key is not None:
-                if key.revoked_at is not None or (key.expires_at is not None and self.keyring.wall() >= key.expires_at):
-                    raise AuthenticationError(f"The API key {key.id} is revoked or expired (invalid_api_key).")
-                self.keyring.check_model(key, call.model)
-                if "inference" not in key.scopes and "admin" not in key.scopes:
-                    raise PermissionDeniedError(f"The key {key.id} has no 'inference' scope.")
+            if principal.key_id != MASTER:
+                self._check(principal, call.model)
             return await next_handler(call)
         except StellwerkError as err:
             err.key_id, err.team = principal.key_id, principal.team  # the failure's record names the caller
             raise
+
+    def _check(self, principal: Principal, model: str) -> None:
+        """Revocation, expiry, the models of the key and its team, and the ``inference`` scope."""
+        key = self.keyring.key(principal.key_id)
+        if key is None:
+            return
+        if key.revoked_at is not None or (key.expires_at is not None and self.keyring.wall() >= key.expires_at):
+            raise AuthenticationError(f"The API key {key.id} is revoked or expired (invalid_api_key).")
+        self.keyring.check_model(key, model)
+        if "inference" not in key.scopes and "admin" not in key.scopes:
+            raise PermissionDeniedError(f"The key {key.id} has no 'inference' scope.")

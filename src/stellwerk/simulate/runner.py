@@ -2,7 +2,7 @@
 
     VirtualLoop (virtual time from 0)
       -> simulated providers for every deployment; the config pointed at them   (upstreams.py)
-      -> the real Router on that config: transport=SimTransport, clock=loop.time, sleep=asyncio.sleep,
+      -> the real Router on that config: transport=SimTransport, clock=loop.time, sleep=loop.sleep,
          rng=Random(seed), in-memory state and cache; its health checks started
       -> each arrival (traffic.py) sent at its virtual time as the library API sends it: chat, chat_stream
          (read to the end) or embeddings; errors are the router's own answers
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,20 +101,22 @@ def simulate(config: Config, scenario: Scenario, *, seed: int = 0, name: str = "
 
 async def _run(config: Config, scenario: Scenario, seed: int, name: str) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualLoop)
     clock = loop.time
-    world = simulated(config, scenario, seed=seed, clock=clock, wall_clock=lambda: _EPOCH + clock())
+    world = simulated(config, scenario, seed=seed, clock=clock, wall_clock=lambda: _EPOCH + clock(), sleep=loop.sleep)
     models = [m.name for m in config.models]
     for share in scenario.traffic.models:
         if share.model not in models:
             raise ScenarioError(f"{scenario.source}: traffic.models.{share.model}: no such model in the config; "
                                 f"expected one of {models}")
     recorder = Recorder(clock)
-    router = Router(world.config, transport=SimTransport(world.upstreams), clock=clock, rng=random.Random(seed),
-                    sleep=asyncio.sleep, state=MemoryStateStore(clock), cache=MemoryCache(clock))
+    router = Router(world.config, transport=SimTransport(world.upstreams, loop), clock=clock, rng=random.Random(seed),
+                    sleep=loop.sleep, state=MemoryStateStore(clock), cache=MemoryCache(clock))
     router.events.subscribe(recorder, *Recorder.kinds)
     router.start()
     try:
-        await drive(router, arrivals(scenario.traffic, scenario.duration, models, random.Random(seed)), clock)
+        await drive(router, arrivals(scenario.traffic, scenario.duration, models, random.Random(seed)), clock,
+                    loop.sleep)
     finally:
         await router.aclose()
     violations = {d: len(u.violations) for d, u in world.by_deployment.items() if u.rpm is not None}
@@ -122,7 +124,8 @@ async def _run(config: Config, scenario: Scenario, seed: int, name: str) -> dict
                         limit_violations=violations)
 
 
-async def drive(router: Router, requests: Iterator[Arrival], clock: Callable[[], float]) -> None:
+async def drive(router: Router, requests: Iterator[Arrival], clock: Callable[[], float],
+                sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
     """Send each request at its time on ``clock`` (virtual, or the wall clock for a real run) and wait for every
     answer; a request for a model the router does not have is a :class:`ScenarioError`."""
     loop = asyncio.get_running_loop()
@@ -133,7 +136,7 @@ async def drive(router: Router, requests: Iterator[Arrival], clock: Callable[[],
             raise ScenarioError(f"traffic: model {arrival.model!r} is not in the config; expected one of {sorted(models)}")
         wait = arrival.time - clock()
         if wait > 0:
-            await asyncio.sleep(wait)
+            await sleep(wait)
         task = loop.create_task(_send(router, arrival, number))
         pending.add(task)
         task.add_done_callback(pending.discard)

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from stellwerk.http.client import ConnectError, ReadError, TimeoutError_, UpstreamResponse
 from stellwerk.http.server import Request, Response, StreamingResponse
 
+from .clock import VirtualLoop
 from .upstreams import Upstream
 
 __all__ = ["SimTransport"]
@@ -90,33 +92,60 @@ class _Streamed:
             raise ReadError(str(err)) from None
 
     def close(self, finished: bool = False) -> None:
-        self._chunks = None  # the loop's async-generator hooks close the provider's stream
+        chunks, self._chunks = self._chunks, None
+        if chunks is not None:
+            _close_now(chunks)
 
 
 class SimTransport:
     """A :class:`~stellwerk.http.client.Transport` over simulated providers, by origin (``host:port``)."""
 
-    def __init__(self, upstreams: Mapping[str, Upstream]) -> None:
+    def __init__(self, upstreams: Mapping[str, Upstream], loop: VirtualLoop) -> None:
         self._upstreams = upstreams
+        self._loop = loop
         self._parsed: dict[bytes, dict[str, str]] = {}
+        self._targets: dict[str, tuple[Upstream, str, str]] = {}
 
-    async def request(self, method: str, url: str, headers: Sequence[tuple[str, str]] | bytes, body: bytes = b"", *,
-                      timeout: float | None = None, connect_timeout: float | None = None) -> UpstreamResponse:
+    def _target(self, url: str) -> tuple[Upstream, str, str]:
+        """The upstream, path and query of ``url`` (kept: the adapters send to a few URLs per deployment)."""
         parts = urlsplit(url)
         upstream = self._upstreams.get(parts.netloc)
         if upstream is None:
             raise ConnectError(f"no simulated provider at {parts.netloc}")
+        if len(self._targets) >= _PARSED_HEADERS_KEPT:
+            self._targets.clear()
+        target = self._targets[url] = (upstream, parts.path, parts.query)
+        return target
+
+    async def request(self, method: str, url: str, headers: Sequence[tuple[str, str]] | bytes, body: bytes = b"", *,
+                      timeout: float | None = None, connect_timeout: float | None = None) -> UpstreamResponse:
+        target = self._targets.get(url)
+        if target is None:
+            target = self._target(url)
+        upstream, path, query = target
         limited = upstream.over_limit()
         if limited is not None:
             return _Complete(limited)
-        request = Request(method, parts.path, parts.query, self._header_dict(headers), body)
+        request = Request(method, path, query, self._header_dict(headers), body)
+        if timeout is None:
+            deadline = None
+        else:  # what asyncio.timeout does, on a timer without a handle (an answer in time disarms it)
+            task = asyncio.current_task()
+            assert task is not None
+            cancelling = task.cancelling()
+            deadline = _Deadline(task)
+            self._loop.at(self._loop.time() + timeout, deadline.expire)
         try:
-            async with asyncio.timeout(timeout):
-                answer = await upstream.sim.handle(request)
-        except TimeoutError:
-            raise TimeoutError_(f"no answer within {timeout:g}s") from None
+            answer = await upstream.sim.handle(request)
+        except asyncio.CancelledError:
+            if deadline is not None and deadline.expired and deadline.task.uncancel() <= cancelling:
+                raise TimeoutError_(f"no answer within {timeout:g}s") from None
+            raise
         except ConnectionError as err:
             raise ReadError(str(err)) from None
+        finally:
+            if deadline is not None:
+                deadline.answered = True
         if isinstance(answer, Response):
             return _Complete(answer)
         return _Streamed(answer, upstream.chunk_gap)
@@ -138,6 +167,37 @@ class SimTransport:
                     parsed[name.strip().lower()] = value.strip()
             self._parsed[headers] = parsed
         return parsed
+
+
+class _Deadline:
+    """A request's timeout: cancels ``task`` when it expires, unless the answer came first (``answered``)."""
+
+    __slots__ = ("answered", "expired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.answered = False
+        self.expired = False
+
+    def expire(self) -> None:
+        if not self.answered:
+            self.expired = True
+            self.task.cancel()
+
+
+def _close_now(chunks: AsyncIterator[bytes]) -> None:
+    """Close a provider's stream that was not read to its end, at once. A simulated stream holds nothing to
+    clean up (its ``aclose`` finishes without waiting); left to the loop's async-generator hooks, each one
+    would cost a task."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is None:
+        return
+    closing = aclose()
+    try:
+        closing.send(None)
+    except StopIteration:
+        return
+    closing.close()  # it waited for something: give up on it (never the case for the simulated providers)
 
 
 async def _next_bytes(chunks: AsyncIterator[bytes]) -> bytes:

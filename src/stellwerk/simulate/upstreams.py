@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import collections
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import msgspec
@@ -110,7 +110,7 @@ class Simulated:
 
 
 def simulated(config: Config, scenario: Scenario, *, seed: int, clock: Callable[[], float],
-              wall_clock: Callable[[], float]) -> Simulated:
+              wall_clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]) -> Simulated:
     """Simulated providers for every deployment, and ``config`` pointed at them. Call inside the virtual loop
     (outage windows count from the clock's now). Scenario entries for deployments the config lacks are unused
     (see :func:`~.runner.check_deployments`)."""
@@ -121,7 +121,7 @@ def simulated(config: Config, scenario: Scenario, *, seed: int, clock: Callable[
         deployments = []
         for d in model.deployments:
             if d.id not in by_id:
-                by_id[d.id], origins[d.id] = _upstream(d, len(by_id), scenario, seed, clock, wall_clock)
+                by_id[d.id], origins[d.id] = _upstream(d, len(by_id), scenario, seed, clock, wall_clock, sleep)
             deployments.append(_pointed(d, origins[d.id]))
         models.append(msgspec.structs.replace(model, deployments=deployments))
     upstreams = {origins[d]: u for d, u in by_id.items()}
@@ -129,7 +129,7 @@ def simulated(config: Config, scenario: Scenario, *, seed: int, clock: Callable[
 
 
 def _upstream(d: DeploymentConfig, index: int, scenario: Scenario, seed: int, clock: Callable[[], float],
-              wall_clock: Callable[[], float]) -> tuple[Upstream, str]:
+              wall_clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]) -> tuple[Upstream, str]:
     try:
         protocol, _ = _PROTOCOLS[d.provider]
     except KeyError:
@@ -137,7 +137,7 @@ def _upstream(d: DeploymentConfig, index: int, scenario: Scenario, seed: int, cl
                             f"expected one of {sorted(_PROTOCOLS)}") from None
     behaviour = scenario.behaviour(d.id)
     profile = profile_for(behaviour, name=d.id, seed=seed * 1000 + index, context_window=d.context_window or 0)
-    sim = SimProvider(profile, protocol=protocol, clock=clock, wall_clock=wall_clock,
+    sim = SimProvider(profile, protocol=protocol, clock=clock, wall_clock=wall_clock, sleep=sleep,
                       rng=random.Random(seed * 1000 + index))
     return Upstream(d.id, sim, rpm=behaviour.rpm, clock=clock), f"sim-{index}.invalid"
 
