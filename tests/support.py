@@ -298,8 +298,8 @@ class _Untimed:
         finally:
             await _cancel(reading)
 
-    def close(self) -> None:
-        self.response.close()
+    def close(self, finished: bool = False) -> None:
+        self.response.close(finished)
 
 
 async def _done_unless_held(task: asyncio.Future[Any], held: Callable[[], int], before: int) -> bool:

@@ -314,24 +314,59 @@ async def test_upstream_closes_mid_body(upstream: Start, client: HTTPClient) -> 
         await response.read(timeout=GUARD)
 
 
+@pytest.mark.parametrize("finished", [False, True], ids=["unread", "more-body-after-the-end"])
 async def test_unread_response_close_aborts_and_next_request_uses_a_new_connection(
-    upstream: Start, client: HTTPClient
+    upstream: Start, client: HTTPClient, finished: bool
 ) -> None:
+    """Closed unread, or closed as finished while more body than the end follows: the connection goes."""
+    release = asyncio.Event()
+
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int) -> None:
         await server.read_request(reader)
         if index == 0:
             writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nmore\r\n")
+            await release.wait()
+            writer.write(b"4\r\nmore\r\n")  # not the end of the message
             await server.wait_client_close(reader)
         else:
             writer.write(ok())
 
     server = await upstream(script)
     response = await client.request("GET", server.url, [], timeout=GUARD)
-    response.close()
+    if finished:
+        assert await response.next_chunk(GUARD) == b"more"
+    response.close(finished=finished)
+    release.set()
     async with asyncio.timeout(GUARD):
         await server.closed_by_client.wait()
     await (await client.request("GET", server.url, [], timeout=GUARD)).read()
     assert server.connections == 2
+
+
+async def test_a_finished_reader_lets_the_connection_wait_for_the_end_and_be_reused(
+    upstream: Start, client: HTTPClient
+) -> None:
+    """A stream's last event came before the chunked body's last chunk: the connection is not thrown away."""
+    release = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n14\r\ndata: [DONE]\n\n\n\n\n\n\n\n\r\n")
+        await release.wait()
+        writer.write(b"0\r\n\r\n")
+        await server.read_request(reader)
+        writer.write(ok())
+
+    server = await upstream(script)
+    response = await client.request("GET", server.url, [], timeout=GUARD)
+    assert (await response.next_chunk(GUARD)).startswith(b"data: [DONE]")
+    response.close(finished=True)
+    release.set()
+    async with asyncio.timeout(GUARD):
+        while not any(pool.idle for pool in client._pools.values()):
+            await asyncio.sleep(0.01)  # the end is on its way (bounded by GUARD)
+    await (await client.request("GET", server.url, [], timeout=GUARD)).read()
+    assert server.connections == 1
 
 
 async def test_connect_refused() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,12 +18,13 @@ __all__ = ["fast_sim", "gateway", "port_of"]
 
 
 @contextmanager
-def gateway(config: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+def gateway(config: Path, *args: str, src: str = "") -> Iterator[subprocess.Popen[bytes]]:
     """``stellwerk serve --config config *args`` on a free port, answering /healthz; yields the process
-    (:func:`port_of` tells its port)."""
+    (:func:`port_of` tells its port). ``src``: another checkout's ``src`` folder to run instead of this one."""
     port = free_port()
+    env = {**os.environ, "PYTHONPATH": src} if src else None
     proc = subprocess.Popen([sys.executable, "-c", SERVE, "serve", "--config", str(config), "--port", str(port),
-                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         _wait(port, "/healthz", 60)
         yield proc

@@ -39,7 +39,7 @@ class ScriptedResponse:
             raise item
         return item
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
         self.closed = True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from virtual import Wall, never
 
 from redis_support import MACHINE_REDIS, needs_redis
 from stellwerk.cluster import Cluster, SharedLimits
@@ -15,20 +16,8 @@ from support import GUARD
 pytestmark = needs_redis
 
 
-class Wall:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def _never(seconds: float) -> None:
-    await asyncio.Event().wait()  # the heartbeat loop waits for ever: tests beat by hand
-
-
 def cluster(prefix: str, wall: Wall, name: str) -> Cluster:
-    return Cluster(MACHINE_REDIS, prefix=prefix, timeout=GUARD, wall=wall, clock=wall, sleep=_never, replica_id=name)
+    return Cluster(MACHINE_REDIS, prefix=prefix, timeout=GUARD, wall=wall, clock=wall, sleep=never, replica_id=name)
 
 
 async def test_resp_client_replies_errors_and_pipelining() -> None:

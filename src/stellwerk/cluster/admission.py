@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
@@ -17,29 +18,28 @@ from stellwerk.errors import RateLimitError
 from stellwerk.keys.accounts import Accounts, Ticket
 from stellwerk.state.records import KeyRecord, TeamRecord
 
-from .limits import Refused, SharedLimits, Subject
+from .limits import Refused, SharedLimits
+from .rounds import Account, outcome
 
 if TYPE_CHECKING:
     from stellwerk.pipeline.call import Call
 
-__all__ = ["PENDING", "Pending", "SharedTicket", "admit_shared"]
+__all__ = ["PENDING", "Pending", "SharedTicket", "admit_shared", "close_claim"]
 
 
 class Pending:
     """The shared accounts of one request, not yet counted (``at`` None), counted in second ``at``, or left
     to the local admission (``at`` -1: Redis failed, or the request was refused)."""
 
-    __slots__ = ("at", "claiming", "records", "subjects")
+    __slots__ = ("accounts", "at", "claiming", "records", "reserves")
 
-    def __init__(self, records: list[KeyRecord | TeamRecord], subjects: list[Subject]) -> None:
+    def __init__(self, records: list[KeyRecord | TeamRecord], accounts: list[Account], tokens: int) -> None:
         self.records = records
-        self.subjects = subjects
+        self.accounts = accounts
+        self.reserves = [tokens] * len(accounts)
+        """The tokens reserved on each account."""
         self.at: int | None = None
         self.claiming = False
-
-    @property
-    def names(self) -> list[str]:
-        return [s[0] for s in self.subjects]
 
     def refusal(self, refused: Refused) -> RateLimitError:
         full = self.records[refused.index]
@@ -69,15 +69,17 @@ class SharedTicket(Ticket):
 
     def _close(self, tokens: int, cost: float) -> None:
         at = self.pending.at
-        if not self.done and at is not None and at >= 0:
-            self.shared.reconcile(self.pending.names, at, tokens - self.tokens)
+        if not self.done and at is not None and at >= 0 and tokens != self.tokens:
+            rounds, delta = self.shared.rounds, tokens - self.tokens
+            for account in self.pending.accounts:
+                rounds.reconcile(account.key, at, delta)
         super()._close(tokens, cost)
 
 
-async def admit_shared(shared: SharedLimits, accounts: Accounts, call: Call, key: KeyRecord | None,
-                       team: TeamRecord | None) -> tuple[Ticket, Token[Pending | None] | None]:
+def admit_shared(shared: SharedLimits, accounts: Accounts, call: Call, key: KeyRecord | None,
+                 team: TeamRecord | None) -> tuple[Ticket, Token[Pending | None] | None]:
     """The local ticket, and (Redis up, some account limited) the context token of the pending claim, to be
-    reset when the request has passed the pipeline below."""
+    handed to :func:`close_claim` when the request has passed the pipeline below."""
     if not shared.up:
         return accounts.admit(call, shared.local_view(key) if key is not None else None,
                               shared.local_view(team) if team is not None else None), None
@@ -85,15 +87,22 @@ async def admit_shared(shared: SharedLimits, accounts: Accounts, call: Call, key
     limited: list[KeyRecord | TeamRecord] = [r for r in (key, team) if r is not None and (r.rpm or r.tpm)]
     if not limited:
         return ticket, None
-    pending = Pending(limited, [(f"key:{r.id}" if isinstance(r, KeyRecord) else f"team:{r.name}", r.rpm, r.tpm,
-                                 ticket.tokens) for r in limited])
+    rounds = shared.rounds
+    pending = Pending(limited, [rounds.account(f"key:{r.id}" if isinstance(r, KeyRecord) else f"team:{r.name}",
+                                               r.rpm, r.tpm) for r in limited], ticket.tokens)
     return SharedTicket(ticket, shared, pending), PENDING.set(pending)
 
 
-async def count_unclaimed(shared: SharedLimits, token: Token[Pending | None]) -> None:
-    """After the pipeline: accounts no attempt claimed (a middleware answered) are counted now."""
+def close_claim(shared: SharedLimits, token: Token[Pending | None]) -> Awaitable[None] | None:
+    """After the pipeline: what counts the accounts no attempt claimed (a middleware answered), if any."""
     pending = token.var.get()
     PENDING.reset(token)
     if pending is not None and pending.at is None:
-        result = await shared.admit(pending.subjects)
-        pending.at = -1 if result is None or result[1] is not None else result[0]
+        return _count(shared, pending)
+    return None
+
+
+async def _count(shared: SharedLimits, pending: Pending) -> None:
+    joined = shared.rounds.join(pending.accounts, pending.reserves)
+    result = None if joined is None else outcome(await joined[0].future, joined[1])
+    pending.at = -1 if result is None or result[1] else result[0]

@@ -1,11 +1,12 @@
-"""Global rpm and tpm of keys, teams and deployments: one ADMIT round trip per request, RECONCILE at completion.
+"""Global rpm and tpm of keys, teams and deployments: one ADMIT per request, reconciled at completion.
 
     limits stage   local admit (per replica: max_parallel, budgets, headers); the key's and team's shared
                    accounts become the request's *pending* claim (:mod:`.admission`)
     attempt loop   claim(deployment): ONE script checks and counts the pending accounts and the deployment
                    together; the deployment full ─► skipped (the pending accounts stay pending for the next
                    one); an account full ─► 429 naming it
-    completion     reconcile: the real tokens replace the reservation (a failure gives the reservation back)
+    completion     reconcile: the real tokens replace the reservation (a failure gives the reservation back),
+                   with the next round (:mod:`.rounds`: admissions that meet in flight share one round trip)
 
 A request that never reaches a deployment (a cache hit) counts its pending accounts after the fact.
 While Redis is down (or fails mid-call) nothing waits on it: keys and teams are checked locally against
@@ -24,12 +25,12 @@ import msgspec
 from stellwerk.state.records import KeyRecord, TeamRecord
 
 from .node import Cluster
-from .scripts import ADMIT, RECONCILE
+from .resp import bulk
+from .rounds import Account, Rounds, outcome
 
 if TYPE_CHECKING:
     from stellwerk.routing.deployment import Deployment
 
-    from .admission import Pending
 
 __all__ = ["Refused", "SharedLimits", "Subject"]
 
@@ -47,11 +48,17 @@ class Refused(msgspec.Struct, frozen=True):
 
 
 class SharedLimits:
-    """Windows of accounts in Redis (``P a:key:<id>``, ``P a:team:<name>``, ``P a:dep:<id>``)."""
+    """Windows of accounts in Redis (``P w:key:<id>``, ``P w:team:<name>``, ``P w:dep:<id>``), checked and
+    counted in rounds (:mod:`.rounds`)."""
 
     def __init__(self, cluster: Cluster) -> None:
+        from .admission import PENDING  # the limits stage's module imports this one
+
         self.cluster = cluster
+        self.rounds = Rounds(cluster)
+        self._pending = PENDING
         self._views: dict[str, tuple[object, int, KeyRecord | TeamRecord]] = {}
+        self._deps: dict[str, Account] = {}
 
     @property
     def up(self) -> bool:
@@ -60,24 +67,19 @@ class SharedLimits:
     async def admit(self, subjects: Sequence[Subject]) -> tuple[int, Refused | None] | None:
         """Check and count every subject at once: ``(second, None)`` when admitted (the second to reconcile
         in), ``(second, Refused)`` when not (nothing counted), None when Redis cannot answer."""
-        cluster = self.cluster
-        now = int(cluster.wall())
-        args: list[int] = [now]
-        for _, rpm, tpm, tokens in subjects:
-            args += (rpm or 0, tpm or 0, tokens)
-        reply = await cluster.run(ADMIT, [cluster.key("a:" + s[0]) for s in subjects], tuple(args))
-        if reply is None:
+        rounds = self.rounds
+        joined = rounds.join([rounds.account(name, rpm, tpm) for name, rpm, tpm, _ in subjects],
+                             [s[3] for s in subjects])
+        result = None if joined is None else outcome(await joined[0].future, joined[1])
+        if result is None:
             return None
-        if reply[0]:
-            return now, Refused(int(reply[0]) - 1, int(reply[1]), int(reply[2]))
-        return now, None
+        at, full, requests, tokens = result
+        return at, (Refused(full - 1, requests, tokens) if full else None)
 
     def reconcile(self, names: Sequence[str], at: int, delta: int) -> None:
-        """Add ``delta`` tokens to the accounts' second ``at`` (fire and forget; lost while Redis is down)."""
-        if delta:
-            cluster = self.cluster
-            cluster.send("EVALSHA", RECONCILE.sha, len(names), *(cluster.key("a:" + n) for n in names),
-                         at, int(cluster.wall()), delta)
+        """Add ``delta`` tokens to the accounts' second ``at`` (with the next round; lost while Redis is down)."""
+        for name in names:
+            self.rounds.reconcile(bulk(self.cluster.key("w:" + name).encode()), at, delta)
 
     def local_view(self, record: R) -> R:
         """``record`` as this replica enforces it alone: its rates and parallelism split by the replicas last
@@ -98,43 +100,54 @@ class SharedLimits:
         return shared
 
     # -- deployments --------------------------------------------------------------------------------
+    def _account(self, dep: Deployment) -> Account:
+        account = self._deps.get(dep.id)
+        config = dep.config
+        if account is None or account.rpm != config.rpm or account.tpm != config.tpm:
+            if len(self._deps) > 4096:
+                self._deps.clear()
+            account = self._deps[dep.id] = self.rounds.account("dep:" + dep.id, config.rpm, config.tpm)
+        return account
+
     async def claim(self, dep: Deployment, tokens: int) -> str | None:
         """Count one attempt on ``dep`` (and the request's pending accounts) against the global windows; why
         the deployment cannot take it (a filter's reason) or None. Raises the 429 of a full account."""
-        from .admission import PENDING
-
-        pending = PENDING.get()
-        if pending is not None and pending.at is None and not pending.claiming:
-            return await self._claim_with(pending, dep, tokens)
-        rpm, tpm = dep.config.rpm, dep.config.tpm
-        if rpm is None and tpm is None:
-            return None
-        if self.cluster.up:
-            result = await self.admit([("dep:" + dep.id, rpm, tpm, tokens)])
-            if result is not None:
-                return None if result[1] is None else _full(dep, result[1])
-        return self._local(dep)
-
-    async def _claim_with(self, pending: Pending, dep: Deployment, tokens: int) -> str | None:
-        rpm, tpm = dep.config.rpm, dep.config.tpm
-        limited = rpm is not None or tpm is not None
-        subjects = [*pending.subjects, ("dep:" + dep.id, rpm, tpm, tokens)] if limited else pending.subjects
-        pending.claiming = True
-        try:
-            result = await self.admit(subjects)
-        finally:
-            pending.claiming = False
-        if result is None:  # Redis failed just now: the local admission of the accounts stands
-            pending.at = -1
+        pending = self._pending.get()
+        if pending is not None and (pending.at is not None or pending.claiming):
+            pending = None  # counted already, or by a parallel attempt (a hedge) right now
+        config = dep.config
+        limited = config.rpm is not None or config.tpm is not None
+        if pending is None:
+            if not limited:
+                return None
+            joined = self.rounds.join((self._account(dep),), (tokens,))
+        elif limited:
+            joined = self.rounds.join([*pending.accounts, self._account(dep)], [*pending.reserves, tokens])
+        else:
+            joined = self.rounds.join(pending.accounts, pending.reserves)
+        result = None
+        if joined is not None:
+            if pending is None:
+                result = outcome(await joined[0].future, joined[1])
+            else:
+                pending.claiming = True
+                try:
+                    result = outcome(await joined[0].future, joined[1])
+                finally:
+                    pending.claiming = False
+        if result is None:  # Redis is down or failed just now: local admission (of the accounts: it stands)
+            if pending is not None:
+                pending.at = -1
             return self._local(dep) if limited else None
-        at, refused = result
-        if refused is None:
-            pending.at = at
-            return None
-        if refused.index < len(pending.subjects):
-            pending.at = -1
-            raise pending.refusal(refused)
-        return _full(dep, refused)
+        at, full, requests, used = result
+        if pending is not None:
+            if not full:
+                pending.at = at
+                return None
+            if full <= len(pending.accounts):
+                pending.at = -1
+                raise pending.refusal(Refused(full - 1, requests, used))
+        return _full(dep, requests, used) if full else None
 
     def _local(self, dep: Deployment) -> str | None:
         """Redis is down: this replica's share of the deployment's limits, counted here."""
@@ -148,15 +161,15 @@ class SharedLimits:
 
     def settle(self, dep: Deployment, delta: int) -> None:
         """An attempt's real tokens minus what was reserved, into the current second."""
-        if dep.config.tpm is not None:
-            self.reconcile(("dep:" + dep.id,), int(self.cluster.wall()), delta)
+        if dep.config.tpm is not None and delta:
+            self.rounds.reconcile(self._account(dep).key, int(self.cluster.wall()), delta)
 
 
-def _full(dep: Deployment, refused: Refused) -> str:
+def _full(dep: Deployment, requests: int, tokens: int) -> str:
     rpm, tpm = dep.config.rpm, dep.config.tpm
-    if rpm is not None and refused.requests >= rpm:
-        return f"rpm limit: {refused.requests} of {rpm} used this window (all replicas)"
-    return f"tpm limit: {refused.tokens} of {tpm} used this window (all replicas)"
+    if rpm is not None and requests >= rpm:
+        return f"rpm limit: {requests} of {rpm} used this window (all replicas)"
+    return f"tpm limit: {tokens} of {tpm} used this window (all replicas)"
 
 
 def share(limit: int | None, replicas: int) -> int | None:

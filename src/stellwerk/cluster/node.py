@@ -5,7 +5,7 @@
     a command fails ─► down: connections dropped, callers fall back to local state, one warning a minute
     down ─► every ``interval`` s: reconnect ─► resubscribe, heartbeat (resync) ─► up
 
-Keys (``P`` is ``server.redis_prefix``): ``P a:<account>`` rate windows (:mod:`.scripts`), ``P replicas``
+Keys (``P`` is ``server.redis_prefix``): ``P w:<account>`` rate windows (:mod:`.scripts`), ``P replicas``
 and ``P beats`` (who is alive), ``P breakers`` (open breakers and until when), channel ``P notices``.
 Nothing here blocks a request: while down, every caller sees ``up`` False and uses its local state.
 """
@@ -143,6 +143,11 @@ class Cluster:
         return self.url.split("@")[-1]  # never the password
 
     # -- commands -----------------------------------------------------------------------------------
+    @property
+    def connection(self) -> RespConnection | None:
+        """The command connection while Redis is up (for callers that write encoded commands)."""
+        return self._conn if self.up else None
+
     async def run(self, script: Script, keys: tuple[str, ...] | list[str], args: tuple[Any, ...]) -> Any:
         """The script's reply; None when Redis is down or failed (then the cluster is marked down)."""
         conn = self._conn

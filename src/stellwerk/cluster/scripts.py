@@ -1,71 +1,125 @@
 """The Lua scripts the replicas run in Redis: each is one atomic round trip.
 
-Rates are counted per second in one hash per account (``P a:<name>``: ``r<second>`` requests,
-``t<second>`` tokens); a window is the sum of the last 60 seconds' fields. A hash expires 61 s after its
-last write, so accounts nobody uses vanish by themselves. Seconds come from the replicas' wall clocks
-(NTP keeps them within a fraction of a bucket).
+Rates are counted per second in one hash per account (``P w:<name>``: ``r<second>`` requests,
+``t<second>`` tokens), with the sums over the last 60 seconds kept beside them (``R``, ``T``, as of the
+head second ``h``), so an admission reads three fields instead of the whole minute. A hash expires 61 s
+after its last write, so accounts nobody uses vanish by themselves. Seconds come from the replicas' wall
+clocks (NTP keeps them within a fraction of a bucket). (The layout before the sums, ``P a:<name>``, is
+not read: during a rolling upgrade old and new replicas count apart for a minute.)
 """
 
 from __future__ import annotations
 
 import hashlib
 
-__all__ = ["ADMIT", "HEARTBEAT", "RECONCILE", "SCRIPTS", "Script"]
+from .resp import bulk
+
+__all__ = ["ADMIT", "HEARTBEAT", "SCRIPTS", "Script"]
 
 
 class Script:
-    """A script and its SHA-1 (``EVALSHA``; ``EVAL`` the first time a server has not seen it)."""
+    """A script and its SHA-1 (``EVALSHA``; ``EVAL`` the first time a server has not seen it), with both
+    commands' encoded first two arguments (for callers that encode the rest themselves)."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self.evalsha = bulk(b"EVALSHA") + bulk(self.sha.encode())
+        self.eval = bulk(b"EVAL") + bulk(source.encode())
 
 
 ADMIT = Script("""
--- KEYS: accounts. ARGV: now (s), then rpm, tpm (0: none) and tokens to reserve of each account.
--- Admits when every account's used count is below its limit (used + reserved tokens for tpm); then
--- counts the request and reserves its tokens everywhere. Returns {0} or {i, r, t} for the first
--- account i that is full (its requests and tokens in the window).
+-- One round of a replica: reconciliations, then admissions, each admission all or nothing.
+-- KEYS: the accounts of the reconciliations, then those of the admissions, in order.
+-- ARGV: now (s); R, then R pairs: the second of a reservation and the tokens to add there (negative:
+-- give back; dropped once the second has left the window); A, then per admission its number of
+-- accounts c and, for each of them, rpm, tpm (0: none) and the tokens to reserve.
+-- An admission is admitted when each of its accounts is below its limits (tpm: used + reserved); then
+-- the request is counted and its tokens reserved on all of them. Returns 0 when every admission was
+-- admitted, else three integers per admission: 0, 0, 0 when admitted, else i, r, t of its first full
+-- account (its position among the admission's accounts, its requests and tokens in the window); nothing
+-- is counted for a refused admission.
 local now = tonumber(ARGV[1])
-local oldest = now - 60
-for i = 1, #KEYS do
-  local rpm, tpm = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
-  if rpm > 0 or tpm > 0 then
-    local flat = redis.call('HGETALL', KEYS[i])
-    local r, t, stale = 0, 0, {}
-    for j = 1, #flat, 2 do
-      local field = flat[j]
-      if tonumber(string.sub(field, 2)) <= oldest then
-        stale[#stale + 1] = field
-      elseif string.byte(field, 1) == 114 then
-        r = r + tonumber(flat[j + 1])
-      else
-        t = t + tonumber(flat[j + 1])
-      end
+local windows, touched = {}, {}
+-- An account's window: its head second h (the latest it was moved to) and its sums R and T over the
+-- seconds (h - 60, h]. Moving the head subtracts the seconds that leave; an account unused for a minute
+-- starts over. A replica whose clock is behind counts in the head second.
+local function window(key)
+  local w = windows[key]
+  if w then return w end
+  local v = redis.call('HMGET', key, 'h', 'R', 'T')
+  local h, r, t = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]) or 0
+  if h == nil or h <= now - 60 then
+    if h ~= nil then redis.call('DEL', key) end
+    h, r, t = now, 0, 0
+  elseif h < now then
+    local gone = {}
+    for s = h - 59, now - 60 do
+      gone[#gone + 1] = 'r' .. s
+      gone[#gone + 1] = 't' .. s
     end
-    if #stale > 0 then redis.call('HDEL', KEYS[i], unpack(stale)) end
-    if (rpm > 0 and r >= rpm) or (tpm > 0 and t >= tpm) then return {i, r, t} end
+    if #gone > 0 then
+      local old = redis.call('HMGET', key, unpack(gone))
+      for j = 1, #gone, 2 do
+        r = r - (tonumber(old[j]) or 0)
+        t = t - (tonumber(old[j + 1]) or 0)
+      end
+      redis.call('HDEL', key, unpack(gone))
+    end
+    h = now
   end
+  w = {h, r, t}
+  windows[key] = w
+  touched[#touched + 1] = key
+  return w
 end
-for i = 1, #KEYS do
-  local tokens = tonumber(ARGV[3 * i + 1])
-  redis.call('HINCRBY', KEYS[i], 'r' .. now, 1)
-  if tokens ~= 0 then redis.call('HINCRBY', KEYS[i], 't' .. now, tokens) end
-  redis.call('EXPIRE', KEYS[i], 61)
+local k, a = 1, 3
+for _ = 1, tonumber(ARGV[2]) do
+  local at, delta = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local w = window(KEYS[k])
+  if at > w[1] - 60 and delta ~= 0 then
+    redis.call('HINCRBY', KEYS[k], 't' .. at, delta)
+    w[3] = w[3] + delta
+  end
+  k, a = k + 1, a + 2
 end
-return {0}
-""")
-
-RECONCILE = Script("""
--- KEYS: accounts. ARGV: the second of the reservation, now (s), tokens to add (negative: give back).
--- The correction lands in the reservation's own second while that is still in the window.
-local at, now, delta = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if at <= now - 60 or delta == 0 then return 0 end
-for i = 1, #KEYS do
-  redis.call('HINCRBY', KEYS[i], 't' .. at, delta)
-  redis.call('EXPIRE', KEYS[i], 61)
+local out = {}
+local admissions = tonumber(ARGV[a])
+a = a + 1
+for n = 1, admissions do
+  local c = tonumber(ARGV[a])
+  a = a + 1
+  local full = 0
+  for i = 0, c - 1 do
+    local rpm, tpm = tonumber(ARGV[a + 3 * i]), tonumber(ARGV[a + 3 * i + 1])
+    local w = window(KEYS[k + i])
+    if (rpm > 0 and w[2] >= rpm) or (tpm > 0 and w[3] >= tpm) then
+      full = i + 1
+      out[3 * n - 2], out[3 * n - 1], out[3 * n] = full, w[2], w[3]
+      break
+    end
+  end
+  if full == 0 then
+    for i = 0, c - 1 do
+      local key, tokens = KEYS[k + i], tonumber(ARGV[a + 3 * i + 2])
+      local w = windows[key]
+      redis.call('HINCRBY', key, 'r' .. w[1], 1)
+      if tokens ~= 0 then redis.call('HINCRBY', key, 't' .. w[1], tokens) end
+      w[2], w[3] = w[2] + 1, w[3] + tokens
+    end
+    out[3 * n - 2], out[3 * n - 1], out[3 * n] = 0, 0, 0
+  end
+  k, a = k + c, a + 3 * c
 end
-return 1
+for _, key in ipairs(touched) do
+  local w = windows[key]
+  redis.call('HSET', key, 'h', w[1], 'R', w[2], 'T', w[3])
+  redis.call('EXPIRE', key, 61)
+end
+for _, v in ipairs(out) do
+  if v ~= 0 then return out end
+end
+return 0
 """)
 
 HEARTBEAT = Script("""
@@ -84,4 +138,4 @@ local alive = redis.call('ZCOUNT', KEYS[2], now - gone, '+inf')
 return {alive, redis.call('HGETALL', KEYS[3])}
 """)
 
-SCRIPTS = (ADMIT, RECONCILE, HEARTBEAT)
+SCRIPTS = (ADMIT, HEARTBEAT)

@@ -59,6 +59,8 @@ __all__ = [
 _HIGH_WATER = 1 << 20  # pause reading from a streamed upstream answer above 1 MiB buffered
 MAX_HEAD_SIZE = 64 * 1024
 """Largest upstream status line plus headers accepted."""
+LINGER = 1.0
+"""Seconds a connection waits for the end of a message its reader is done with (:meth:`ClientResponse.close`)."""
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
@@ -93,7 +95,7 @@ class UpstreamResponse(Protocol):
 
     async def next_chunk(self, idle_timeout: float | None = None) -> bytes: ...
 
-    def close(self) -> None: ...
+    def close(self, finished: bool = False) -> None: ...
 
 
 class ResponseTooLarge(ProtocolError):
@@ -161,8 +163,8 @@ class _Exchange:
 
 
 class _Connection(asyncio.Protocol):
-    __slots__ = ("closed", "exchange", "head_size", "headers_done", "idle_since", "parser", "paused", "pool", "reused",
-                 "transport")
+    __slots__ = ("closed", "exchange", "head_size", "headers_done", "idle_since", "lingering", "parser", "paused", "pool",
+                 "reused", "transport")
 
     def __init__(self, pool: _Pool) -> None:
         self.pool = pool
@@ -175,6 +177,8 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.paused = False
         self.head_size = 0
+        self.lingering: asyncio.TimerHandle | None = None
+        """Set while the end of a message nobody reads any more is awaited (:meth:`linger`)."""
 
     # -- asyncio.Protocol -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -244,6 +248,9 @@ class _Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         ex = self.exchange
         assert ex is not None
+        if self.lingering is not None:  # more than the end of the message: not worth waiting for
+            self._fail(ex, ProtocolError("body after the end the reader expected"))
+            raise httptools.HttpParserError("body after the expected end")
         ex.chunks.append(body)
         ex.buffered += len(body)
         if ex.buffered > self.pool.max_response_size:
@@ -258,6 +265,9 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         ex = self.exchange
         assert ex is not None
+        if self.lingering is not None:
+            self.lingering.cancel()
+            self.lingering = None
         ex.complete = True
         self.exchange = None
         self.headers_done = False
@@ -276,6 +286,23 @@ class _Connection(asyncio.Protocol):
         ex.buffered = 0
         ex.wake()
         self.abort()
+
+    def linger(self, ex: _Exchange) -> None:
+        """The reader has all it wants of ``ex`` but the message has not ended (a stream's last event came, the
+        chunked body's last chunk is on its way): wait ``LINGER`` seconds for that end and then go back to the
+        pool, rather than close the connection; any further body, or no end in time, closes it."""
+        if self.closed or self.transport is None or ex.error is not None or self.exchange is not ex:
+            self.abort()
+            return
+        ex.chunks.clear()
+        ex.buffered = 0
+        self.read_whole(ex)  # reading resumes if flow control had paused it
+        self.lingering = self.pool.loop.call_later(LINGER, self._linger_over, ex)
+
+    def _linger_over(self, ex: _Exchange) -> None:
+        self.lingering = None
+        if not self.closed and self.exchange is ex:
+            self.abort()
 
     def read_whole(self, ex: _Exchange) -> None:
         """The body is about to be read whole: stop flow control (the size limit bounds it instead)."""
@@ -402,10 +429,16 @@ class ClientResponse:
             self._ex.watchdog.cancel()
             self._ex.watchdog = None
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Done with the response. Unless it was read to its end, the connection is closed, which cancels the
+        upstream's work; with ``finished`` (the reader has everything it needs, say a stream's last event)
+        the connection waits briefly for the end of the message instead and goes back to the pool."""
         self._disarm()
         if not self._ex.complete:
-            self._conn.abort()
+            if finished:
+                self._conn.linger(self._ex)
+            else:
+                self._conn.abort()
 
 
 async def _wait(ex: _Exchange, loop: asyncio.AbstractEventLoop, deadline: float | None, conn: _Connection) -> None:

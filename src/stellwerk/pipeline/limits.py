@@ -38,6 +38,10 @@ class Limits:
         self.keyring = keyring
         self.accounts = accounts
         self.shared = shared
+        if shared is not None:
+            from stellwerk.cluster.admission import admit_shared, close_claim
+
+            self._admit_shared, self._close_claim = admit_shared, close_claim
 
     async def __call__(self, call: Call, next_handler: Handler, /) -> Reply:
         principal = call.principal
@@ -52,9 +56,7 @@ class Limits:
             ticket = self.accounts.admit(call, key, team)
             claim = None
         else:
-            from stellwerk.cluster.admission import admit_shared, count_unclaimed
-
-            ticket, claim = await admit_shared(shared, self.accounts, call, key, team)
+            ticket, claim = self._admit_shared(shared, self.accounts, call, key, team)
         try:
             reply = await next_handler(call)
         except BaseException:
@@ -63,7 +65,9 @@ class Limits:
             ticket.release()
             raise
         if claim is not None and shared is not None:
-            await count_unclaimed(shared, claim)
+            counting = self._close_claim(shared, claim)
+            if counting is not None:
+                await counting
         reply.headers = (*reply.headers, *ticket.headers)
         if isinstance(reply, Result) and reply.record is None:  # a middleware's own answer, complete
             ticket.release()

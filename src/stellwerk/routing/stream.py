@@ -131,8 +131,9 @@ class ChatStream:
                 return kept
 
     def _end(self, status: int) -> None:
-        """Close the upstream response and complete the stream (once; later calls do nothing)."""
-        self._opened.response.close()
+        """Close the upstream response and complete the stream (once; later calls do nothing). A stream that
+        ended (200) lets its connection wait for the end of the upstream's message and go back to the pool."""
+        self._opened.response.close(finished=status == 200)
         self._finish(status, self._broke if status == 502 else None)
 
     async def _batches(self) -> AsyncIterator[list[Chunk]]:

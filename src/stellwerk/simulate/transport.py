@@ -47,7 +47,7 @@ class _Complete:
         body, self._body = self._body, b""
         return body
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
         pass
 
 
@@ -94,7 +94,7 @@ class _Streamed:
             self._chunks = None
             raise ReadError(str(err)) from None
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
         chunks, self._chunks = self._chunks, None
         if chunks is not None:
             _close_now(chunks)
