@@ -166,3 +166,15 @@ async def test_max_tokens_beyond_every_window_is_blamed_on_max_tokens(start_sim:
     assert too_long.value.body["param"] == "messages"  # type: ignore[index]
     assert sim.stats.requests == 0
     await client.close()
+
+
+async def test_a_gateway_that_counts_prompt_tokens_loads_its_tokenizer_before_listening(
+        start_sim: StartSim, start_gateway: StartGateway) -> None:
+    from stellwerk import tokens
+
+    sim = await start_sim()
+    tokens._encoding.cache_clear()  # loaded again below, so later tests find it loaded as before
+    await start_gateway(config(model("chat", deployment("a", sim.base_url))))
+    assert tokens._encoding.cache_info().currsize == 0  # no context window: nothing to count, nothing loaded
+    await start_gateway(config(model("chat", deployment("a", sim.base_url, context_window=1000))))
+    assert tokens._encoding.cache_info().currsize == 1

@@ -179,6 +179,10 @@ class Gateway:
             await self.governance.start(self.router.accounts)
         if self.cluster is not None:
             await self.cluster.start()
+        if any(d.context_window is not None for m in self.config.models for d in m.deployments):
+            from stellwerk.tokens import warm
+
+            await asyncio.to_thread(warm)  # before listening: the first request does not wait ~0.6 s for it
         await self.server.start(host, port if port is not None else self.config.server.port, reuse_port)
         self.router.start()
         if self.config_file is not None:
