@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["Account", "Accounts", "Ticket"]
 
 Limits = KeyRecord | TeamRecord
-Tightest = tuple[int, int, MinuteWindow] | None
-"""The tightest rpm or tpm limit: (limit, left, its window)."""
 
 
 class Account:
@@ -178,9 +176,10 @@ class Accounts:
         ``x-ratelimit-*`` headers. The accounts of a key and its team, with their limits, are looked up once
         per version of the records.
         """
-        group = self._groups.get(key.id if key is not None else "team:" + team.name)  # type: ignore[union-attr]
+        name = key.id if key is not None else "team:" + team.name  # type: ignore[union-attr]
+        group = self._groups.get(name)
         if group is None or group.key is not key or group.team is not team:
-            group = self._group(key, team)
+            group = self._group(name, key, team)
         accounts = group.accounts
         facts = call.facts
         output = facts.max_output_tokens
@@ -230,30 +229,27 @@ class Accounts:
             account.reserved_tokens += tokens
             account.reserved_cost += cost
             account.period_requests += 1
-        headers: list[tuple[str, str]] = []
-        if requests is not None:
-            headers += (requests.rpm_header, ("x-ratelimit-remaining-requests", _left(requests_left)),
-                        ("x-ratelimit-reset-requests", _duration(requests.window.reset_in(now, 1))))
-        if by_tokens is not None:
-            headers += (by_tokens.tpm_header, ("x-ratelimit-remaining-tokens", _left(tokens_left)),
-                        ("x-ratelimit-reset-tokens", _duration(by_tokens.window.reset_in(now, 2))))
-        return Ticket(accounts, tokens, cost, headers, self._clock)
+        return Ticket(accounts, tokens, cost, _header_block(requests, requests_left, by_tokens, tokens_left, now),
+                      self._clock)
 
-    def _group(self, key: KeyRecord | None, team: TeamRecord | None) -> _Group:
-        """The accounts of ``key`` and ``team`` bound to these versions of their records (remembered)."""
+    def _group(self, name: str, key: KeyRecord | None, team: TeamRecord | None) -> _Group:
+        """The accounts of ``key`` and ``team`` bound to these versions of their records (remembered as ``name``)."""
         wall = self._wall()
+        named: list[tuple[str, Limits]] = []
+        if key is not None:
+            named.append(("key:" + key.id, key))
+        if team is not None:
+            named.append(("team:" + team.name, team))
         held = []
-        for name, limits in (("key:" + key.id if key is not None else "", key),
-                             ("team:" + team.name if team is not None else "", team)):
-            if limits is not None:
-                account = self.account(name)
-                account.bind(limits)
-                account.roll(limits.budget.period if limits.budget is not None else "total", wall)
-                held.append(account)
+        for account_name, limits in named:
+            account = self.account(account_name)
+            account.bind(limits)
+            account.roll(limits.budget.period if limits.budget is not None else "total", wall)
+            held.append(account)
         group = _Group(key, team, tuple(held))
         if len(self._groups) > 65536:
             self._groups.clear()
-        self._groups[key.id if key is not None else "team:" + team.name] = group  # type: ignore[union-attr]
+        self._groups[name] = group
         return group
 
     def _refuse(self, limit: str, account: Account, now: float, wall: float,
@@ -295,27 +291,31 @@ class Accounts:
 
 def _headers(accounts: Sequence[Account], now: float) -> list[tuple[str, str]]:
     """``x-ratelimit-*`` of the tightest request limit and the tightest token limit, as they stand."""
-    requests: Tightest = None
-    tokens: Tightest = None
+    requests: Account | None = None
+    by_tokens: Account | None = None
+    requests_left = tokens_left = 0
     for account in accounts:
-        rpm, tpm, window = account.rpm, account.tpm, account.window
-        if rpm is not None:
-            left = rpm - window.requests
-            if requests is None or left < requests[1]:
-                requests = (rpm, left, window)
-        if tpm is not None:
-            left = tpm - window.tokens - account.reserved_tokens
-            if tokens is None or left < tokens[1]:
-                tokens = (tpm, left, window)
+        if account.rpm is not None:
+            left = account.rpm - account.window.requests
+            if requests is None or left < requests_left:
+                requests, requests_left = account, left
+        if account.tpm is not None:
+            left = account.tpm - account.window.tokens - account.reserved_tokens
+            if by_tokens is None or left < tokens_left:
+                by_tokens, tokens_left = account, left
+    return _header_block(requests, requests_left, by_tokens, tokens_left, now)
+
+
+def _header_block(requests: Account | None, requests_left: int, by_tokens: Account | None, tokens_left: int,
+                  now: float) -> list[tuple[str, str]]:
+    """The ``x-ratelimit-*`` headers of the account with the tightest rpm and the one with the tightest tpm."""
     headers: list[tuple[str, str]] = []
     if requests is not None:
-        limit, left, window = requests
-        headers += (("x-ratelimit-limit-requests", str(limit)), ("x-ratelimit-remaining-requests", _left(left)),
-                    ("x-ratelimit-reset-requests", _duration(window.reset_in(now, 1))))
-    if tokens is not None:
-        limit, left, window = tokens
-        headers += (("x-ratelimit-limit-tokens", str(limit)), ("x-ratelimit-remaining-tokens", _left(left)),
-                    ("x-ratelimit-reset-tokens", _duration(window.reset_in(now, 2))))
+        headers += (requests.rpm_header, ("x-ratelimit-remaining-requests", _left(requests_left)),
+                    ("x-ratelimit-reset-requests", _duration(requests.window.reset_in(now, 1))))
+    if by_tokens is not None:
+        headers += (by_tokens.tpm_header, ("x-ratelimit-remaining-tokens", _left(tokens_left)),
+                    ("x-ratelimit-reset-tokens", _duration(by_tokens.window.reset_in(now, 2))))
     return headers
 
 

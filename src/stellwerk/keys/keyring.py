@@ -11,8 +11,6 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Callable, Iterable, Sequence
-from hashlib import sha256
-from hmac import compare_digest
 
 import msgspec
 
@@ -88,10 +86,10 @@ class Keyring:
         if not secret:
             raise AuthenticationError("Missing API key: send a gateway key as 'Authorization: Bearer', "
                                       "'x-api-key' or 'api-key' (invalid_api_key).")
-        digest = sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()  # hash_secret, inlined
+        digest = hash_secret(secret)
         key = self._by_hash.get(digest)
-        if key is None or not compare_digest(digest, key.hash):
-            if self._master is not None and compare_digest(digest, self._master):
+        if key is None or not same_hash(digest, key.hash):
+            if self._master is not None and same_hash(digest, self._master):
                 return MASTER_PRINCIPAL
             raise AuthenticationError(_INVALID)
         if key.expires_at is not None and self.wall() >= key.expires_at:

@@ -218,8 +218,10 @@ class ChatStream:
             if usage is not None:
                 self.usage = usage_from(usage) or self.usage
                 if drop_usage and not choices:  # we asked for it; the client did not
-                    dropped = [chunk] if dropped is None else [*dropped, chunk]
-        keep = batch if dropped is None else [c for c in batch if all(c is not d for d in dropped)]
+                    if dropped is None:
+                        dropped = []
+                    dropped.append(chunk)
+        keep = batch if dropped is None else [c for c in batch if not any(c is d for d in dropped)]
         return self._as_continuation(keep) if self.resumed else keep
 
     def _as_continuation(self, batch: list[Chunk]) -> list[Chunk]:
