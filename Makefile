@@ -3,17 +3,28 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean native pure
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
+# The request path compiled with mypyc (native/build.py); rebuilt when a listed source changes.
+NATIVE_SOURCES := $(addprefix src/,$(shell grep -v '^\#' native/modules.txt))
+src/stellwerk/native.json: $(BIN)/.installed native/build.py native/modules.txt $(NATIVE_SOURCES)
+	$(BIN)/python native/build.py
+
+native: src/stellwerk/native.json
+
+pure:
+	find src -name '*.so' -delete
+	rm -f src/stellwerk/native.json
+
 demo: $(BIN)/.installed
 	$(BIN)/stellwerk demo
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed src/stellwerk/native.json
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/.installed
@@ -23,5 +34,5 @@ lint: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py
 
-clean:
+clean: pure
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

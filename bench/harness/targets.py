@@ -175,6 +175,28 @@ keys:
         return stellwerk_yaml(upstream, model="\n    strategy: failover", server=server)
 
 
+class StellwerkLedger(Stellwerk):
+    """The gateway with the spend ledger alone (``server.store``, no master key): one record per request,
+    journaled before the answer and stored by the writer thread. ``--targets stellwerk-ledger,stellwerk-keys``
+    isolates what auth and limits add on top of it; ``stellwerk,stellwerk-ledger`` what the ledger costs."""
+
+    name = "stellwerk-ledger"
+
+    def config(self, upstream: str, workdir: Path) -> str:
+        return stellwerk_yaml(upstream, model="\n    strategy: failover",
+                              server=f"server:\n  store: sqlite:///{workdir}/ledger.db\n")
+
+
+class StellwerkPure(Stellwerk):
+    """The same gateway with its compiled request path turned off (``STELLWERK_PURE=1``: every module from
+    its ``.py``), so that ``--targets stellwerk,stellwerk-pure`` measures the native build in one run."""
+
+    name = "stellwerk-pure"
+
+    def argv(self) -> tuple[list[str], dict[str, str] | None]:
+        return [str(stellwerk_bin())], {"STELLWERK_PURE": "1"}
+
+
 class StellwerkBefore(Stellwerk):
     """Another checkout of Stellwerk (``STELLWERK_BEFORE_SRC``: its ``src`` folder) run by this venv's Python,
     so that a change is measured against its parent in one run: ``--targets stellwerk,before``."""
@@ -294,5 +316,6 @@ general_settings:
         return Running(f"http://127.0.0.1:{port}{CHAT_PATH}", proc, startup)
 
 
-TARGETS: dict[str, Target] = {t.name: t for t in (Direct(), Stellwerk(), StellwerkKeys(), StellwerkBefore(),
+TARGETS: dict[str, Target] = {t.name: t for t in (Direct(), Stellwerk(), StellwerkPure(), StellwerkLedger(),
+                                                   StellwerkKeys(), StellwerkBefore(),
                                                    StellwerkWorkers(), Nginx(), LiteLLM())}

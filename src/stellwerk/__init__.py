@@ -1,5 +1,6 @@
 """Stellwerk: a resilient multi-model LLM router, as a library and as a gateway server."""
 
+import stellwerk.native  # noqa: F401  (first: decides whether the compiled request path may load, see native/build.py)
 from stellwerk.compose import Registries, default_registries, load_dict, load_file, load_text
 from stellwerk.config import Config
 from stellwerk.errors import (

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from stellwerk.http.server import Request
 from stellwerk.pipeline import Call, Operation, Principal
 from stellwerk.routing import Router
@@ -13,6 +15,7 @@ from stellwerk.routing import Router
 __all__ = ["FrontDoor"]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class FrontDoor:
     """``parse_json`` reads the body (raising InvalidRequestError), ``timeout_of`` the ``x-stellwerk-timeout``
     header, ``caller`` the caller's key (401 first: call it before reading the body)."""

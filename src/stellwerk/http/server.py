@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Final
+from typing import Any, Final
 
 import httptools
 
@@ -298,7 +298,7 @@ class _Connection(asyncio.Protocol):
             self._reject(400, "protocol upgrades are not supported")
             raise httptools.HttpParserError("upgrade")
         try:
-            parsed = httptools.parse_url(self._url)
+            parsed: Any = httptools.parse_url(self._url)  # its stubs say bytes where it gives None
         except httptools.HttpParserInvalidURLError:
             self._reject(400, "invalid request URL")
             raise httptools.HttpParserError("bad url") from None
@@ -412,6 +412,8 @@ class _Connection(asyncio.Protocol):
         transport.write(head)
         chunks = response.chunks
         self._streaming = True
+        # Not try/finally: an await in a `finally` of a mypyc-compiled coroutine can raise an exception
+        # caught long before (see native/build.py); the producer is finalized on every path instead.
         try:
             async for chunk in chunks:
                 if not chunk:
@@ -425,22 +427,30 @@ class _Connection(asyncio.Protocol):
             if self._interrupted and not transport.is_closing():
                 event = self._server.interrupted_event(path)
                 transport.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
+            await self._finalize(chunks)
             raise
         except ConnectionError:
+            await self._finalize(chunks)
             raise
         except Exception:
             log.exception("stream producer failed after headers were sent; closing connection")
+            await self._finalize(chunks)
             return False
-        finally:
-            self._streaming = False
-            # Always finalize the producer now (not at garbage collection), so that
-            # upstream connections it holds are closed when the client goes away.
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        except BaseException:
+            await self._finalize(chunks)
+            raise
+        await self._finalize(chunks)
         if not transport.is_closing():
             transport.write(b"0\r\n\r\n")
         return keep_alive
+
+    async def _finalize(self, chunks: object) -> None:
+        """Finalize the producer now (not at garbage collection), so that upstream connections it holds are
+        closed when the client goes away."""
+        self._streaming = False
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
     async def _drain(self) -> None:
         if self._closing:
@@ -539,8 +549,9 @@ class HTTPServer:
 
     @property
     def port(self) -> int:
-        assert self._server is not None and self._server.sockets
-        return int(self._server.sockets[0].getsockname()[1])
+        server: Any = self._server  # uvloop's `sockets` is a list, asyncio's a tuple
+        assert server is not None and server.sockets
+        return int(server.sockets[0].getsockname()[1])
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, reuse_port: bool = False) -> None:
         """Listen; ``reuse_port``: share the port with other processes (SO_REUSEPORT: the kernel spreads

@@ -20,6 +20,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
+from mypy_extensions import mypyc_attr
+
 from stellwerk.errors import QuotaExceededError, RateLimitError
 from stellwerk.state.records import PERIODS, KeyRecord, TeamRecord, period_start
 
@@ -91,6 +93,7 @@ class _Group:
         self.budgeted = any(a.usd is not None for a in accounts)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Ticket:
     """One admitted request's claim on its accounts; settled or released exactly once."""
 

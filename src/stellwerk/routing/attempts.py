@@ -318,46 +318,59 @@ class AttemptLoop(Generic[T]):
         return nxt
 
     async def _hedged(self, dep: Deployment) -> tuple[T, Lease] | _Failed:
-        hedge = self.group.config.hedge
-        assert hedge is not None
         tasks: dict[asyncio.Task[tuple[T, Lease] | _Failed], Deployment] = {
             asyncio.ensure_future(self._one(dep)): dep}
+        timer: list[asyncio.Task[None]] = []  # the hedge timer while one runs
+        # Not try/finally: an await in a `finally` of a mypyc-compiled coroutine can raise an exception
+        # caught long before (see native/build.py); the clean-up runs on both paths instead.
+        try:
+            result = await self._race(dep, tasks, timer)
+        except BaseException:
+            await self._stop(tasks, timer)
+            raise
+        await self._stop(tasks, timer)
+        return result
+
+    async def _stop(self, tasks: dict[asyncio.Task[tuple[T, Lease] | _Failed], Deployment],
+                    timer: list[asyncio.Task[None]]) -> None:
+        for pending in timer:
+            pending.cancel()
+        timer.clear()
+        await self._cancel(tasks)
+
+    async def _race(self, dep: Deployment, tasks: dict[asyncio.Task[tuple[T, Lease] | _Failed], Deployment],
+                    timer: list[asyncio.Task[None]]) -> tuple[T, Lease] | _Failed:
+        hedge = self.group.config.hedge
+        assert hedge is not None
         hedges = 0
         delay = self._hedge_delay(dep)
-        timer: asyncio.Task[None] | None = None
-        try:
-            while tasks:
-                if delay is not None and timer is None:
-                    timer = asyncio.ensure_future(self.sleep(delay))  # the injected clock decides when to hedge
-                waiting: set[asyncio.Future[Any]] = {*tasks, *((timer,) if timer is not None else ())}
-                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                if timer is not None and timer in done:
-                    done.discard(timer)
-                    timer = None
-                    if delay is not None and not any(t in done for t in tasks):
-                        nxt = self._send_hedge(dep, delay) if hedges < hedge.max_hedges else None
-                        if nxt is not None:
-                            tasks[asyncio.ensure_future(self._one(nxt, prepaid=True))] = nxt
-                            hedges += 1
-                        else:
-                            delay = None
-                        continue
-                for task in [t for t in done if t in tasks]:
-                    tasks.pop(task)
-                    result: tuple[T, Lease] | _Failed = task.result()  # re-raises CLIENT_ERROR / ModelFailed
-                    if not isinstance(result, _Failed):
-                        await self._cancel(tasks)
-                        return result
-                if tasks and delay is not None:
-                    delay = None  # one failed early: just wait for the other
-                    if timer is not None:
-                        timer.cancel()
-                        timer = None
-            return _FAILED
-        finally:
-            if timer is not None:
-                timer.cancel()
-            await self._cancel(tasks)
+        while tasks:
+            if delay is not None and not timer:
+                timer.append(asyncio.ensure_future(self.sleep(delay)))  # the injected clock decides when to hedge
+            waiting: set[asyncio.Future[Any]] = {*tasks, *timer}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if timer and timer[0] in done:
+                done.discard(timer.pop())
+                if delay is not None and not any(t in done for t in tasks):
+                    nxt = self._send_hedge(dep, delay) if hedges < hedge.max_hedges else None
+                    if nxt is not None:
+                        tasks[asyncio.ensure_future(self._one(nxt, prepaid=True))] = nxt
+                        hedges += 1
+                    else:
+                        delay = None
+                    continue
+            for task in [t for t in done if t in tasks]:
+                tasks.pop(task)
+                result: tuple[T, Lease] | _Failed = task.result()  # re-raises CLIENT_ERROR / ModelFailed
+                if not isinstance(result, _Failed):
+                    await self._cancel(tasks)
+                    return result
+            if tasks and delay is not None:
+                delay = None  # one failed early: just wait for the other
+                for pending in timer:
+                    pending.cancel()
+                timer.clear()
+        return _FAILED
 
     @staticmethod
     async def _cancel(tasks: dict[asyncio.Task[tuple[T, Lease] | _Failed], Deployment]) -> None:
