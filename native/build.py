@@ -42,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
+os.environ["STELLWERK_PURE"] = "1"  # the build's own import of the package needs no compiled module
 from stellwerk.native import MANIFEST, digest  # noqa: E402
 
 
