@@ -412,6 +412,8 @@ class _Connection(asyncio.Protocol):
         transport.write(head)
         chunks = response.chunks
         self._streaming = True
+        error: BaseException | None = None
+        failed = False
         try:
             async for chunk in chunks:
                 if not chunk:
@@ -421,23 +423,30 @@ class _Connection(asyncio.Protocol):
                 transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))  # one write per frame: never a partial one
                 if self._paused_writing:
                     await self._drain()
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as err:
             if self._interrupted and not transport.is_closing():
                 event = self._server.interrupted_event(path)
                 transport.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
-            raise
-        except ConnectionError:
-            raise
+            error = err
+        except ConnectionError as err:
+            error = err
         except Exception:
             log.exception("stream producer failed after headers were sent; closing connection")
+            failed = True
+        except BaseException as err:
+            error = err
+        self._streaming = False
+        # Always finalize the producer now (not at garbage collection), so that upstream connections it holds are
+        # closed when the client goes away. Not in a finally block: compiled with mypyc, a coroutine that awaits
+        # in a finally block entered by an exception leaves that exception set as the one being handled after it
+        # (a later stream whose producer returns from an except block then re-raises it here).
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        if error is not None:
+            raise error
+        if failed:
             return False
-        finally:
-            self._streaming = False
-            # Always finalize the producer now (not at garbage collection), so that
-            # upstream connections it holds are closed when the client goes away.
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
         if not transport.is_closing():
             transport.write(b"0\r\n\r\n")
         return keep_alive

@@ -353,11 +353,17 @@ class AttemptLoop(Generic[T]):
                     if timer is not None:
                         timer.cancel()
                         timer = None
-            return _FAILED
+            return _FAILED  # every task is done: none to cancel
+        except BaseException as err:
+            error = err
         finally:
             if timer is not None:
                 timer.cancel()
-            await self._cancel(tasks)
+        # Cancelled or failed: the tasks still running are cancelled here, not in the finally block (compiled with
+        # mypyc, a coroutine that awaits in a finally block entered by an exception leaves that exception set as
+        # the one being handled after it).
+        await self._cancel(tasks)
+        raise error
 
     @staticmethod
     async def _cancel(tasks: dict[asyncio.Task[tuple[T, Lease] | _Failed], Deployment]) -> None:
