@@ -21,6 +21,12 @@ What compiled modules must not do (mypyc 2.4; tests/test_native.py checks the fi
   keywords. Such code stays in modules that are not listed.
 - values that do not match their annotations: a compiled module checks them (a stub that says ``bytes``
   where the library gives ``None`` raises TypeError). Type such a value ``Any`` where it enters.
+- ``is`` between tuples: a typed tuple is unboxed in a compiled function and boxed again as a new object
+  (``chunk is dropped_chunk`` is never true). Compare positions or values instead.
+- one name for ``except A as err`` and ``except B as err`` in one function: the variable gets A's type, and
+  binding a B raises TypeError (tests/test_native.py checks it).
+- ``isinstance(x, S)`` where ``S`` is a msgspec Struct defined in a compiled module is an exact type check
+  (subclasses fail it): records live in interpreted modules (``*_types.py``, ``records.py``).
 - subclassing a compiled class in an interpreted module needs ``@mypyc_attr(allow_interpreted_subclasses=True)``.
 
 Without a C compiler or mypyc the build says why and leaves the tree pure Python (exit 0), except under

@@ -5,27 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
-
-from stellwerk.config import Price
+from .usage_record import Usage
 
 __all__ = ["Usage", "estimate_tokens", "prompt_chars", "usage_from"]
-
-
-class Usage(msgspec.Struct, frozen=True):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    estimated: bool = False
-    """True when the upstream reported no usage and the counts were estimated."""
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def cost(self, price: Price) -> float:
-        """Cost in US dollars."""
-        return (self.prompt_tokens * price.input_per_mtok + self.completion_tokens * price.output_per_mtok) / 1e6
 
 
 def usage_from(data: Any) -> Usage | None:

@@ -18,6 +18,8 @@ import pytest
 from resilience_support import FakeTransport, chunk, cut, fake_model, hang, status, stream, stream_chunks
 
 from stellwerk import AllAttemptsFailedError, Event, Outcome, RequestFinished, Router
+from stellwerk.pipeline import ReplayStream
+from stellwerk.usage import Usage
 from support import GUARD
 
 USER = [{"role": "user", "content": "Hello there"}]
@@ -31,6 +33,13 @@ class Hooked(list[RequestFinished]):
     def __call__(self, event: Event) -> None:
         if isinstance(event, RequestFinished):
             self.append(event)
+
+
+async def settle() -> None:
+    """A few loop iterations: an async generator closed or dropped while it holds another closes that one in a
+    later iteration (through the loop's finalizer)."""
+    for _ in range(8):
+        await asyncio.sleep(0)
 
 
 def priced(*ids: str, **fields: Any) -> dict[str, Any]:
@@ -93,6 +102,75 @@ async def test_an_abandoned_stream_completes_once_with_499(fake_router: MakeRout
     assert events == hooked
     assert router.table.deployments["a"].in_flight == 0
     assert transport.to("a")[0].response is not None and transport.to("a")[0].response.closed
+
+
+@pytest.mark.parametrize("consumer", ["sse", "chunks"])
+async def test_a_consumer_that_stops_after_one_step_ends_the_stream_with_499(fake_router: MakeRouter,
+                                                                             transport: FakeTransport,
+                                                                             consumer: str) -> None:
+    transport.script("a", stream(stream_chunks(["one", " two", " three"])))
+    events = Hooked()
+    router = fake_router(priced("a"), listeners=[events])
+    reply = await router.chat_stream(model="chat", messages=USER)
+    parts: Any = reply.sse() if consumer == "sse" else aiter(reply)
+    assert await anext(parts)
+    assert events == []
+    await parts.aclose()
+    await settle()
+    assert [(r.status, r.deployment) for r in events] == [(499, "a")]
+    assert transport.to("a")[0].response is not None and transport.to("a")[0].response.closed
+    assert [part async for part in parts] == []  # ended for good
+    await parts.aclose()
+    assert len(events) == 1
+
+
+@pytest.mark.parametrize("consumer", ["sse", "chunks"])
+async def test_a_consumer_closed_before_its_first_step_leaves_the_stream_open(fake_router: MakeRouter,
+                                                                              transport: FakeTransport,
+                                                                              consumer: str) -> None:
+    transport.script("a", stream(stream_chunks(["one", " two"])))
+    events = Hooked()
+    router = fake_router(priced("a"), listeners=[events])
+    reply = await router.chat_stream(model="chat", messages=USER)
+    parts: Any = reply.sse() if consumer == "sse" else aiter(reply)
+    await parts.aclose()
+    assert [part async for part in parts] == []
+    assert events == []  # the reply itself is still to be read or closed
+    text = "".join([c["choices"][0]["delta"].get("content") or "" async for c in reply])
+    assert text == "one two"
+    assert [(r.status, r.deployment) for r in events] == [(200, "a")]
+
+
+@pytest.mark.parametrize("consumer", ["sse", "chunks"])
+async def test_a_consumer_dropped_unfinished_ends_the_stream_with_499(fake_router: MakeRouter,
+                                                                      transport: FakeTransport, consumer: str) -> None:
+    transport.script("a", stream(stream_chunks(["one", " two", " three"])))
+    events = Hooked()
+    router = fake_router(priced("a"), listeners=[events])
+    reply = await router.chat_stream(model="chat", messages=USER)
+    parts: Any = reply.sse() if consumer == "sse" else aiter(reply)
+    assert await anext(parts)
+    del parts
+    await settle()
+    assert [(r.status, r.deployment) for r in events] == [(499, "a")]
+    assert router.table.deployments["a"].in_flight == 0
+
+
+@pytest.mark.parametrize(("steps", "statuses"), [(0, []), (1, [499]), (2, [499]), (3, [200])])
+async def test_a_replayed_stream_completes_like_a_proxied_one(steps: int, statuses: list[int]) -> None:
+    chunks = [{"choices": [{"index": 0, "delta": {"content": text}}]} for text in ("one", " two")]
+    reply = ReplayStream(chunks, model="chat", deployment="cache", request_id="r1", usage=Usage(1, 2), started=0.0,
+                         clock=lambda: 1.0)
+    hooked = Hooked()
+    reply.on_complete(hooked)
+    parts: Any = reply.sse()
+    got = [await anext(parts) for _ in range(steps)]
+    await parts.aclose()
+    await settle()
+    assert [r.status for r in hooked] == statuses
+    if steps == 3:
+        assert got[-1] == b"data: [DONE]\n\n" and orjson.loads(got[1].removeprefix(b"data: ")) == chunks[1]
+        assert [part async for part in parts] == []
 
 
 async def test_a_stream_cut_by_the_upstream_without_resuming_completes_with_502(fake_router: MakeRouter,

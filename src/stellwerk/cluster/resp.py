@@ -138,8 +138,8 @@ class RespConnection(asyncio.Protocol):
         if data[:1] == b":" and not self._buf and data.find(b"\r\n") == len(data) - 2 and self._waiting:
             try:  # the common case: one integer (ADMIT's "all admitted")
                 reply: Reply = int(data[1:-2])
-            except ValueError as err:
-                self._fail(ConnectionLost(str(err)))
+            except ValueError as garbled:
+                self._fail(ConnectionLost(str(garbled)))
                 return
             self._deliver(reply)
             return

@@ -339,8 +339,8 @@ class GatewayApp:
                 raise _bad("Expected the strategy options as a JSON object.")
             try:
                 self.router.configuration.update_strategy_options(parts[2], body)
-            except (ValueError, ConfigError) as err:
-                raise _bad(str(err)) from None
+            except (ValueError, ConfigError) as refused:
+                raise _bad(str(refused)) from None
             return Response(200, b'{"status":"updated"}', [("x-request-id", rid)])
         if len(parts) == 3 and parts[1] == "deployments" and self.config_api is not None:
             return self.config_api.deployment(request, parts[2], rid)

@@ -138,19 +138,62 @@ class CompletionsAPI(FrontDoor):
         headers = answer_headers(reply, call)
         if isinstance(reply, Result):
             return Response(200, orjson.dumps(to_text_completion(reply.data, completion_id, echo)), headers)
-        return StreamingResponse(_sse(reply, completion_id, echo), headers=headers)
+        return StreamingResponse(_SSE(reply, completion_id, echo), headers=headers)
 
 
-async def _sse(stream: Stream, completion_id: str, echo: str) -> AsyncIterator[bytes]:
-    started: set[int] = set()
-    try:
-        async for chunk in stream:
-            out = _chunk(chunk, completion_id, echo, started)
-            if out is not None:
-                yield b"data: %s\n\n" % orjson.dumps(out)
-    except StellwerkError as err:
-        yield interrupted_event(stream.deployment, err.message)
-        return
-    finally:
-        await stream.aclose()
-    yield b"data: [DONE]\n\n"
+class _SSE:
+    """The chat stream as ``text_completion`` server-sent events, ending in ``[DONE]`` or an error event; the chat
+    stream is closed when they end. An async iterator class rather than an async generator (mypyc compiles
+    classes, not async generators), ending like the generator it replaces: ``[DONE]`` comes after the stream was
+    closed, an error event before (it is closed at the next step or ``aclose``), and an error or ``aclose``
+    after the first step closes it."""
+
+    def __init__(self, stream: Stream, completion_id: str, echo: str) -> None:
+        self._stream = stream
+        self._completion_id = completion_id
+        self._echo = echo
+        self._choices: set[int] = set()
+        """The indexes of the choices that have begun."""
+        self._chunks: AsyncIterator[dict[str, Any]] | None = None
+        self._interrupted = False
+        self._over = False
+
+    def __aiter__(self) -> _SSE:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._over:
+            raise StopAsyncIteration
+        stream = self._stream
+        if self._interrupted:
+            self._over = True
+            await stream.aclose()
+            raise StopAsyncIteration
+        if self._chunks is None:
+            self._chunks = stream.__aiter__()
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    chunk = await self._chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                out = _chunk(chunk, self._completion_id, self._echo, self._choices)
+                if out is not None:
+                    return b"data: %s\n\n" % orjson.dumps(out)
+        except StellwerkError as err:
+            self._interrupted = True
+            return interrupted_event(stream.deployment, err.message)
+        except BaseException as other:
+            error = other
+        self._over = True
+        await stream.aclose()  # outside the except block (see ChatStream._next_kept)
+        if error is not None:
+            raise error
+        return b"data: [DONE]\n\n"
+
+    async def aclose(self) -> None:
+        if not self._over:
+            self._over = True
+            if self._chunks is not None:
+                await self._stream.aclose()

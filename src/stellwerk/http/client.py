@@ -356,25 +356,9 @@ class ClientResponse:
         chunks.clear()
         return body
 
-    async def iter_chunks(self, idle_timeout: float | None = None) -> AsyncIterator[bytes]:
+    def iter_chunks(self, idle_timeout: float | None = None) -> AsyncIterator[bytes]:
         """Yield body chunks as they arrive; raise TimeoutError_ after ``idle_timeout`` of silence."""
-        ex = self._ex
-        conn = self._conn
-        try:
-            while True:
-                while ex.chunks:
-                    chunk = ex.chunks.popleft()
-                    conn.consumed(ex, len(chunk))
-                    yield chunk
-                if ex.error is not None:
-                    raise ex.error
-                if ex.complete:
-                    return
-                deadline = None if idle_timeout is None else self._loop.time() + idle_timeout
-                await _wait(ex, self._loop, deadline, conn)
-        finally:
-            if not ex.complete:
-                conn.abort()
+        return _Chunks(self._ex, self._conn, self._loop, idle_timeout)
 
     async def next_chunk(self, idle_timeout: float | None = None) -> bytes:
         """The body bytes received since the last call (waiting for some); ``b""`` at the end.
@@ -439,6 +423,64 @@ class ClientResponse:
                 self._conn.linger(self._ex)
             else:
                 self._conn.abort()
+
+
+class _Chunks:
+    """:meth:`ClientResponse.iter_chunks`: an async iterator class rather than an async generator (mypyc compiles
+    classes, not async generators). Like the generator it replaces, it aborts the connection when it stops
+    before the end of the body (an error, ``aclose`` after the first step, or dropped unfinished) and does
+    nothing for an iterator nobody started."""
+
+    def __init__(self, ex: _Exchange, conn: _Connection, loop: asyncio.AbstractEventLoop,
+                 idle_timeout: float | None) -> None:
+        self._ex = ex
+        self._conn = conn
+        self._loop = loop
+        self._idle_timeout = idle_timeout
+        self._started = False
+        self._over = False
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._over:
+            raise StopAsyncIteration
+        self._started = True
+        ex = self._ex
+        conn = self._conn
+        try:
+            while True:
+                if ex.chunks:
+                    chunk = ex.chunks.popleft()
+                    conn.consumed(ex, len(chunk))
+                    return chunk
+                if ex.error is not None:
+                    raise ex.error
+                if ex.complete:
+                    break
+                deadline = None if self._idle_timeout is None else self._loop.time() + self._idle_timeout
+                await _wait(ex, self._loop, deadline, conn)
+        except BaseException:
+            self._close()
+            raise
+        self._close()
+        raise StopAsyncIteration
+
+    def _close(self) -> None:
+        self._over = True
+        if not self._ex.complete:
+            self._conn.abort()
+
+    async def aclose(self) -> None:
+        if not self._over:
+            if self._started:
+                self._close()
+            self._over = True
+
+    def __del__(self) -> None:
+        if self._started and not self._over:
+            self._close()
 
 
 async def _wait(ex: _Exchange, loop: asyncio.AbstractEventLoop, deadline: float | None, conn: _Connection) -> None:

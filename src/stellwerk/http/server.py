@@ -412,8 +412,8 @@ class _Connection(asyncio.Protocol):
         transport.write(head)
         chunks = response.chunks
         self._streaming = True
-        # Not try/finally: an await in a `finally` of a mypyc-compiled coroutine can raise an exception
-        # caught long before (see native/build.py); the producer is finalized on every path instead.
+        error: BaseException | None = None
+        failed = False
         try:
             async for chunk in chunks:
                 if not chunk:
@@ -423,34 +423,33 @@ class _Connection(asyncio.Protocol):
                 transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))  # one write per frame: never a partial one
                 if self._paused_writing:
                     await self._drain()
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             if self._interrupted and not transport.is_closing():
                 event = self._server.interrupted_event(path)
                 transport.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
-            await self._finalize(chunks)
-            raise
-        except ConnectionError:
-            await self._finalize(chunks)
-            raise
+            error = cancelled
+        except ConnectionError as gone:
+            error = gone
         except Exception:
             log.exception("stream producer failed after headers were sent; closing connection")
-            await self._finalize(chunks)
-            return False
-        except BaseException:
-            await self._finalize(chunks)
-            raise
-        await self._finalize(chunks)
-        if not transport.is_closing():
-            transport.write(b"0\r\n\r\n")
-        return keep_alive
-
-    async def _finalize(self, chunks: object) -> None:
-        """Finalize the producer now (not at garbage collection), so that upstream connections it holds are
-        closed when the client goes away."""
+            failed = True
+        except BaseException as other:
+            error = other
         self._streaming = False
+        # Always finalize the producer now (not at garbage collection), so that upstream connections it holds are
+        # closed when the client goes away. Not in a finally block: compiled with mypyc, a coroutine that awaits
+        # in a finally block entered by an exception leaves that exception set as the one being handled after it
+        # (a later stream whose producer returns from an except block then re-raises it here).
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+        if error is not None:
+            raise error
+        if failed:
+            return False
+        if not transport.is_closing():
+            transport.write(b"0\r\n\r\n")
+        return keep_alive
 
     async def _drain(self) -> None:
         if self._closing:

@@ -10,23 +10,19 @@ a streamed call it can return a :class:`ReplayStream`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-import msgspec
 import orjson
 
 from stellwerk.telemetry.events import RequestFinished
 from stellwerk.usage import Usage
 
+from .shapes import ChatResult, EmbeddingsResult, Headers, Hook, Result, Stream, run_hook
+
 __all__ = ["ChatResult", "Completion", "EmbeddingsResult", "Headers", "Hook", "ReplayStream", "Reply", "Result", "Stream",
            "Tap", "broke_off", "interrupted_event", "merge_headers"]
 
-log = logging.getLogger("stellwerk.pipeline")
-
-Hook = Callable[[RequestFinished], None]
-Headers = tuple[tuple[str, str], ...]
 Tap = Callable[[Sequence[tuple[Any, bytes | None]]], None]
 """Sees each batch of a stream's chunks as they pass: ``(dict or view, its JSON bytes or None)``."""
 DONE = b"data: [DONE]\n\n"
@@ -43,7 +39,7 @@ class Completion:
 
     def add(self, hook: Hook) -> None:
         if self.record is not None:
-            _run(hook, self.record)
+            run_hook(hook, self.record)
         else:
             self._hooks.append(hook)
 
@@ -53,45 +49,7 @@ class Completion:
         self.record = record
         hooks, self._hooks = self._hooks, []
         for hook in hooks:
-            _run(hook, record)
-
-
-def _run(hook: Hook, record: RequestFinished) -> None:
-    try:
-        hook(record)
-    except Exception:
-        log.exception("completion hook %r failed", hook)
-
-
-class Result(msgspec.Struct):
-    """A complete answer: the OpenAI-shaped ``data``, and how it was obtained."""
-
-    data: dict[str, Any]
-    raw: bytes | None
-    """The upstream's bytes when ``data`` is unchanged from them (forwarded as is by the gateway)."""
-    model: str
-    deployment: str
-    attempts: int
-    usage: Usage
-    cost: float
-    latency: float
-    request_id: str
-    route: str = ""
-    """Why this deployment answered (the ``x-stellwerk-route`` header)."""
-    record: RequestFinished | None = None
-    """The request's completion (set by whoever built the answer)."""
-    headers: Headers = ()
-    """Response headers a middleware adds (``x-stellwerk-cache``); they replace the front door's of the same name."""
-
-    @property
-    def body(self) -> bytes:
-        """The answer as JSON bytes."""
-        return self.raw if self.raw is not None else orjson.dumps(self.data)
-
-    def on_complete(self, hook: Hook) -> None:
-        """A complete answer has completed: ``hook`` runs at once."""
-        if self.record is not None:
-            _run(hook, self.record)
+            run_hook(hook, record)
 
 
 def merge_headers(base: list[tuple[str, str]], extra: Headers) -> list[tuple[str, str]]:
@@ -100,50 +58,6 @@ def merge_headers(base: list[tuple[str, str]], extra: Headers) -> list[tuple[str
         return base
     names = {name for name, _ in extra}
     return [h for h in base if h[0] not in names] + list(extra)
-
-
-class ChatResult(Result):
-    """A complete chat answer. ``data`` is the OpenAI ``chat.completion`` object."""
-
-    @property
-    def text(self) -> str | None:
-        """The first choice's message content."""
-        choices = self.data.get("choices") or [{}]
-        message = choices[0].get("message") or {}
-        content = message.get("content")
-        return content if isinstance(content, str) else None
-
-
-class EmbeddingsResult(Result):
-    """Embeddings. ``data`` is the OpenAI embeddings list object."""
-
-
-@runtime_checkable
-class Stream(Protocol):
-    """A streamed chat answer, as front doors consume it."""
-
-    model: str
-    deployment: str
-    """The deployment answering now (it changes when a broken stream is resumed elsewhere)."""
-    attempts: int
-    request_id: str
-    route: str
-    usage: Usage | None
-    """Known once the stream has ended."""
-    cost: float
-    headers: Headers
-    """Response headers a middleware adds (``x-stellwerk-cache``); they replace the front door's of the same name."""
-
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
-
-    def sse(self) -> AsyncIterator[bytes]:
-        """The stream as OpenAI server-sent-event bytes, ending in ``[DONE]`` or an error event."""
-        ...
-
-    async def aclose(self) -> None:
-        """Abandon the stream (the client went away)."""
-
-    def on_complete(self, hook: Hook) -> None: ...
 
 
 Reply = Result | Stream
@@ -193,21 +107,86 @@ class ReplayStream:
             route=self.route, cache=self._cache, saved=self._saved if status == 200 else 0.0))
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        return self._dicts()
+        return _ReplayDicts(self)
 
-    async def _dicts(self) -> AsyncIterator[dict[str, Any]]:
-        status = 499
-        try:
-            for chunk in self._chunks:
-                yield chunk
-            status = 200
-        finally:
-            self._finish(status)
-
-    async def sse(self) -> AsyncIterator[bytes]:
-        async for chunk in self:
-            yield b"data: %s\n\n" % orjson.dumps(chunk)
-        yield DONE
+    def sse(self) -> AsyncIterator[bytes]:
+        return _ReplaySSE(_ReplayDicts(self))
 
     async def aclose(self) -> None:
         self._finish(499)
+
+
+# Async iterator classes rather than async generators (mypyc compiles classes, not async generators), ending
+# like the generators they replace: the reply completes (200) when its last chunk was handed out and the consumer
+# asks for more, and (499) on ``aclose`` after the first step or when the iterator is dropped unfinished.
+
+
+class _ReplayDicts:
+    """Iterating a :class:`ReplayStream`: its chunks."""
+
+    def __init__(self, stream: ReplayStream) -> None:
+        self._stream = stream
+        self._next = 0
+        self._started = False
+        self._over = False
+
+    def __aiter__(self) -> _ReplayDicts:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        if self._over:
+            raise StopAsyncIteration
+        self._started = True
+        chunks = self._stream._chunks
+        if self._next < len(chunks):
+            self._next += 1
+            return chunks[self._next - 1]
+        self._over = True
+        self._stream._finish(200)
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        if not self._over:
+            self._over = True
+            if self._started:
+                self._stream._finish(499)
+
+    def __del__(self) -> None:
+        if self._started and not self._over:
+            self._over = True
+            self._stream._finish(499)
+
+
+class _ReplaySSE:
+    """:meth:`ReplayStream.sse`: the chunks as server-sent events, then ``[DONE]``."""
+
+    def __init__(self, chunks: _ReplayDicts) -> None:
+        self._chunks = chunks
+        self._done = False
+        """``[DONE]`` has been handed out (or the iteration failed): the next step ends it."""
+
+    def __aiter__(self) -> _ReplaySSE:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self._done = True
+            return DONE
+        except BaseException:
+            self._done = True
+            raise
+        try:
+            return b"data: %s\n\n" % orjson.dumps(chunk)
+        except BaseException as err:
+            error = err
+        self._done = True
+        await self._chunks.aclose()  # outside the except block (see ChatStream._next_kept)
+        raise error
+
+    async def aclose(self) -> None:
+        self._done = True
+        await self._chunks.aclose()

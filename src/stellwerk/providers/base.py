@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import msgspec
 import orjson
 
 from stellwerk.config import DeploymentConfig
 from stellwerk.errors import UpstreamError
+
+from .records import ChoiceView, ChunkView, DeltaView, Endpoint, UpstreamRequest
 
 __all__ = [
     "Adapter",
@@ -32,40 +33,6 @@ __all__ = [
     "encode_headers",
 ]
 
-class DeltaView(msgspec.Struct):
-    content: Any = None
-    role: Any = None
-    tool_calls: msgspec.Raw = msgspec.Raw()
-    """The raw JSON of ``tool_calls`` (empty when absent); ``has_tool_calls`` says if there are any."""
-
-    @property
-    def has_tool_calls(self) -> bool:
-        raw = bytes(self.tool_calls)
-        return bool(raw) and raw not in (b"null", b"[]")
-
-
-class ChoiceView(msgspec.Struct):
-    delta: DeltaView | None = None
-    finish_reason: Any = None
-
-
-class ChunkView(msgspec.Struct):
-    """What the router reads of an OpenAI chunk it forwards unchanged, decoded without building dicts.
-
-    Decoding into this validates the whole JSON text at a quarter of the cost of a dict; the
-    chunk's bytes are forwarded as they came, and :func:`chunk_dict` parses them only if some
-    consumer needs the whole chunk (library iteration, translation to another API, resumption).
-    """
-
-    id: Any = None
-    created: Any = None
-    model: Any = None
-    choices: list[ChoiceView] | None = None
-    usage: Any = None
-    error: msgspec.Raw = msgspec.Raw()
-    """The raw JSON of an ``error`` member (empty when absent)."""
-
-
 Chunk = tuple[dict[str, Any] | ChunkView, bytes | None]
 """A streamed chunk in OpenAI ``chat.completion.chunk`` shape: a dict, or (for chunks forwarded
 unchanged) a :class:`ChunkView` with the original JSON bytes."""
@@ -79,32 +46,6 @@ def chunk_dict(chunk: Chunk) -> dict[str, Any]:
     assert raw is not None
     parsed: dict[str, Any] = orjson.loads(raw)
     return parsed
-
-
-class UpstreamRequest(msgspec.Struct, frozen=True):
-    method: str
-    url: str
-    headers: list[tuple[str, str]] | bytes
-    """Header pairs, or a block already encoded as ``name: value\r\n`` lines (see :func:`encode_headers`)."""
-    body: bytes
-
-
-class Endpoint(msgspec.Struct, frozen=True):
-    """What an adapter precomputes once per deployment (URLs, auth headers)."""
-
-    chat_url: str
-    embeddings_url: str
-    models_url: str
-    """A cheap authenticated GET (health probes)."""
-    headers: tuple[tuple[str, str], ...]
-    secrets: tuple[str, ...]
-    """Credentials to redact from any text that leaves the gateway."""
-    json_headers: bytes = b""
-    """``headers`` plus ``accept: application/json``, pre-encoded (the hot path sends these bytes)."""
-    sse_headers: bytes = b""
-    """``headers`` plus ``accept: text/event-stream``, pre-encoded."""
-    stream_url: str = ""
-    """Where streamed chats go, for providers that use another URL than ``chat_url`` (Gemini)."""
 
 
 def encode_headers(headers: Sequence[tuple[str, str]]) -> bytes:

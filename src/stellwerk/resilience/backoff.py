@@ -11,22 +11,10 @@ MOVE_ON and another deployment is tried instead.
 from __future__ import annotations
 
 import random
-from typing import Annotated
 
-import msgspec
-from msgspec import Meta
+from .options import BackoffOptions
 
 __all__ = ["Backoff", "BackoffOptions"]
-
-
-class BackoffOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    base: Annotated[float, Meta(ge=0, le=60)] = 0.1
-    """Seconds; the first retry waits up to this long. Default 0.1."""
-    cap: Annotated[float, Meta(ge=0, le=300)] = 5.0
-    """Seconds; no single wait is longer (except a honoured Retry-After). Default 5."""
-    max_retry_after: Annotated[float, Meta(ge=0, le=10)] = 10.0
-    """Longest Retry-After honoured by waiting, in seconds (at most 10: a longer wait is classified as
-    "move on" by the providers' adapters). Default 10."""
 
 
 class Backoff:

@@ -27,31 +27,11 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Callable
-from typing import Annotated
 
-import msgspec
-from msgspec import Meta
-
+from .options import BreakerOptions
 from .window import SlidingCounter
 
 __all__ = ["BreakerOptions", "BreakerState", "CircuitBreaker", "FailurePolicy"]
-
-
-class BreakerOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    consecutive_failures: Annotated[int, Meta(ge=1, le=1000)] = 5
-    """Trip after this many failures in a row. Default 5."""
-    failure_rate: Annotated[float, Meta(gt=0, le=1)] = 0.5
-    """Trip when at least this share of recent answers failed... Default 0.5."""
-    min_requests: Annotated[int, Meta(ge=1)] = 20
-    """...and the window holds at least this many answers. Default 20."""
-    window: Annotated[int, Meta(ge=1, le=3600)] = 30
-    """Seconds of history for the failure rate. Default 30."""
-    open_time: Annotated[float, Meta(gt=0, le=3600)] = 5.0
-    """Seconds a tripped breaker stays open the first time. Default 5."""
-    max_open_time: Annotated[float, Meta(gt=0, le=86400)] = 120.0
-    """Cap on the open time as it grows with repeated ejections. Default 120."""
-    jitter: Annotated[float, Meta(ge=0, lt=1)] = 0.2
-    """Relative jitter on the open time. Default 0.2 (±20%)."""
 
 
 class BreakerState(enum.Enum):

@@ -18,23 +18,11 @@ no test sleeps.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
 
-import msgspec
-from msgspec import Meta
-
+from .options import RetryBudgetOptions
 from .window import SlidingCounter
 
 __all__ = ["RetryBudget", "RetryBudgetOptions"]
-
-
-class RetryBudgetOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    ratio: Annotated[float, Meta(ge=0, le=10)] = 0.2
-    """Retries allowed per original request, on average over the window. Default 0.2 (20% extra load)."""
-    min_per_second: Annotated[float, Meta(ge=0, le=1000)] = 1.0
-    """Retries per second always allowed (the reserve). Default 1."""
-    window: Annotated[int, Meta(ge=1, le=600)] = 10
-    """Seconds over which requests and retries are counted. Default 10."""
 
 
 class RetryBudget:

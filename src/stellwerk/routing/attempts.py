@@ -321,14 +321,16 @@ class AttemptLoop(Generic[T]):
         tasks: dict[asyncio.Task[tuple[T, Lease] | _Failed], Deployment] = {
             asyncio.ensure_future(self._one(dep)): dep}
         timer: list[asyncio.Task[None]] = []  # the hedge timer while one runs
-        # Not try/finally: an await in a `finally` of a mypyc-compiled coroutine can raise an exception
-        # caught long before (see native/build.py); the clean-up runs on both paths instead.
+        # Not try/finally, and no await in the handler: compiled by mypyc, a coroutine that awaits in a block
+        # entered by an exception can raise that exception again long after (see native/build.py).
+        error: BaseException | None = None
         try:
             result = await self._race(dep, tasks, timer)
-        except BaseException:
-            await self._stop(tasks, timer)
-            raise
+        except BaseException as err:  # cancelled, or CLIENT_ERROR / ModelFailed from a task
+            error = err
         await self._stop(tasks, timer)
+        if error is not None:
+            raise error
         return result
 
     async def _stop(self, tasks: dict[asyncio.Task[tuple[T, Lease] | _Failed], Deployment],

@@ -23,33 +23,15 @@ from stellwerk.routing.strategies import (
     Filter,
     LimitsFilter,
     RequestFacts,
-    Scored,
     Strategy,
     TagFilter,
     TagFilterOptions,
 )
 
+from .decision import Decision
 from .deployment import Deployment, ModelGroup
 
 __all__ = ["Decision", "Planner"]
-
-
-class Decision(msgspec.Struct, kw_only=True):
-    """Why a request goes where it goes (``x-stellwerk-route``, ``GET /admin/route``)."""
-
-    model: str
-    strategy: str
-    summary: str
-    order: list[str]
-    scores: list[Scored] = []
-    removed: list[tuple[str, str, str]] = []
-    """``(deployment, filter, why)`` for every candidate a filter removed."""
-    route: str | None = None
-    """Route-choosing strategies: the route chosen, and why."""
-    target: str | None = None
-    """Route-choosing strategies: the model the request continues on, if the route names one."""
-    candidates: list[dict[str, Any]] = []
-    """The snapshots the decision was made on (dry runs only)."""
 
 
 class Planner:

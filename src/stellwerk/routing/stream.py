@@ -106,10 +106,10 @@ class ChatStream:
                             return None
                         try:
                             data = await response.next_chunk(idle)
-                        except TransportError as err:
+                        except TransportError as lost:
                             if self._finished:
                                 return None  # the answer was complete; only the end marker was lost
-                            raise transport_error(err) from None
+                            raise transport_error(lost) from None
                         if not data:
                             if self._finished:
                                 return None  # complete answer; the server just omitted its end marker
@@ -118,35 +118,27 @@ class ChatStream:
                         batch = decoder.feed(data)
                 kept = self._account(batch)
             except UpstreamError as err:
-                self._journey.failed.append(opened.lease.failed(err))
-                resumed = await self._continue_elsewhere()
-                if resumed is None:
-                    self._broke = err
-                    raise
-                self._switch(resumed)
+                broke = err
+            else:
+                if kept:
+                    if self._tap is not None:
+                        self._tap(kept)
+                    return kept
                 continue
-            if kept:
-                if self._tap is not None:
-                    self._tap(kept)
-                return kept
+            # Resumed outside the except block: a compiled (mypyc) coroutine suspended in one would leave its
+            # exception as the one being handled in every other task meanwhile.
+            self._journey.failed.append(opened.lease.failed(broke))
+            resumed = await self._continue_elsewhere()
+            if resumed is None:
+                self._broke = broke
+                raise broke
+            self._switch(resumed)
 
     def _end(self, status: int) -> None:
         """Close the upstream response and complete the stream (once; later calls do nothing). A stream that
         ended (200) lets its connection wait for the end of the upstream's message and go back to the pool."""
         self._opened.response.close(finished=status == 200)
         self._finish(status, self._broke if status == 502 else None)
-
-    async def _batches(self) -> AsyncIterator[list[Chunk]]:
-        status = 499  # unless it ends otherwise: cancelled, or the consumer went away
-        try:
-            while (batch := await self._next_kept()) is not None:
-                yield batch
-            status = 200
-        except UpstreamError:
-            status = 502
-            raise
-        finally:
-            self._end(status)
 
     async def _continue_elsewhere(self) -> Opened | None:
         if self._resume is None or self._tool_calls or self._finished or not self._opened.resumable:
@@ -182,8 +174,8 @@ class ChatStream:
                                   "model": first_chunk.get("model")}
         append_text = self._text.append
         drop_usage = not self._call.include_usage
-        dropped: list[Chunk] | None = None
-        for chunk in batch:  # the hot path: an unresumed stream
+        dropped: list[int] | None = None  # positions, not the chunks: compiled, a tuple's identity is not kept
+        for position, chunk in enumerate(batch):  # the hot path: an unresumed stream
             data = chunk[0]
             if data.__class__ is ChunkView:  # forwarded unchanged: read the view, never build a dict
                 choices: Any = data.choices
@@ -220,8 +212,8 @@ class ChatStream:
                 if drop_usage and not choices:  # we asked for it; the client did not
                     if dropped is None:
                         dropped = []
-                    dropped.append(chunk)
-        keep = batch if dropped is None else [c for c in batch if not any(c is d for d in dropped)]
+                    dropped.append(position)
+        keep = batch if dropped is None else [c for i, c in enumerate(batch) if i not in dropped]
         return self._as_continuation(keep) if self.resumed else keep
 
     def _as_continuation(self, batch: list[Chunk]) -> list[Chunk]:
@@ -281,42 +273,135 @@ class ChatStream:
 
     # -- consumers ------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        return self._dicts()
+        return _Dicts(self)
 
-    async def _dicts(self) -> AsyncIterator[dict[str, Any]]:
-        async for batch in self._batches():
-            for chunk in batch:
-                yield chunk_dict(chunk)
-
-    async def sse(self) -> AsyncIterator[bytes]:
-        """The stream as server-sent-event bytes, ending in ``[DONE]`` or an error event. (The loop of
-        :meth:`_batches`, inlined: one generator fewer to resume per batch on the hot path.)"""
-        status = 499  # unless it ends otherwise: cancelled, or the client went away
-        try:
-            while True:
-                try:
-                    batch = await self._next_kept()
-                except UpstreamError as err:
-                    status = 502
-                    self._end(status)
-                    yield interrupted_event(self.deployment, err.message)
-                    return
-                if batch is None:
-                    status = 200
-                    self._end(status)
-                    yield _DONE
-                    return
-                if len(batch) == 1:
-                    data, raw = batch[0]
-                    yield b"data: %s\n\n" % (raw if raw is not None else orjson.dumps(data))
-                else:
-                    yield b"".join([b"data: %s\n\n" % (raw if raw is not None else orjson.dumps(data))
-                                    for data, raw in batch])
-        finally:
-            self._end(status)
+    def sse(self) -> AsyncIterator[bytes]:
+        """The stream as server-sent-event bytes, ending in ``[DONE]`` or an error event."""
+        return _SSE(self)
 
     async def aclose(self) -> None:
         """Abandon the stream (closes the upstream connection)."""
         if not self._closed:
             self._opened.response.close()
             self._finish(499, None)
+
+
+# The two consumers are async iterator classes rather than async generators (mypyc compiles classes, not async
+# generators), and end the stream (``_end``) where the generators they replace did: ``sse`` before it hands out
+# ``[DONE]`` (200) or the error event (502), and once more when asked for more after that (the generator's
+# ``finally``); iterating, when the answer is complete (200) or broke off (502, raised); both with 499 when reading
+# fails otherwise (cancelled), on ``aclose`` after the first step, or when dropped unfinished (where a generator's
+# finalizer would close it). An iterator closed before its first step leaves the stream alone.
+
+
+class _SSE:
+    """:meth:`ChatStream.sse`: server-sent-event bytes, one batch of chunks per step."""
+
+    def __init__(self, stream: ChatStream) -> None:
+        self._stream = stream
+        self._status = 499  # unless it ends otherwise: cancelled, or the client went away
+        self._started = False
+        self._last = False
+        """The ``[DONE]`` or error event has been handed out: the next step ends the iteration."""
+        self._over = False
+
+    def __aiter__(self) -> _SSE:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._over:
+            raise StopAsyncIteration
+        if self._last:
+            self._close()
+            raise StopAsyncIteration
+        self._started = True
+        stream = self._stream
+        try:
+            try:
+                batch = await stream._next_kept()
+            except UpstreamError as err:
+                self._status = 502
+                self._last = True
+                stream._end(502)
+                return interrupted_event(stream.deployment, err.message)
+            if batch is None:
+                self._status = 200
+                self._last = True
+                stream._end(200)
+                return _DONE
+            if len(batch) == 1:
+                data, raw = batch[0]
+                return b"data: %s\n\n" % (raw if raw is not None else orjson.dumps(data))
+            return b"".join([b"data: %s\n\n" % (raw if raw is not None else orjson.dumps(data)) for data, raw in batch])
+        except BaseException:
+            self._close()
+            raise
+
+    def _close(self) -> None:
+        self._over = True
+        self._stream._end(self._status)
+
+    async def aclose(self) -> None:
+        if not self._over:
+            if self._started:
+                self._close()
+            self._over = True
+
+    def __del__(self) -> None:
+        if self._started and not self._over:
+            self._close()
+
+
+class _Dicts:
+    """Iterating a :class:`ChatStream`: its chunks as dicts."""
+
+    def __init__(self, stream: ChatStream) -> None:
+        self._stream = stream
+        self._batch: list[Chunk] = []
+        self._next = 0
+        self._started = False
+        self._over = False
+
+    def __aiter__(self) -> _Dicts:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        if self._over:
+            raise StopAsyncIteration
+        self._started = True
+        while self._next >= len(self._batch):
+            status = 499  # unless it ends otherwise: cancelled, or the consumer went away
+            try:
+                batch = await self._stream._next_kept()
+            except UpstreamError:
+                status = 502
+                self._close(status)
+                raise
+            except BaseException:
+                self._close(status)
+                raise
+            if batch is None:
+                self._close(200)
+                raise StopAsyncIteration
+            self._batch, self._next = batch, 0
+        chunk = self._batch[self._next]
+        self._next += 1
+        try:
+            return chunk_dict(chunk)
+        except BaseException:
+            self._close(499)
+            raise
+
+    def _close(self, status: int) -> None:
+        self._over = True
+        self._stream._end(status)
+
+    async def aclose(self) -> None:
+        if not self._over:
+            if self._started:
+                self._close(499)
+            self._over = True
+
+    def __del__(self) -> None:
+        if self._started and not self._over:
+            self._close(499)

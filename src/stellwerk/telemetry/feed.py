@@ -16,14 +16,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from .events import BreakerChanged, Event, RequestFinished
-
-if TYPE_CHECKING:
-    from stellwerk.routing.table import RoutingTable
 
 __all__ = ["KINDS", "LiveFeed"]
 
@@ -43,6 +40,13 @@ _HEARTBEAT = 15.0
 _CLOSE = b""
 
 
+class Versioned(Protocol):
+    """What the feed reads of the routing table (:class:`~stellwerk.routing.table.RoutingTable`): its version."""
+
+    @property
+    def version(self) -> int: ...
+
+
 class _Bucket:
     __slots__ = ("cost", "errors", "latencies", "requests", "start")
 
@@ -58,7 +62,7 @@ class LiveFeed:
     """Subscribe to :class:`BreakerChanged` and :meth:`take` to finished-request batches (or the feed itself to
     :data:`KINDS`); serve :meth:`stream` as ``GET /admin/events`` and :meth:`timeline`."""
 
-    def __init__(self, table: Callable[[], RoutingTable], *, wall_clock: Callable[[], float]) -> None:
+    def __init__(self, table: Callable[[], Versioned], *, wall_clock: Callable[[], float]) -> None:
         self._table = table
         self._clock = wall_clock
         self._buckets: deque[_Bucket] = deque(maxlen=BUCKETS)
@@ -151,26 +155,9 @@ class LiveFeed:
     def full(self) -> bool:
         return len(self._queues) >= _STREAMS
 
-    async def stream(self) -> AsyncIterator[bytes]:
+    def stream(self) -> AsyncIterator[bytes]:
         """Server-sent events: a ``hello`` with the config version and recent events, then live ones."""
-        queue: asyncio.Queue[bytes] = asyncio.Queue(_QUEUE)
-        self._queues.add(queue)
-        try:
-            self._version = version = self._table().version  # known to every open stream from here on
-            hello = {"type": "hello", "time": self._clock(), "version": version, "recent": self.recent()}
-            yield b"event: hello\ndata: %s\n\n" % orjson.dumps(hello)
-            while True:
-                try:
-                    data = await asyncio.wait_for(queue.get(), _HEARTBEAT)
-                except TimeoutError:
-                    self._check_version(self._clock())
-                    yield b": ping\n\n"
-                    continue
-                if not data:  # the feed closed
-                    return
-                yield data
-        finally:
-            self._queues.discard(queue)
+        return _Stream(self)
 
     def close(self) -> None:
         """End every open stream (the gateway is shutting down)."""
@@ -180,6 +167,56 @@ class LiveFeed:
             except asyncio.QueueFull:
                 queue.get_nowait()
                 queue.put_nowait(_CLOSE)
+
+
+class _Stream:
+    """:meth:`LiveFeed.stream`: an async iterator class rather than an async generator (mypyc compiles classes,
+    not async generators). Like the generator it replaces, it joins the feed at its first step and leaves it when
+    it ends: the feed closed, an error, ``aclose``, or dropped unfinished."""
+
+    def __init__(self, feed: LiveFeed) -> None:
+        self._feed = feed
+        self._queue: asyncio.Queue[bytes] | None = None
+        self._over = False
+
+    def __aiter__(self) -> _Stream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._over:
+            raise StopAsyncIteration
+        feed = self._feed
+        try:
+            queue = self._queue
+            if queue is None:
+                queue = self._queue = asyncio.Queue(_QUEUE)
+                feed._queues.add(queue)
+                feed._version = version = feed._table().version  # known to every open stream from here on
+                hello = {"type": "hello", "time": feed._clock(), "version": version, "recent": feed.recent()}
+                return b"event: hello\ndata: %s\n\n" % orjson.dumps(hello)
+            try:
+                data = await asyncio.wait_for(queue.get(), _HEARTBEAT)
+            except TimeoutError:
+                feed._check_version(feed._clock())
+                return b": ping\n\n"
+            if not data:  # the feed closed
+                raise StopAsyncIteration
+            return data
+        except BaseException:
+            self._close()
+            raise
+
+    def _close(self) -> None:
+        self._over = True
+        if self._queue is not None:
+            self._feed._queues.discard(self._queue)
+
+    async def aclose(self) -> None:
+        self._close()
+
+    def __del__(self) -> None:
+        if not self._over:
+            self._close()
 
 
 def _item(now: float, event: Event | dict[str, Any]) -> dict[str, Any]:
