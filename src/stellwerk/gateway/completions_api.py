@@ -184,8 +184,8 @@ class _SSE:
         except StellwerkError as err:
             self._interrupted = True
             return interrupted_event(stream.deployment, err.message)
-        except BaseException as err:
-            error = err
+        except BaseException as other:  # not `err`: compiled, a name has one type per function
+            error = other
         self._over = True
         await stream.aclose()  # outside the except block (see ChatStream._next_kept)
         if error is not None:

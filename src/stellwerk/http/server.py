@@ -423,18 +423,18 @@ class _Connection(asyncio.Protocol):
                 transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))  # one write per frame: never a partial one
                 if self._paused_writing:
                     await self._drain()
-        except asyncio.CancelledError as err:
+        except asyncio.CancelledError as cancelled:  # one name per type (compiled, a name has one type)
             if self._interrupted and not transport.is_closing():
                 event = self._server.interrupted_event(path)
                 transport.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
-            error = err
-        except ConnectionError as err:
-            error = err
+            error = cancelled
+        except ConnectionError as lost:
+            error = lost
         except Exception:
             log.exception("stream producer failed after headers were sent; closing connection")
             failed = True
-        except BaseException as err:
-            error = err
+        except BaseException as other:
+            error = other
         self._streaming = False
         # Always finalize the producer now (not at garbage collection), so that upstream connections it holds are
         # closed when the client goes away. Not in a finally block: compiled with mypyc, a coroutine that awaits
