@@ -184,7 +184,7 @@ class _SSE:
         except StellwerkError as err:
             self._interrupted = True
             return interrupted_event(stream.deployment, err.message)
-        except BaseException as other:
+        except BaseException as other:  # not `err`: compiled, a name has one type per function
             error = other
         self._over = True
         await stream.aclose()  # outside the except block (see ChatStream._next_kept)

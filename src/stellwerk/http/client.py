@@ -40,6 +40,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from stellwerk.generator_like import GeneratorLike
+
 from .proxy import Proxy
 
 __all__ = [
@@ -425,23 +427,17 @@ class ClientResponse:
                 self._conn.abort()
 
 
-class _Chunks:
-    """:meth:`ClientResponse.iter_chunks`: an async iterator class rather than an async generator (mypyc compiles
-    classes, not async generators). Like the generator it replaces, it aborts the connection when it stops
-    before the end of the body (an error, ``aclose`` after the first step, or dropped unfinished) and does
-    nothing for an iterator nobody started."""
+class _Chunks(GeneratorLike[bytes]):
+    """:meth:`ClientResponse.iter_chunks` (see :mod:`stellwerk.generator_like`): the connection is aborted when the
+    iteration stops before the end of the body."""
 
     def __init__(self, ex: _Exchange, conn: _Connection, loop: asyncio.AbstractEventLoop,
                  idle_timeout: float | None) -> None:
+        super().__init__()
         self._ex = ex
         self._conn = conn
         self._loop = loop
         self._idle_timeout = idle_timeout
-        self._started = False
-        self._over = False
-
-    def __aiter__(self) -> _Chunks:
-        return self
 
     async def __anext__(self) -> bytes:
         if self._over:
@@ -462,25 +458,14 @@ class _Chunks:
                 deadline = None if self._idle_timeout is None else self._loop.time() + self._idle_timeout
                 await _wait(ex, self._loop, deadline, conn)
         except BaseException:
-            self._close()
+            self._stop()
             raise
-        self._close()
+        self._over = True
         raise StopAsyncIteration
 
-    def _close(self) -> None:
-        self._over = True
+    def _abandon(self) -> None:
         if not self._ex.complete:
             self._conn.abort()
-
-    async def aclose(self) -> None:
-        if not self._over:
-            if self._started:
-                self._close()
-            self._over = True
-
-    def __del__(self) -> None:
-        if self._started and not self._over:
-            self._close()
 
 
 async def _wait(ex: _Exchange, loop: asyncio.AbstractEventLoop, deadline: float | None, conn: _Connection) -> None:

@@ -423,13 +423,13 @@ class _Connection(asyncio.Protocol):
                 transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))  # one write per frame: never a partial one
                 if self._paused_writing:
                     await self._drain()
-        except asyncio.CancelledError as cancelled:
+        except asyncio.CancelledError as cancelled:  # one name per type (compiled, a name has one type)
             if self._interrupted and not transport.is_closing():
                 event = self._server.interrupted_event(path)
                 transport.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
             error = cancelled
-        except ConnectionError as gone:
-            error = gone
+        except ConnectionError as lost:
+            error = lost
         except Exception:
             log.exception("stream producer failed after headers were sent; closing connection")
             failed = True

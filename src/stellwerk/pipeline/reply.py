@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from stellwerk.generator_like import GeneratorLike
 from stellwerk.telemetry.events import RequestFinished
 from stellwerk.usage import Usage
 
@@ -116,22 +117,17 @@ class ReplayStream:
         self._finish(499)
 
 
-# Async iterator classes rather than async generators (mypyc compiles classes, not async generators), ending
-# like the generators they replace: the reply completes (200) when its last chunk was handed out and the consumer
-# asks for more, and (499) on ``aclose`` after the first step or when the iterator is dropped unfinished.
+# (See :mod:`stellwerk.generator_like`.) The reply completes (200) when its last chunk was handed out and the
+# consumer asks for more, and (499) when closed or dropped after the first step.
 
 
-class _ReplayDicts:
+class _ReplayDicts(GeneratorLike[dict[str, Any]]):
     """Iterating a :class:`ReplayStream`: its chunks."""
 
     def __init__(self, stream: ReplayStream) -> None:
+        super().__init__()
         self._stream = stream
         self._next = 0
-        self._started = False
-        self._over = False
-
-    def __aiter__(self) -> _ReplayDicts:
-        return self
 
     async def __anext__(self) -> dict[str, Any]:
         if self._over:
@@ -145,16 +141,8 @@ class _ReplayDicts:
         self._stream._finish(200)
         raise StopAsyncIteration
 
-    async def aclose(self) -> None:
-        if not self._over:
-            self._over = True
-            if self._started:
-                self._stream._finish(499)
-
-    def __del__(self) -> None:
-        if self._started and not self._over:
-            self._over = True
-            self._stream._finish(499)
+    def _abandon(self) -> None:
+        self._stream._finish(499)
 
 
 class _ReplaySSE:

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from stellwerk.errors import Outcome, UpstreamError
+from stellwerk.generator_like import GeneratorLike
 from stellwerk.http.client import TransportError
 from stellwerk.pipeline import Call, Completion, Headers, Hook, Tap, interrupted_event
 from stellwerk.providers import Chunk, ChunkView, chunk_dict
@@ -106,7 +107,7 @@ class ChatStream:
                             return None
                         try:
                             data = await response.next_chunk(idle)
-                        except TransportError as lost:
+                        except TransportError as lost:  # not `err`: compiled, a name has one type per function
                             if self._finished:
                                 return None  # the answer was complete; only the end marker was lost
                             raise transport_error(lost) from None
@@ -174,8 +175,8 @@ class ChatStream:
                                   "model": first_chunk.get("model")}
         append_text = self._text.append
         drop_usage = not self._call.include_usage
-        dropped: list[int] | None = None  # positions, not the chunks: compiled, a tuple's identity is not kept
-        for position, chunk in enumerate(batch):  # the hot path: an unresumed stream
+        dropped: list[int] | None = None
+        for index, chunk in enumerate(batch):  # the hot path: an unresumed stream
             data = chunk[0]
             if data.__class__ is ChunkView:  # forwarded unchanged: read the view, never build a dict
                 choices: Any = data.choices
@@ -212,7 +213,7 @@ class ChatStream:
                 if drop_usage and not choices:  # we asked for it; the client did not
                     if dropped is None:
                         dropped = []
-                    dropped.append(position)
+                    dropped.append(index)  # by position: compiled, a chunk (a tuple) is rebuilt, never the same object
         keep = batch if dropped is None else [c for i, c in enumerate(batch) if i not in dropped]
         return self._as_continuation(keep) if self.resumed else keep
 
@@ -286,33 +287,27 @@ class ChatStream:
             self._finish(499, None)
 
 
-# The two consumers are async iterator classes rather than async generators (mypyc compiles classes, not async
-# generators), and end the stream (``_end``) where the generators they replace did: ``sse`` before it hands out
-# ``[DONE]`` (200) or the error event (502), and once more when asked for more after that (the generator's
-# ``finally``); iterating, when the answer is complete (200) or broke off (502, raised); both with 499 when reading
-# fails otherwise (cancelled), on ``aclose`` after the first step, or when dropped unfinished (where a generator's
-# finalizer would close it). An iterator closed before its first step leaves the stream alone.
+# The two consumers (see :mod:`stellwerk.generator_like`) end the stream (``_end``) where the generators they
+# replace did: ``sse`` before it hands out ``[DONE]`` (200) or the error event (502), and once more when asked for
+# more after that (the generator's ``finally``); iterating, when the answer is complete (200) or broke off (502,
+# raised); both with 499 when reading fails otherwise (cancelled), or when closed or dropped after the first step.
 
 
-class _SSE:
+class _SSE(GeneratorLike[bytes]):
     """:meth:`ChatStream.sse`: server-sent-event bytes, one batch of chunks per step."""
 
     def __init__(self, stream: ChatStream) -> None:
+        super().__init__()
         self._stream = stream
         self._status = 499  # unless it ends otherwise: cancelled, or the client went away
-        self._started = False
         self._last = False
         """The ``[DONE]`` or error event has been handed out: the next step ends the iteration."""
-        self._over = False
-
-    def __aiter__(self) -> _SSE:
-        return self
 
     async def __anext__(self) -> bytes:
         if self._over:
             raise StopAsyncIteration
         if self._last:
-            self._close()
+            self._stop()
             raise StopAsyncIteration
         self._started = True
         stream = self._stream
@@ -334,54 +329,37 @@ class _SSE:
                 return b"data: %s\n\n" % (raw if raw is not None else orjson.dumps(data))
             return b"".join([b"data: %s\n\n" % (raw if raw is not None else orjson.dumps(data)) for data, raw in batch])
         except BaseException:
-            self._close()
+            self._stop()
             raise
 
-    def _close(self) -> None:
-        self._over = True
+    def _abandon(self) -> None:
         self._stream._end(self._status)
 
-    async def aclose(self) -> None:
-        if not self._over:
-            if self._started:
-                self._close()
-            self._over = True
 
-    def __del__(self) -> None:
-        if self._started and not self._over:
-            self._close()
-
-
-class _Dicts:
+class _Dicts(GeneratorLike[dict[str, Any]]):
     """Iterating a :class:`ChatStream`: its chunks as dicts."""
 
     def __init__(self, stream: ChatStream) -> None:
+        super().__init__()
         self._stream = stream
         self._batch: list[Chunk] = []
         self._next = 0
-        self._started = False
-        self._over = False
-
-    def __aiter__(self) -> _Dicts:
-        return self
 
     async def __anext__(self) -> dict[str, Any]:
         if self._over:
             raise StopAsyncIteration
         self._started = True
         while self._next >= len(self._batch):
-            status = 499  # unless it ends otherwise: cancelled, or the consumer went away
             try:
                 batch = await self._stream._next_kept()
             except UpstreamError:
-                status = 502
-                self._close(status)
+                self._end(502)
                 raise
             except BaseException:
-                self._close(status)
+                self._stop()
                 raise
             if batch is None:
-                self._close(200)
+                self._end(200)
                 raise StopAsyncIteration
             self._batch, self._next = batch, 0
         chunk = self._batch[self._next]
@@ -389,19 +367,12 @@ class _Dicts:
         try:
             return chunk_dict(chunk)
         except BaseException:
-            self._close(499)
+            self._stop()
             raise
 
-    def _close(self, status: int) -> None:
+    def _end(self, status: int) -> None:
         self._over = True
         self._stream._end(status)
 
-    async def aclose(self) -> None:
-        if not self._over:
-            if self._started:
-                self._close(499)
-            self._over = True
-
-    def __del__(self) -> None:
-        if self._started and not self._over:
-            self._close(499)
+    def _abandon(self) -> None:
+        self._stream._end(499)  # cancelled, or the consumer went away
