@@ -92,7 +92,8 @@ def build() -> int:
     if done.returncode != 0:
         print(done.stdout[-4000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
         clean()
-        print("native build failed; Stellwerk runs as pure Python", file=sys.stderr)
+        print("native build failed (mypyc's output above): make the module compile (see this file's docstring) "
+              "or take it off native/modules.txt; until then Stellwerk runs as pure Python", file=sys.stderr)
         return 1
     MANIFEST.write_text(json.dumps({path: digest(SRC / path) for path in paths}, indent=1, sort_keys=True) + "\n")
     print(f"native build: {len(paths)} modules compiled (native/modules.txt)")
