@@ -49,12 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
 os.environ["STELLWERK_PURE"] = "1"  # the build's own import of the package needs no compiled module
-from stellwerk.native import MANIFEST, digest  # noqa: E402
-
-
-def modules() -> list[str]:
-    lines = (ROOT / "native" / "modules.txt").read_text().splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+from stellwerk.native import MANIFEST, digest, read_list  # noqa: E402
 
 
 def clean() -> None:
@@ -80,7 +75,7 @@ def build() -> int:
         print(f"native build skipped: {reason}; Stellwerk runs as pure Python", file=sys.stderr)
         return 1 if os.environ.get("CI") == "true" else 0
     clean()
-    paths = modules()
+    paths = read_list(ROOT / "native" / "modules.txt")
     with tempfile.TemporaryDirectory(prefix="stellwerk-native-") as tmp:
         # mypyc's C files and the objects go to a temporary folder; the extensions land next to their
         # sources (build_ext --inplace, run in src/).

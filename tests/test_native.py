@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 import stellwerk.native as native
-from stellwerk.native import FromSource, decide, digest, module_name
+from stellwerk.native import FromSource, decide, digest, module_name, read_list
 
 ROOT = Path(__file__).resolve().parent.parent
-LISTED = [line.strip() for line in (ROOT / "native" / "modules.txt").read_text().splitlines()
-          if line.strip() and not line.startswith("#")]
+LISTED = read_list(ROOT / "native" / "modules.txt")
 
 
 def _tree(tmp_path: Path) -> tuple[Path, Path]:

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["MANIFEST", "compiled", "decide", "digest"]
+__all__ = ["MANIFEST", "compiled", "decide", "digest", "read_list"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = Path(__file__).with_name("native.json")
@@ -27,6 +27,12 @@ MANIFEST = Path(__file__).with_name("native.json")
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_list(path: Path) -> list[str]:
+    """The sources a module list (``native/modules.txt``) names: one path under ``src/`` a line, ``#`` comments."""
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def module_name(path: str) -> str:

@@ -109,6 +109,13 @@ class _Failed:
 _FAILED = _Failed()
 
 
+def _drop_timer(timer: list[asyncio.Task[None]]) -> None:
+    """Cancel and forget the hedge timer, if one runs."""
+    for pending in timer:
+        pending.cancel()
+    timer.clear()
+
+
 class AttemptLoop(Generic[T]):
     """One model's attempts for one call. Built with everything it needs; ``run`` once."""
 
@@ -335,9 +342,7 @@ class AttemptLoop(Generic[T]):
 
     async def _stop(self, tasks: dict[asyncio.Task[tuple[T, Lease] | _Failed], Deployment],
                     timer: list[asyncio.Task[None]]) -> None:
-        for pending in timer:
-            pending.cancel()
-        timer.clear()
+        _drop_timer(timer)
         await self._cancel(tasks)
 
     async def _race(self, dep: Deployment, tasks: dict[asyncio.Task[tuple[T, Lease] | _Failed], Deployment],
@@ -365,13 +370,10 @@ class AttemptLoop(Generic[T]):
                 tasks.pop(task)
                 result: tuple[T, Lease] | _Failed = task.result()  # re-raises CLIENT_ERROR / ModelFailed
                 if not isinstance(result, _Failed):
-                    await self._cancel(tasks)
-                    return result
+                    return result  # the others are cancelled by _hedged
             if tasks and delay is not None:
                 delay = None  # one failed early: just wait for the other
-                for pending in timer:
-                    pending.cancel()
-                timer.clear()
+                _drop_timer(timer)
         return _FAILED
 
     @staticmethod
