@@ -33,6 +33,7 @@ they do at full speed (an extra write, read and reply per request that the real 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -48,6 +49,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from cluster.common import fast_sim, gateway, port_of
+from harness.load import _WRK_DONE, chat_body
 from harness.procs import free_port
 from instructions import KEY, SERVE, _send, _total, _wait
 
@@ -88,15 +90,41 @@ class Cpu:
         return total, int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def send(port: int, n: int, stream: bool, concurrency: int) -> None:
+def send(port: int, n: int, stream: bool, concurrency: int, wrk: int = 0, seconds: float = 0.0) -> int:
+    """``n`` requests from ``concurrency`` client threads; or, with ``wrk`` connections, ``wrk`` for
+    ``seconds`` (the load a busy gateway sees). The requests made."""
+    if wrk:
+        return _wrk(port, stream, wrk, seconds)
     if concurrency == 1:
         _send(port, n, stream, True)
-        return
+        return n
     threads = [threading.Thread(target=_send, args=(port, n // concurrency, stream, True)) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return n // concurrency * concurrency
+
+
+def _wrk(port: int, stream: bool, connections: int, seconds: float) -> int:
+    """``wrk`` with ``connections`` keep-alive connections for ``seconds``, on one thread; the requests it
+    completed (any error or non-200 answer stops the benchmark)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "wrk.lua"
+        headers = {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
+        script.write_text("\n".join(['wrk.method = "POST"', f"wrk.body = [==[{chat_body(stream).decode()}]==]",
+                                     *(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())]) + _WRK_DONE)
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout=10s", "-s", str(script),
+                              f"http://127.0.0.1:{port}/v1/chat/completions"],
+                             capture_output=True, text=True, timeout=seconds + 60, check=False)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if line is None:
+        raise SystemExit(f"wrk failed ({out.returncode}): {out.stderr.strip() or out.stdout.strip()}")
+    result = json.loads(line[6:])
+    errors = {k: result[k] for k in ("connect", "read", "write", "status", "timeout") if result[k]}
+    if errors:
+        raise SystemExit(f"wrk saw errors: {errors}")
+    return int(result["requests"])
 
 
 @contextmanager
@@ -138,7 +166,7 @@ def run_cpu(args: argparse.Namespace, work: Path, upstream: str, redis: str, red
                 server = Cpu(redis_pid) if redis_pid is not None else None
                 for stream in (False, True):
                     before, server_before = cpu.read(), server.read() if server else (0.0, 0.0, 0.0)
-                    send(port_of(proc), n, stream, args.concurrency)
+                    n = send(port_of(proc), args.requests, stream, args.concurrency, args.wrk, args.seconds)
                     after, server_after = cpu.read(), server.read() if server else (0.0, 0.0, 0.0)
                     rows.setdefault((mode, stream), []).append(
                         ((after[0] - before[0]) / n * 1e6, (after[1] - before[1]) / n * 1e6,
@@ -149,8 +177,10 @@ def run_cpu(args: argparse.Namespace, work: Path, upstream: str, redis: str, red
     def spread(values: list[float]) -> str:
         return f"{statistics.median(values):7.1f} ({min(values):.1f} to {max(values):.1f})"
 
-    print(f"CPU µs per request, median (lowest to highest) of {args.rounds} interleaved rounds of {n} requests, "
-          f"concurrency {args.concurrency}; load average {min(load):.1f} to {max(load):.1f}")
+    what = (f"{args.seconds:g} s of wrk with {args.wrk} connections" if args.wrk
+            else f"{n} requests, concurrency {args.concurrency}")
+    print(f"CPU µs per request, median (lowest to highest) of {args.rounds} interleaved rounds of {what}; "
+          f"load average {min(load):.1f} to {max(load):.1f}")
     for stream in (False, True):
         kind = "stream" if stream else "json"
         local, shared = rows[("local", stream)], rows[("redis", stream)]
@@ -242,6 +272,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=0, help="default: 5, or 1 with --instructions")
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--wrk", type=int, default=0, metavar="CONNECTIONS",
+                        help="load from wrk with this many connections for --seconds, instead of client threads")
+    parser.add_argument("--seconds", type=float, default=5.0, help="with --wrk: seconds of each measurement")
     parser.add_argument("--base", default="", help="another checkout's src folder: its gateway with limits in "
                                                     "Redis is measured in the same rounds (before/after)")
     parser.add_argument("--redis", default="", help="a Redis URL (default: a redis-server of this run's own)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -49,6 +50,14 @@ def stellwerk_bin() -> Path:
 
 def _chat_ok(port: int) -> bool:
     return probe.is_ok(port, "POST", CHAT_PATH, chat_body(False), request_headers())
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def _has_subcommand(argv: list[str]) -> str | None:
@@ -173,6 +182,40 @@ keys:
     budget: {{usd: 1000000, period: 1d}}
 """
         return stellwerk_yaml(upstream, model="\n    strategy: failover", server=server)
+
+
+class StellwerkLimits(StellwerkKeys):
+    """``stellwerk-keys`` with an rpm and tpm on the deployment too (far above what is sent), all counted in
+    this process: the local side of ``--targets stellwerk-limits,stellwerk-redis`` (issue 15)."""
+
+    name = "stellwerk-limits"
+
+    def config(self, upstream: str, workdir: Path) -> str:
+        return super().config(upstream, workdir).replace(
+            "        api_key: sk-sim\n", "        api_key: sk-sim\n        rpm: 1000000000\n        tpm: 1000000000\n")
+
+
+class StellwerkRedis(StellwerkLimits):
+    """``stellwerk-limits`` with ``server.redis``: the key's and the deployment's rpm and tpm are checked and
+    counted across replicas (one ADMIT round per request, or per batch of requests that meet in flight;
+    reconciliations ride along). The redis-server is the run's own, pinned to the load CPU with the upstream
+    and wrk, so the gateway's CPU is the figure."""
+
+    name = "stellwerk-redis"
+
+    def unavailable(self) -> str | None:
+        return super().unavailable() or (None if shutil.which("redis-server") else "redis-server is not installed")
+
+    def start(self, procs: Procs, upstream: str, workdir: Path) -> Running:
+        port = free_port()
+        redis = procs.start("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], LOAD_CPU)
+        redis.wait_ready(lambda: _port_open(port), timeout=30)
+        self._redis = f"redis://127.0.0.1:{port}/0"
+        return super().start(procs, upstream, workdir)
+
+    def config(self, upstream: str, workdir: Path) -> str:
+        return super().config(upstream, workdir).replace("server:\n", f"server:\n  redis: {self._redis}\n", 1)
 
 
 class StellwerkLedger(Stellwerk):
@@ -317,5 +360,5 @@ general_settings:
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (Direct(), Stellwerk(), StellwerkPure(), StellwerkLedger(),
-                                                   StellwerkKeys(), StellwerkBefore(),
+                                                   StellwerkKeys(), StellwerkLimits(), StellwerkRedis(), StellwerkBefore(),
                                                    StellwerkWorkers(), Nginx(), LiteLLM())}

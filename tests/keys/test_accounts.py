@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 import sys
 from pathlib import Path
 
@@ -127,3 +129,32 @@ def test_minute_window_sums_and_reset_in() -> None:
     assert (window.requests, window.tokens) == (1, 500) and window.reset_in(160.5, 1) == pytest.approx(9.5)
     window.advance(170)
     assert (window.requests, window.tokens) == (0, 0) and window.reset_in(170.0, 1) == 0
+
+
+def test_reset_after_is_reset_in_rounded_up_at_any_instant_of_the_second() -> None:
+    window = MinuteWindow()
+    for second, requests, tokens in ((100, 1, 0), (103, 0, 50), (130, 2, 7)):
+        window.advance(second)
+        window.count(second, requests, tokens)
+    for now in (130.0, 130.25, 131.999, 150.5, 159.0, 162.75, 189.5):
+        second = int(now)
+        window.advance(second)
+        for series in (1, 2):
+            assert window.reset_after(second, series) == math.ceil(window.reset_in(now, series)), (now, series)
+
+
+def test_the_window_agrees_with_a_plain_list_of_seconds() -> None:
+    rng = random.Random(7)
+    window, counted = MinuteWindow(), []
+    second = 0
+    for _ in range(3000):
+        second += rng.choice((0, 0, 0, 1, 2, 30, 61))
+        requests, tokens = rng.choice((0, 1)), rng.choice((0, 0, 5, 300))
+        window.advance(second)
+        window.count(second, requests, tokens)
+        counted.append((second, requests, tokens))
+        alive = [c for c in counted if c[0] > second - 60]
+        assert (window.requests, window.tokens) == (sum(c[1] for c in alive), sum(c[2] for c in alive))
+        for series in (1, 2):
+            oldest = next((c[0] for c in alive if c[series]), None)
+            assert window.reset_after(second, series) == (0 if oldest is None else oldest + 60 - second)

@@ -48,10 +48,11 @@ def answer_headers(reply: Reply, call: Call) -> list[tuple[str, str]]:
     if isinstance(reply, Result):
         headers.append(("x-stellwerk-cost", f"{reply.cost:.8f}"))
     extra = reply.headers  # middlewares' own: x-ratelimit-*, x-stellwerk-cache, ...
-    if extra and _ANSWER_NAMES.isdisjoint(dict(extra)):  # the usual case, without a filtering pass
-        headers += extra
-        return headers
-    return merge_headers(headers, extra)
+    for name, _ in extra:
+        if name in _ANSWER_NAMES:  # a middleware's header replaces the front door's
+            return merge_headers(headers, extra)
+    headers += extra
+    return headers
 
 
 _ANSWER_NAMES = frozenset({"x-request-id", "x-stellwerk-deployment", "x-stellwerk-attempts", "x-stellwerk-route",

@@ -232,7 +232,7 @@ class Accounts:
             account.reserved_tokens += tokens
             account.reserved_cost += cost
             account.period_requests += 1
-        return Ticket(accounts, tokens, cost, _header_block(requests, requests_left, by_tokens, tokens_left, now),
+        return Ticket(accounts, tokens, cost, _header_block(requests, requests_left, by_tokens, tokens_left, second),
                       self._clock)
 
     def _group(self, name: str, key: KeyRecord | None, team: TeamRecord | None) -> _Group:
@@ -306,19 +306,20 @@ def _headers(accounts: Sequence[Account], now: float) -> list[tuple[str, str]]:
             left = account.tpm - account.window.tokens - account.reserved_tokens
             if by_tokens is None or left < tokens_left:
                 by_tokens, tokens_left = account, left
-    return _header_block(requests, requests_left, by_tokens, tokens_left, now)
+    return _header_block(requests, requests_left, by_tokens, tokens_left, int(now))
 
 
 def _header_block(requests: Account | None, requests_left: int, by_tokens: Account | None, tokens_left: int,
-                  now: float) -> list[tuple[str, str]]:
-    """The ``x-ratelimit-*`` headers of the account with the tightest rpm and the one with the tightest tpm."""
+                  second: int) -> list[tuple[str, str]]:
+    """The ``x-ratelimit-*`` headers of the account with the tightest rpm and the one with the tightest tpm, at
+    an instant in ``second``."""
     headers: list[tuple[str, str]] = []
     if requests is not None:
         headers += (requests.rpm_header, ("x-ratelimit-remaining-requests", _left(requests_left)),
-                    ("x-ratelimit-reset-requests", _duration(requests.window.reset_in(now, 1))))
+                    ("x-ratelimit-reset-requests", _duration(requests.window.reset_after(second, 1))))
     if by_tokens is not None:
         headers += (by_tokens.tpm_header, ("x-ratelimit-remaining-tokens", _left(tokens_left)),
-                    ("x-ratelimit-reset-tokens", _duration(by_tokens.window.reset_in(now, 2))))
+                    ("x-ratelimit-reset-tokens", _duration(by_tokens.window.reset_after(second, 2))))
     return headers
 
 
@@ -330,10 +331,9 @@ def _retry(seconds: float) -> tuple[str, str]:
     return ("retry-after", str(max(1, math.ceil(seconds))))
 
 
-_SECONDS = tuple(f"{s}s" for s in range(60))
+_SECONDS = tuple(f"{s}s" if s < 60 else "1m0s" for s in range(61))
 
 
-def _duration(seconds: float) -> str:
-    """OpenAI's form of a reset time: ``0s``, ``12s``, ``6m0s``."""
-    whole = math.ceil(seconds)
-    return _SECONDS[whole] if whole < 60 else f"{whole // 60}m{whole % 60}s"
+def _duration(whole: int) -> str:
+    """OpenAI's form of a reset time in whole seconds: ``0s``, ``12s``, ``1m0s``."""
+    return _SECONDS[whole] if whole <= 60 else f"{whole // 60}m{whole % 60}s"

@@ -4,6 +4,16 @@ Loaded from the :class:`~stellwerk.state.KeyStore` at start (plus the keys
 declared in the config file); every change is written to the store first and
 then swapped into the index, so a revoked key is refused from the next
 request on. Nothing here waits on the store while authenticating.
+
+A secret that authenticated once is remembered with its hash (at most
+:data:`VERIFIED` of them), so a client's next requests skip the SHA-256: the
+lookup is a dict lookup of the secret itself, and the hash it finds is then
+looked up in the live index like a computed one, so a revoked, replaced or
+expired key is refused just the same. Only secrets that authenticated are
+kept (a flood of wrong keys hashes every time and remembers nothing). The
+trade-off: the secrets of keys in use stay in this process's memory for its
+lifetime, as the providers' API keys of the config do; the store and the
+records still hold hashes only.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ MASTER = "master"
 """The key id requests made with ``server.master_key`` are recorded under."""
 MASTER_PRINCIPAL = Principal(key_id=MASTER, scopes=frozenset({"inference", "admin"}))
 
+VERIFIED = 4096
+"""Secrets remembered with their hash at most (the memory is cleared when full)."""
 _INVALID = "Invalid API key: send a gateway key as 'Authorization: Bearer', 'x-api-key' or 'api-key' (invalid_api_key)."
 
 
@@ -43,6 +55,8 @@ class Keyring:
         self._by_id: dict[str, KeyRecord] = {}
         self._principals: dict[str, Principal] = {}
         self._teams: dict[str, TeamRecord] = {}
+        self._verified: dict[str, str] = {}
+        """Secrets that authenticated, with their hash (see the module's docstring)."""
         self.changed: Callable[[KeyRecord | TeamRecord], None] | None = None
         """Told of every change made here (the cluster tells the other replicas)."""
 
@@ -86,15 +100,32 @@ class Keyring:
         if not secret:
             raise AuthenticationError("Missing API key: send a gateway key as 'Authorization: Bearer', "
                                       "'x-api-key' or 'api-key' (invalid_api_key).")
-        digest = hash_secret(secret)
-        key = self._by_hash.get(digest)
-        if key is None or not same_hash(digest, key.hash):
-            if self._master is not None and same_hash(digest, self._master):
-                return MASTER_PRINCIPAL
-            raise AuthenticationError(_INVALID)
+        digest = self._verified.get(secret)
+        if digest is not None:  # authenticated before: the same secret, so the same hash
+            key = self._by_hash.get(digest)
+            if key is None:
+                if digest is self._master:
+                    return MASTER_PRINCIPAL
+                del self._verified[secret]  # revoked or replaced since
+                raise AuthenticationError(_INVALID)
+        else:
+            digest = hash_secret(secret)
+            key = self._by_hash.get(digest)
+            if key is None or not same_hash(digest, key.hash):
+                if self._master is not None and same_hash(digest, self._master):
+                    self._remember(secret, self._master)
+                    return MASTER_PRINCIPAL
+                raise AuthenticationError(_INVALID)
+            self._remember(secret, key.hash)
         if key.expires_at is not None and self.wall() >= key.expires_at:
             raise AuthenticationError(f"The API key {key.id} has expired (invalid_api_key).")
         return self._principals[key.id]
+
+    def _remember(self, secret: str, digest: str) -> None:
+        verified = self._verified
+        if len(verified) >= VERIFIED:
+            verified.clear()
+        verified[secret] = digest
 
     def check_model(self, key: KeyRecord, model: str) -> None:
         """:class:`PermissionDeniedError` when the key or its team may not use ``model``."""

@@ -16,6 +16,7 @@ call without a principal (auth off) passes untouched. The arithmetic is in
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from stellwerk.keys.accounts import Accounts
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from stellwerk.cluster.limits import SharedLimits
 
 __all__ = ["Limits"]
+
+log = logging.getLogger("stellwerk.pipeline")
 
 
 class Limits:
@@ -69,8 +72,15 @@ class Limits:
             if counting is not None:
                 await counting
         reply.headers = (*reply.headers, *ticket.headers)
-        if isinstance(reply, Result) and reply.record is None:  # a middleware's own answer, complete
-            ticket.release()
+        if isinstance(reply, Result):  # complete: settled now (what on_complete would do, without its hook call)
+            record = reply.record
+            if record is None:  # a middleware's own answer
+                ticket.release()
+            else:
+                try:
+                    ticket.settle(record)
+                except Exception:  # as run_hook would: the answer stands
+                    log.exception("settling the limits of %s failed", record.request_id)
         else:
             reply.on_complete(ticket.settle)
         return reply
