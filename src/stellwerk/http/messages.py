@@ -125,7 +125,13 @@ def encode_head(status: int, content_type: str, extra: list[tuple[str, str]] | N
     about as much as the formatting of a header)."""
     out = bytearray(_status_line(status, content_type))
     if extra:
-        out += "".join([f"\r\n{name}: {value}" for name, value in extra]).encode("latin-1")
+        parts: list[str] = []
+        for name, value in extra:  # one join of the pieces: cheaper than formatting each line
+            parts.append("\r\n")
+            parts.append(name)
+            parts.append(": ")
+            parts.append(value)
+        out += "".join(parts).encode("latin-1")
     if not keep_alive:
         out += b"\r\nconnection: close"
     return out
