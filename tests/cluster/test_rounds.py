@@ -45,6 +45,36 @@ async def test_admissions_that_meet_in_flight_share_the_next_round(prefix: str) 
         await node.close()
 
 
+async def test_a_cancelled_admission_leaves_the_others_of_its_round_alone(prefix: str) -> None:
+    """A client that goes away while its admission is in a round (its task cancelled) must not end the other
+    admissions of that round, nor break the round's reply (found under load: wrk closing its connections)."""
+    node = Cluster(MACHINE_REDIS, prefix=prefix, timeout=GUARD, wall=Wall(), sleep=never, replica_id="a")
+    await node.start()
+    try:
+        rounds = SharedLimits(node).rounds
+        key = rounds.account("key:k", 100, None)
+        first = rounds.join((key,), (1,))  # goes at once, alone
+        shared = [rounds.join((key,), (1,)) for _ in range(3)]  # wait for it, then share the next round
+        assert first is not None and all(j is not None for j in shared)
+
+        async def admitted(joined: tuple[object, int] | None) -> tuple[int, int, int, int] | None:
+            assert joined is not None
+            rnd, index = joined
+            return outcome(await rnd.future, index)  # type: ignore[attr-defined]
+
+        tasks = [asyncio.ensure_future(admitted(j)) for j in (first, *shared)]
+        await asyncio.sleep(0)  # every task awaits its round now
+        tasks[2].cancel()  # the second admission of the shared round goes away
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(results[2], asyncio.CancelledError)
+        assert [r[1] for r in results if isinstance(r, tuple)] == [0, 0, 0]  # the rest admitted
+        assert node.up
+        again = rounds.join((key,), (1,))
+        assert again is not None and outcome(await again[0].future, again[1]) is not None
+    finally:
+        await node.close()
+
+
 async def test_a_reconciliation_alone_goes_out_after_a_short_delay(prefix: str) -> None:
     node = Cluster(MACHINE_REDIS, prefix=prefix, timeout=GUARD, wall=Wall(), sleep=never, replica_id="a")
     await node.start()

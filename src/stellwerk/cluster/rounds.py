@@ -26,6 +26,7 @@ from typing import Any
 from .node import Cluster
 from .resp import ConnectionLost, RespError, bulk
 from .scripts import ADMIT
+from .shared_future import SharedFuture
 
 __all__ = ["Account", "Round", "Rounds", "outcome"]
 
@@ -53,8 +54,9 @@ class Account:
 
 
 class Round:
-    """The admissions of one ADMIT call: their keys and arguments, encoded; one future for all of them,
-    whose result is ``(second, reply)`` (0: all admitted, else three integers per admission) or None (Redis
+    """The admissions of one ADMIT call: their keys and arguments, encoded; one future for all of them (a
+    :class:`~.shared_future.SharedFuture`: one admission's cancelled task does not cancel the others), whose
+    result is ``(second, reply)`` (0: all admitted, else three integers per admission) or None (Redis
     did not answer)."""
 
     __slots__ = ("argc", "args", "body", "future", "keys", "size")
@@ -109,7 +111,7 @@ class Rounds:
             return None
         rnd = self._next
         if rnd is None:
-            rnd = self._next = Round(asyncio.get_running_loop().create_future())
+            rnd = self._next = Round(SharedFuture(loop=asyncio.get_running_loop()))
         index = rnd.size
         rnd.size = index + 1
         keys, args, encode = rnd.keys, rnd.args, self.encode_int
@@ -149,7 +151,7 @@ class Rounds:
     def _send(self) -> None:
         rnd, self._next = self._next, None
         if rnd is None:
-            rnd = Round(asyncio.get_running_loop().create_future())
+            rnd = Round(SharedFuture(loop=asyncio.get_running_loop()))
         cluster = self.cluster
         conn = cluster.connection
         if conn is None:
