@@ -6,7 +6,7 @@ import orjson
 
 from stellwerk.errors import AllAttemptsFailedError, StellwerkError, UpstreamError
 from stellwerk.http.server import Response
-from stellwerk.pipeline import Call, Reply, Result, merge_headers
+from stellwerk.pipeline import Call, Reply, is_result, merge_headers
 
 __all__ = ["error_body", "error_response", "http_layer_error", "stream_interrupted_event"]
 
@@ -45,7 +45,7 @@ def answer_headers(reply: Reply, call: Call) -> list[tuple[str, str]]:
     headers = [("x-request-id", call.request_id), ("x-stellwerk-deployment", reply.deployment),
                ("x-stellwerk-attempts", str(reply.attempts)), ("x-stellwerk-route", reply.route),
                ("x-stellwerk-config-version", str(call.table.version))]
-    if isinstance(reply, Result):
+    if is_result(reply):
         headers.append(("x-stellwerk-cost", f"{reply.cost:.8f}"))
     extra = reply.headers  # middlewares' own: x-ratelimit-*, x-stellwerk-cache, ...
     for name, _ in extra:

@@ -15,6 +15,7 @@ from .reply import (
     Tap,
     broke_off,
     interrupted_event,
+    is_result,
     merge_headers,
 )
 
@@ -39,5 +40,6 @@ __all__ = [
     "broke_off",
     "compose",
     "interrupted_event",
+    "is_result",
     "merge_headers",
 ]

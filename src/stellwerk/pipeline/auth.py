@@ -29,6 +29,8 @@ def secret_of(headers: Mapping[str, str]) -> str | None:
     """The key a client sent, in any of the three headers SDKs use."""
     value = headers.get("authorization")
     if value is not None:
+        if value.startswith("Bearer "):  # as SDKs send it
+            return value[7:].strip()
         scheme, _, token = value.partition(" ")
         return token.strip() if scheme.lower() == "bearer" else None
     return headers.get("x-api-key") or headers.get("api-key")

@@ -24,7 +24,7 @@ from stellwerk.keys.keyring import Keyring
 
 from .call import Call
 from .chain import Handler
-from .reply import Reply, Result
+from .reply import Reply, is_result
 
 if TYPE_CHECKING:
     from stellwerk.cluster.limits import SharedLimits
@@ -72,7 +72,7 @@ class Limits:
             if counting is not None:
                 await counting
         reply.headers = (*reply.headers, *ticket.headers)
-        if isinstance(reply, Result):  # complete: settled now (what on_complete would do, without its hook call)
+        if is_result(reply):  # complete: settled now (what on_complete would do, without its hook call)
             record = reply.record
             if record is None:  # a middleware's own answer
                 ticket.release()

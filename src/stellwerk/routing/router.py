@@ -36,6 +36,7 @@ from stellwerk.pipeline import (
     Reply,
     Result,
     compose,
+    is_result,
 )
 from stellwerk.state import Cache, MemoryStateStore, StateStore
 from stellwerk.telemetry import Events, Listener, RequestFinished, RequestStarted
@@ -226,11 +227,11 @@ class Router:
         except Exception:
             self._failed(call, 500, None)  # a bug: the gateway answers 500
             raise
-        if isinstance(reply, Result) and reply.record is None:  # a middleware's own answer
+        if is_result(reply) and reply.record is None:  # a middleware's own answer
             reply.record = call.finished(self._clock(), status=200, deployment=reply.deployment, attempts=(),
                                          usage=reply.usage, cost=reply.cost, route=reply.route)
         if RequestFinished in events.heard:
-            if isinstance(reply, Result) and reply.record is not None:
+            if is_result(reply) and reply.record is not None:
                 events.emit(reply.record)  # complete already (the common case: no hook object needed)
             else:
                 reply.on_complete(events.emit)
