@@ -9,8 +9,7 @@ compiled.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -19,19 +18,11 @@ import orjson
 from stellwerk.telemetry.events import RequestFinished
 from stellwerk.usage import Usage
 
+from .hooks import Hook, run_hook
+
 __all__ = ["ChatResult", "EmbeddingsResult", "Headers", "Hook", "Result", "Stream", "run_hook"]
 
-log = logging.getLogger("stellwerk.pipeline")
-
-Hook = Callable[[RequestFinished], None]
 Headers = tuple[tuple[str, str], ...]
-
-
-def run_hook(hook: Hook, record: RequestFinished) -> None:
-    try:
-        hook(record)
-    except Exception:
-        log.exception("completion hook %r failed", hook)
 
 
 class Result(msgspec.Struct):
