@@ -63,6 +63,10 @@ class Cluster:
         """Notice kind ─► what applies it here (``key``, ``team``, ``breaker``, ``config``)."""
         self.resyncs: list[Callable[[list[bytes]], None]] = []
         """Called with the open breakers (flat: deployment, until) after every heartbeat."""
+        self.closing: list[Callable[[], Awaitable[None]]] = []
+        """Awaited by :meth:`close` while Redis is still up (leases give back what they hold)."""
+        self.epoch = 0
+        """Connections made so far: what was counted on an earlier one may be gone (a restarted Redis)."""
         self._conn: RespConnection | None = None
         self._sub: RespConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -84,6 +88,8 @@ class Cluster:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._conn is not None and self.up:  # leave the replica list at once
+            for hook in self.closing:
+                await hook()
             with contextlib.suppress(ConnectionLost, RespError):
                 self._conn.send("HDEL", self.key("replicas"), self.id)
                 await self._conn.call("ZREM", self.key("beats"), self.id)
@@ -118,6 +124,7 @@ class Cluster:
             self.down(err)
             return False
         self._conn, self._sub, self.up = conn, sub, True
+        self.epoch += 1
         if self._warned > -math.inf:
             log.warning("redis at %s answers again: shared limits, health and notices are back", self._where())
             self._warned = -math.inf
