@@ -35,6 +35,15 @@ async def ask(rounds: Rounds, accounts: list[Account], wants: list[int], needs: 
         return await told
 
 
+async def hold(shared: SharedLimits, wall: Wall, accounts: list[Account], used: int) -> None:
+    """Use ``accounts`` ``used`` times in one second (a quiet account asks exactly), then once in the next:
+    that ask is for ``used``, so ``used - 1`` are left in hand (far from the limits)."""
+    for _ in range(used):
+        assert (await shared.leases.draw(accounts, [0] * len(accounts)))[1] == 0
+    wall.now += 1
+    assert (await shared.leases.draw(accounts, [0] * len(accounts)))[1] == 0
+
+
 async def window(prefix: str, name: str) -> tuple[int, int]:
     """An account's requests and tokens in the window, as Redis has them."""
     conn = await connect(MACHINE_REDIS, GUARD)
@@ -103,10 +112,7 @@ async def test_unused_allowance_goes_back_on_expiry_and_another_replica_takes_it
     (a, first), (b, second) = await started(prefix, wall, "a", 2), await started(prefix, wall, "b", 2)
     try:
         account = [first.rounds.account("key:k", 40, None)]
-        for _ in range(4):
-            assert (await first.leases.draw(account, [0]))[1] == 0
-        wall.now += 1
-        assert (await first.leases.draw(account, [0]))[1] == 0  # asked for 4, took 1: 3 in hand
+        await hold(first, wall, account, 4)
         assert first.leases.allowance(account[0].key).requests == 3
         other = [second.rounds.account("key:k", 40, None)]
         admitted = 0
@@ -130,11 +136,8 @@ async def test_a_refused_round_gives_back_the_local_takes(prefix: str) -> None:
     (a, first), (b, second) = await started(prefix, wall, "a"), await started(prefix, wall, "b")
     try:
         key, dep = first.rounds.account("key:k", 1000, None), first.rounds.account("dep:d", 2, None)
-        for _ in range(3):
-            assert (await first.leases.draw([key], [0]))[1] == 0
-        wall.now += 1
-        assert (await first.leases.draw([key], [0]))[1] == 0
-        assert first.leases.allowance(key.key).requests == 2  # asked 3, took 1
+        await hold(first, wall, [key], 3)
+        assert first.leases.allowance(key.key).requests == 2
         for _ in range(2):  # the other replica fills the deployment
             assert (await second.leases.draw([second.rounds.account("dep:d", 2, None)], [0]))[1] == 0
         ats, full, requests, _ = await first.leases.draw([key, dep], [0, 0])
@@ -151,10 +154,7 @@ async def test_changed_limits_give_the_allowance_back(prefix: str) -> None:
     node, shared = await started(prefix, wall, "a")
     try:
         old = [shared.rounds.account("key:k", 100, None)]
-        for _ in range(5):
-            await shared.leases.draw(old, [0])
-        wall.now += 1
-        await shared.leases.draw(old, [0])
+        await hold(shared, wall, old, 5)
         assert shared.leases.allowance(old[0].key).requests == 4 and await window(prefix, "key:k") == (10, 0)
         new = [shared.rounds.account("key:k", 8, None)]  # the key's rpm lowered: the allowance is not used
         assert await shared.leases.draw(new, [0]) == ([T0 + 1], 0, 0, 0)
@@ -170,10 +170,7 @@ async def test_redis_down_mid_lease_spends_the_allowance_until_it_expires(prefix
     node, shared = await started(prefix, wall, "a")
     try:
         account = [shared.rounds.account("dep:d", 100, None)]
-        for _ in range(3):
-            await shared.leases.draw(account, [0])
-        wall.now += 1
-        await shared.leases.draw(account, [0])  # 2 in hand
+        await hold(shared, wall, account, 3)  # 2 in hand
         sent = shared.rounds.sent
         node.down(ConnectionLost("test"))
         assert await shared.leases.draw(account, [0]) == ([T0 + 1], 0, 0, 0)  # spent without Redis
@@ -197,7 +194,7 @@ async def test_a_cancelled_request_leaves_its_round_alone_and_its_grant_is_kept(
         account = [shared.rounds.account("key:k", 100, None)]
         for _ in range(5):
             await shared.leases.draw(account, [0])
-        wall.now += 1
+        wall.now += 1  # used 5 times in the second before
         first = asyncio.ensure_future(shared.leases.draw(account, [0]))  # goes alone, asks for 5
         others = [asyncio.ensure_future(shared.leases.draw(account, [0])) for _ in range(2)]  # the next round
         await asyncio.sleep(0)

@@ -12,16 +12,17 @@
     expiry (a sweep every LEASE s), changed limits, replacement, shutdown ─► the unused rest goes back to
                                         Redis, to the second it was counted in
 
-The ask is ``want`` requests and ``want * need`` tokens: ``want`` is 1, or, for an account this replica
-used in the previous second (sustained traffic) and with no such ask in flight, its recent use here
-(1..``MAX_ASK``). Redis grants less near the limits (``rest / 2 * replicas``, :mod:`.scripts`).
+The ask is ``want`` requests and ``want * need`` tokens: ``want`` is this replica's use of the account
+in its last second of use (or in the current one, if more; 1..``MAX_ASK``), or 1 when it has no such
+second in the window or an ask for more is in flight already. Redis grants less near the limits
+(``rest / 2 * replicas``, :mod:`.scripts`).
 
 Exactness: Redis counts what it grants and never grants past a limit, so the replicas together never
 admit more than the limit (tpm: at most one request's reservation past it, as without leases). They can
 admit less while a replica holds an allowance it does not use: near the limit at most ``rest / 2n`` per
 replica (1 request once fewer than ``4n`` are left), for at most LEASE seconds, after which it is given
-back and the others can take it. A burst on a quiet account asks exactly (no use in the previous second),
-so it is admitted exactly up to the limit. An allowance granted before Redis was lost is spent until it
+back and the others can take it. A burst on an account unused for a minute asks exactly, so it is
+admitted exactly up to the limit. An allowance granted before Redis was lost is spent until it
 expires, never given back (Redis may have restarted empty: giving back could over-admit).
 """
 
@@ -41,12 +42,14 @@ MAX_ASK = 64
 """Requests asked for at most in one lease."""
 _HELD = 4096
 """Accounts with allowances at most (all are given back when full)."""
+_WINDOW = 60
+"""Seconds of a window: use older than that says nothing about the next lease."""
 
 
 class Allowance:
     """What this replica may still admit on one account without asking: ``requests`` and ``tokens``,
     counted in second ``at`` by Redis connection ``epoch`` under limits ``rpm``/``tpm``, until ``until``;
-    and this replica's use of the account (``used`` in ``second``, ``last`` in the second before)."""
+    and this replica's use of the account (``used`` in ``second``, ``last`` in its second of use before)."""
 
     __slots__ = ("asking", "at", "epoch", "last", "requests", "rpm", "second", "tokens", "tpm", "until", "used")
 
@@ -66,19 +69,21 @@ class Allowance:
 
     def note(self, second: int) -> None:
         """One request admitted in ``second``."""
-        if second != self.second:
-            self.last = self.used if second == self.second + 1 else 0
+        if second > self.second:
+            self.last = self.used if second - self.second < _WINDOW else 0
             self.second, self.used = second, 0
         self.used += 1
 
     def want(self, second: int) -> int:
-        """Requests to ask for in ``second``."""
+        """Requests to ask for in ``second``: 1 while another ask is in flight or before this replica has a
+        second of use in the window behind it, else its use in its last second of use (or in this one, if
+        more), at most MAX_ASK."""
         if self.asking:
             return 1
-        if second == self.second:
-            last, used = self.last, self.used
+        if second > self.second:
+            last, used = (self.used if second - self.second < _WINDOW else 0), 0
         else:
-            last, used = (self.used if second == self.second + 1 else 0), 0
+            last, used = self.last, self.used
         return min(MAX_ASK, max(last, used)) if last else 1
 
     def fits(self, account: Account, epoch: int, now: float) -> bool:
@@ -214,7 +219,7 @@ class Leases:
         for key, allowance in list(held.items()):
             if allowance.until <= now:
                 self._give_back(key, allowance)
-                if allowance.second < int(now) - 1 and not allowance.asking:
+                if allowance.second <= int(now) - _WINDOW and not allowance.asking:
                     del held[key]
         if held:
             self._timer = asyncio.get_running_loop().call_later(LEASE, self.sweep)

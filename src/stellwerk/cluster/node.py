@@ -1,9 +1,11 @@
 """This replica's place in the cluster: its Redis connections, heartbeat, notices, and up/down state.
 
     start ─► connect (commands) + connect (subscriber on ``P notices``) ─► up
-    every ``interval`` s: HEARTBEAT script ─► replicas alive (for degraded limits), open breakers (resync)
+    every ``interval`` s: HEARTBEAT script ─► replicas alive (lease sizes, degraded limits), open breakers
+    (resync)
     a command fails ─► down: connections dropped, callers fall back to local state, one warning a minute
-    down ─► every ``interval`` s: reconnect ─► resubscribe, heartbeat (resync) ─► up
+    down ─► every ``interval`` s: reconnect (a new ``epoch``) ─► resubscribe, heartbeat (resync) ─► up
+    close ─► the ``closing`` hooks (leases given back) ─► leave the replica list
 
 Keys (``P`` is ``server.redis_prefix``): ``P w:<account>`` rate windows (:mod:`.scripts`), ``P replicas``
 and ``P beats`` (who is alive), ``P breakers`` (open breakers and until when), channel ``P notices``.

@@ -6,6 +6,13 @@ head second ``h``), so an admission reads three fields instead of the whole minu
 after its last write, so accounts nobody uses vanish by themselves. Seconds come from the replicas' wall
 clocks (NTP keeps them within a fraction of a bucket). (The layout before the sums, ``P a:<name>``, is
 not read: during a rolling upgrade old and new replicas count apart for a minute.)
+
+ADMIT counts leases, not requests: an admission asks each account for ``want`` requests and ``want * need``
+tokens and is granted at most a ``1 / (2 * replicas)`` share of what is left of the limit (at least the
+request's own one request and ``need`` tokens), which the replica then spends without asking again
+(:mod:`.leases`). Whatever is granted is counted at once, so the sum of all grants in a window never
+passes the limit; what a replica does not spend comes back as a negative reconciliation to the second it
+was counted in.
 """
 
 from __future__ import annotations
