@@ -71,10 +71,10 @@ class SharedTicket(Ticket):
     def _close(self, tokens: int, cost: float) -> None:
         ats = self.pending.ats
         if not self.done and ats is not None and tokens != self.tokens:
-            leases, delta = self.shared.leases, tokens - self.tokens
-            for account, at in zip(self.pending.accounts, ats, strict=True):
+            leases, delta, accounts = self.shared.leases, tokens - self.tokens, self.pending.accounts
+            for i, at in enumerate(ats):
                 if at >= 0:
-                    leases.settle(account.key, at, 0, delta)
+                    leases.settle(accounts[i].key, at, 0, delta)
         super()._close(tokens, cost)
 
 

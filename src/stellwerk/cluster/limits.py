@@ -45,12 +45,15 @@ Subject = tuple[str, int | None, int | None, int]
 """An account, its rpm and tpm (None: unlimited) and the tokens this request reserves there."""
 
 
-class Refused(msgspec.Struct, frozen=True):
+class Refused:
     """The account that was full: its index among the subjects, and its requests and tokens in the window."""
 
-    index: int
-    requests: int
-    tokens: int
+    __slots__ = ("index", "requests", "tokens")
+
+    def __init__(self, index: int, requests: int, tokens: int) -> None:
+        self.index = index
+        self.requests = requests
+        self.tokens = tokens
 
 
 class SharedLimits:
