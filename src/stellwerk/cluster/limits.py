@@ -13,10 +13,11 @@
 Redis counts what it grants (a lease), not what is spent; what a replica does not spend goes back when the
 lease expires (``LEASE`` s), so the replicas never admit more than a limit and, near it, at most briefly
 less (see :mod:`.leases`). A request that never reaches a deployment (a cache hit) counts its pending
-accounts after the fact. While Redis is down (or fails mid-call) nothing waits on it: allowances in hand
-are spent until they expire; then keys and teams are checked locally against their limits divided by the
-replicas last seen alive (:meth:`local_view`), deployments against the same share of their own limits,
-counted by this replica. No request fails because Redis is gone.
+accounts after the fact. While Redis is down (or fails mid-call) nothing waits on it: keys and teams are
+checked locally against their limits divided by the replicas last seen alive (:meth:`local_view`, from the
+limits stage on; allowances a request took before stand), deployments spend the allowances in hand until
+they expire, then the same share of their own limits, counted by this replica. No request fails because
+Redis is gone.
 """
 
 from __future__ import annotations
