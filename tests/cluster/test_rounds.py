@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from virtual import Wall, never
@@ -10,7 +11,6 @@ from virtual import Wall, never
 from redis_support import MACHINE_REDIS, OwnRedis, free_port, needs_redis
 from stellwerk.cluster import Cluster, SharedLimits
 from stellwerk.cluster.resp import ConnectionLost, connect
-from stellwerk.cluster.rounds import outcome
 from support import GUARD
 
 pytestmark = needs_redis
@@ -22,55 +22,35 @@ async def test_admissions_that_meet_in_flight_share_the_next_round(prefix: str) 
     try:
         rounds = SharedLimits(node).rounds
         key, dep = rounds.account("key:k", 3, None), rounds.account("dep:d", None, 1000)
-        joined = [rounds.join((key, dep), (100, 100)) for _ in range(5)]
-        assert all(j is not None for j in joined)
-        first, *rest = [j for j in joined if j is not None]
-        assert first[1] == 0 and first[0].future is not rest[0][0].future  # the first went alone, at once
-        assert [j[0] for j in rest] == [rest[0][0]] * 4 and [j[1] for j in rest] == [0, 1, 2, 3]  # one round
-        results = [outcome(await j[0].future, j[1]) for j in (first, *rest)]
-        assert [r[1] if r else None for r in results] == [0, 0, 0, 1, 1]  # in order: the key's rpm 3, then full
-        assert results[3] == (1_000_000, 1, 3, 300)  # the key: 3 requests, 300 tokens reserved
-        for r in results[:3]:
-            assert r is not None
-            rounds.reconcile(key.key, r[0], -60)  # each answer took 40 tokens
-        again = rounds.join((dep,), (0,))
-        assert again is not None and outcome(await again[0].future, again[1]) == (1_000_000, 0, 0, 0)
+        told: list[tuple[int, Any]] = []
+        heard = asyncio.Event()
+
+        def answer(at: int, reply: Any) -> None:
+            told.append((at, reply))
+            heard.set()
+
+        async def until(n: int) -> None:
+            async with asyncio.timeout(GUARD):
+                while len(told) < n:
+                    heard.clear()
+                    await heard.wait()
+
+        assert all(rounds.join((key, dep), (1, 1), (100, 100), answer) for _ in range(5))
+        assert rounds.sent == 1  # the first went alone, at once; the other four wait for it
+        await until(5)
+        assert rounds.sent == 2  # ... and then shared one round
+        assert told == [(1_000_000, 0)] * 3 + [(1_000_000, [1, 3, 300])] * 2  # in order: the key's rpm 3, then full
+        for _ in range(3):
+            rounds.reconcile(key.key, 1_000_000, 0, -60)  # each answer took 40 tokens
+        assert rounds.join((dep,), (1,), (0,), answer)
+        await until(6)
+        assert told[5] == (1_000_000, 0)
         conn = await connect(MACHINE_REDIS, 1.0)
         try:  # the reconciliations rode with that round
             assert await conn.call("HGET", f"{prefix}w:key:k", "t1000000") == b"120"
             assert await conn.call("HGET", f"{prefix}w:dep:d", "r1000000") == b"4"
         finally:
             conn.close()
-    finally:
-        await node.close()
-
-
-async def test_a_cancelled_admission_leaves_the_others_of_its_round_alone(prefix: str) -> None:
-    """A client that goes away while its admission is in a round (its task cancelled) must not end the other
-    admissions of that round, nor break the round's reply (found under load: wrk closing its connections)."""
-    node = Cluster(MACHINE_REDIS, prefix=prefix, timeout=GUARD, wall=Wall(), sleep=never, replica_id="a")
-    await node.start()
-    try:
-        rounds = SharedLimits(node).rounds
-        key = rounds.account("key:k", 100, None)
-        first = rounds.join((key,), (1,))  # goes at once, alone
-        shared = [rounds.join((key,), (1,)) for _ in range(3)]  # wait for it, then share the next round
-        assert first is not None and all(j is not None for j in shared)
-
-        async def admitted(joined: tuple[object, int] | None) -> tuple[int, int, int, int] | None:
-            assert joined is not None
-            rnd, index = joined
-            return outcome(await rnd.future, index)  # type: ignore[attr-defined]
-
-        tasks = [asyncio.ensure_future(admitted(j)) for j in (first, *shared)]
-        await asyncio.sleep(0)  # every task awaits its round now
-        tasks[2].cancel()  # the second admission of the shared round goes away
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        assert isinstance(results[2], asyncio.CancelledError)
-        assert [r[1] for r in results if isinstance(r, tuple)] == [0, 0, 0]  # the rest admitted
-        assert node.up
-        again = rounds.join((key,), (1,))
-        assert again is not None and outcome(await again[0].future, again[1]) is not None
     finally:
         await node.close()
 

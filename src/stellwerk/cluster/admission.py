@@ -2,8 +2,9 @@
 
     Redis up:    local admit (max_parallel, budgets, per-replica headers) ─► the key's and team's accounts
                  with rpm/tpm become the request's Pending claim (a context variable for the pipeline below)
-                 ─► the attempt loop claims them together with the deployment, in one round trip
-                 (:meth:`SharedLimits.claim`); a full account ─► 429, the local ticket released
+                 ─► the attempt loop claims them together with the deployment (:meth:`SharedLimits.claim`:
+                 from the leases in hand, or in one round trip); a full account ─► 429, the local ticket
+                 released
                  ─► no attempt was made (a cache hit): the accounts are counted after the fact
     Redis down:  local admit against this replica's share of the limits (:meth:`SharedLimits.local_view`)
 """
@@ -19,7 +20,7 @@ from stellwerk.keys.accounts import Accounts, Ticket
 from stellwerk.state.records import KeyRecord, TeamRecord
 
 from .limits import Refused, SharedLimits
-from .rounds import Account, outcome
+from .rounds import Account
 
 if TYPE_CHECKING:
     from stellwerk.pipeline.call import Call
@@ -28,17 +29,17 @@ __all__ = ["PENDING", "Pending", "SharedTicket", "admit_shared", "close_claim"]
 
 
 class Pending:
-    """The shared accounts of one request, not yet counted (``at`` None), counted in second ``at``, or left
-    to the local admission (``at`` -1: Redis failed, or the request was refused)."""
+    """The shared accounts of one request: not yet counted (``ats`` None), or per account the second it was
+    counted in (-1: not counted: Redis failed, the local admission stands, or the request was refused)."""
 
-    __slots__ = ("accounts", "at", "claiming", "records", "reserves")
+    __slots__ = ("accounts", "ats", "claiming", "records", "reserves")
 
     def __init__(self, records: list[KeyRecord | TeamRecord], accounts: list[Account], tokens: int) -> None:
         self.records = records
         self.accounts = accounts
         self.reserves = [tokens] * len(accounts)
         """The tokens reserved on each account."""
-        self.at: int | None = None
+        self.ats: list[int] | None = None
         self.claiming = False
 
     def refusal(self, refused: Refused) -> RateLimitError:
@@ -68,11 +69,12 @@ class SharedTicket(Ticket):
         self.pending = pending
 
     def _close(self, tokens: int, cost: float) -> None:
-        at = self.pending.at
-        if not self.done and at is not None and at >= 0 and tokens != self.tokens:
-            rounds, delta = self.shared.rounds, tokens - self.tokens
-            for account in self.pending.accounts:
-                rounds.reconcile(account.key, at, delta)
+        ats = self.pending.ats
+        if not self.done and ats is not None and tokens != self.tokens:
+            leases, delta, accounts = self.shared.leases, tokens - self.tokens, self.pending.accounts
+            for i, at in enumerate(ats):
+                if at >= 0:
+                    leases.settle(accounts[i].key, at, 0, delta)
         super()._close(tokens, cost)
 
 
@@ -97,12 +99,11 @@ def close_claim(shared: SharedLimits, token: Token[Pending | None]) -> Awaitable
     """After the pipeline: what counts the accounts no attempt claimed (a middleware answered), if any."""
     pending = token.var.get()
     PENDING.reset(token)
-    if pending is not None and pending.at is None:
+    if pending is not None and pending.ats is None:
         return _count(shared, pending)
     return None
 
 
 async def _count(shared: SharedLimits, pending: Pending) -> None:
-    joined = shared.rounds.join(pending.accounts, pending.reserves)
-    result = None if joined is None else outcome(await joined[0].future, joined[1])
-    pending.at = -1 if result is None or result[1] else result[0]
+    ats, full, _, _ = await shared.leases.draw(pending.accounts, pending.reserves)
+    pending.ats = [-1] * len(ats) if full > 0 else ats

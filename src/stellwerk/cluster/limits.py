@@ -1,17 +1,23 @@
-"""Global rpm and tpm of keys, teams and deployments: one ADMIT per request, reconciled at completion.
+"""Global rpm and tpm of keys, teams and deployments: drawn from leases, asked of Redis in rounds.
 
     limits stage   local admit (per replica: max_parallel, budgets, headers); the key's and team's shared
                    accounts become the request's *pending* claim (:mod:`.admission`)
-    attempt loop   claim(deployment): ONE script checks and counts the pending accounts and the deployment
-                   together; the deployment full ─► skipped (the pending accounts stay pending for the next
-                   one); an account full ─► 429 naming it
-    completion     reconcile: the real tokens replace the reservation (a failure gives the reservation back),
-                   with the next round (:mod:`.rounds`: admissions that meet in flight share one round trip)
+    attempt loop   claim(deployment): the pending accounts and the deployment are drawn together
+                   (:meth:`.leases.Leases.draw`): from the allowances this replica holds (no round trip),
+                   the accounts lacking asking Redis for a lease in one round (:mod:`.rounds`); the
+                   deployment full ─► skipped (the pending accounts stay pending for the next one); an
+                   account full ─► 429 naming it
+    completion     settle: the real tokens replace the reservation (a failure gives the reservation back),
+                   into the allowance in hand, or to Redis with the next round
 
-A request that never reaches a deployment (a cache hit) counts its pending accounts after the fact.
-While Redis is down (or fails mid-call) nothing waits on it: keys and teams are checked locally against
-their limits divided by the replicas last seen alive (:meth:`local_view`), deployments against the same
-share of their own limits, counted by this replica. No request fails because Redis is gone.
+Redis counts what it grants (a lease), not what is spent; what a replica does not spend goes back when the
+lease expires (``LEASE`` s), so the replicas never admit more than a limit and, near it, at most briefly
+less (see :mod:`.leases`). A request that never reaches a deployment (a cache hit) counts its pending
+accounts after the fact. While Redis is down (or fails mid-call) nothing waits on it: keys and teams are
+checked locally against their limits divided by the replicas last seen alive (:meth:`local_view`, from the
+limits stage on; allowances a request took before stand), deployments spend the allowances in hand until
+they expire, then the same share of their own limits, counted by this replica. No request fails because
+Redis is gone.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ import msgspec
 
 from stellwerk.state.records import KeyRecord, TeamRecord
 
+from .leases import Leases
 from .node import Cluster
 from .resp import bulk
-from .rounds import Account, Rounds, outcome
+from .rounds import Account, Rounds
 
 if TYPE_CHECKING:
     from stellwerk.routing.deployment import Deployment
@@ -39,23 +46,28 @@ Subject = tuple[str, int | None, int | None, int]
 """An account, its rpm and tpm (None: unlimited) and the tokens this request reserves there."""
 
 
-class Refused(msgspec.Struct, frozen=True):
+class Refused:
     """The account that was full: its index among the subjects, and its requests and tokens in the window."""
 
-    index: int
-    requests: int
-    tokens: int
+    __slots__ = ("index", "requests", "tokens")
+
+    def __init__(self, index: int, requests: int, tokens: int) -> None:
+        self.index = index
+        self.requests = requests
+        self.tokens = tokens
 
 
 class SharedLimits:
-    """Windows of accounts in Redis (``P w:key:<id>``, ``P w:team:<name>``, ``P w:dep:<id>``), checked and
-    counted in rounds (:mod:`.rounds`)."""
+    """Windows of accounts in Redis (``P w:key:<id>``, ``P w:team:<name>``, ``P w:dep:<id>``), drawn from
+    leases (:mod:`.leases`) granted in rounds (:mod:`.rounds`)."""
 
     def __init__(self, cluster: Cluster) -> None:
         from .admission import PENDING  # the limits stage's module imports this one
 
         self.cluster = cluster
         self.rounds = Rounds(cluster)
+        self.leases = Leases(self.rounds)
+        cluster.closing.append(self.leases.close)
         self._pending = PENDING
         self._views: dict[str, tuple[object, int, KeyRecord | TeamRecord]] = {}
         self._deps: dict[str, Account] = {}
@@ -65,21 +77,19 @@ class SharedLimits:
         return self.cluster.up
 
     async def admit(self, subjects: Sequence[Subject]) -> tuple[int, Refused | None] | None:
-        """Check and count every subject at once: ``(second, None)`` when admitted (the second to reconcile
-        in), ``(second, Refused)`` when not (nothing counted), None when Redis cannot answer."""
+        """Check and count every subject at once: ``(second, None)`` when admitted (the second the first one
+        counted in), ``(second, Refused)`` when not (nothing counted), None when Redis cannot answer."""
         rounds = self.rounds
-        joined = rounds.join([rounds.account(name, rpm, tpm) for name, rpm, tpm, _ in subjects],
-                             [s[3] for s in subjects])
-        result = None if joined is None else outcome(await joined[0].future, joined[1])
-        if result is None:
+        ats, full, requests, tokens = await self.leases.draw(
+            [rounds.account(name, rpm, tpm) for name, rpm, tpm, _ in subjects], [s[3] for s in subjects])
+        if full < 0:
             return None
-        at, full, requests, tokens = result
-        return at, (Refused(full - 1, requests, tokens) if full else None)
+        return int(self.cluster.wall()) if full else ats[0], (Refused(full - 1, requests, tokens) if full else None)
 
     def reconcile(self, names: Sequence[str], at: int, delta: int) -> None:
-        """Add ``delta`` tokens to the accounts' second ``at`` (with the next round; lost while Redis is down)."""
+        """Add ``delta`` tokens to the accounts' second ``at`` in Redis (with the next round; lost while down)."""
         for name in names:
-            self.rounds.reconcile(bulk(self.cluster.key("w:" + name).encode()), at, delta)
+            self.rounds.reconcile(bulk(self.cluster.key("w:" + name).encode()), at, 0, delta)
 
     def local_view(self, record: R) -> R:
         """``record`` as this replica enforces it alone: its rates and parallelism split by the replicas last
@@ -113,41 +123,34 @@ class SharedLimits:
         """Count one attempt on ``dep`` (and the request's pending accounts) against the global windows; why
         the deployment cannot take it (a filter's reason) or None. Raises the 429 of a full account."""
         pending = self._pending.get()
-        if pending is not None and (pending.at is not None or pending.claiming):
+        if pending is not None and (pending.ats is not None or pending.claiming):
             pending = None  # counted already, or by a parallel attempt (a hedge) right now
         config = dep.config
         limited = config.rpm is not None or config.tpm is not None
         if pending is None:
             if not limited:
                 return None
-            joined = self.rounds.join((self._account(dep),), (tokens,))
-        elif limited:
-            joined = self.rounds.join([*pending.accounts, self._account(dep)], [*pending.reserves, tokens])
+            ats, full, requests, used = await self.leases.draw((self._account(dep),), (tokens,))
+            if full < 0:  # Redis is down or failed just now, and no allowance in hand
+                return self._local(dep)
+            return _full(dep, requests, used) if full else None
+        if limited:
+            accounts, needs = [*pending.accounts, self._account(dep)], [*pending.reserves, tokens]
         else:
-            joined = self.rounds.join(pending.accounts, pending.reserves)
-        result = None
-        if joined is not None:
-            if pending is None:
-                result = outcome(await joined[0].future, joined[1])
-            else:
-                pending.claiming = True
-                try:
-                    result = outcome(await joined[0].future, joined[1])
-                finally:
-                    pending.claiming = False
-        if result is None:  # Redis is down or failed just now: local admission (of the accounts: it stands)
-            if pending is not None:
-                pending.at = -1
-            return self._local(dep) if limited else None
-        at, full, requests, used = result
-        if pending is not None:
-            if not full:
-                pending.at = at
-                return None
-            if full <= len(pending.accounts):
-                pending.at = -1
-                raise pending.refusal(Refused(full - 1, requests, used))
-        return _full(dep, requests, used) if full else None
+            accounts, needs = pending.accounts, pending.reserves
+        pending.claiming = True
+        try:
+            ats, full, requests, used = await self.leases.draw(accounts, needs)
+        finally:
+            pending.claiming = False
+        n = len(pending.accounts)
+        if full > n:  # the deployment is full: the accounts stay pending for the next one
+            return _full(dep, requests, used)
+        if full > 0:
+            pending.ats = [-1] * n
+            raise pending.refusal(Refused(full - 1, requests, used))
+        pending.ats = ats[:n]  # -1 where Redis could not answer: the local admission stands there
+        return self._local(dep) if full < 0 and limited and ats[n] < 0 else None
 
     def _local(self, dep: Deployment) -> str | None:
         """Redis is down: this replica's share of the deployment's limits, counted here."""
@@ -162,7 +165,7 @@ class SharedLimits:
     def settle(self, dep: Deployment, delta: int) -> None:
         """An attempt's real tokens minus what was reserved, into the current second."""
         if dep.config.tpm is not None and delta:
-            self.rounds.reconcile(self._account(dep).key, int(self.cluster.wall()), delta)
+            self.leases.settle(self._account(dep).key, -1, 0, delta)
 
 
 def _full(dep: Deployment, requests: int, tokens: int) -> str:

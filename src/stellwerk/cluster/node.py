@@ -1,9 +1,11 @@
 """This replica's place in the cluster: its Redis connections, heartbeat, notices, and up/down state.
 
     start ─► connect (commands) + connect (subscriber on ``P notices``) ─► up
-    every ``interval`` s: HEARTBEAT script ─► replicas alive (for degraded limits), open breakers (resync)
+    every ``interval`` s: HEARTBEAT script ─► replicas alive (lease sizes, degraded limits), open breakers
+    (resync)
     a command fails ─► down: connections dropped, callers fall back to local state, one warning a minute
-    down ─► every ``interval`` s: reconnect ─► resubscribe, heartbeat (resync) ─► up
+    down ─► every ``interval`` s: reconnect (a new ``epoch``) ─► resubscribe, heartbeat (resync) ─► up
+    close ─► the ``closing`` hooks (leases given back) ─► leave the replica list
 
 Keys (``P`` is ``server.redis_prefix``): ``P w:<account>`` rate windows (:mod:`.scripts`), ``P replicas``
 and ``P beats`` (who is alive), ``P breakers`` (open breakers and until when), channel ``P notices``.
@@ -63,6 +65,10 @@ class Cluster:
         """Notice kind ─► what applies it here (``key``, ``team``, ``breaker``, ``config``)."""
         self.resyncs: list[Callable[[list[bytes]], None]] = []
         """Called with the open breakers (flat: deployment, until) after every heartbeat."""
+        self.closing: list[Callable[[], Awaitable[None]]] = []
+        """Awaited by :meth:`close` while Redis is still up (leases give back what they hold)."""
+        self.epoch = 0
+        """Connections made so far: what was counted on an earlier one may be gone (a restarted Redis)."""
         self._conn: RespConnection | None = None
         self._sub: RespConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -84,6 +90,8 @@ class Cluster:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._conn is not None and self.up:  # leave the replica list at once
+            for hook in self.closing:
+                await hook()
             with contextlib.suppress(ConnectionLost, RespError):
                 self._conn.send("HDEL", self.key("replicas"), self.id)
                 await self._conn.call("ZREM", self.key("beats"), self.id)
@@ -118,6 +126,7 @@ class Cluster:
             self.down(err)
             return False
         self._conn, self._sub, self.up = conn, sub, True
+        self.epoch += 1
         if self._warned > -math.inf:
             log.warning("redis at %s answers again: shared limits, health and notices are back", self._where())
             self._warned = -math.inf

@@ -1,17 +1,19 @@
 """Admissions and reconciliations travel to Redis in rounds: one ADMIT script call, one write, one reply.
 
-    join(accounts, tokens) ─► the next round ─► no round in flight: the round goes now
-                                        └─► one in flight: it goes when that one's reply arrives
-    reconcile(key, at, delta) ─► summed per account and second ─► rides with the next round
-                                                                     (or goes alone after FLUSH_DELAY)
-    a round's reply ─► one future for the round; each admission reads its own three integers
+    join(accounts, wants, needs, answer) ─► the next round ─► no round in flight: the round goes now
+                                                  └─► one in flight: it goes when that one's reply arrives
+    reconcile(key, at, requests, tokens) ─► summed per account and second ─► rides with the next round
+                                                                              (or goes alone after FLUSH_DELAY)
+    a round's reply ─► each admission's ``answer(second, its answer)``, in the order they joined
 
-One request costs one ADMIT of its own in the worst case (requests one at a time); under load the requests
-that arrive while a round is in flight share the next one (one write, one read, one script call), and so
-do the reconciliations of the requests that completed meanwhile. Each admission waits at most for the
-round in flight plus its own. Bounded: a round takes at most ``MAX_ADMISSIONS`` admissions and
-``MAX_RECONCILIATIONS`` reconciliations (more go in a round of their own at once); every round has the
-connection's deadline (:class:`~.resp.RespConnection`).
+An admission asks each of its accounts for a lease (:mod:`.leases`): ``want`` requests and ``want * need``
+tokens, where ``need`` is the request's own reservation; the script grants less near the limits
+(:mod:`.scripts`). Only requests that find no allowance in hand come here, so most requests make no round
+trip at all; those that do share a round with whatever arrived while the previous one was in flight (one
+write, one read, one script call), and so do the reconciliations (leases given back, tokens corrected).
+Each admission waits at most for the round in flight plus its own. Bounded: a round takes at most
+``MAX_ADMISSIONS`` admissions and ``MAX_RECONCILIATIONS`` reconciliations (more go in a round of their own
+at once); every round has the connection's deadline (:class:`~.resp.RespConnection`).
 
 Everything is encoded once where it can be: an account's key and limits when first seen, small integers
 from a bounded table, the script's command prefix with the script (:class:`~.scripts.Script`).
@@ -20,15 +22,14 @@ from a bounded table, the script's command prefix with the script (:class:`~.scr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .node import Cluster
 from .resp import ConnectionLost, RespError, bulk
 from .scripts import ADMIT
-from .shared_future import SharedFuture
 
-__all__ = ["Account", "Round", "Rounds", "outcome"]
+__all__ = ["Account", "Answer", "Round", "Rounds"]
 
 FLUSH_DELAY = 0.05
 """Seconds a reconciliation waits at most for an admission to ride with."""
@@ -38,6 +39,11 @@ MAX_RECONCILIATIONS = 1024
 """Reconciliations (accounts and seconds) waiting at most; more go out at once."""
 _CACHE = 4096
 """Entries of the encoding caches at most (cleared when full)."""
+
+Answer = Callable[[int, Any], None]
+"""Told an admission's outcome: ``(second, 0)`` it got what it asked for, ``(second, [0, gr, gt, ...])``
+the grants of its accounts, ``(second, [i, R, T])`` its account i (from 1) was full (nothing counted), or
+``(-1, None)``: Redis did not answer. Called from the reply's callback: it must not raise."""
 
 
 class Account:
@@ -54,22 +60,31 @@ class Account:
 
 
 class Round:
-    """The admissions of one ADMIT call: their keys and arguments, encoded; one future for all of them (a
-    :class:`~.shared_future.SharedFuture`: one admission's cancelled task does not cancel the others), whose
-    result is ``(second, reply)`` (0: all admitted, else three integers per admission) or None (Redis
-    did not answer)."""
+    """The admissions of one ADMIT call: their keys and arguments, encoded, and whom to tell each outcome;
+    ``done`` (made on demand) learns when the reply arrived."""
 
-    __slots__ = ("argc", "args", "body", "future", "keys", "size")
+    __slots__ = ("answers", "argc", "args", "body", "done", "keys")
 
-    def __init__(self, future: asyncio.Future[tuple[int, list[int] | int] | None]) -> None:
-        self.future = future
-        self.size = 0
+    def __init__(self) -> None:
+        self.answers: list[Answer] = []
         self.keys: list[bytes] = []
         self.args: list[bytes] = []
         self.argc = 0
         """Arguments in ``args`` (an account's limits are two in one piece)."""
         self.body = b""
         """The encoded command after the script (kept for a retry with EVAL)."""
+        self.done: asyncio.Future[None] | None = None
+
+    def answer(self, at: int, reply: Any) -> None:
+        answers = self.answers
+        if isinstance(reply, list):
+            for i, told in enumerate(answers):
+                told(at, reply[i])
+        else:
+            for told in answers:
+                told(at, reply)
+        if self.done is not None and not self.done.done():
+            self.done.set_result(None)
 
 
 class Rounds:
@@ -77,10 +92,12 @@ class Rounds:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
+        self.sent = 0
+        """Rounds written (round trips made)."""
         self._next: Round | None = None
         self._flying = 0
         """Rounds written and not answered yet."""
-        self._reconciled: dict[tuple[bytes, int], int] = {}
+        self._reconciled: dict[tuple[bytes, int], tuple[int, int]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._ints: dict[int, bytes] = {}
         self._accounts: dict[str, Account] = {}
@@ -104,36 +121,38 @@ class Rounds:
         return encoded
 
     # -- admissions -----------------------------------------------------------------------------------
-    def join(self, accounts: Sequence[Account], tokens: Sequence[int]) -> tuple[Round, int] | None:
-        """Add one admission (``tokens`` to reserve on each account) to the next round; the round and the
-        admission's place in it, or None when Redis is down. Await ``round.future``, then :func:`outcome`."""
+    def join(self, accounts: Sequence[Account], wants: Sequence[int], needs: Sequence[int], answer: Answer) -> bool:
+        """Add one admission to the next round: on each account ``wants[i]`` requests and ``wants[i] *
+        needs[i]`` tokens asked for, ``needs[i]`` the request's own; ``answer`` is told the outcome. False
+        (and nothing told) when Redis is down."""
         if not self.cluster.up:
-            return None
+            return False
         rnd = self._next
         if rnd is None:
-            rnd = self._next = Round(SharedFuture(loop=asyncio.get_running_loop()))
-        index = rnd.size
-        rnd.size = index + 1
+            rnd = self._next = Round()
+        rnd.answers.append(answer)
         keys, args, encode = rnd.keys, rnd.args, self.encode_int
         args.append(encode(len(accounts)))
-        rnd.argc += 1 + 3 * len(accounts)
-        for account, reserve in zip(accounts, tokens, strict=True):
+        rnd.argc += 1 + 4 * len(accounts)
+        for account, want, need in zip(accounts, wants, needs, strict=True):
             keys.append(account.key)
             args.append(account.limits)
-            args.append(encode(reserve))
-        if not self._flying or rnd.size >= MAX_ADMISSIONS:
+            args.append(encode(want))
+            args.append(encode(need))
+        if not self._flying or len(rnd.answers) >= MAX_ADMISSIONS:
             self._send()
-        return rnd, index
+        return True
 
     # -- reconciliations ------------------------------------------------------------------------------
-    def reconcile(self, key: bytes, at: int, delta: int) -> None:
-        """Add ``delta`` tokens to second ``at`` of the account whose key is ``key`` (:attr:`Account.key`), with
-        the next round; lost while Redis is down."""
-        if not delta or not self.cluster.up:
+    def reconcile(self, key: bytes, at: int, requests: int, tokens: int) -> None:
+        """Add ``requests`` and ``tokens`` to second ``at`` of the account whose key is ``key``
+        (:attr:`Account.key`), with the next round; lost while Redis is down."""
+        if not (requests or tokens) or not self.cluster.up:
             return
         slot = (key, at)
         pending = self._reconciled
-        pending[slot] = pending.get(slot, 0) + delta
+        before = pending.get(slot)
+        pending[slot] = (requests, tokens) if before is None else (before[0] + requests, before[1] + tokens)
         if len(pending) >= MAX_RECONCILIATIONS:
             self._send()
         elif self._timer is None:
@@ -147,28 +166,40 @@ class Rounds:
             else:
                 self._send()
 
+    async def flush(self) -> None:
+        """Send the reconciliations waiting now and wait for their reply (a replica shutting down)."""
+        if not self._reconciled or not self.cluster.up:
+            return
+        rnd = self._next
+        if rnd is None:
+            rnd = self._next = Round()
+        done = rnd.done = asyncio.get_running_loop().create_future()
+        self._send()
+        await done
+
     # -- the wire -------------------------------------------------------------------------------------
     def _send(self) -> None:
         rnd, self._next = self._next, None
         if rnd is None:
-            rnd = Round(SharedFuture(loop=asyncio.get_running_loop()))
+            rnd = Round()
         cluster = self.cluster
         conn = cluster.connection
         if conn is None:
             self._reconciled.clear()
-            rnd.future.set_result(None)
+            rnd.answer(-1, None)
             return
         now = int(cluster.wall())
         encode, reconciled = self.encode_int, self._reconciled
         keys: list[bytes] = []
-        args = [encode(now), encode(len(reconciled))]
-        for (key, at), delta in reconciled.items():
+        args = [encode(now), encode(cluster.replicas), encode(len(reconciled))]
+        for (key, at), (requests, tokens) in reconciled.items():
             keys.append(key)
             args.append(encode(at))
-            args.append(encode(delta))
+            args.append(encode(requests))
+            args.append(encode(tokens))
         reconciled.clear()
         keys += rnd.keys
-        args.append(encode(rnd.size))
+        args.append(encode(len(rnd.answers)))
         args += rnd.args
         rnd.body = b"".join([encode(len(keys)), *keys, *args])
         head = b"*%d\r\n%s" % (3 + len(keys) + len(args) - len(rnd.args) + rnd.argc, ADMIT.evalsha)
@@ -177,7 +208,7 @@ class Rounds:
     def _write(self, rnd: Round, now: int, head: bytes) -> None:
         conn = self.cluster.connection
         if conn is None:
-            rnd.future.set_result(None)
+            rnd.answer(-1, None)
             return
 
         def replied(reply: Any) -> None:
@@ -187,9 +218,9 @@ class Rounds:
             elif isinstance(reply, Exception):
                 if self.cluster.up:
                     self.cluster.down(reply)
-                rnd.future.set_result(None)
+                rnd.answer(-1, None)
             else:
-                rnd.future.set_result((now, reply))
+                rnd.answer(now, reply)
             if self._next is not None and not self._flying:
                 self._send()  # the admissions that arrived while this round was out
 
@@ -197,18 +228,7 @@ class Rounds:
             conn.write(head + rnd.body, replied)
         except ConnectionLost as err:
             self.cluster.down(err)
-            rnd.future.set_result(None)
+            rnd.answer(-1, None)
             return
         self._flying += 1
-
-
-def outcome(result: tuple[int, list[int] | int] | None, index: int) -> tuple[int, int, int, int] | None:
-    """One admission's outcome in its round's result: (second, 0 or the full account's position from 1, its
-    requests, its tokens), or None when Redis did not answer."""
-    if result is None:
-        return None
-    at, reply = result
-    if not isinstance(reply, list):  # 0: the whole round was admitted
-        return at, 0, 0, 0
-    i = 3 * index
-    return at, reply[i], reply[i + 1], reply[i + 2]
+        self.sent += 1

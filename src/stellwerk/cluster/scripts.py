@@ -6,6 +6,13 @@ head second ``h``), so an admission reads three fields instead of the whole minu
 after its last write, so accounts nobody uses vanish by themselves. Seconds come from the replicas' wall
 clocks (NTP keeps them within a fraction of a bucket). (The layout before the sums, ``P a:<name>``, is
 not read: during a rolling upgrade old and new replicas count apart for a minute.)
+
+ADMIT counts leases, not requests: an admission asks each account for ``want`` requests and ``want * need``
+tokens and is granted at most a ``1 / (2 * replicas)`` share of what is left of the limit (at least the
+request's own one request and ``need`` tokens), which the replica then spends without asking again
+(:mod:`.leases`). Whatever is granted is counted at once, so the sum of all grants in a window never
+passes the limit; what a replica does not spend comes back as a negative reconciliation to the second it
+was counted in.
 """
 
 from __future__ import annotations
@@ -31,15 +38,18 @@ class Script:
 ADMIT = Script("""
 -- One round of a replica: reconciliations, then admissions, each admission all or nothing.
 -- KEYS: the accounts of the reconciliations, then those of the admissions, in order.
--- ARGV: now (s); R, then R pairs: the second of a reservation and the tokens to add there (negative:
--- give back; dropped once the second has left the window); A, then per admission its number of
--- accounts c and, for each of them, rpm, tpm (0: none) and the tokens to reserve.
--- An admission is admitted when each of its accounts is below its limits (tpm: used + reserved); then
--- the request is counted and its tokens reserved on all of them. Returns 0 when every admission was
--- admitted, else three integers per admission: 0, 0, 0 when admitted, else i, r, t of its first full
--- account (its position among the admission's accounts, its requests and tokens in the window); nothing
--- is counted for a refused admission.
-local now = tonumber(ARGV[1])
+-- ARGV: now (s); the replicas alive (n); R, then R triples: a second, and the requests and tokens to add
+-- there (negative: given back; dropped once the second has left the window); A, then per admission its
+-- number of accounts c and, for each of them, rpm, tpm (0: none), the requests asked for (want >= 1) and
+-- this request's tokens (need; want * need are asked for).
+-- An admission is admitted when each of its accounts is below its limits (R < rpm, T < tpm); then each
+-- account grants gr = min(want, max(1, floor((rpm - R) / 2n))) requests and gt = min(want * need,
+-- max(need, floor((tpm - T) / 2n))) tokens (without a limit: what was asked), counted in the head second:
+-- what is granted never takes R past rpm, nor T further past tpm than one request's need.
+-- Returns 0 when every admission got what it asked for, else one answer per admission: 0 (what it asked
+-- for), {0, gr, gt, ...} (admitted, the grants of its accounts in order), or {i, R, T} of its first full
+-- account (its position from 1, its requests and tokens in the window; nothing is counted).
+local now, replicas = tonumber(ARGV[1]), 2 * tonumber(ARGV[2])
 local windows, touched = {}, {}
 -- An account's window: its head second h (the latest it was moved to) and its sums R and T over the
 -- seconds (h - 60, h]. Moving the head subtracts the seconds that leave; an account unused for a minute
@@ -73,53 +83,64 @@ local function window(key)
   touched[#touched + 1] = key
   return w
 end
-local k, a = 1, 3
-for _ = 1, tonumber(ARGV[2]) do
-  local at, delta = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+local k, a = 1, 4
+for _ = 1, tonumber(ARGV[3]) do
+  local at, dr, dt = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local w = window(KEYS[k])
-  if at > w[1] - 60 and delta ~= 0 then
-    redis.call('HINCRBY', KEYS[k], 't' .. at, delta)
-    w[3] = w[3] + delta
+  if at > w[1] - 60 then
+    if dr ~= 0 then
+      redis.call('HINCRBY', KEYS[k], 'r' .. at, dr)
+      w[2] = w[2] + dr
+    end
+    if dt ~= 0 then
+      redis.call('HINCRBY', KEYS[k], 't' .. at, dt)
+      w[3] = w[3] + dt
+    end
   end
-  k, a = k + 1, a + 2
+  k, a = k + 1, a + 3
 end
-local out = {}
+local out, exact = {}, true
 local admissions = tonumber(ARGV[a])
 a = a + 1
 for n = 1, admissions do
   local c = tonumber(ARGV[a])
   a = a + 1
-  local full = 0
+  local grants, asked = {0}, true
   for i = 0, c - 1 do
-    local rpm, tpm = tonumber(ARGV[a + 3 * i]), tonumber(ARGV[a + 3 * i + 1])
+    local b = a + 4 * i
+    local rpm, tpm, want, need = tonumber(ARGV[b]), tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
     local w = window(KEYS[k + i])
     if (rpm > 0 and w[2] >= rpm) or (tpm > 0 and w[3] >= tpm) then
-      full = i + 1
-      out[3 * n - 2], out[3 * n - 1], out[3 * n] = full, w[2], w[3]
+      grants = {i + 1, w[2], w[3]}
       break
     end
+    local gr, gt = want, want * need
+    if rpm > 0 then gr = math.min(gr, math.max(1, math.floor((rpm - w[2]) / replicas))) end
+    if tpm > 0 then gt = math.min(gt, math.max(need, math.floor((tpm - w[3]) / replicas))) end
+    if gr ~= want or gt ~= want * need then asked = false end
+    grants[2 * i + 2], grants[2 * i + 3] = gr, gt
   end
-  if full == 0 then
+  if grants[1] == 0 then
     for i = 0, c - 1 do
-      local key, tokens = KEYS[k + i], tonumber(ARGV[a + 3 * i + 2])
+      local key, gr, gt = KEYS[k + i], grants[2 * i + 2], grants[2 * i + 3]
       local w = windows[key]
-      redis.call('HINCRBY', key, 'r' .. w[1], 1)
-      if tokens ~= 0 then redis.call('HINCRBY', key, 't' .. w[1], tokens) end
-      w[2], w[3] = w[2] + 1, w[3] + tokens
+      redis.call('HINCRBY', key, 'r' .. w[1], gr)
+      if gt ~= 0 then redis.call('HINCRBY', key, 't' .. w[1], gt) end
+      w[2], w[3] = w[2] + gr, w[3] + gt
     end
-    out[3 * n - 2], out[3 * n - 1], out[3 * n] = 0, 0, 0
+    if asked then grants = 0 end
   end
-  k, a = k + c, a + 3 * c
+  if grants ~= 0 then exact = false end
+  out[n] = grants
+  k, a = k + c, a + 4 * c
 end
 for _, key in ipairs(touched) do
   local w = windows[key]
   redis.call('HSET', key, 'h', w[1], 'R', w[2], 'T', w[3])
   redis.call('EXPIRE', key, 61)
 end
-for _, v in ipairs(out) do
-  if v ~= 0 then return out end
-end
-return 0
+if exact then return 0 end
+return out
 """)
 
 HEARTBEAT = Script("""
