@@ -255,6 +255,19 @@ class StellwerkBefore(Stellwerk):
         return [sys.executable, "-c", command], {"PYTHONPATH": os.environ["STELLWERK_BEFORE_SRC"]}
 
 
+class StellwerkBeforeLedger(StellwerkBefore, StellwerkLedger):
+    """``stellwerk-ledger``'s config run from ``STELLWERK_BEFORE_SRC``."""
+
+    name = "before-ledger"
+
+
+class StellwerkBeforeKeys(StellwerkBefore, StellwerkKeys):
+    """``stellwerk-keys``'s config run from ``STELLWERK_BEFORE_SRC``: with ``before-ledger``, what auth and
+    limits added before a change, in the same run as after it."""
+
+    name = "before-keys"
+
+
 def nginx_conf(prefix: Path, port: int, upstream: str, *, single_process: bool = False) -> str:
     """nginx tuned as a reverse proxy at its best, not its defaults: one worker, no access log, keep-alive
     on both sides without a request cap (``keepalive_requests``: the default 1,000 reconnects every thousand
@@ -359,6 +372,6 @@ general_settings:
         return Running(f"http://127.0.0.1:{port}{CHAT_PATH}", proc, startup)
 
 
-TARGETS: dict[str, Target] = {t.name: t for t in (Direct(), Stellwerk(), StellwerkPure(), StellwerkLedger(),
-                                                   StellwerkKeys(), StellwerkLimits(), StellwerkRedis(), StellwerkBefore(),
-                                                   StellwerkWorkers(), Nginx(), LiteLLM())}
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    Direct(), Stellwerk(), StellwerkPure(), StellwerkLedger(), StellwerkKeys(), StellwerkLimits(), StellwerkRedis(),
+    StellwerkBefore(), StellwerkBeforeLedger(), StellwerkBeforeKeys(), StellwerkWorkers(), Nginx(), LiteLLM())}

@@ -118,9 +118,17 @@ def _last_user_text(body: Mapping[str, Any]) -> str:
     return ""
 
 
-def _routing_facts(body: Mapping[str, Any], headers: Mapping[str, str], stream: bool, tokens: int) -> RequestFacts:
-    from stellwerk.routing.strategies.base import RequestFacts
+_FACTS: list[Any] = []
+"""``RequestFacts``, imported on first use (routing imports this module; an import statement in the function
+would run the import machinery on every request)."""
 
+
+def _routing_facts(body: Mapping[str, Any], headers: Mapping[str, str], stream: bool, tokens: int) -> RequestFacts:
+    if not _FACTS:
+        from stellwerk.routing.strategies.base import RequestFacts
+
+        _FACTS.append(RequestFacts)
+    facts_type = _FACTS[0]
     tools = body.get("tools")
     fmt = body.get("response_format")
     vision = False
@@ -132,7 +140,7 @@ def _routing_facts(body: Mapping[str, Any], headers: Mapping[str, str], stream: 
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     metadata = body.get("metadata")
     user = body.get("user")
-    return RequestFacts(
+    facts: RequestFacts = facts_type(
         model=str(body.get("model", "")),
         prompt_tokens=tokens,
         max_output_tokens=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
@@ -145,3 +153,4 @@ def _routing_facts(body: Mapping[str, Any], headers: Mapping[str, str], stream: 
         metadata=metadata if isinstance(metadata, dict) else {},
         user=user if isinstance(user, str) else headers.get("x-stellwerk-user"),
     )
+    return facts
