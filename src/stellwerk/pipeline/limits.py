@@ -1,13 +1,15 @@
 """The limits stage: rpm, tpm, max_parallel and budgets of the caller's key and team, reserved at admission.
 
     admit (429 rate_limit_exceeded / insufficient_quota, with retry-after and x-ratelimit-*)
-      ─► next ─► reply.on_complete(settle)   real tokens and cost replace the reservation
+      ─► next ─► a complete answer: settle now; a stream: reply.on_complete(settle)
+            │                                real tokens and cost replace the reservation
             └─► an exception                 the reservation is released
 
 With ``shared`` (:class:`~stellwerk.cluster.limits.SharedLimits`, ``server.redis``), rpm and tpm are
-also checked and counted across every replica, together with the deployment's in the attempt loop (one
-round trip; see :mod:`stellwerk.cluster.admission`); while Redis is down the local admission enforces
-this replica's share of them instead.
+also checked and counted across every replica, together with the deployment's in the attempt loop: from
+this replica's lease of each account when it has one, else in one round trip that brings a new lease (see
+:mod:`stellwerk.cluster.admission` and :mod:`stellwerk.cluster.leases`); while Redis is down the local
+admission enforces this replica's share of them instead.
 
 The reply carries the ``x-ratelimit-*`` headers of the tightest limits. A
 call without a principal (auth off) passes untouched. The arithmetic is in
