@@ -40,7 +40,7 @@ import orjson
 
 from stellwerk.errors import ModelNotFoundError, StellwerkError, UpstreamError
 from stellwerk.http.server import Request, Response, StreamingResponse
-from stellwerk.pipeline import Result, Stream, broke_off
+from stellwerk.pipeline import Stream, broke_off, is_result
 from stellwerk.providers.anthropic.inbound import to_chat_request
 from stellwerk.providers.anthropic.outbound import MessageEvents, error_body, to_message
 from stellwerk.providers.anthropic.wire import anthropic_usage
@@ -67,7 +67,7 @@ class AnthropicAPI(FrontDoor):
         except StellwerkError as err:
             return anthropic_error(err, headers)
         model = call.model
-        if not isinstance(result, Result):
+        if not is_result(result):
             events = MessageEvents(f"msg_{rid}", model, estimate_tokens(call.facts.prompt_chars))
             return StreamingResponse(_sse(result, events), headers=[*answer_headers(result, call), ("request-id", rid)])
         usage = anthropic_usage(result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_tokens)

@@ -49,7 +49,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 from urllib.parse import unquote
 
 import orjson
@@ -58,7 +58,7 @@ from stellwerk import __version__
 from stellwerk.errors import ConfigError, InvalidRequestError, PermissionDeniedError, StellwerkError
 from stellwerk.http.server import Request, Response, StreamingResponse
 from stellwerk.keys.governance import Governance
-from stellwerk.pipeline import Operation, Principal, Result, Stream, is_result
+from stellwerk.pipeline import Operation, Principal, is_result
 from stellwerk.pipeline.auth import principal_of
 from stellwerk.providers.anthropic.outbound import error_body as anthropic_body
 from stellwerk.routing import Router
@@ -252,14 +252,14 @@ class GatewayApp:
         reply = await self.router.handle(call)
         if is_result(reply):
             return Response(200, reply.body, answer_headers(reply, call))
-        return StreamingResponse(cast(Stream, reply).sse(), headers=answer_headers(reply, call))
+        return StreamingResponse(reply.sse(), headers=answer_headers(reply, call))
 
     async def embeddings(self, request: Request, rid: str) -> Response | StreamingResponse:
         principal = self._caller(request)
         call = self.router.call(Operation.EMBEDDINGS, self._json(request), request_id=rid,
                                 timeout=self._timeout(request), headers=request.headers, principal=principal)
         reply = await self.router.handle(call)
-        if not isinstance(reply, Result):
+        if not is_result(reply):
             raise StellwerkError("embeddings answered with a stream")  # a middleware's mistake: a 500, logged
         return Response(200, reply.body, answer_headers(reply, call))
 

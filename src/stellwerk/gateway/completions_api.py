@@ -30,7 +30,7 @@ import orjson
 
 from stellwerk.errors import InvalidRequestError, StellwerkError
 from stellwerk.http.server import Request, Response, StreamingResponse
-from stellwerk.pipeline import Result, Stream, interrupted_event
+from stellwerk.pipeline import Stream, interrupted_event, is_result
 from stellwerk.tokens import embedding_texts
 
 from .door import FrontDoor
@@ -136,7 +136,7 @@ class CompletionsAPI(FrontDoor):
         reply = await self.router.handle(call)
         completion_id = f"cmpl-{rid}"
         headers = answer_headers(reply, call)
-        if isinstance(reply, Result):
+        if is_result(reply):
             return Response(200, orjson.dumps(to_text_completion(reply.data, completion_id, echo)), headers)
         return StreamingResponse(_SSE(reply, completion_id, echo), headers=headers)
 

@@ -39,7 +39,7 @@ import orjson
 
 from stellwerk.errors import InvalidRequestError, StellwerkError, StoreUnavailableError
 from stellwerk.http.server import Request, Response, StreamingResponse
-from stellwerk.pipeline import Principal, Result, Stream, broke_off
+from stellwerk.pipeline import Principal, Stream, broke_off, is_result
 from stellwerk.providers.responses import ResponseEvents, ResponsesRequest, to_chat_request, to_response
 from stellwerk.providers.responses.native import NATIVE, NativeRelay, stand_in, stored_message
 from stellwerk.providers.responses.outbound import skeleton
@@ -88,10 +88,10 @@ class ResponsesAPI(FrontDoor):
         reply = await self.router.handle(call)
         base = skeleton(f"resp_{rid}", int(time.time()), call.model, parsed.echo, parsed.store, previous)
         headers = answer_headers(reply, call)
-        if isinstance(reply, Result) and reply.data.get("object") == "response":  # a native deployment's own
+        if is_result(reply) and reply.data.get("object") == "response":  # a native deployment's own
             await self._store(owner, parsed, earlier, stored_message(reply.data), str(reply.data.get("id")))
             return Response(200, reply.body, headers)
-        if isinstance(reply, Result):
+        if is_result(reply):
             base["model"] = reply.data.get("model") or call.model  # the model that answered, as chat answers name it
             response, stored = to_response(reply.data, base)
             await self._store(owner, parsed, earlier, stored, base["id"])

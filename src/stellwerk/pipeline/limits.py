@@ -18,7 +18,6 @@ call without a principal (auth off) passes untouched. The arithmetic is in
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from stellwerk.keys.accounts import Accounts
@@ -26,14 +25,13 @@ from stellwerk.keys.keyring import Keyring
 
 from .call import Call
 from .chain import Handler
+from .hooks import run_hook
 from .reply import Reply, is_result
 
 if TYPE_CHECKING:
     from stellwerk.cluster.limits import SharedLimits
 
 __all__ = ["Limits"]
-
-log = logging.getLogger("stellwerk.pipeline")
 
 
 class Limits:
@@ -74,15 +72,12 @@ class Limits:
             if counting is not None:
                 await counting
         reply.headers = (*reply.headers, *ticket.headers)
-        if is_result(reply):  # complete: settled now (what on_complete would do, without its hook call)
+        if is_result(reply):  # complete: settled now (as on_complete would, without calling into the struct)
             record = reply.record
             if record is None:  # a middleware's own answer
                 ticket.release()
             else:
-                try:
-                    ticket.settle(record)
-                except Exception:  # as run_hook would: the answer stands
-                    log.exception("settling the limits of %s failed", record.request_id)
+                run_hook(ticket.settle, record)
         else:
             reply.on_complete(ticket.settle)
         return reply

@@ -11,7 +11,7 @@ a streamed call it can return a :class:`ReplayStream`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -19,7 +19,11 @@ from stellwerk.generator_like import GeneratorLike
 from stellwerk.telemetry.events import RequestFinished
 from stellwerk.usage import Usage
 
-from .shapes import ChatResult, EmbeddingsResult, Headers, Hook, Result, Stream, run_hook
+from .hooks import Hook, run_hook
+from .shapes import ChatResult, EmbeddingsResult, Headers, Result, Stream
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 __all__ = ["ChatResult", "Completion", "EmbeddingsResult", "Headers", "Hook", "ReplayStream", "Reply", "Result", "Stream",
            "Tap", "broke_off", "interrupted_event", "is_result", "merge_headers"]
@@ -56,7 +60,7 @@ class Completion:
 _IS_RESULT: dict[type, bool] = {}
 
 
-def is_result(reply: object) -> TypeGuard[Result]:
+def is_result(reply: object) -> TypeIs[Result]:
     """``isinstance(reply, Result)`` by one dict lookup of the reply's type: the subclass check of a msgspec
     struct (``ChatResult`` is not ``Result`` itself) costs some 500 instructions, and a request asks several
     times."""

@@ -20,7 +20,7 @@ from stellwerk.usage import Usage
 
 from .hooks import Hook, run_hook
 
-__all__ = ["ChatResult", "EmbeddingsResult", "Headers", "Hook", "Result", "Stream", "run_hook"]
+__all__ = ["ChatResult", "EmbeddingsResult", "Headers", "Result", "Stream"]
 
 Headers = tuple[tuple[str, str], ...]
 

@@ -29,7 +29,7 @@ from stellwerk.state import Cache, CacheUnavailable, CacheUsage
 
 from ..call import Call, Operation
 from ..chain import Handler
-from ..reply import ChatResult, Headers, ReplayStream, Reply, Result, Stream
+from ..reply import ChatResult, Headers, ReplayStream, Reply, Stream, is_result
 from .entry import Collector, Entry, decode, encode, replay_chunks, storable
 from .guard import guard, signature, signature_key
 from .keys import context_key, exact_key, last_user_text, read_controls, scope_id
@@ -114,7 +114,7 @@ class ResponseCache:
         tally.misses += 1
         reply = await next_handler(call)
         ttl = controls.ttl or options.ttl
-        if isinstance(reply, Result):
+        if is_result(reply):
             if reply.deployment != "cache" and storable(reply.data):  # stored before it is answered: no task
                 raw = reply.raw if reply.raw is not None else orjson.dumps(reply.data)
                 await self._write(call.model, key, encode(raw, reply.usage, reply.cost, reply.deployment,
