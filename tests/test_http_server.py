@@ -394,3 +394,38 @@ async def test_close_lets_in_flight_requests_finish(serve: Serve) -> None:
         assert await conn.at_eof()
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_headers_rendered_as_wire_text_follow_the_pairs(serve: Serve, stream: bool) -> None:
+    head = "\r\nx-ratelimit-limit-requests: 10\r\nx-ratelimit-remaining-requests: 9"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"data: 1\n\n"
+
+    async def handler(req: Request) -> Response | StreamingResponse:
+        if stream:
+            return StreamingResponse(chunks(), headers=[("x-a", "1")], head=head)
+        return Response(200, b"{}", [("x-a", "1")], head=head)
+
+    server = await serve(handler)
+    async with await open_conn(server) as conn:
+        await conn.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        response = await conn.read_response()
+    assert response.status == 200
+    assert response.headers["x-a"] == "1"
+    assert response.headers["x-ratelimit-limit-requests"] == "10"
+    assert response.headers["x-ratelimit-remaining-requests"] == "9"
+
+
+def test_header_pairs_read_the_rendered_head_back() -> None:
+    from stellwerk.http.messages import encode_head, head_pairs
+
+    head = "\r\nx-b: 2\r\nx-c: 3 s"
+    assert head_pairs(head) == [("x-b", "2"), ("x-c", "3 s")] and head_pairs("") == []
+    assert Response(200, b"", [("x-a", "1")], head=head).header_pairs() == [("x-a", "1"), ("x-b", "2"), ("x-c", "3 s")]
+    assert bytes(encode_head(200, "text/plain", None, True, head)) == (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-b: 2\r\nx-c: 3 s")
+    assert bytes(encode_head(404, "application/json", [("x-a", "1")], False, head)) == (
+        b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\nx-a: 1\r\nx-b: 2\r\nx-c: 3 s\r\n"
+        b"connection: close")

@@ -15,6 +15,7 @@ from resilience_support import VirtualTime
 
 from stellwerk import Router
 from stellwerk.errors import QuotaExceededError, RateLimitError
+from stellwerk.http.messages import head_pairs
 from stellwerk.keys import Accounts
 from stellwerk.keys.minute import MinuteWindow
 from stellwerk.pipeline import Call, Operation
@@ -82,8 +83,8 @@ def test_the_tightest_limit_gives_the_headers_and_the_team_counts_every_key() ->
     team = TeamRecord(name="t", rpm=3)
     one = KeyRecord(id="a", name="a", hash="h", team="t", rpm=10)
     two = KeyRecord(id="b", name="b", hash="h", team="t", rpm=2)
-    assert dict(accounts.admit(call(), one, team).headers)["x-ratelimit-remaining-requests"] == "2"  # team: 3 - 1
-    assert dict(accounts.admit(call(), two, team).headers)["x-ratelimit-remaining-requests"] == "1"  # key b: 2 - 1
+    assert dict(head_pairs(accounts.admit(call(), one, team).head))["x-ratelimit-remaining-requests"] == "2"  # team: 3 - 1
+    assert dict(head_pairs(accounts.admit(call(), two, team).head))["x-ratelimit-remaining-requests"] == "1"  # key b: 2 - 1
     accounts.admit(call(), one, team)
     with pytest.raises(RateLimitError, match="team t"):
         accounts.admit(call(), one, team)
@@ -158,3 +159,33 @@ def test_the_window_agrees_with_a_plain_list_of_seconds() -> None:
         for series in (1, 2):
             oldest = next((c[0] for c in alive if c[series]), None)
             assert window.reset_after(second, series) == (0 if oldest is None else oldest + 60 - second)
+
+
+def test_the_rendered_headers_are_the_tightest_limits_as_pairs() -> None:
+    clock = VirtualTime(1000.0)
+    accounts = Accounts(clock, wall=VirtualTime(1.7e9))
+    key = KeyRecord(id="k", name="k", hash="h", rpm=5, tpm=10_000, team="t")
+    team = TeamRecord(name="t", rpm=50, tpm=2_000)
+    first = accounts.admit(call(100), key, team)
+    first.settle(done(150, 0.0))
+    clock.advance(7.5)
+    ticket = accounts.admit(call(100), key, team)
+    prompt = call().facts.prompt_tokens(False)
+    assert head_pairs(ticket.head) == [
+        ("x-ratelimit-limit-requests", "5"), ("x-ratelimit-remaining-requests", "3"),  # the key's: 5 - 2
+        ("x-ratelimit-reset-requests", "53s"),  # the first request leaves the window 60 s after it came
+        ("x-ratelimit-limit-tokens", "2000"),  # the team's: 2000 - 150 used - this one's reservation
+        ("x-ratelimit-remaining-tokens", str(2000 - 150 - (prompt + 100))), ("x-ratelimit-reset-tokens", "53s")]
+    assert all(value.isprintable() and "\n" not in value for _, value in head_pairs(ticket.head))
+
+
+def test_the_price_estimate_follows_a_new_routing_table() -> None:
+    accounts = Accounts(VirtualTime(), wall=VirtualTime(1.7e9))
+    key = KeyRecord(id="k", name="k", hash="h", budget=Budget(usd=100.0, period="1d"))
+    dear = accounts.admit(call(1000), key, None)
+    cheaper = Router.from_dict({"models": [{"name": "chat", "deployments": [
+        {"id": "cheap", "provider": "openai", "model": "m", "api_base": "http://127.0.0.1:9/v1",
+         "price": {"input_per_mtok": 1, "output_per_mtok": 2}}]}]})
+    body = {"model": "chat", "messages": [{"role": "user", "content": "x" * 40}], "max_tokens": 1000}
+    cheap = accounts.admit(cheaper.call(Operation.CHAT, body), key, None)
+    assert cheap.cost == pytest.approx(dear.cost / 10)

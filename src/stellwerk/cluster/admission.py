@@ -64,7 +64,7 @@ class SharedTicket(Ticket):
     __slots__ = ("pending", "shared")
 
     def __init__(self, ticket: Ticket, shared: SharedLimits, pending: Pending) -> None:
-        super().__init__(ticket.accounts, ticket.tokens, ticket.cost, ticket.headers, ticket.clock)
+        super().__init__(ticket.accounts, ticket.tokens, ticket.cost, ticket.head, ticket.clock)
         self.shared = shared
         self.pending = pending
 

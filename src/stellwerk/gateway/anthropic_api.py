@@ -69,10 +69,12 @@ class AnthropicAPI(FrontDoor):
         model = call.model
         if not is_result(result):
             events = MessageEvents(f"msg_{rid}", model, estimate_tokens(call.facts.prompt_chars))
-            return StreamingResponse(_sse(result, events), headers=[*answer_headers(result, call), ("request-id", rid)])
+            return StreamingResponse(_sse(result, events), headers=[*answer_headers(result, call), ("request-id", rid)],
+                                     head=result.head)
         usage = anthropic_usage(result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_tokens)
         message = to_message(result.data, f"msg_{rid}", _answered_by(result.data, model), usage)
-        return Response(200, orjson.dumps(message), [*answer_headers(result, call), ("request-id", rid)])
+        return Response(200, orjson.dumps(message), [*answer_headers(result, call), ("request-id", rid)],
+                        head=result.head)
 
     async def count_tokens(self, request: Request, rid: str) -> Response:
         headers = [("x-request-id", rid), ("request-id", rid)]

@@ -251,8 +251,8 @@ class GatewayApp:
                                 headers=request.headers, principal=principal)
         reply = await self.router.handle(call)
         if is_result(reply):
-            return Response(200, reply.body, answer_headers(reply, call))
-        return StreamingResponse(reply.sse(), headers=answer_headers(reply, call))
+            return Response(200, reply.body, answer_headers(reply, call), head=reply.head)
+        return StreamingResponse(reply.sse(), headers=answer_headers(reply, call), head=reply.head)
 
     async def embeddings(self, request: Request, rid: str) -> Response | StreamingResponse:
         principal = self._caller(request)
@@ -261,7 +261,7 @@ class GatewayApp:
         reply = await self.router.handle(call)
         if not is_result(reply):
             raise StellwerkError("embeddings answered with a stream")  # a middleware's mistake: a 500, logged
-        return Response(200, reply.body, answer_headers(reply, call))
+        return Response(200, reply.body, answer_headers(reply, call), head=reply.head)
 
     async def healthz(self, request: Request, rid: str) -> Response:
         return Response(200, b'{"status":"ok"}', [("x-request-id", rid)])

@@ -137,8 +137,9 @@ class CompletionsAPI(FrontDoor):
         completion_id = f"cmpl-{rid}"
         headers = answer_headers(reply, call)
         if is_result(reply):
-            return Response(200, orjson.dumps(to_text_completion(reply.data, completion_id, echo)), headers)
-        return StreamingResponse(_SSE(reply, completion_id, echo), headers=headers)
+            return Response(200, orjson.dumps(to_text_completion(reply.data, completion_id, echo)), headers,
+                            head=reply.head)
+        return StreamingResponse(_SSE(reply, completion_id, echo), headers=headers, head=reply.head)
 
 
 class _SSE:

@@ -90,13 +90,14 @@ class ResponsesAPI(FrontDoor):
         headers = answer_headers(reply, call)
         if is_result(reply) and reply.data.get("object") == "response":  # a native deployment's own
             await self._store(owner, parsed, earlier, stored_message(reply.data), str(reply.data.get("id")))
-            return Response(200, reply.body, headers)
+            return Response(200, reply.body, headers, head=reply.head)
         if is_result(reply):
             base["model"] = reply.data.get("model") or call.model  # the model that answered, as chat answers name it
             response, stored = to_response(reply.data, base)
             await self._store(owner, parsed, earlier, stored, base["id"])
-            return Response(200, orjson.dumps(response), headers)
-        return StreamingResponse(self._events(reply, ResponseEvents(base), owner, parsed, earlier), headers=headers)
+            return Response(200, orjson.dumps(response), headers, head=reply.head)
+        return StreamingResponse(self._events(reply, ResponseEvents(base), owner, parsed, earlier), headers=headers,
+                                 head=reply.head)
 
     async def _events(self, stream: Stream, events: ResponseEvents, owner: str, parsed: ResponsesRequest,
                       earlier: list[dict[str, Any]] | None) -> AsyncIterator[bytes]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import lru_cache
 from http import HTTPStatus
 from typing import Final
 
@@ -15,6 +14,7 @@ __all__ = [
     "Response",
     "StreamingResponse",
     "error_body_factory",
+    "head_pairs",
     "interrupted_event_factory",
 ]
 
@@ -46,9 +46,10 @@ class Request:
 
 
 class Response:
-    """A complete response. ``headers`` are extra headers besides content-type/length."""
+    """A complete response. ``headers`` are extra headers besides content-type/length; ``head`` more of them,
+    already rendered as wire text (see :func:`encode_head`), sent after ``headers``."""
 
-    __slots__ = ("body", "content_type", "headers", "status")
+    __slots__ = ("body", "content_type", "head", "headers", "status")
 
     def __init__(
         self,
@@ -56,11 +57,17 @@ class Response:
         body: bytes = b"",
         headers: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+        head: str = "",
     ) -> None:
         self.status = status
         self.body = body
         self.headers = headers
         self.content_type = content_type
+        self.head = head
+
+    def header_pairs(self) -> list[tuple[str, str]]:
+        """Every extra header as a pair: ``headers``, then those of ``head``."""
+        return [*(self.headers or ()), *head_pairs(self.head)]
 
 
 class StreamingResponse:
@@ -73,7 +80,7 @@ class StreamingResponse:
     server's *interrupted* event as its last chunk, then the terminating chunk.
     """
 
-    __slots__ = ("chunks", "content_type", "headers", "status")
+    __slots__ = ("chunks", "content_type", "head", "headers", "status")
 
     def __init__(
         self,
@@ -81,11 +88,17 @@ class StreamingResponse:
         status: int = 200,
         headers: list[tuple[str, str]] | None = None,
         content_type: str = "text/event-stream",
+        head: str = "",
     ) -> None:
         self.status = status
         self.chunks = chunks
         self.headers = headers
         self.content_type = content_type
+        self.head = head
+
+    def header_pairs(self) -> list[tuple[str, str]]:
+        """Every extra header as a pair: ``headers``, then those of ``head``."""
+        return [*(self.headers or ()), *head_pairs(self.head)]
 
 
 Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
@@ -112,26 +125,61 @@ def interrupted_event_factory(path: str) -> bytes:
         "type": "server_error", "param": None, "code": "stream_interrupted"}})
 
 
-@lru_cache(maxsize=256)
+_STATUS_LINES: Final[dict[str, dict[int, bytes]]] = {}
+"""Status line and content-type header, encoded once per content type and status."""
+_PREFIXES: Final[dict[str, str]] = {}
+"""``\\r\\n<name>: `` by header name (names come from the gateway's code, not from clients; bounded anyway)."""
+
+
 def _status_line(status: int, content_type: str) -> bytes:
-    """The status line and the content-type header, encoded once per pair."""
-    return b"HTTP/1.1 %d %s\r\ncontent-type: %s" % (status, _REASONS.get(status, b"Unknown"),
-                                                     content_type.encode("latin-1"))
+    lines = _STATUS_LINES.get(content_type)
+    if lines is None:
+        if len(_STATUS_LINES) > 64:
+            _STATUS_LINES.clear()
+        lines = _STATUS_LINES[content_type] = {}
+    line = lines.get(status)
+    if line is None:
+        line = lines[status] = b"HTTP/1.1 %d %s\r\ncontent-type: %s" % (
+            status, _REASONS.get(status, b"Unknown"), content_type.encode("latin-1"))
+    return line
 
 
-def encode_head(status: int, content_type: str, extra: list[tuple[str, str]] | None, keep_alive: bool) -> bytearray:
+def encode_head(status: int, content_type: str, extra: list[tuple[str, str]] | None, keep_alive: bool,
+                head: str = "") -> bytearray:
     """Status line and headers, without the final CRLF (the caller adds framing headers). The status line with
     its content type comes encoded from a small cache; the extra headers are encoded in one go (an encode costs
-    about as much as the formatting of a header)."""
+    about as much as the formatting of a header), each as its name's cached ``\\r\\n<name>: `` and its value.
+
+    ``head`` is more headers already rendered as wire text, ``\\r\\n<name>: <value>`` each, written as it is: a
+    block of headers whose values change on every answer (``x-ratelimit-*``) is built in one string by the code
+    that knows them, names lower-case and values printable ASCII, instead of being handled pair by pair."""
     out = bytearray(_status_line(status, content_type))
     if extra:
         parts: list[str] = []
+        prefixes = _PREFIXES
         for name, value in extra:  # one join of the pieces: cheaper than formatting each line
-            parts.append("\r\n")
-            parts.append(name)
-            parts.append(": ")
+            prefix = prefixes.get(name)
+            if prefix is None:
+                if len(prefixes) > 512:
+                    prefixes.clear()
+                prefix = prefixes[name] = f"\r\n{name}: "
+            parts.append(prefix)
             parts.append(value)
+        if head:
+            parts.append(head)
         out += "".join(parts).encode("latin-1")
+    elif head:
+        out += head.encode("latin-1")
     if not keep_alive:
         out += b"\r\nconnection: close"
     return out
+
+
+def head_pairs(head: str) -> list[tuple[str, str]]:
+    """The headers of wire text rendered for :func:`encode_head` (``\\r\\n<name>: <value>`` each), as pairs."""
+    pairs: list[tuple[str, str]] = []
+    for line in head.split("\r\n"):
+        if line:
+            name, _, value = line.partition(": ")
+            pairs.append((name, value))
+    return pairs

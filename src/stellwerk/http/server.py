@@ -398,7 +398,7 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        head = encode_head(response.status, response.content_type, response.headers, keep_alive)
+        head = encode_head(response.status, response.content_type, response.headers, keep_alive, response.head)
         body = response.body
         head += b"\r\ncontent-length: %d\r\n\r\n" % len(body)
         head += body
@@ -407,7 +407,7 @@ class _Connection(asyncio.Protocol):
     async def _send_stream(self, response: StreamingResponse, keep_alive: bool, path: str) -> bool:
         transport = self._transport
         assert transport is not None
-        head = encode_head(response.status, response.content_type, response.headers, keep_alive)
+        head = encode_head(response.status, response.content_type, response.headers, keep_alive, response.head)
         head += b"\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
         transport.write(head)
         chunks = response.chunks

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, NoReturn
 from mypy_extensions import mypyc_attr
 
 from stellwerk.errors import QuotaExceededError, RateLimitError
+from stellwerk.http.messages import head_pairs
 from stellwerk.state.records import PERIODS, KeyRecord, TeamRecord, period_start
 
 from .minute import MinuteWindow
@@ -40,8 +41,7 @@ class Account:
     """One key's or team's usage, and the limits it was last admitted under (bound by :meth:`Accounts.admit`)."""
 
     __slots__ = ("inflight", "limits", "parallel", "period", "period_end", "period_requests", "period_start",
-                 "reserved_cost", "reserved_tokens", "rpm", "rpm_header", "spent", "tpm", "tpm_header", "usd",
-                 "window")
+                 "reserved_cost", "reserved_tokens", "rpm", "rpm_head", "spent", "tpm", "tpm_head", "usd", "window")
 
     def __init__(self) -> None:
         self.window = MinuteWindow()
@@ -59,16 +59,17 @@ class Account:
         self.tpm: int | None = None
         self.parallel: int | None = None
         self.usd: float | None = None
-        self.rpm_header = ("x-ratelimit-limit-requests", "")
-        self.tpm_header = ("x-ratelimit-limit-tokens", "")
+        self.rpm_head = ""
+        """``x-ratelimit-limit-requests`` and the name of the next header, as wire text (rendered once per bind)."""
+        self.tpm_head = ""
 
     def bind(self, limits: Limits) -> None:
         """Admit under ``limits`` from now on (the record as the keyring holds it now)."""
         self.limits = limits
         self.rpm, self.tpm, self.parallel = limits.rpm, limits.tpm, limits.max_parallel
         self.usd = limits.budget.usd if limits.budget is not None else None
-        self.rpm_header = ("x-ratelimit-limit-requests", str(limits.rpm))
-        self.tpm_header = ("x-ratelimit-limit-tokens", str(limits.tpm))
+        self.rpm_head = f"\r\nx-ratelimit-limit-requests: {limits.rpm}\r\nx-ratelimit-remaining-requests: "
+        self.tpm_head = f"\r\nx-ratelimit-limit-tokens: {limits.tpm}\r\nx-ratelimit-remaining-tokens: "
 
     def roll(self, period: str, now: float) -> None:
         """Start a new budget period when ``now`` has left the current one (or the period changed)."""
@@ -97,20 +98,22 @@ class _Group:
 class Ticket:
     """One admitted request's claim on its accounts; settled or released exactly once."""
 
-    __slots__ = ("accounts", "clock", "cost", "done", "headers", "tokens")
+    __slots__ = ("accounts", "clock", "cost", "done", "head", "tokens")
 
-    def __init__(self, accounts: Sequence[Account], tokens: int, cost: float, headers: list[tuple[str, str]],
+    def __init__(self, accounts: tuple[Account, ...], tokens: int, cost: float, head: str,
                  clock: Callable[[], float]) -> None:
         self.accounts = accounts
         self.tokens = tokens
         self.cost = cost
-        self.headers = headers
-        """``x-ratelimit-*`` of the tightest limits, for the answer."""
+        self.head = head
+        """``x-ratelimit-*`` of the tightest limits at admission, for the answer, as wire text (the reply's
+        ``head``; :func:`~stellwerk.http.messages.head_pairs` reads it as pairs)."""
         self.clock = clock
         self.done = False
 
     def settle(self, record: RequestFinished) -> None:
-        self._close(record.usage.total_tokens, record.cost)
+        usage = record.usage  # the fields, not total_tokens: a property of an interpreted struct is a Python call
+        self._close(usage.prompt_tokens + usage.completion_tokens, record.cost)
 
     def release(self) -> None:
         self._close(0, 0.0)
@@ -145,7 +148,9 @@ class Accounts:
         self._accounts: dict[str, Account] = {}
         self._groups: dict[str, _Group] = {}
         """By key id (``team:<name>`` for a team alone)."""
-        self._prices: dict[tuple[int, str], tuple[float, float]] = {}
+        self._prices: dict[str, tuple[float, float]] = {}
+        """Highest input and output prices by model, of the table :attr:`_priced`."""
+        self._priced: object = None
 
     def account(self, name: str) -> Account:
         account = self._accounts.get(name)
@@ -232,7 +237,7 @@ class Accounts:
             account.reserved_tokens += tokens
             account.reserved_cost += cost
             account.period_requests += 1
-        return Ticket(accounts, tokens, cost, _header_block(requests, requests_left, by_tokens, tokens_left, second),
+        return Ticket(accounts, tokens, cost, _head(requests, requests_left, by_tokens, tokens_left, second),
                       self._clock)
 
     def _group(self, name: str, key: KeyRecord | None, team: TeamRecord | None) -> _Group:
@@ -262,7 +267,7 @@ class Accounts:
         assert limits is not None
         scope = "key" if isinstance(limits, KeyRecord) else "team"
         who = f"key {limits.id}" if isinstance(limits, KeyRecord) else f"team {limits.name}"
-        headers = _headers(accounts, now)
+        headers = head_pairs(_current_head(accounts, now))
         if limit == "parallel":
             raise RateLimitError(f"Too many requests in flight for {who}: at most {limits.max_parallel} at once "
                                  "(rate_limit_exceeded).", [("retry-after", "1"), *headers], scope)
@@ -281,18 +286,20 @@ class Accounts:
     def _estimate(self, call: Call, prompt: int, output: int) -> float:
         """Dollars at the highest prices among the model's deployments (the answer may come from any)."""
         table = call.table
-        prices = self._prices.get((table.version, call.model))
+        if table is not self._priced:  # a new routing table: prices may have changed
+            self._prices, self._priced = {}, table
+        prices = self._prices.get(call.model)
         if prices is None:
             deployments = table.model(call.model).config.deployments
             prices = (max(d.price.input_per_mtok for d in deployments), max(d.price.output_per_mtok for d in deployments))
             if len(self._prices) > 4096:
                 self._prices.clear()
-            self._prices[table.version, call.model] = prices
+            self._prices[call.model] = prices
         return (prompt * prices[0] + output * prices[1]) / 1e6
 
 
 
-def _headers(accounts: Sequence[Account], now: float) -> list[tuple[str, str]]:
+def _current_head(accounts: Sequence[Account], now: float) -> str:
     """``x-ratelimit-*`` of the tightest request limit and the tightest token limit, as they stand."""
     requests: Account | None = None
     by_tokens: Account | None = None
@@ -306,21 +313,22 @@ def _headers(accounts: Sequence[Account], now: float) -> list[tuple[str, str]]:
             left = account.tpm - account.window.tokens - account.reserved_tokens
             if by_tokens is None or left < tokens_left:
                 by_tokens, tokens_left = account, left
-    return _header_block(requests, requests_left, by_tokens, tokens_left, int(now))
+    return _head(requests, requests_left, by_tokens, tokens_left, int(now))
 
 
-def _header_block(requests: Account | None, requests_left: int, by_tokens: Account | None, tokens_left: int,
-                  second: int) -> list[tuple[str, str]]:
+def _head(requests: Account | None, requests_left: int, by_tokens: Account | None, tokens_left: int,
+          second: int) -> str:
     """The ``x-ratelimit-*`` headers of the account with the tightest rpm and the one with the tightest tpm, at
-    an instant in ``second``."""
-    headers: list[tuple[str, str]] = []
+    an instant in ``second``, as wire text: one string built in one go, which the server writes as it is (six
+    header pairs cost about 8k instructions more to build, merge and encode on every answer)."""
+    head = ""
     if requests is not None:
-        headers += (requests.rpm_header, ("x-ratelimit-remaining-requests", _left(requests_left)),
-                    ("x-ratelimit-reset-requests", _duration(requests.window.reset_after(second, 1))))
+        head = (f"{requests.rpm_head}{_left(requests_left)}\r\nx-ratelimit-reset-requests: "
+                f"{_duration(requests.window.reset_after(second, 1))}")
     if by_tokens is not None:
-        headers += (by_tokens.tpm_header, ("x-ratelimit-remaining-tokens", _left(tokens_left)),
-                    ("x-ratelimit-reset-tokens", _duration(by_tokens.window.reset_after(second, 2))))
-    return headers
+        head = (f"{head}{by_tokens.tpm_head}{_left(tokens_left)}\r\nx-ratelimit-reset-tokens: "
+                f"{_duration(by_tokens.window.reset_after(second, 2))}")
+    return head
 
 
 def _left(n: int) -> str:

@@ -67,8 +67,14 @@ class MinuteWindow:
         self.tokens += tokens
 
     def _oldest(self, series: int) -> int:
-        """The oldest second still counted with requests (``series`` 1) or tokens (2); -1 when none."""
-        for bucket in self._closed:
+        """The oldest second still counted with requests (``series`` 1) or tokens (2); -1 when none. Usually the
+        oldest closed second holds both (a look at it, no iteration)."""
+        closed = self._closed
+        if closed:
+            first = closed[0]
+            if first[series]:
+                return first[0]
+        for bucket in closed:
             if bucket[series]:
                 return bucket[0]
         if self._head >= 0 and (self._head_requests if series == 1 else self._head_tokens):

@@ -71,7 +71,7 @@ class Limits:
             counting = self._close_claim(shared, claim)
             if counting is not None:
                 await counting
-        reply.headers = (*reply.headers, *ticket.headers)
+        reply.head += ticket.head
         if is_result(reply):  # complete: settled now (as on_complete would, without calling into the struct)
             record = reply.record
             if record is None:  # a middleware's own answer

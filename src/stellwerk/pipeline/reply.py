@@ -108,6 +108,7 @@ class ReplayStream:
         self.usage: Usage | None = usage
         self.cost = 0.0
         self.headers = headers
+        self.head = ""
         self._cache = cache
         self._saved = saved
         self._chunks = list(chunks)

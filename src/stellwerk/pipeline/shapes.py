@@ -44,6 +44,10 @@ class Result(msgspec.Struct):
     """The request's completion (set by whoever built the answer)."""
     headers: Headers = ()
     """Response headers a middleware adds (``x-stellwerk-cache``); they replace the front door's of the same name."""
+    head: str = ""
+    """More headers a middleware adds, rendered as wire text (``x-ratelimit-*`` of the limits stage; see
+    :func:`~stellwerk.http.messages.encode_head`); never the front door's own names. The library's ``Router.chat``
+    and ``embeddings`` move them into ``headers``."""
 
     @property
     def body(self) -> bytes:
@@ -87,6 +91,8 @@ class Stream(Protocol):
     cost: float
     headers: Headers
     """Response headers a middleware adds (``x-stellwerk-cache``); they replace the front door's of the same name."""
+    head: str
+    """More headers a middleware adds, rendered as wire text (as :attr:`Result.head`)."""
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
 

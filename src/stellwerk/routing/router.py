@@ -25,6 +25,7 @@ from stellwerk.config import Config
 from stellwerk.configuration import ConfigManager
 from stellwerk.errors import StellwerkError
 from stellwerk.http.client import Transport
+from stellwerk.http.messages import head_pairs
 from stellwerk.outbound import build_client
 from stellwerk.pipeline import (
     Call,
@@ -257,6 +258,7 @@ class Router:
                          timeout=timeout, headers=_with_key(headers, api_key), principal=principal)
         reply = await self.handle(call)
         assert isinstance(reply, ChatResult)
+        _unfold(reply)
         return reply
 
     async def chat_stream(self, body: Mapping[str, Any] | None = None, /, *, request_id: str | None = None,
@@ -272,6 +274,7 @@ class Router:
                          timeout=timeout, headers=_with_key(headers, api_key), principal=principal)
         reply = await self.handle(call)
         assert isinstance(reply, ChatStream)
+        _unfold(reply)
         return reply
 
     async def embeddings(self, body: Mapping[str, Any] | None = None, /, *, request_id: str | None = None,
@@ -282,6 +285,7 @@ class Router:
                          headers=_with_key(headers, api_key), principal=principal)
         reply = await self.handle(call)
         assert isinstance(reply, EmbeddingsResult)
+        _unfold(reply)
         return reply
 
     # -- inspection -----------------------------------------------------------------
@@ -316,6 +320,14 @@ class Router:
             self.events.subscribe(self._experiments, RequestFinished)
             self._experiments.subscribed = True
         return table
+
+
+def _unfold(reply: Reply) -> None:
+    """Move the headers middlewares rendered as wire text (``x-ratelimit-*``) into ``reply.headers``, where a
+    library caller reads them as pairs."""
+    if reply.head:
+        reply.headers = (*reply.headers, *head_pairs(reply.head))
+        reply.head = ""
 
 
 def _with_key(headers: Mapping[str, str] | None, api_key: str | None) -> Mapping[str, str] | None:

@@ -61,6 +61,7 @@ class ChatStream:
         self.route = journey.explain(self.deployment)
         """Why this deployment answers (the ``x-stellwerk-route`` header)."""
         self.headers: Headers = ()
+        self.head = ""
         self._tap: Tap | None = None
         self._call = call
         self._journey = journey
