@@ -3,6 +3,7 @@
     .venv/bin/python bench/instructions.py                          # this checkout
     .venv/bin/python bench/instructions.py --src ../base/src --src src --requests 300
     .venv/bin/python bench/instructions.py --auth                  # keys and limits off, then on
+    .venv/bin/python bench/instructions.py --auth --ledger         # the spend ledger alone, then keys too
     .venv/bin/python bench/instructions.py --cache off,miss,hit     # the response cache (issue 13)
     .venv/bin/python bench/instructions.py --nginx                 # also nginx (tuned), for the ratio
 
@@ -14,7 +15,10 @@ the counters are dumped (``callgrind_control -d``): the instructions of the
 gateway process divided by the requests. With ``--auth`` each checkout is
 measured twice: as is, and with ``server.master_key``, a SQLite store, and a
 declared key with rpm, tpm, max_parallel and a budget, which every request
-sends (auth, limits with reservation and the spend ledger on the path). The
+sends (auth, limits with reservation and the spend ledger on the path); with
+``--ledger`` the first of the two has the SQLite store without a master key
+(the spend ledger alone, as the ``stellwerk-ledger`` target of ``run.py``), so
+the difference is auth and limits alone. The
 ledger's writer is kept out of the measured requests (``spend_flush_interval:
 60``): under callgrind a 0.5 s batch holds a handful of records, so its fixed
 cost would swamp the figure and vary with the machine's load. The writer's
@@ -99,6 +103,12 @@ keys:
     max_parallel: 1000
     budget: {{{{usd: 1000000, period: 1d}}}}
 """
+LEDGER = """\
+server:
+  store: sqlite:///{work}/bench.db
+  spend_flush_interval: 60
+"""
+"""``server:`` lines of the spend ledger alone (``--ledger``)."""
 
 
 def _send(port: int, n: int, stream: bool, auth: bool = False, same: bool = False) -> None:
@@ -183,6 +193,8 @@ def main() -> None:
     parser.add_argument("--src", action="append", type=Path, help="a checkout's src/ (repeatable; default ./src)")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--auth", action="store_true", help="also measure each checkout with keys and limits on")
+    parser.add_argument("--ledger", action="store_true",
+                        help="with --auth: measure the spend ledger alone instead of nothing as the 'off' side")
     parser.add_argument("--wait", type=float, default=180, help="seconds a gateway under valgrind may take to start")
     parser.add_argument("--cache", default="off", help="response cache variants: off, miss, hit (comma-separated)")
     parser.add_argument("--nginx", action="store_true", help="also count nginx (tuned) and print the ratios")
@@ -209,12 +221,13 @@ def main() -> None:
                 print(f"{'nginx (tuned)':40s} {'':6s} {nginx[0]:12,.0f} {nginx[1]:12,.0f}", flush=True)
             for src in sources:
                 for auth in (False, True) if args.auth else (False,):
+                    server = LEDGER.format(work=work) if args.ledger and not auth else ""
                     for cache in variants:
-                        json = measure(src, upstream, args.requests, False, work, auth,
+                        json = measure(src, upstream, args.requests, False, work, auth, server=server,
                                        cache=cache, wait=args.wait) if "json" in modes else float("nan")
-                        streamed = measure(src, upstream, args.requests, True, work, auth,
+                        streamed = measure(src, upstream, args.requests, True, work, auth, server=server,
                                            cache=cache, wait=args.wait) if "stream" in modes else float("nan")
-                        label = f"{src}{' +auth' if auth else ''}"
+                        label = f"{src}{' +auth' if auth else ' +ledger' if server else ''}"
                         ratio = f"   = {json / nginx[0]:.1f}x / {streamed / nginx[1]:.1f}x nginx" if nginx else ""
                         print(f"{label:40s} {cache:6s} {json:12,.0f} {streamed:12,.0f}{ratio}", flush=True)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from .usage_record import Usage
@@ -27,7 +26,7 @@ def estimate_tokens(text_chars: int) -> int:
     return (text_chars + 3) // 4
 
 
-def prompt_chars(body: Mapping[str, Any]) -> int:
+def prompt_chars(body: dict[str, Any]) -> int:
     total = 0
     for message in body.get("messages") or ():
         if not isinstance(message, dict):

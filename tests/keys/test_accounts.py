@@ -152,13 +152,15 @@ def test_the_window_agrees_with_a_plain_list_of_seconds() -> None:
         second += rng.choice((0, 0, 0, 1, 2, 30, 61))
         requests, tokens = rng.choice((0, 1)), rng.choice((0, 0, 5, 300))
         window.advance(second)
-        window.count(second, requests, tokens)
-        counted.append((second, requests, tokens))
-        alive = [c for c in counted if c[0] > second - 60]
-        assert (window.requests, window.tokens) == (sum(c[1] for c in alive), sum(c[2] for c in alive))
-        for series in (1, 2):
-            oldest = next((c[0] for c in alive if c[series]), None)
-            assert window.reset_after(second, series) == (0 if oldest is None else oldest + 60 - second)
+        for count in (False, True):  # read before and after counting (the resets are remembered within a second)
+            if count:
+                window.count(second, requests, tokens)
+                counted.append((second, requests, tokens))
+            alive = [c for c in counted if c[0] > second - 60]
+            assert (window.requests, window.tokens) == (sum(c[1] for c in alive), sum(c[2] for c in alive))
+            for series in (1, 2):
+                oldest = next((c[0] for c in alive if c[series]), None)
+                assert window.reset_after(second, series) == (0 if oldest is None else oldest + 60 - second)
 
 
 def test_the_rendered_headers_are_the_tightest_limits_as_pairs() -> None:
@@ -189,3 +191,17 @@ def test_the_price_estimate_follows_a_new_routing_table() -> None:
     body = {"model": "chat", "messages": [{"role": "user", "content": "x" * 40}], "max_tokens": 1000}
     cheap = accounts.admit(cheaper.call(Operation.CHAT, body), key, None)
     assert cheap.cost == pytest.approx(dear.cost / 10)
+
+
+@pytest.mark.parametrize(("rpm", "tpm", "names"), [
+    (5, None, ["limit-requests", "remaining-requests", "reset-requests"]),
+    (None, 900, ["limit-tokens", "remaining-tokens", "reset-tokens"]),
+    (None, None, []),
+])
+def test_a_key_with_one_kind_of_limit_or_none_gets_its_headers_only(rpm: int | None, tpm: int | None,
+                                                                   names: list[str]) -> None:
+    accounts = Accounts(VirtualTime(), wall=VirtualTime(1.7e9))
+    key = KeyRecord(id="k", name="k", hash="h", rpm=rpm, tpm=tpm, max_parallel=3)
+    ticket = accounts.admit(call(100), key, None)
+    assert [name for name, _ in head_pairs(ticket.head)] == ["x-ratelimit-" + n for n in names]
+    assert all(value.isdigit() or value.endswith("s") for _, value in head_pairs(ticket.head))

@@ -3,13 +3,15 @@ that the live index would refuse: revoked, replaced, expired or never valid."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from stellwerk.errors import AuthenticationError
+from stellwerk.errors import AuthenticationError, PermissionDeniedError
 from stellwerk.keys import keyring as keyring_module
 from stellwerk.keys.input import KeyInput, KeyPatch
 from stellwerk.keys.keyring import MASTER_PRINCIPAL, Keyring
 from stellwerk.keys.secret import hash_secret
+from stellwerk.state.records import TeamRecord
 
 
 async def test_a_revoked_key_is_refused_after_it_was_remembered() -> None:
@@ -66,3 +68,46 @@ async def test_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert len(keyring._verified) <= 3
     for secret in secrets:  # every key still authenticates, remembered or not
         assert keyring.caller(secret).key_id
+
+
+async def test_what_check_remembers_never_outlives_a_change_of_the_key_or_its_team() -> None:
+    now = [1_000.0]
+    keyring = Keyring(wall=lambda: now[0])
+    team = TeamRecord(name="t", models=("chat*",))
+    keyring.replace([], [team])
+    record, _ = await keyring.create_key(KeyInput(name="a", team="t", expires_at="1970-01-01T00:20:00Z"))
+    for _ in range(2):  # checked, then from what was remembered
+        keyring.check(record.id, "chat")
+    with pytest.raises(PermissionDeniedError, match="model_not_allowed"):
+        keyring.check(record.id, "other")
+    keyring.apply(msgspec.structs.replace(team, models=("other",)))  # the team's models changed
+    with pytest.raises(PermissionDeniedError, match="team t may not use"):
+        keyring.check(record.id, "chat")
+    keyring.check(record.id, "other")
+    await keyring.update_key(record.id, KeyPatch(models=["x"]))  # the key's own models changed
+    with pytest.raises(PermissionDeniedError, match=f"key {record.id} may not use"):
+        keyring.check(record.id, "other")
+    await keyring.update_key(record.id, KeyPatch(models=None))
+    keyring.check(record.id, "other")
+    now[0] = 1_200.0  # expired: checked every time
+    with pytest.raises(AuthenticationError):
+        keyring.check(record.id, "other")
+    now[0] = 1_000.0
+    keyring.check(record.id, "other")
+    await keyring.revoke_key(record.id)
+    with pytest.raises(AuthenticationError):
+        keyring.check(record.id, "other")
+    keyring.check("not-a-key", "chat")  # a principal the keyring does not hold passes (the library's own)
+
+
+async def test_a_key_without_the_inference_scope_is_refused_every_time() -> None:
+    keyring = Keyring()
+    record, _ = await keyring.create_key(KeyInput(name="a", scopes=["admin"]))
+    keyring.check(record.id, "chat")  # admin may call models too
+    other, _ = await keyring.create_key(KeyInput(name="b", scopes=["inference"]))
+    keyring.check(other.id, "chat")
+    bare = msgspec.structs.replace(other, id="bare", hash="h", scopes=())
+    keyring.apply(bare)
+    for _ in range(2):
+        with pytest.raises(PermissionDeniedError, match="no 'inference' scope"):
+            keyring.check("bare", "chat")

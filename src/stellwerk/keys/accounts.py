@@ -321,14 +321,23 @@ def _head(requests: Account | None, requests_left: int, by_tokens: Account | Non
     """The ``x-ratelimit-*`` headers of the account with the tightest rpm and the one with the tightest tpm, at
     an instant in ``second``, as wire text: one string built in one go, which the server writes as it is (six
     header pairs cost about 8k instructions more to build, merge and encode on every answer)."""
-    head = ""
-    if requests is not None:
-        head = (f"{requests.rpm_head}{_left(requests_left)}\r\nx-ratelimit-reset-requests: "
-                f"{_duration(requests.window.reset_after(second, 1))}")
-    if by_tokens is not None:
-        head = (f"{head}{by_tokens.tpm_head}{_left(tokens_left)}\r\nx-ratelimit-reset-tokens: "
-                f"{_duration(by_tokens.window.reset_after(second, 2))}")
-    return head
+    if requests is None:
+        return "" if by_tokens is None else _tokens_head(by_tokens, tokens_left, second)
+    if by_tokens is None:
+        return _requests_head(requests, requests_left, second)
+    return (f"{requests.rpm_head}{_left(requests_left)}\r\nx-ratelimit-reset-requests: "  # both: one string built
+            f"{_duration(requests.window.reset_after(second, 1))}{by_tokens.tpm_head}{_left(tokens_left)}"
+            f"\r\nx-ratelimit-reset-tokens: {_duration(by_tokens.window.reset_after(second, 2))}")
+
+
+def _requests_head(account: Account, left: int, second: int) -> str:
+    return (f"{account.rpm_head}{_left(left)}\r\nx-ratelimit-reset-requests: "
+            f"{_duration(account.window.reset_after(second, 1))}")
+
+
+def _tokens_head(account: Account, left: int, second: int) -> str:
+    return (f"{account.tpm_head}{_left(left)}\r\nx-ratelimit-reset-tokens: "
+            f"{_duration(account.window.reset_after(second, 2))}")
 
 
 def _left(n: int) -> str:

@@ -43,6 +43,17 @@ VERIFIED = 4096
 _INVALID = "Invalid API key: send a gateway key as 'Authorization: Bearer', 'x-api-key' or 'api-key' (invalid_api_key)."
 
 
+class _Live:
+    """A key that is not revoked, as authentication reads it: in fields of a compiled class, not of the record."""
+
+    __slots__ = ("expires_at", "hash", "principal")
+
+    def __init__(self, key: KeyRecord) -> None:
+        self.hash = key.hash
+        self.expires_at = key.expires_at
+        self.principal = Principal(key_id=key.id, team=key.team, scopes=frozenset(key.scopes))
+
+
 class Keyring:
     """Keys by hash and id, teams by name. ``wall`` is the wall clock (expiry times are Unix times)."""
 
@@ -51,12 +62,14 @@ class Keyring:
         self.store = store
         self.wall = wall
         self._master = hash_secret(master_key) if master_key else None
-        self._by_hash: dict[str, KeyRecord] = {}
+        self._by_hash: dict[str, _Live] = {}
+        """Keys that are not revoked, by hash."""
         self._by_id: dict[str, KeyRecord] = {}
-        self._principals: dict[str, Principal] = {}
         self._teams: dict[str, TeamRecord] = {}
         self._verified: dict[str, str] = {}
         """Secrets that authenticated, with their hash (see the module's docstring)."""
+        self._passed: dict[str, set[str]] = {}
+        """By model, the ids of the keys :meth:`check` let call it (forgotten at every change of a key or team)."""
         self.changed: Callable[[KeyRecord | TeamRecord], None] | None = None
         """Told of every change made here (the cluster tells the other replicas)."""
 
@@ -69,7 +82,8 @@ class Keyring:
             self._index(msgspec.structs.replace(record, hash=hash_secret(secret), source="config"))
 
     def replace(self, keys: Iterable[KeyRecord], teams: Iterable[TeamRecord]) -> None:
-        self._by_hash, self._by_id, self._principals, self._teams = {}, {}, {}, {t.name: t for t in teams}
+        self._passed = {}
+        self._by_hash, self._by_id, self._teams = {}, {}, {t.name: t for t in teams}
         for key in keys:
             self._index(key)
 
@@ -77,18 +91,19 @@ class Keyring:
         """A key or team as it is now: a change stored already, here or by another replica (keys of the config
         file are not the store's to change)."""
         if isinstance(record, TeamRecord):
+            self._passed = {}
             self._teams = {**self._teams, record.name: record}
         elif record.source != "config":
             self._index(record)
 
     def _index(self, key: KeyRecord) -> None:
+        self._passed = {}
         old = self._by_id.get(key.id)
         if old is not None:
             self._by_hash.pop(old.hash, None)
         self._by_id[key.id] = key
-        self._principals[key.id] = Principal(key_id=key.id, team=key.team, scopes=frozenset(key.scopes))
         if key.revoked_at is None:
-            self._by_hash[key.hash] = key
+            self._by_hash[key.hash] = _Live(key)
 
     # -- the request path ---------------------------------------------------------------------
     def is_master(self, secret: str) -> bool:
@@ -102,30 +117,56 @@ class Keyring:
                                       "'x-api-key' or 'api-key' (invalid_api_key).")
         digest = self._verified.get(secret)
         if digest is not None:  # authenticated before: the same secret, so the same hash
-            key = self._by_hash.get(digest)
-            if key is None:
+            live = self._by_hash.get(digest)
+            if live is None:
                 if digest is self._master:
                     return MASTER_PRINCIPAL
                 del self._verified[secret]  # revoked or replaced since
                 raise AuthenticationError(_INVALID)
         else:
             digest = hash_secret(secret)
-            key = self._by_hash.get(digest)
-            if key is None or not same_hash(digest, key.hash):
+            live = self._by_hash.get(digest)
+            if live is None or not same_hash(digest, live.hash):
                 if self._master is not None and same_hash(digest, self._master):
                     self._remember(secret, self._master)
                     return MASTER_PRINCIPAL
                 raise AuthenticationError(_INVALID)
-            self._remember(secret, key.hash)
-        if key.expires_at is not None and self.wall() >= key.expires_at:
-            raise AuthenticationError(f"The API key {key.id} has expired (invalid_api_key).")
-        return self._principals[key.id]
+            self._remember(secret, live.hash)
+        expires = live.expires_at
+        if expires is not None and self.wall() >= expires:
+            raise AuthenticationError(f"The API key {live.principal.key_id} has expired (invalid_api_key).")
+        return live.principal
 
     def _remember(self, secret: str, digest: str) -> None:
         verified = self._verified
         if len(verified) >= VERIFIED:
             verified.clear()
         verified[secret] = digest
+
+    def check(self, key_id: str, model: str) -> None:
+        """Raise unless the key ``key_id`` may call ``model`` now (a principal that is not one of these keys
+        passes): 401 when it is revoked or expired; 403 when the key or its team may not use the model, or
+        it has no ``inference`` scope. What passed is remembered by model until the next change of any key or
+        team (a few dict lookups instead of reading the records); expiry is checked every time."""
+        key = self._by_id.get(key_id)
+        if key is None:
+            return
+        expires = key.expires_at
+        if expires is not None and self.wall() >= expires:
+            raise AuthenticationError(f"The API key {key.id} is revoked or expired (invalid_api_key).")
+        passed = self._passed.get(model)
+        if passed is not None and key_id in passed:
+            return
+        if key.revoked_at is not None:
+            raise AuthenticationError(f"The API key {key.id} is revoked or expired (invalid_api_key).")
+        self.check_model(key, model)
+        if "inference" not in key.scopes and "admin" not in key.scopes:
+            raise PermissionDeniedError(f"The key {key.id} has no 'inference' scope.")
+        if passed is None:
+            if len(self._passed) >= 1024:  # model names come from clients
+                self._passed.clear()
+            passed = self._passed[model] = set()
+        passed.add(key_id)
 
     def check_model(self, key: KeyRecord, model: str) -> None:
         """:class:`PermissionDeniedError` when the key or its team may not use ``model``."""

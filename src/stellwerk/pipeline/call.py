@@ -41,8 +41,9 @@ class Facts:
 
     __slots__ = ("_body", "_chars", "_headers", "_routing", "_stream", "_tagged", "_task", "_tokens")
 
-    def __init__(self, body: Mapping[str, Any], headers: Mapping[str, str], stream: bool) -> None:
+    def __init__(self, body: dict[str, Any], headers: Mapping[str, str], stream: bool) -> None:
         self._body = body
+        """The call's own copy of the request (a dict: compiled code reads it without a method call)."""
         self._headers = headers
         self._stream = stream
         self._chars: int | None = None

@@ -50,8 +50,9 @@ class Limits:
         principal = call.principal
         if principal is None:
             return await next_handler(call)
+        team_name = principal.team
         key = self.keyring.key(principal.key_id)
-        team = self.keyring.team(principal.team) if principal.team is not None else None
+        team = self.keyring.team(team_name) if team_name is not None else None
         if key is None and team is None:
             return await next_handler(call)
         shared = self.shared
