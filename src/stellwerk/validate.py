@@ -8,19 +8,19 @@ naming the parameter (``messages[2].content[0].image_url``) and what was expecte
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from stellwerk.errors import InvalidRequestError
 
 __all__ = ["ROLES", "validate_chat", "validate_embeddings"]
 
-ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-_PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
-_TOOL_CHOICES = frozenset({"none", "auto", "required"})
-_FORMATS = frozenset({"text", "json_object", "json_schema"})
+ROLES: Final = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_PART_TYPES: Final = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
+_TOOL_CHOICES: Final = frozenset({"none", "auto", "required"})
+_FORMATS: Final = frozenset({"text", "json_object", "json_schema"})
 
 # parameter -> (kind, low, high); kind: "num" (int or float), "int", "bool", "str", "dict"
-_SCALARS: dict[str, tuple[str, float | None, float | None]] = {
+_SCALARS: Final[dict[str, tuple[str, float | None, float | None]]] = {
     "temperature": ("num", 0.0, 2.0),
     "top_p": ("num", 0.0, 1.0),
     "presence_penalty": ("num", -2.0, 2.0),
@@ -49,10 +49,10 @@ def _typename(value: Any) -> str:
         type(value), "null" if value is None else type(value).__name__)
 
 
-_ACCEPTS: dict[str, tuple[type, ...]] = {
+_ACCEPTS: Final[dict[str, tuple[type, ...]]] = {
     "num": (int, float), "int": (int,), "bool": (bool,), "str": (str,), "dict": (dict,),
 }
-_EXPECTED = {"num": "a number", "int": "an integer", "bool": "a boolean", "str": "a string", "dict": "an object"}
+_EXPECTED: Final = {"num": "a number", "int": "an integer", "bool": "a boolean", "str": "a string", "dict": "an object"}
 
 
 def _check_scalar(name: str, value: Any, kind: str, low: float | None, high: float | None) -> None:
@@ -101,7 +101,7 @@ def _check_message(message: Any, i: int) -> None:
     _check_any_message(message, f"messages[{i}]")
 
 
-_PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
+_PLAIN_ROLES: Final = frozenset({"system", "developer", "user", "assistant"})
 """Roles whose message needs nothing but string content (``tool`` needs its ``tool_call_id``)."""
 
 

@@ -49,7 +49,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote
 
 import orjson
@@ -81,13 +81,13 @@ __all__ = ["GatewayApp"]
 
 log = logging.getLogger("stellwerk.gateway")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 Route = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
-_CALLER_KEYED = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/embeddings", "/embeddings", "/v1/messages",
+_CALLER_KEYED: Final = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/embeddings", "/embeddings", "/v1/messages",
                            "/messages", "/v1/completions", "/completions", "/v1/responses", "/responses"})
 """Routes that read the caller's key themselves (``_caller``) and hand it to the call; every other path but
 ``_OPEN`` is checked in ``__call__`` (so a route added later is keyed by default)."""
-_OPEN = frozenset({"/healthz"})
+_OPEN: Final = frozenset({"/healthz"})
 
 
 class GatewayApp:

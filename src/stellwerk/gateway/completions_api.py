@@ -24,7 +24,7 @@ What chat cannot express is refused with a 400 naming it, never dropped: ``suffi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -38,8 +38,8 @@ from .errors import answer_headers
 
 __all__ = ["CompletionsAPI", "to_chat_request", "to_text_completion"]
 
-_DEFAULT_MAX_TOKENS = 16
-_REFUSED = {"suffix": "a suffix (insertion) cannot be expressed as chat",
+_DEFAULT_MAX_TOKENS: Final = 16
+_REFUSED: Final = {"suffix": "a suffix (insertion) cannot be expressed as chat",
             "logprobs": "log probabilities are not returned by every provider behind this gateway"}
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
 from mypy_extensions import mypyc_attr
 
@@ -348,7 +348,7 @@ def _retry(seconds: float) -> tuple[str, str]:
     return ("retry-after", str(max(1, math.ceil(seconds))))
 
 
-_SECONDS = tuple(f"{s}s" if s < 60 else "1m0s" for s in range(61))
+_SECONDS: Final = tuple(f"{s}s" if s < 60 else "1m0s" for s in range(61))
 
 
 def _duration(whole: int) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Final
 
 import msgspec
 
@@ -34,13 +35,13 @@ from .secret import hash_secret, new_id, new_secret, same_hash
 
 __all__ = ["MASTER", "MASTER_PRINCIPAL", "Keyring"]
 
-MASTER = "master"
+MASTER: Final = "master"
 """The key id requests made with ``server.master_key`` are recorded under."""
-MASTER_PRINCIPAL = Principal(key_id=MASTER, scopes=frozenset({"inference", "admin"}))
+MASTER_PRINCIPAL: Final = Principal(key_id=MASTER, scopes=frozenset({"inference", "admin"}))
 
 VERIFIED = 4096
 """Secrets remembered with their hash at most (the memory is cleared when full)."""
-_INVALID = "Invalid API key: send a gateway key as 'Authorization: Bearer', 'x-api-key' or 'api-key' (invalid_api_key)."
+_INVALID: Final = "Invalid API key: send a gateway key as 'Authorization: Bearer', 'x-api-key' or 'api-key' (invalid_api_key)."
 
 
 class _Live:

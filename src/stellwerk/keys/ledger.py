@@ -35,6 +35,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 import msgspec
 
@@ -48,7 +49,7 @@ from .journal import Slot
 __all__ = ["MAX_UNSTORED", "SpendLedger"]
 
 log = logging.getLogger("stellwerk.ledger")
-_REFUSED = frozenset({401, 403, 429})
+_REFUSED: Final = frozenset({401, 403, 429})
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(SpendRecord).decode
 

@@ -15,10 +15,11 @@ request) touches integers only, no container.
 from __future__ import annotations
 
 from collections import deque
+from typing import Final
 
 __all__ = ["WINDOW", "MinuteWindow"]
 
-WINDOW = 60
+WINDOW: Final = 60
 """Seconds the window spans."""
 
 

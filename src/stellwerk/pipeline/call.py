@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from stellwerk.usage import estimate_tokens, prompt_chars
 
@@ -28,7 +28,7 @@ class Operation(enum.StrEnum):
     EMBEDDINGS = "embeddings"
 
 
-_UNSET: Any = object()
+_UNSET: Final[Any] = object()
 
 
 class Facts:
@@ -119,7 +119,7 @@ def _last_user_text(body: Mapping[str, Any]) -> str:
     return ""
 
 
-_FACTS: list[Any] = []
+_FACTS: Final[list[Any]] = []
 """``RequestFacts``, imported on first use (routing imports this module; an import statement in the function
 would run the import machinery on every request)."""
 

@@ -11,7 +11,7 @@ a streamed call it can return a :class:`ReplayStream`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -30,7 +30,7 @@ __all__ = ["ChatResult", "Completion", "EmbeddingsResult", "Headers", "Hook", "R
 
 Tap = Callable[[Sequence[tuple[Any, bytes | None]]], None]
 """Sees each batch of a stream's chunks as they pass: ``(dict or view, its JSON bytes or None)``."""
-DONE = b"data: [DONE]\n\n"
+DONE: Final = b"data: [DONE]\n\n"
 
 
 class Completion:
@@ -57,7 +57,7 @@ class Completion:
             run_hook(hook, record)
 
 
-_IS_RESULT: dict[type, bool] = {}
+_IS_RESULT: Final[dict[type, bool]] = {}
 
 
 def is_result(reply: object) -> TypeIs[Result]:

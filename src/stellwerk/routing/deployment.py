@@ -16,7 +16,7 @@ from __future__ import annotations
 import collections
 import random
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from stellwerk.config import DeploymentConfig, ModelConfig
 from stellwerk.providers import Adapter, Endpoint
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Deployment", "DeploymentHealth", "DeploymentState", "ModelGroup"]
 
-_PREFILL_NATIVE = frozenset({"anthropic", "ollama"})
+_PREFILL_NATIVE: Final = frozenset({"anthropic", "ollama"})
 
 
 class DeploymentHealth:

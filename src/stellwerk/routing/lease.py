@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Final
 
 from stellwerk.errors import Attempt, Outcome, UpstreamError
 from stellwerk.redact import redact, scrub
@@ -29,7 +30,7 @@ __all__ = ["Lease"]
 
 log = logging.getLogger("stellwerk.health")
 
-_REQUEST_AT_FAULT = frozenset({Outcome.CLIENT_ERROR, Outcome.CONTENT_POLICY, Outcome.CONTEXT_TOO_LONG})
+_REQUEST_AT_FAULT: Final = frozenset({Outcome.CLIENT_ERROR, Outcome.CONTENT_POLICY, Outcome.CONTEXT_TOO_LONG})
 
 
 class Lease:

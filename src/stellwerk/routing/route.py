@@ -13,7 +13,7 @@ import base64
 import struct
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from stellwerk.errors import (
     AllAttemptsFailedError,
@@ -40,7 +40,7 @@ __all__ = ["RouteHandler", "final_status"]
 T = TypeVar("T", bound=Answer)
 R = TypeVar("R", bound=Result)
 
-MAX_RESUMES = 3
+MAX_RESUMES: Final = 3
 """A stream that broke off is continued elsewhere at most this many times."""
 
 
@@ -80,7 +80,7 @@ def _no_answer(journey: Journey, kind: str) -> StellwerkError:
     return AllAttemptsFailedError(call.model, failed, final_status(failed))
 
 
-_PARAMS = (("no tools", "tools"), ("no images", "messages"), ("no JSON mode", "response_format"),
+_PARAMS: Final = (("no tools", "tools"), ("no images", "messages"), ("no JSON mode", "response_format"),
            ("max_tokens", "max_tokens"))
 """Filter reasons that are the request's doing, and the parameter each names (tags: only those it asked for)."""
 

@@ -18,7 +18,7 @@ answer is never silently truncated.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -36,7 +36,7 @@ from .send import transport_error
 
 __all__ = ["ChatStream", "Resume"]
 
-_DONE = b"data: [DONE]\n\n"
+_DONE: Final = b"data: [DONE]\n\n"
 
 Resume = Callable[[str, int, str], Awaitable[Opened | None]]
 """``resume(partial_text, produced_tokens, broken_deployment_id)`` → a new opened stream, or None."""
