@@ -47,7 +47,8 @@ STAGES: list[tuple[str, Rule]] = [
      lambda f: ("server.py" in f and ("data_received" in f or "_Connection.on_" in f or "_feed" in f))
      or "Request.__init__" in f),
     ("upstream request (head, send syscall)", _in("HTTPClient.request", "Pool.acquire")),
-    ("upstream read + parse (client protocol, body)", _in("client.py")),
+    ("upstream read + parse (client protocol, body)",
+     _in("client.py", "http/connection.py", "http/response.py", "http/pool.py", "http/transport.py")),
     ("adapter: request build and answer parse", _in("stellwerk/providers/")),
     ("routing decision (table, planner, strategy)",
      _in("planner.py", "stellwerk/routing/strategies/", "table.py", "stellwerk/routing/task/")),

@@ -1,6 +1,6 @@
 """Test doubles for code built on Stellwerk (and for Stellwerk's own tests), type-checked with the package.
 
-:class:`ScriptedResponse` is an :class:`~stellwerk.http.client.UpstreamResponse`
+:class:`ScriptedResponse` is an :class:`~stellwerk.http.transport.UpstreamResponse`
 whose status, headers and body (or stream chunks) are given in advance. A
 transport double returns it from ``request``; a chunk that is an exception is
 raised by ``next_chunk`` (a connection cut mid-stream)::
@@ -14,7 +14,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Sequence
 
-from stellwerk.http.client import UpstreamResponse
+from stellwerk.http.transport import UpstreamResponse
 
 __all__ = ["ScriptedResponse"]
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stellwerk.errors import Outcome, UpstreamError
-from stellwerk.http.client import Transport, TransportError, UpstreamResponse
+from stellwerk.http.transport import Transport, TransportError, UpstreamResponse
 from stellwerk.pipeline.call import Call
 from stellwerk.providers import Chunk, StreamDecoder, UpstreamRequest
 from stellwerk.providers.openai.completions import CompletionsStreamDecoder, as_chat, completions_request

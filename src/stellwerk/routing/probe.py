@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from stellwerk.config import HealthCheckOptions
 from stellwerk.errors import UpstreamError
-from stellwerk.http.client import Transport, TransportError
+from stellwerk.http.transport import Transport, TransportError
 from stellwerk.providers import UpstreamRequest
 from stellwerk.redact import redact
 from stellwerk.telemetry import Events

@@ -23,7 +23,7 @@ from stellwerk.errors import (
     InvalidRequestError,
     StellwerkError,
 )
-from stellwerk.http.client import Transport
+from stellwerk.http.transport import Transport
 from stellwerk.pipeline import Call, ChatResult, EmbeddingsResult, Operation, Reply, Result
 from stellwerk.telemetry import Events, RouteDecided
 

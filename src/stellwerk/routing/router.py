@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from stellwerk.config import Config
 from stellwerk.configuration import ConfigManager
 from stellwerk.errors import StellwerkError
-from stellwerk.http.client import Transport
 from stellwerk.http.messages import head_pairs
+from stellwerk.http.transport import Transport
 from stellwerk.outbound import build_client
 from stellwerk.pipeline import (
     Call,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stellwerk.errors import Outcome, UpstreamError
-from stellwerk.http.client import (
+from stellwerk.http.transport import (
     ConnectError,
     ProtocolError,
     ResponseTooLarge,

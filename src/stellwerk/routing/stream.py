@@ -24,7 +24,7 @@ import orjson
 
 from stellwerk.errors import Outcome, UpstreamError
 from stellwerk.generator_like import GeneratorLike
-from stellwerk.http.client import TransportError
+from stellwerk.http.transport import TransportError
 from stellwerk.pipeline import Call, Completion, Headers, Hook, Tap, interrupted_event
 from stellwerk.providers import Chunk, ChunkView, chunk_dict
 from stellwerk.telemetry import Events, StreamResumed

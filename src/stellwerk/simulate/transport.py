@@ -4,7 +4,7 @@
 checks its rpm, and hands the request to its simulated provider's handler. What the
 provider does in time (TTFT, token pace, hangs) happens on the loop's virtual clock,
 and the transport's deadlines are virtual too. Failures come out as the real client's
-:class:`~stellwerk.http.client.TransportError` subclasses, so everything above the
+:class:`~stellwerk.http.transport.TransportError` subclasses, so everything above the
 transport runs unchanged:
 
     no answer before ``timeout``          -> TimeoutError_
@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from stellwerk.http.client import ConnectError, ReadError, TimeoutError_, UpstreamResponse
 from stellwerk.http.server import Request, Response, StreamingResponse
+from stellwerk.http.transport import ConnectError, ReadError, TimeoutError_, UpstreamResponse
 
 from .clock import VirtualLoop
 from .upstreams import Upstream
@@ -101,7 +101,7 @@ class _Streamed:
 
 
 class SimTransport:
-    """A :class:`~stellwerk.http.client.Transport` over simulated providers, by origin (``host:port``)."""
+    """A :class:`~stellwerk.http.transport.Transport` over simulated providers, by origin (``host:port``)."""
 
     def __init__(self, upstreams: Mapping[str, Upstream], loop: VirtualLoop) -> None:
         self._upstreams = upstreams
