@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from stellwerk.http.client import ConnectError, HTTPClient, ProtocolError, ReadError, TimeoutError_
+from stellwerk.http.connection import MAX_HEAD_SIZE, Connection, Exchange
+from stellwerk.http.pool import Pool
 from support import GUARD, closed_port_url
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
@@ -470,3 +473,51 @@ async def test_expired_idle_connection_is_not_reused(upstream: Start) -> None:
         assert server.connections == 2
     finally:
         await short.close()
+
+
+def _fed(pieces: list[bytes]) -> Exchange:
+    """An exchange whose response came in ``pieces``, one read each, on a fresh connection (no socket)."""
+    pool = Pool("127.0.0.1", 9, None, HTTPClient(), "127.0.0.1:9")
+    conn = Connection(pool)
+    ex = conn.exchange = Exchange()
+    for piece in pieces:
+        if not conn.closed:
+            conn.data_received(piece)
+    return ex
+
+
+def _head(fields: int) -> bytes:
+    return (b"HTTP/1.1 200 OK\r\n" + b"".join(b"x-h%d: %s\r\n" % (i, b"v" * 90) for i in range(fields))
+            + b"content-length: 2\r\n\r\nok")
+
+
+@pytest.mark.parametrize("reads", [1, 2, 3, 7])
+async def test_a_response_head_below_the_limit_passes_however_it_is_split(reads: int) -> None:
+    head = _head(400)  # ~40 KB: a head that came in several reads used to be counted twice
+    assert 32 * 1024 < len(head) < MAX_HEAD_SIZE
+    step = len(head) // reads + 1
+    ex = _fed([head[i:i + step] for i in range(0, len(head), step)])
+    assert ex.error is None and ex.status == 200 and ex.complete and len(ex.headers) == 401
+
+
+@pytest.mark.parametrize("reads", [1, 3])
+async def test_a_response_head_above_the_limit_fails_however_it_is_split(reads: int) -> None:
+    head = _head(700)
+    assert len(head) > MAX_HEAD_SIZE
+    step = len(head) // reads + 1
+    ex = _fed([head[i:i + step] for i in range(0, len(head), step)])
+    assert isinstance(ex.error, ProtocolError) and "headers exceed 65536 bytes" in str(ex.error)
+
+
+async def test_the_operating_system_s_connect_timeout_is_not_reported_as_the_deadline() -> None:
+    pool = Pool("127.0.0.1", 9, None, HTTPClient(), "127.0.0.1:9")
+
+    async def timed_out(*args: object, **kwargs: object) -> None:
+        raise TimeoutError(errno.ETIMEDOUT, "Connection timed out")
+
+    pool.loop.create_connection = timed_out  # type: ignore[method-assign,assignment]
+    try:
+        with pytest.raises(ConnectError, match=r"cannot connect to 127\.0\.0\.1:9: Connection timed out$"):
+            await pool.connect(None)
+    finally:
+        del pool.loop.create_connection

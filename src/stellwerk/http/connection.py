@@ -61,8 +61,8 @@ class Exchange:
 class Connection(asyncio.Protocol):
     """A keep-alive HTTP/1.1 connection to one origin, one exchange at a time; its :class:`Pool` keeps it idle."""
 
-    __slots__ = ("closed", "exchange", "head_size", "headers_done", "idle_since", "lingering", "parser", "paused", "pool",
-                 "reused", "transport")
+    __slots__ = ("closed", "exchange", "head_fields", "head_size", "headers_done", "idle_since", "lingering", "parser",
+                 "paused", "pool", "reused", "transport")
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
@@ -75,6 +75,10 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.paused = False
         self.head_size = 0
+        """Bytes of the reads that ended with the response head still unfinished (a head that never ends)."""
+        self.head_fields = 0
+        """Bytes of the header fields parsed so far (a head that ends, but within one read); each is held to
+        ``MAX_HEAD_SIZE`` on its own: added up, a head that came in several reads counted twice."""
         self.lingering: asyncio.TimerHandle | None = None
         """Set while the end of a message nobody reads any more is awaited (:meth:`linger`)."""
 
@@ -123,8 +127,8 @@ class Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         ex = self.exchange
         assert ex is not None
-        self.head_size += len(name) + len(value) + 4
-        if self.head_size > MAX_HEAD_SIZE:
+        self.head_fields += len(name) + len(value) + 4
+        if self.head_fields > MAX_HEAD_SIZE:
             self._fail(ex, ProtocolError(f"upstream response headers exceed {MAX_HEAD_SIZE} bytes"))
             raise httptools.HttpParserError("headers too large")
         ex.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
@@ -133,7 +137,7 @@ class Connection(asyncio.Protocol):
         ex = self.exchange
         assert ex is not None
         ex.status = self.parser.get_status_code()
-        self.head_size = 0
+        self.head_size = self.head_fields = 0
         length = ex.headers.get("content-length")
         limit = self.pool.max_response_size
         if length is not None and length.isdigit() and int(length) > limit:
@@ -169,7 +173,7 @@ class Connection(asyncio.Protocol):
         ex.complete = True
         self.exchange = None
         self.headers_done = False
-        self.head_size = 0
+        self.head_size = self.head_fields = 0
         ex.wake()
         if self.parser.should_keep_alive() and not self.closed:
             self.pool.release(self)

@@ -92,8 +92,10 @@ class Pool:
         try:
             async with asyncio.timeout(timeout):
                 return await self._open()
-        except TimeoutError:
-            raise ConnectError(f"connect to {self.host}:{self.port}{via} timed out after {timeout}s") from None
+        except TimeoutError as timed_out:
+            if timed_out.errno is None:  # the deadline given here (the OS's own connect timeout has an errno)
+                raise ConnectError(f"connect to {self.host}:{self.port}{via} timed out after {timeout}s") from None
+            raise ConnectError(f"cannot connect to {self.host}:{self.port}{via}: {timed_out.strerror}") from None
         except (OSError, ssl.SSLError) as e:
             raise ConnectError(f"cannot connect to {self.host}:{self.port}{via}: {e.strerror or e}") from None
 
