@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -28,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from cluster.common import fast_sim, gateway, port_of
-from cluster.cpu import Cpu, send
+from cluster.cpu import Cpu, send, spread
 from harness.targets import stellwerk_yaml
 from instructions import AUTH, LEDGER
 
@@ -76,9 +75,6 @@ def main() -> None:
                     rows.setdefault((mode, stream), []).append((cpu.read()[0] - before) / n * 1e6)
             load.append(os.getloadavg()[0])
             print(f"round {r + 1}/{args.rounds} done, load {load[-1]:.1f}", file=sys.stderr, flush=True)
-
-    def spread(values: list[float]) -> str:
-        return f"{statistics.median(values):7.1f} ({min(values):.1f} to {max(values):.1f})"
 
     what = (f"{args.seconds:g} s of wrk with {args.wrk} connections" if args.wrk
             else f"{args.requests} requests, concurrency {args.concurrency}")

@@ -145,6 +145,11 @@ def own_redis() -> Iterator[tuple[str, int]]:
         proc.wait(30)
 
 
+def spread(values: list[float]) -> str:
+    """The median, and the lowest and highest value."""
+    return f"{statistics.median(values):7.1f} ({min(values):.1f} to {max(values):.1f})"
+
+
 def run_cpu(args: argparse.Namespace, work: Path, upstream: str, redis: str, redis_pid: int | None,
             prefix: str) -> None:
     n = args.requests
@@ -173,9 +178,6 @@ def run_cpu(args: argparse.Namespace, work: Path, upstream: str, redis: str, red
                          (after[2] - before[2]) / n * 1e6, (server_after[0] - server_before[0]) / n * 1e6))
             load.append(os.getloadavg()[0])
             print(f"round {r + 1}/{args.rounds} done, load {load[-1]:.1f}", file=sys.stderr, flush=True)
-
-    def spread(values: list[float]) -> str:
-        return f"{statistics.median(values):7.1f} ({min(values):.1f} to {max(values):.1f})"
 
     what = (f"{args.seconds:g} s of wrk with {args.wrk} connections" if args.wrk
             else f"{n} requests, concurrency {args.concurrency}")
