@@ -57,6 +57,29 @@ async def test_a_valid_key_answers_with_rate_limit_headers(governed: Any) -> Non
     assert accounts.used("key:" + key["id"])[1] > 0
 
 
+async def test_every_front_door_answers_with_the_rate_limit_headers(governed: Any) -> None:
+    gateway = await governed()
+    key = await create_key(gateway, rpm=20, tpm=100_000)
+    async with oai(gateway, key["key"]) as client:
+        calls = [
+            client.completions.with_raw_response.create(model="chat", prompt="Say hi", max_tokens=8),
+            client.responses.with_raw_response.create(model="chat", input="Say hi", max_output_tokens=16),
+        ]
+        remaining = []
+        for call in calls:
+            raw = await call
+            assert raw.headers["x-ratelimit-limit-requests"] == "20"
+            assert raw.headers["x-ratelimit-limit-tokens"] == "100000"
+            assert raw.headers["x-ratelimit-reset-tokens"].endswith("s")
+            remaining.append(int(raw.headers["x-ratelimit-remaining-requests"]))
+        stream = await client.responses.with_raw_response.create(model="chat", input="Say hi", stream=True)
+        assert stream.headers["x-ratelimit-limit-requests"] == "20"
+        remaining.append(int(stream.headers["x-ratelimit-remaining-requests"]))
+        async for _ in stream.parse():
+            pass
+    assert remaining == [19, 18, 17]
+
+
 async def test_a_client_leaving_a_stream_releases_its_reservation(governed: Any, start_sim: Any) -> None:
     sim = await start_sim(tokens_per_second=50, output_tokens=500)
     gateway = await governed(api_base=sim.base_url)
