@@ -77,7 +77,14 @@ async def test_every_front_door_answers_with_the_rate_limit_headers(governed: An
         remaining.append(int(stream.headers["x-ratelimit-remaining-requests"]))
         async for _ in stream.parse():
             pass
-    assert remaining == [19, 18, 17]
+    anthropic_client = claude(gateway, key["key"])
+    async with anthropic_client, anthropic_client.messages.with_streaming_response.create(
+            model="chat", max_tokens=16, messages=ANTHROPIC_USER, stream=True) as events:  # type: ignore[arg-type]
+        assert events.headers["x-ratelimit-limit-tokens"] == "100000"  # an Anthropic stream
+        remaining.append(int(events.headers["x-ratelimit-remaining-requests"]))
+        async for _ in events.iter_lines():
+            pass
+    assert remaining == [19, 18, 17, 16]
 
 
 async def test_a_client_leaving_a_stream_releases_its_reservation(governed: Any, start_sim: Any) -> None:
