@@ -11,9 +11,9 @@ this replica's lease of each account when it has one, else in one round trip tha
 :mod:`stellwerk.cluster.admission` and :mod:`stellwerk.cluster.leases`); while Redis is down the local
 admission enforces this replica's share of them instead.
 
-The reply carries the ``x-ratelimit-*`` headers of the tightest limits. A
-call without a principal (auth off) passes untouched. The arithmetic is in
-:mod:`stellwerk.keys.accounts`.
+The reply carries the ``x-ratelimit-*`` headers of the tightest limits at admission, rendered once as wire
+text in ``reply.head`` (the gateway writes it as it is; the library's ``Router.chat`` turns it into pairs).
+A call without a principal (auth off) passes untouched. The arithmetic is in :mod:`stellwerk.keys.accounts`.
 """
 
 from __future__ import annotations
