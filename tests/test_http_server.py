@@ -432,17 +432,17 @@ def test_header_pairs_read_the_rendered_head_back() -> None:
 
 
 async def test_header_names_are_remembered_within_a_bound(serve: Serve) -> None:
-    from stellwerk.http import server as server_module
+    from stellwerk.http import messages as names_module
 
     echo = Echo()
     server = await serve(echo)
-    names = [b"X-Name-%d" % i for i in range(server_module._MAX_NAMES + 200)]
+    names = [b"X-Name-%d" % i for i in range(names_module._MAX_NAMES + 200)]
     async with await open_conn(server) as conn:
         for start in range(0, len(names), 400):  # the names of several requests, more than are remembered
             head = b"".join(b"%s: v%d\r\n" % (n, i) for i, n in enumerate(names[start:start + 400], start))
             await conn.send(b"GET /h HTTP/1.1\r\nHost: h\r\n" + head + b"\r\n")
             response = await conn.read_response()
             assert response.status == 200
-    assert len(server_module._NAMES) <= server_module._MAX_NAMES
+    assert len(names_module._NAMES) <= names_module._MAX_NAMES
     seen = {k: v for request in echo.requests for k, v in request.headers.items()}
     assert all(seen[n.decode().lower()] == f"v{i}" for i, n in enumerate(names))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from .messages import header_name
 from .transport import ProtocolError, ReadError, ResponseTooLarge, TimeoutError_, TransportError
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class Connection(asyncio.Protocol):
         if self.head_fields > MAX_HEAD_SIZE:
             self._fail(ex, ProtocolError(f"upstream response headers exceed {MAX_HEAD_SIZE} bytes"))
             raise httptools.HttpParserError("headers too large")
-        ex.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        ex.headers[header_name(name)] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         ex = self.exchange

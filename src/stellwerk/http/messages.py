@@ -15,6 +15,7 @@ __all__ = [
     "StreamingResponse",
     "error_body_factory",
     "head_pairs",
+    "header_name",
     "interrupted_event_factory",
 ]
 
@@ -67,7 +68,7 @@ class Response:
 
     def header_pairs(self) -> list[tuple[str, str]]:
         """Every extra header as a pair: ``headers``, then those of ``head``."""
-        return [*(self.headers or ()), *head_pairs(self.head)]
+        return _pairs(self.headers, self.head)
 
 
 class StreamingResponse:
@@ -98,7 +99,7 @@ class StreamingResponse:
 
     def header_pairs(self) -> list[tuple[str, str]]:
         """Every extra header as a pair: ``headers``, then those of ``head``."""
-        return [*(self.headers or ()), *head_pairs(self.head)]
+        return _pairs(self.headers, self.head)
 
 
 Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
@@ -127,6 +128,9 @@ def interrupted_event_factory(path: str) -> bytes:
 
 _STATUS_LINES: Final[dict[str, dict[int, bytes]]] = {}
 """Status line and content-type header, encoded once per content type and status."""
+_NAMES: Final[dict[bytes, str]] = {}
+"""Received header names (bytes) to their lower-case text (:func:`header_name`)."""
+_MAX_NAMES: Final = 1024
 _PREFIXES: Final[dict[str, str]] = {}
 """``\\r\\n<name>: `` by header name (names come from the gateway's code, not from clients; bounded anyway)."""
 
@@ -173,6 +177,26 @@ def encode_head(status: int, content_type: str, extra: list[tuple[str, str]] | N
     if not keep_alive:
         out += b"\r\nconnection: close"
     return out
+
+
+def _pairs(headers: list[tuple[str, str]] | None, head: str) -> list[tuple[str, str]]:
+    if not head:
+        return headers if headers is not None else []
+    return [*(headers or ()), *head_pairs(head)]
+
+
+def header_name(raw: bytes) -> str:
+    """A header name as received (both the server's and the client's parser) as lower-case text. Names are
+    remembered by their bytes: a message's names are mostly the ones every message sends, and a lookup costs
+    less than a decode and ``lower()`` (~250 instructions per header). The names come from the other side, so
+    at most :data:`_MAX_NAMES` are remembered."""
+    name = _NAMES.get(raw)
+    if name is None:
+        name = raw.decode("latin-1").lower()
+        if len(_NAMES) >= _MAX_NAMES:
+            _NAMES.clear()
+        _NAMES[raw] = name
+    return name
 
 
 def head_pairs(head: str) -> list[tuple[str, str]]:

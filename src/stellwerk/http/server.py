@@ -48,6 +48,7 @@ from .messages import (
     StreamingResponse,
     encode_head,
     error_body_factory,
+    header_name,
     interrupted_event_factory,
 )
 
@@ -69,10 +70,6 @@ QUEUE_LIMIT: Final = 64 * 1024
 _SLICE: Final = 16 * 1024
 """Bytes fed to the parser at a time when more than that arrived at once (so that a pause takes effect)."""
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
-_NAMES: Final[dict[bytes, str]] = {}
-"""Header names as they came (bytes) to their lower-case text: a request's names are mostly the ones every
-request sends, and a lookup costs less than a decode and ``lower()`` (~250 instructions per header)."""
-_MAX_NAMES: Final = 1024
 _LINGER: Final = 2.0
 """Seconds an answered error waits for the client to stop sending before the connection is closed."""
 
@@ -263,12 +260,7 @@ class _Connection(asyncio.Protocol):
         if self._head_fields > MAX_HEAD_SIZE:
             self._reject(431, f"request line and headers exceed {MAX_HEAD_SIZE} bytes")
             raise httptools.HttpParserError("head too large")
-        key = _NAMES.get(name)
-        if key is None:
-            key = name.decode("latin-1").lower()
-            if len(_NAMES) >= _MAX_NAMES:  # names are the client's: never more than this many remembered
-                _NAMES.clear()
-            _NAMES[name] = key
+        key = header_name(name)
         text = value.decode("latin-1")
         old = self._headers.get(key)
         self._headers[key] = text if old is None else f"{old}, {text}"

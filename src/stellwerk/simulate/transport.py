@@ -37,7 +37,7 @@ class _Complete:
 
     def __init__(self, response: Response) -> None:
         self.status = response.status
-        self.headers = _headers(response.header_pairs() if response.head else response.headers, response.content_type)
+        self.headers = _headers(response.header_pairs(), response.content_type)
         self._body = response.body
 
     async def read(self, timeout: float | None = None) -> bytes:
@@ -62,7 +62,7 @@ class _Streamed:
 
     def __init__(self, response: StreamingResponse, gap: float) -> None:
         self.status = response.status
-        self.headers = _headers(response.header_pairs() if response.head else response.headers, response.content_type)
+        self.headers = _headers(response.header_pairs(), response.content_type)
         self._chunks: AsyncIterator[bytes] | None = response.chunks
         self._gap = gap
 
