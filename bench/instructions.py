@@ -18,7 +18,8 @@ declared key with rpm, tpm, max_parallel and a budget, which every request
 sends (auth, limits with reservation and the spend ledger on the path); with
 ``--ledger`` the first of the two has the SQLite store without a master key
 (the spend ledger alone, as the ``stellwerk-ledger`` target of ``run.py``), so
-the difference is auth and limits alone. The
+the difference is auth and limits alone. Every request sends ``Authorization:
+Bearer`` either way, as SDKs do, so both sides parse the same headers. The
 ledger's writer is kept out of the measured requests (``spend_flush_interval:
 60``): under callgrind a 0.5 s batch holds a handful of records, so its fixed
 cost would swamp the figure and vary with the machine's load. The writer's
@@ -111,12 +112,13 @@ server:
 """``server:`` lines of the spend ledger alone (``--ledger``)."""
 
 
-def _send(port: int, n: int, stream: bool, auth: bool = False, same: bool = False) -> None:
+def _send(port: int, n: int, stream: bool, *, same: bool = False) -> None:
+    """``n`` requests on one keep-alive connection, each with ``Authorization: Bearer`` as every SDK sends it
+    (the OpenAI SDK requires a key even when the gateway checks none), so a gateway with keys off parses the
+    same headers as one with keys on."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     body = chat_body(stream)
-    headers = {"content-type": "application/json"}
-    if auth:
-        headers["authorization"] = f"Bearer {KEY}"
+    headers = {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
     for i in range(n):
         unique = body if same else body.replace(b"shipment 4711", b"shipment %d" % (i + os.getpid() * 10_000 + n))
         conn.request("POST", "/v1/chat/completions", unique, headers)
@@ -155,9 +157,9 @@ def measure(src: Path, upstream: str, requests: int, stream: bool, work: Path, a
     try:
         _wait(port, "/healthz", wait)
         same = cache == "hit"
-        _send(port, 50, stream, auth, same)  # warm-up: connections, caches, first-use imports
+        _send(port, 50, stream, same=same)  # warm-up: connections, caches, first-use imports
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
-        _send(port, requests, stream, auth, same)
+        _send(port, requests, stream, same=same)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
         return _total(f"{prefix}.{proc.pid}") / requests
     finally:

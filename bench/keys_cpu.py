@@ -54,6 +54,9 @@ def main() -> None:
     parser.add_argument("--base", default="", help="another checkout's src folder, measured in the same rounds")
     args = parser.parse_args()
     rows: dict[tuple[str, bool], list[float]] = {}
+    user: dict[tuple[str, bool], list[float]] = {}
+    """User-mode CPU µs per request (``/proc/<pid>/stat``, clock ticks): what auth and limits add is user-mode
+    work (no system call of their own), so its difference is not blurred by the kernel's network stack."""
     load = [os.getloadavg()[0]]
     with ExitStack() as stack:
         upstream = stack.enter_context(fast_sim())
@@ -70,9 +73,11 @@ def main() -> None:
                 proc = procs[mode]
                 cpu = Cpu(proc.pid)
                 for stream in (False, True):
-                    before = cpu.read()[0]
+                    before = cpu.read()
                     n = send(port_of(proc), args.requests, stream, args.concurrency, args.wrk, args.seconds)
-                    rows.setdefault((mode, stream), []).append((cpu.read()[0] - before) / n * 1e6)
+                    after = cpu.read()
+                    rows.setdefault((mode, stream), []).append((after[0] - before[0]) / n * 1e6)
+                    user.setdefault((mode, stream), []).append((after[1] - before[1]) / n * 1e6)
             load.append(os.getloadavg()[0])
             print(f"round {r + 1}/{args.rounds} done, load {load[-1]:.1f}", file=sys.stderr, flush=True)
 
@@ -89,6 +94,10 @@ def main() -> None:
             print(f"  {label + 'keys, limits, ledger':26s} {spread(keys)}")
             print(f"  {label + 'auth and limits add':26s} {spread([k - le for k, le in zip(keys, ledger, strict=True)])}"
                   "   (per round)")
+            ledger_user, keys_user = user[(prefix + "ledger", stream)], user[(prefix + "keys", stream)]
+            print(f"  {label + 'user mode: ledger, keys':26s} {spread(ledger_user)}   {spread(keys_user)}")
+            print(f"  {label + 'user mode: auth, limits add':26s} "
+                  f"{spread([k - le for k, le in zip(keys_user, ledger_user, strict=True)])}   (per round)")
         if args.base:
             now, before = rows[("keys", stream)], rows[("base-keys", stream)]
             print(f"  {'keys now - --base':26s} {spread([a - b for a, b in zip(now, before, strict=True)])}")

@@ -37,8 +37,8 @@ EVENTS = [Event, RequestStarted, RequestFinished, RouteDecided, AttemptStarted, 
           RetryBudgetRefused, HedgeSent, StreamResumed]
 OPTIONS = [BackoffOptions, BreakerOptions, RetryBudgetOptions]
 
-FROZEN = [*EVENTS, *OPTIONS, Principal, Call, Usage, UpstreamRequest, Endpoint]
-KEYWORD_ONLY = [*EVENTS, *OPTIONS, Principal, Call, Decision, Line]
+FROZEN = [*EVENTS, *OPTIONS, Call, Usage, UpstreamRequest, Endpoint]
+KEYWORD_ONLY = [*EVENTS, *OPTIONS, Call, Decision, Line]
 
 
 @pytest.mark.parametrize("kind", FROZEN, ids=lambda k: k.__name__)
@@ -82,3 +82,15 @@ def test_options_refuse_invalid_values_and_unknown_fields(kind: type[msgspec.Str
                                                             error: str) -> None:
     with pytest.raises(msgspec.ValidationError, match=error):
         msgspec.convert(data, kind)
+
+
+def test_a_principal_is_keyword_only_equal_by_value_and_hashable() -> None:
+    """:class:`Principal` is a compiled class, not a record (its fields are read on every governed request)."""
+    one = Principal(key_id="k1", team="t", scopes=frozenset({"inference"}))
+    assert one == Principal(key_id="k1", team="t", scopes=frozenset({"inference"}))
+    assert one != Principal(key_id="k1", team=None, scopes=frozenset({"inference"}))
+    assert one != "k1"
+    assert len({one, Principal(key_id="k1", team="t", scopes=frozenset({"inference"}))}) == 1
+    assert repr(Principal(key_id="k2")) == "Principal(key_id='k2', team=None, scopes=frozenset())"
+    with pytest.raises(TypeError):
+        Principal("k1")  # type: ignore[misc]

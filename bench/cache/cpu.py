@@ -44,9 +44,9 @@ models:
     try:
         _wait(port, "/healthz", 60)
         same = cache == "hit"
-        _send(port, 200, stream, same)
+        _send(port, 200, stream, same=same)
         before = cpu_seconds(proc.pid)
-        _send(port, requests, stream, same)
+        _send(port, requests, stream, same=same)
         return (cpu_seconds(proc.pid) - before) / requests * 1e6
     finally:
         proc.terminate()

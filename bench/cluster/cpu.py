@@ -96,9 +96,9 @@ def send(port: int, n: int, stream: bool, concurrency: int, wrk: int = 0, second
     if wrk:
         return _wrk(port, stream, wrk, seconds)
     if concurrency == 1:
-        _send(port, n, stream, True)
+        _send(port, n, stream)
         return n
-    threads = [threading.Thread(target=_send, args=(port, n // concurrency, stream, True)) for _ in range(concurrency)]
+    threads = [threading.Thread(target=_send, args=(port, n // concurrency, stream)) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -236,10 +236,10 @@ def _callgrind(config: Path, stream: bool, requests: int, prefix: Path, flush_de
                             stderr=subprocess.DEVNULL)
     try:
         _wait(port, "/healthz", 900)  # a loaded machine under valgrind
-        _send(port, 50, stream, True)
+        _send(port, 50, stream)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
         start = time.monotonic()
-        _send(port, requests, stream, True)
+        _send(port, requests, stream)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
         busy = time.monotonic() - start
         total = _total(f"{prefix}.{proc.pid}")

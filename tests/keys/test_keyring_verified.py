@@ -111,3 +111,40 @@ async def test_a_key_without_the_inference_scope_is_refused_every_time() -> None
     for _ in range(2):
         with pytest.raises(PermissionDeniedError, match="no 'inference' scope"):
             keyring.check("bare", "chat")
+
+
+async def test_an_authorization_header_is_remembered_as_sent_and_refused_once_revoked() -> None:
+    now = [1_000.0]
+    keyring = Keyring(master_key="sk-master-0123456789", wall=lambda: now[0])
+    record, secret = await keyring.create_key(KeyInput(name="a", expires_at="1970-01-01T00:20:00Z"))
+    header = f"Bearer {secret}"
+    assert keyring.bearer(header).key_id == record.id
+    assert keyring._sent == {header: hash_secret(secret)}
+    assert keyring.bearer(header).key_id == record.id  # from the memory now
+    assert keyring.bearer(f"bearer  {secret} ").key_id == record.id  # any case of the scheme, spaces around
+    assert keyring.bearer("Bearer sk-master-0123456789") is MASTER_PRINCIPAL
+    assert keyring.bearer("Bearer sk-master-0123456789") is MASTER_PRINCIPAL
+    with pytest.raises(AuthenticationError, match="Invalid API key"):  # the header's text is not itself a key
+        keyring.caller(header)
+    for wrong in ("Basic abc", "Bearer", "Bearer sk-stw-wrong", secret):
+        with pytest.raises(AuthenticationError):
+            keyring.bearer(wrong)
+    assert set(keyring._sent) == {header, f"bearer  {secret} ", "Bearer sk-master-0123456789"}
+    now[0] = 1_200.0
+    with pytest.raises(AuthenticationError, match="expired"):
+        keyring.bearer(header)
+    now[0] = 1_000.0
+    await keyring.revoke_key(record.id)
+    for _ in range(2):  # forgotten at the first refusal, then hashed again and refused again
+        with pytest.raises(AuthenticationError, match="Invalid API key"):
+            keyring.bearer(header)
+    assert header not in keyring._sent
+
+
+async def test_the_memory_of_headers_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keyring_module, "VERIFIED", 3)
+    keyring = Keyring()
+    secrets = [(await keyring.create_key(KeyInput(name=f"k{n}")))[1] for n in range(7)]
+    for secret in secrets * 2:
+        assert keyring.bearer(f"Bearer {secret}").key_id
+        assert len(keyring._sent) <= 3

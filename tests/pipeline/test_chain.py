@@ -21,6 +21,7 @@ from stellwerk.gateway import GatewayApp
 from stellwerk.gateway.errors import http_layer_error
 from stellwerk.http.server import HTTPServer
 from stellwerk.pipeline import STAGES, Call, Handler, ReplayStream, Reply, compose
+from stellwerk.pipeline.chain import Link, Stage
 from stellwerk.usage import Usage
 from support import USER, closed_port_url, config, deployment, model, request
 
@@ -86,6 +87,45 @@ async def test_middlewares_run_in_stage_order_and_unwind_in_reverse(fake_router:
     assert STAGES == ("auth", "limits", "cache", "tracing")
     assert log == ["auth>", "limits>", "cache1>", "cache2>", "tracing>", "route",
                    "<tracing", "<cache2", "<cache1", "<limits", "<auth"]
+
+
+class Recording(Stage):
+    """A compiled-style stage (its links call ``handle`` natively) that records its way in and out."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+
+    async def handle(self, call: Call, after: Link, /) -> Reply:
+        self.log.append(f"{self.name}>")
+        reply = await after.handle(call)
+        self.log.append(f"<{self.name}")
+        return reply
+
+
+async def test_stages_and_plain_middlewares_run_in_one_order() -> None:
+    log: list[str] = []
+
+    async def plain(call: Call, next_handler: Handler) -> Reply:
+        log.append("plain>")
+        reply = await next_handler(call)
+        log.append("<plain")
+        return reply
+
+    async def route(call: Call) -> Reply:
+        log.append("route")
+        return reply_marker
+
+    reply_marker: Any = object()
+    pipeline = compose(route, {"auth": [Recording("a", log), plain], "limits": [Recording("l", log)],
+                               "tracing": [plain]})
+    assert await pipeline(call_marker) is reply_marker
+    assert log == ["a>", "plain>", "l>", "plain>", "route", "<plain", "<l", "<plain", "<a"]
+    log.clear()  # a stage used outside a pipeline, as any middleware
+    assert await Recording("alone", log)(call_marker, route) is reply_marker
+    assert log == ["alone>", "route", "<alone"]
+
+
+call_marker: Any = object()
 
 
 async def test_an_unknown_stage_is_refused() -> None:

@@ -19,6 +19,7 @@ records still hold hashes only.
 from __future__ import annotations
 
 import fnmatch
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
@@ -31,7 +32,7 @@ from stellwerk.state.interfaces import KeyStore
 from stellwerk.state.records import KeyRecord, TeamRecord
 
 from .input import KeyInput, KeyPatch, TeamInput, parse_time
-from .secret import hash_secret, new_id, new_secret, same_hash
+from .secret import bearer_token, hash_secret, new_id, new_secret, same_hash
 
 __all__ = ["MASTER", "MASTER_PRINCIPAL", "Keyring"]
 
@@ -55,6 +56,12 @@ class _Live:
         self.principal = Principal(key_id=key.id, team=key.team, scopes=frozenset(key.scopes))
 
 
+def _remember(memory: dict[str, str], text: str, digest: str) -> None:
+    if len(memory) >= VERIFIED:
+        memory.clear()
+    memory[text] = digest
+
+
 class Keyring:
     """Keys by hash and id, teams by name. ``wall`` is the wall clock (expiry times are Unix times)."""
 
@@ -69,8 +76,11 @@ class Keyring:
         self._teams: dict[str, TeamRecord] = {}
         self._verified: dict[str, str] = {}
         """Secrets that authenticated, with their hash (see the module's docstring)."""
-        self._passed: dict[str, set[str]] = {}
-        """By model, the ids of the keys :meth:`check` let call it (forgotten at every change of a key or team)."""
+        self._sent: dict[str, str] = {}
+        """``Authorization`` headers that authenticated, as sent, with their key's hash (:meth:`bearer`)."""
+        self._passed: dict[str, dict[str, float]] = {}
+        """By model, the ids of the keys :meth:`check` let call it, with their expiry (``inf`` for none): forgotten
+        at every change of a key or team."""
         self.changed: Callable[[KeyRecord | TeamRecord], None] | None = None
         """Told of every change made here (the cluster tells the other replicas)."""
 
@@ -118,47 +128,65 @@ class Keyring:
                                       "'x-api-key' or 'api-key' (invalid_api_key).")
         digest = self._verified.get(secret)
         if digest is not None:  # authenticated before: the same secret, so the same hash
-            live = self._by_hash.get(digest)
-            if live is None:
-                if digest is self._master:
-                    return MASTER_PRINCIPAL
-                del self._verified[secret]  # revoked or replaced since
-                raise AuthenticationError(_INVALID)
-        else:
-            digest = hash_secret(secret)
-            live = self._by_hash.get(digest)
-            if live is None or not same_hash(digest, live.hash):
-                if self._master is not None and same_hash(digest, self._master):
-                    self._remember(secret, self._master)
-                    return MASTER_PRINCIPAL
-                raise AuthenticationError(_INVALID)
-            self._remember(secret, live.hash)
+            return self._known(self._verified, secret, digest)
+        digest = hash_secret(secret)
+        live = self._by_hash.get(digest)
+        if live is None or not same_hash(digest, live.hash):
+            if self._master is not None and same_hash(digest, self._master):
+                _remember(self._verified, secret, self._master)
+                return MASTER_PRINCIPAL
+            raise AuthenticationError(_INVALID)
+        _remember(self._verified, secret, live.hash)
+        return self._unexpired(live)
+
+    def bearer(self, authorization: str) -> Principal:
+        """:meth:`caller` for the text of an ``Authorization`` header (``Bearer <key>``). A header that
+        authenticated is remembered as it was sent, with its key's hash, so that a client's next requests skip
+        parsing it too; over a keep-alive connection the server hands over the very same text (see
+        ``_Connection.on_header``), so not even its hash is computed again."""
+        digest = self._sent.get(authorization)
+        if digest is not None:
+            return self._known(self._sent, authorization, digest)
+        secret = bearer_token(authorization)
+        principal = self.caller(secret)
+        digest = self._verified.get(secret) if secret else None
+        if digest is not None:
+            _remember(self._sent, authorization, digest)
+        return principal
+
+    def _known(self, memory: dict[str, str], text: str, digest: str) -> Principal:
+        """The caller whose key (``text``, as ``memory`` holds it) authenticated before with hash ``digest``."""
+        live = self._by_hash.get(digest)
+        if live is None:
+            if digest is self._master:
+                return MASTER_PRINCIPAL
+            del memory[text]  # revoked or replaced since
+            raise AuthenticationError(_INVALID)
+        return self._unexpired(live)
+
+    def _unexpired(self, live: _Live) -> Principal:
         expires = live.expires_at
         if expires is not None and self.wall() >= expires:
             raise AuthenticationError(f"The API key {live.principal.key_id} has expired (invalid_api_key).")
         return live.principal
 
-    def _remember(self, secret: str, digest: str) -> None:
-        verified = self._verified
-        if len(verified) >= VERIFIED:
-            verified.clear()
-        verified[secret] = digest
-
     def check(self, key_id: str, model: str) -> None:
         """Raise unless the key ``key_id`` may call ``model`` now (a principal that is not one of these keys
         passes): 401 when it is revoked or expired; 403 when the key or its team may not use the model, or
-        it has no ``inference`` scope. What passed is remembered by model until the next change of any key or
-        team (a few dict lookups instead of reading the records); expiry is checked every time."""
+        it has no ``inference`` scope. What passed is remembered by model, with the key's expiry, until the next
+        change of any key or team (two dict lookups instead of reading the records); expiry is checked every
+        time."""
+        passed = self._passed.get(model)
+        if passed is not None:
+            expires = passed.get(key_id)
+            if expires is not None:
+                if expires != math.inf and self.wall() >= expires:
+                    raise AuthenticationError(f"The API key {key_id} is revoked or expired (invalid_api_key).")
+                return
         key = self._by_id.get(key_id)
         if key is None:
             return
-        expires = key.expires_at
-        if expires is not None and self.wall() >= expires:
-            raise AuthenticationError(f"The API key {key.id} is revoked or expired (invalid_api_key).")
-        passed = self._passed.get(model)
-        if passed is not None and key_id in passed:
-            return
-        if key.revoked_at is not None:
+        if key.revoked_at is not None or (key.expires_at is not None and self.wall() >= key.expires_at):
             raise AuthenticationError(f"The API key {key.id} is revoked or expired (invalid_api_key).")
         self.check_model(key, model)
         if "inference" not in key.scopes and "admin" not in key.scopes:
@@ -166,8 +194,8 @@ class Keyring:
         if passed is None:
             if len(self._passed) >= 1024:  # model names come from clients
                 self._passed.clear()
-            passed = self._passed[model] = set()
-        passed.add(key_id)
+            passed = self._passed[model] = {}
+        passed[key_id] = key.expires_at if key.expires_at is not None else math.inf
 
     def check_model(self, key: KeyRecord, model: str) -> None:
         """:class:`PermissionDeniedError` when the key or its team may not use ``model``."""

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import os
 
-__all__ = ["PREFIX", "hash_secret", "new_id", "new_secret", "same_hash"]
+__all__ = ["PREFIX", "bearer_token", "hash_secret", "new_id", "new_secret", "same_hash"]
 
 PREFIX = "sk-stw-"
 
@@ -33,3 +33,11 @@ def hash_secret(secret: str) -> str:
 def same_hash(a: str, b: str) -> bool:
     """Constant-time comparison of two hashes (hex strings)."""
     return hmac.compare_digest(a, b)
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The key in an ``Authorization`` header's text (``Bearer <key>``, the scheme in any case), else None."""
+    if authorization.startswith("Bearer "):  # as SDKs send it
+        return authorization[7:].strip()
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None

@@ -18,9 +18,10 @@ from collections.abc import Awaitable
 
 from stellwerk.errors import StellwerkError
 from stellwerk.keys.keyring import MASTER, Keyring
+from stellwerk.keys.secret import bearer_token
 
 from .call import Call, Principal
-from .chain import Handler
+from .chain import Link, Stage
 from .reply import Reply
 
 __all__ = ["Auth", "secret_of"]
@@ -30,42 +31,43 @@ def secret_of(headers: dict[str, str]) -> str | None:
     calls)."""
     value = headers.get("authorization")
     if value is not None:
-        if value.startswith("Bearer "):  # as SDKs send it
-            return value[7:].strip()
-        scheme, _, token = value.partition(" ")
-        return token.strip() if scheme.lower() == "bearer" else None
+        return bearer_token(value)
     return headers.get("x-api-key") or headers.get("api-key")
 
 
 def principal_of(keyring: Keyring, headers: dict[str, str]) -> Principal:
-    """The caller of a request with ``headers`` (401 when the key is not valid)."""
-    return keyring.caller(secret_of(headers))
+    """The caller of a request with ``headers`` (401 when the key is not valid). An ``Authorization`` header is
+    looked up by its whole text first (:meth:`~stellwerk.keys.keyring.Keyring.bearer`)."""
+    value = headers.get("authorization")
+    if value is not None:
+        return keyring.bearer(value)
+    return keyring.caller(headers.get("x-api-key") or headers.get("api-key"))
 
 
-class Auth:
+class Auth(Stage):
     """Middleware of the ``auth`` stage. A call that carries its principal already (the gateway names it at the
     edge) is checked and passed on without a frame of its own."""
 
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
 
-    def __call__(self, call: Call, next_handler: Handler, /) -> Awaitable[Reply]:
+    def handle(self, call: Call, after: Link, /) -> Awaitable[Reply]:
         principal = call.principal
         if principal is None:
-            return self._keyed(call, next_handler)
+            return self._keyed(call, after)
         key_id = principal.key_id
         if key_id != MASTER:
             self.keyring.check(key_id, call.model)
-        return next_handler(call)
+        return after.handle(call)
 
-    async def _keyed(self, call: Call, next_handler: Handler) -> Reply:
+    async def _keyed(self, call: Call, after: Link) -> Reply:
         """A call that names its caller only by a key in its headers (the library's ``api_key``)."""
         principal = principal_of(self.keyring, dict(call.headers))
         call = call.evolve(principal=principal)
         try:
             if principal.key_id != MASTER:
                 self.keyring.check(principal.key_id, call.model)
-            return await next_handler(call)
+            return await after.handle(call)
         except StellwerkError as err:
             err.key_id, err.team = principal.key_id, principal.team  # the failure's record names the caller
             raise

@@ -1,7 +1,7 @@
-"""The call's frozen records, :class:`Call` and :class:`Principal` (re-exported by :mod:`stellwerk.pipeline.call`,
-where the Call is described).
+"""The call's frozen record, :class:`Call` (re-exported by :mod:`stellwerk.pipeline.call`, where it is described;
+its :class:`~stellwerk.pipeline.principal.Principal` is a compiled class of its own).
 
-They live in this module of their own because ``stellwerk.pipeline.call`` is compiled with mypyc, which drops
+It lives in this module of its own because ``stellwerk.pipeline.call`` is compiled with mypyc, which drops
 the keyword arguments of a class statement (``frozen=True, kw_only=True``); this module is not compiled.
 """
 
@@ -17,6 +17,8 @@ from stellwerk.errors import Attempt
 from stellwerk.telemetry.events import RequestFinished
 from stellwerk.usage import Usage
 
+from .principal import Principal
+
 if TYPE_CHECKING:
     from stellwerk.routing.table import RoutingTable
 
@@ -30,14 +32,6 @@ _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 def valid_traceparent(value: str | None) -> str | None:
     """``value`` when it is a well-formed W3C ``traceparent``, else None (never sent upstream)."""
     return value if value is not None and _TRACEPARENT.match(value) else None
-
-
-class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """Who is calling: set by the auth middleware (None while auth is off)."""
-
-    key_id: str
-    team: str | None = None
-    scopes: frozenset[str] = frozenset()
 
 
 class Call(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,6 +11,12 @@ error; a cache hit returns a :class:`~stellwerk.pipeline.reply.Result`, or a
 is the innermost handler: model, fallbacks and the attempt loop
 (:mod:`stellwerk.routing.route`). With no middleware installed the pipeline
 is the route handler itself: nothing is added to the hot path.
+
+Each middleware sits in a :class:`Link` with the link after it. The stages
+Stellwerk compiles (auth, limits) are :class:`Stage` subclasses: their links
+call them, and they call the next link, as native methods, not through
+Python's call protocol (about 350 instructions per hop). Any other callable
+with the middleware signature works as it is.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
+from mypy_extensions import mypyc_attr
+
 from .call import Call
 from .reply import Reply
 
-__all__ = ["STAGES", "Handler", "Middleware", "compose"]
+__all__ = ["STAGES", "Handler", "Link", "Middleware", "Stage", "compose"]
 
 Handler = Callable[[Call], Awaitable[Reply]]
 
@@ -33,10 +41,43 @@ class Middleware(Protocol):
     def __call__(self, call: Call, next_handler: Handler, /) -> Awaitable[Reply]: ...
 
 
-def _wrap(middleware: Middleware, inner: Handler) -> Handler:
-    def handler(call: Call) -> Awaitable[Reply]:
-        return middleware(call, inner)
-    return handler
+class Link:
+    """A handler: one middleware (or, for the last link, the route handler) and the link after it."""
+
+    __slots__ = ("after", "inner", "middleware", "stage")
+
+    def __init__(self, middleware: Middleware | None, after: Link | None, inner: Handler) -> None:
+        self.middleware = middleware
+        self.stage = middleware if isinstance(middleware, Stage) else None
+        self.after = after
+        self.inner = inner
+        """What ``middleware`` is given as its next handler (``after`` itself), or the route handler."""
+
+    def __call__(self, call: Call) -> Awaitable[Reply]:
+        return self.handle(call)
+
+    def handle(self, call: Call) -> Awaitable[Reply]:
+        stage = self.stage
+        if stage is not None:
+            after = self.after
+            assert after is not None
+            return stage.handle(call, after)
+        middleware = self.middleware
+        if middleware is None:
+            return self.inner(call)
+        return middleware(call, self.inner)
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Stage:
+    """A middleware whose :meth:`handle` gets the next link and calls its ``handle`` (natively when compiled)."""
+
+    def handle(self, call: Call, after: Link, /) -> Awaitable[Reply]:
+        raise NotImplementedError
+
+    def __call__(self, call: Call, next_handler: Handler, /) -> Awaitable[Reply]:
+        """As any middleware (a stage used outside :func:`compose`)."""
+        return self.handle(call, next_handler if isinstance(next_handler, Link) else Link(None, None, next_handler))
 
 
 def compose(route: Handler, middlewares: Mapping[str, Sequence[Middleware]] | None = None) -> Handler:
@@ -45,8 +86,10 @@ def compose(route: Handler, middlewares: Mapping[str, Sequence[Middleware]] | No
     unknown = [stage for stage in middlewares if stage not in STAGES]
     if unknown:
         raise ValueError(f"unknown pipeline stage(s) {', '.join(unknown)}: expected one of {', '.join(STAGES)}")
-    handler = route
-    for stage in reversed(STAGES):
-        for middleware in reversed(middlewares.get(stage, ())):
-            handler = _wrap(middleware, handler)
-    return handler
+    ordered = [m for stage in STAGES for m in middlewares.get(stage, ())]
+    if not ordered:
+        return route
+    link = Link(None, None, route)
+    for middleware in reversed(ordered):
+        link = Link(middleware, link, link)
+    return link

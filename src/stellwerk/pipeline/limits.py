@@ -18,14 +18,14 @@ A call without a principal (auth off) passes untouched. The arithmetic is in :mo
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from stellwerk.keys.accounts import Accounts
 from stellwerk.keys.keyring import Keyring
 
 from .call import Call
-from .chain import Handler
-from .hooks import run_hook
+from .chain import Link, Stage
 from .reply import Reply, is_result
 
 if TYPE_CHECKING:
@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Limits"]
 
+log = logging.getLogger("stellwerk.pipeline")
 
-class Limits:
+
+class Limits(Stage):
     """Middleware of the ``limits`` stage."""
 
     def __init__(self, keyring: Keyring, accounts: Accounts, shared: SharedLimits | None = None) -> None:
@@ -46,15 +48,15 @@ class Limits:
 
             self._admit_shared, self._close_claim = admit_shared, close_claim
 
-    async def __call__(self, call: Call, next_handler: Handler, /) -> Reply:
+    async def handle(self, call: Call, after: Link, /) -> Reply:
         principal = call.principal
         if principal is None:
-            return await next_handler(call)
+            return await after.handle(call)
         team_name = principal.team
         key = self.keyring.key(principal.key_id)
         team = self.keyring.team(team_name) if team_name is not None else None
         if key is None and team is None:
-            return await next_handler(call)
+            return await after.handle(call)
         shared = self.shared
         if shared is None:
             ticket = self.accounts.admit(call, key, team)
@@ -62,7 +64,7 @@ class Limits:
         else:
             ticket, claim = self._admit_shared(shared, self.accounts, call, key, team)
         try:
-            reply = await next_handler(call)
+            reply = await after.handle(call)
         except BaseException:
             if claim is not None:
                 claim.var.reset(claim)
@@ -78,7 +80,10 @@ class Limits:
             if record is None:  # a middleware's own answer
                 ticket.release()
             else:
-                run_hook(ticket.settle, record)
+                try:  # as a completion hook would be run (run_hook), without a bound method and a Python call
+                    ticket.settle(record)
+                except Exception:
+                    log.exception("settling the limits of request %s failed", call.request_id)
         else:
             reply.on_complete(ticket.settle)
         return reply
