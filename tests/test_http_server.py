@@ -446,3 +446,26 @@ async def test_header_names_are_remembered_within_a_bound(serve: Serve) -> None:
     assert len(names_module._NAMES) <= names_module._MAX_NAMES
     seen = {k: v for request in echo.requests for k, v in request.headers.items()}
     assert all(seen[n.decode().lower()] == f"v{i}" for i, n in enumerate(names))
+
+
+async def test_a_connection_reuses_the_text_of_headers_sent_again_and_reads_changed_ones(serve: Serve) -> None:
+    """A keep-alive client's repeated header values arrive as the same text (decoded once, hash kept); a changed
+    value, a repeated name, a long value and names beyond the remembered ones all arrive as sent."""
+    from stellwerk.http import server as server_module
+
+    echo = Echo()
+    server = await serve(echo)
+    long_value = b"L" * (server_module._SEEN_VALUE + 1)
+    extra = b"".join(b"X-Extra-%d: e%d\r\n" % (i, i) for i in range(server_module._SEEN_NAMES + 8))
+    async with await open_conn(server) as conn:
+        for n in range(3):
+            await conn.send(b"GET /h HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer sk-one\r\nX-Turn: %d\r\n"
+                            b"X-Twice: a\r\nX-Twice: b%d\r\nX-Long: %s\r\n%s\r\n" % (n, n, long_value, extra))
+            assert (await conn.read_response()).status == 200
+    first, second, third = (request.headers for request in echo.requests)
+    assert first["authorization"] == second["authorization"] == third["authorization"] == "Bearer sk-one"
+    assert second["authorization"] is first["authorization"] and third["authorization"] is first["authorization"]
+    assert [h["x-turn"] for h in (first, second, third)] == ["0", "1", "2"]
+    assert [h["x-twice"] for h in (first, second, third)] == ["a, b0", "a, b1", "a, b2"]
+    assert third["x-long"] == long_value.decode()
+    assert all(third[f"x-extra-{i}"] == f"e{i}" for i in range(server_module._SEEN_NAMES + 8))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from typing import Final
@@ -13,8 +14,10 @@ __all__ = [
     "Request",
     "Response",
     "StreamingResponse",
+    "encode_head",
     "error_body_factory",
     "head_pairs",
+    "head_parts",
     "header_name",
     "interrupted_event_factory",
 ]
@@ -149,17 +152,26 @@ def _status_line(status: int, content_type: str) -> bytes:
 
 
 def encode_head(status: int, content_type: str, extra: list[tuple[str, str]] | None, keep_alive: bool,
-                head: str = "") -> bytearray:
-    """Status line and headers, without the final CRLF (the caller adds framing headers). The status line with
-    its content type comes encoded from a small cache; the extra headers are encoded in one go (an encode costs
-    about as much as the formatting of a header), each as its name's cached ``\\r\\n<name>: `` and its value.
+                head: str = "") -> bytes:
+    """Status line and headers, without the final CRLF (the caller adds framing headers): :func:`head_parts`
+    joined."""
+    return b"".join(head_parts(status, content_type, extra, keep_alive, head))
 
-    ``head`` is more headers already rendered as wire text, ``\\r\\n<name>: <value>`` each, written as it is: a
+
+def head_parts(status: int, content_type: str, extra: list[tuple[str, str]] | None, keep_alive: bool,
+               head: str = "") -> list[bytes]:
+    """The pieces of :func:`encode_head`, for a caller that appends framing headers and a body and joins the
+    whole message once (one allocation of its size, instead of a bytearray grown and copied a few times). The
+    status line with its content type comes encoded from a small cache; the extra headers are encoded in one go
+    (an encode costs about as much as the formatting of a header), each as its name's cached ``\r\n<name>: ``
+    and its value.
+
+    ``head`` is more headers already rendered as wire text, ``\r\n<name>: <value>`` each, written as it is: a
     block of headers whose values change on every answer (``x-ratelimit-*``) is built in one string by the code
     that knows them, names lower-case and values printable ASCII, instead of being handled pair by pair."""
-    out = bytearray(_status_line(status, content_type))
+    parts = [_status_line(status, content_type)]
     if extra:
-        parts: list[str] = []
+        pieces: list[str] = []
         prefixes = _PREFIXES
         for name, value in extra:  # one join of the pieces: cheaper than formatting each line
             prefix = prefixes.get(name)
@@ -167,16 +179,16 @@ def encode_head(status: int, content_type: str, extra: list[tuple[str, str]] | N
                 if len(prefixes) > 512:
                     prefixes.clear()
                 prefix = prefixes[name] = f"\r\n{name}: "
-            parts.append(prefix)
-            parts.append(value)
+            pieces.append(prefix)
+            pieces.append(value)
         if head:
-            parts.append(head)
-        out += "".join(parts).encode("latin-1")
+            pieces.append(head)
+        parts.append("".join(pieces).encode("latin-1"))
     elif head:
-        out += head.encode("latin-1")
+        parts.append(head.encode("latin-1"))
     if not keep_alive:
-        out += b"\r\nconnection: close"
-    return out
+        parts.append(b"\r\nconnection: close")
+    return parts
 
 
 def _pairs(headers: list[tuple[str, str]] | None, head: str) -> list[tuple[str, str]]:
@@ -192,7 +204,7 @@ def header_name(raw: bytes) -> str:
     at most :data:`_MAX_NAMES` are remembered."""
     name = _NAMES.get(raw)
     if name is None:
-        name = raw.decode("latin-1").lower()
+        name = sys.intern(raw.decode("latin-1").lower())  # so a lookup by a literal name matches by identity
         if len(_NAMES) >= _MAX_NAMES:
             _NAMES.clear()
         _NAMES[raw] = name

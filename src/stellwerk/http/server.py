@@ -48,6 +48,7 @@ from .messages import (
     StreamingResponse,
     encode_head,
     error_body_factory,
+    head_parts,
     header_name,
     interrupted_event_factory,
 )
@@ -69,6 +70,8 @@ QUEUE_LIMIT: Final = 64 * 1024
 """Body bytes of requests waiting behind the one being handled above which reading stops."""
 _SLICE: Final = 16 * 1024
 """Bytes fed to the parser at a time when more than that arrived at once (so that a pause takes effect)."""
+_SEEN_NAMES: Final = 32
+_SEEN_VALUE: Final = 256
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LINGER: Final = 2.0
 """Seconds an answered error waits for the client to stop sending before the connection is closed."""
@@ -96,6 +99,7 @@ class _Connection(asyncio.Protocol):
         "_queue",
         "_queued_bytes",
         "_rejected",
+        "_seen",
         "_server",
         "_streaming",
         "_task",
@@ -110,6 +114,11 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._headers: dict[str, str] = {}
+        self._seen: dict[str, tuple[bytes, str]] = {}
+        """The last value of each header name, raw and as text: a keep-alive client sends most of its headers
+        unchanged, and reusing the text skips a decode per header and keeps its hash, which Python caches in the
+        string (the keyring looks ``authorization`` up by its text). At most :data:`_SEEN_NAMES` names, values of
+        at most :data:`_SEEN_VALUE` bytes."""
         self._body: list[bytes] = []
         self._body_size = 0
         self._queue: collections.deque[Request] = collections.deque()
@@ -261,7 +270,13 @@ class _Connection(asyncio.Protocol):
             self._reject(431, f"request line and headers exceed {MAX_HEAD_SIZE} bytes")
             raise httptools.HttpParserError("head too large")
         key = header_name(name)
-        text = value.decode("latin-1")
+        seen = self._seen.get(key)
+        if seen is not None and seen[0] == value:  # as in this connection's last request: the same text again
+            text = seen[1]
+        else:
+            text = value.decode("latin-1")
+            if len(value) <= _SEEN_VALUE and (seen is not None or len(self._seen) < _SEEN_NAMES):
+                self._seen[key] = (value, text)
         old = self._headers.get(key)
         self._headers[key] = text if old is None else f"{old}, {text}"
 
@@ -339,9 +354,10 @@ class _Connection(asyncio.Protocol):
             return
         path = self._url.split(b"?", 1)[0].decode("latin-1", "replace") if self._url else ""
         body = self._server.error_body(status, message, path)
-        head = encode_head(status, "application/json", None, keep_alive=False)
-        head += b"\r\ncontent-length: %d\r\n\r\n" % len(body)
-        transport.write(bytes(head) + body)
+        parts = head_parts(status, "application/json", None, keep_alive=False)
+        parts.append(b"\r\ncontent-length: %d\r\n\r\n" % len(body))
+        parts.append(body)
+        transport.write(b"".join(parts))
         self._closing = True
         if not transport.can_write_eof():
             transport.close()
@@ -399,18 +415,18 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        head = encode_head(response.status, response.content_type, response.headers, keep_alive, response.head)
+        parts = head_parts(response.status, response.content_type, response.headers, keep_alive, response.head)
         body = response.body
-        head += b"\r\ncontent-length: %d\r\n\r\n" % len(body)
-        head += body
-        transport.write(head)
+        parts.append(b"\r\ncontent-length: %d\r\n\r\n" % len(body))
+        parts.append(body)
+        transport.write(b"".join(parts))
 
     async def _send_stream(self, response: StreamingResponse, keep_alive: bool, path: str) -> bool:
         transport = self._transport
         assert transport is not None
-        head = encode_head(response.status, response.content_type, response.headers, keep_alive, response.head)
-        head += b"\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
-        transport.write(head)
+        parts = head_parts(response.status, response.content_type, response.headers, keep_alive, response.head)
+        parts.append(b"\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n")
+        transport.write(b"".join(parts))
         chunks = response.chunks
         self._streaming = True
         error: BaseException | None = None
@@ -544,8 +560,8 @@ class HTTPServer:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         body = error_body(503, f"the server holds its maximum of {max_connections} connections; retry shortly", "")
-        self.busy_answer = bytes(encode_head(503, "application/json", [("retry-after", "1")], keep_alive=False)
-                                 + b"\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+        self.busy_answer = (encode_head(503, "application/json", [("retry-after", "1")], keep_alive=False)
+                            + b"\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
 
     @property
     def port(self) -> int:
