@@ -1,6 +1,7 @@
 """Instructions per request of the key and limits stages, counted by callgrind in one process, piece by piece.
 
     .venv/bin/python bench/keys_instructions.py [--requests 2000] [--src SRC]
+    .venv/bin/python bench/keys_instructions.py --cpu 9 --requests 20000     # CPU time instead, 9 rounds
 
 ``bench/instructions.py --auth`` gives the whole gateway's figure (keys off against on); this splits it
 into pieces that can be changed one at a time, each the difference between a run of ``--requests``
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,12 +85,18 @@ def one(i):
         coro.send(None)
     except StopIteration as stop:
         reply = stop.value
-    encode_head(200, "application/json", answer_headers(reply, call), True)
+    encode_head(200, "application/json", answer_headers(reply, call), True, reply.head)
     now[0] += 0.001
 
 for i in range(200):
     one(i)
-functools.reduce(lambda _, i: one(i), range(n), None)  # counted: callgrind collects inside reduce only
+if len(sys.argv) > 3:  # --cpu: this process's CPU time per request, in µs
+    import time
+    started = time.process_time()
+    functools.reduce(lambda _, i: one(i), range(n), None)
+    print((time.process_time() - started) / n * 1e6)
+else:
+    functools.reduce(lambda _, i: one(i), range(n), None)  # counted: callgrind collects inside reduce only
 """
 
 
@@ -106,13 +114,44 @@ def instructions(src: Path, *args: str) -> int:
         return int(match.group(1))
 
 
+def cpu(src: Path, mode: str, n: int) -> float:
+    """CPU µs per request of ``mode`` in a process of its own (no valgrind)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "keys.py"
+        script.write_text(SCRIPT)
+        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(src)}
+        done = subprocess.run([sys.executable, str(script), mode, str(n), "cpu"], check=True, capture_output=True,
+                              env=env, text=True)
+        return float(done.stdout.strip().splitlines()[-1])
+
+
+def cpu_rounds(src: Path, modes: list[str], n: int, rounds: int) -> None:
+    """``--cpu``: each mode in turn per round (the order alternating), and what each adds over ``off`` in the
+    same round: the median with the lowest and highest round."""
+    per: dict[str, list[float]] = {mode: [] for mode in modes}
+    for r in range(rounds):
+        for mode in modes if r % 2 == 0 else list(reversed(modes)):
+            per[mode].append(cpu(src, mode, n))
+    for mode in modes:
+        print(f"{mode:5} {statistics.median(per[mode]):8.2f} µs per request (median of {rounds} rounds)")
+    for mode in modes:
+        if mode != "off":
+            added = sorted(a - b for a, b in zip(per[mode], per["off"], strict=True))
+            print(f"{mode:5} adds {statistics.median(added):6.2f} µs ({added[0]:.2f} to {added[-1]:.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--src", type=Path, default=Path(__file__).resolve().parent.parent / "src")
     parser.add_argument("--modes", default="off,edge,auth,on,solo")
+    parser.add_argument("--cpu", type=int, default=0, metavar="ROUNDS",
+                        help="instead of instructions: CPU time per request (no valgrind), in this many rounds")
     args = parser.parse_args()
     n = args.requests
+    if args.cpu:
+        cpu_rounds(args.src, args.modes.split(","), n, args.cpu)
+        return
     counts = {}
     for mode in args.modes.split(","):
         counts[mode] = instructions(args.src, mode, str(n)) / n

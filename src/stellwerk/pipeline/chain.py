@@ -29,7 +29,7 @@ from mypy_extensions import mypyc_attr
 from .call import Call
 from .reply import Reply
 
-__all__ = ["STAGES", "Handler", "Link", "Middleware", "Stage", "compose"]
+__all__ = ["STAGES", "Handler", "Link", "Middleware", "Route", "Stage", "compose"]
 
 Handler = Callable[[Call], Awaitable[Reply]]
 
@@ -42,16 +42,14 @@ class Middleware(Protocol):
 
 
 class Link:
-    """A handler: one middleware (or, for the last link, the route handler) and the link after it."""
+    """A handler: one middleware, given the link after it as its next handler (the last link is a :class:`Route`)."""
 
-    __slots__ = ("after", "inner", "middleware", "stage")
+    __slots__ = ("after", "middleware", "stage")
 
-    def __init__(self, middleware: Middleware | None, after: Link | None, inner: Handler) -> None:
+    def __init__(self, middleware: Middleware, after: Link) -> None:
         self.middleware = middleware
         self.stage = middleware if isinstance(middleware, Stage) else None
         self.after = after
-        self.inner = inner
-        """What ``middleware`` is given as its next handler (``after`` itself), or the route handler."""
 
     def __call__(self, call: Call) -> Awaitable[Reply]:
         return self.handle(call)
@@ -59,13 +57,20 @@ class Link:
     def handle(self, call: Call) -> Awaitable[Reply]:
         stage = self.stage
         if stage is not None:
-            after = self.after
-            assert after is not None
-            return stage.handle(call, after)
-        middleware = self.middleware
-        if middleware is None:
-            return self.inner(call)
-        return middleware(call, self.inner)
+            return stage.handle(call, self.after)
+        return self.middleware(call, self.after)
+
+
+class Route(Link):
+    """The last link: the route handler."""
+
+    __slots__ = ("route",)
+
+    def __init__(self, route: Handler) -> None:
+        self.route = route
+
+    def handle(self, call: Call) -> Awaitable[Reply]:
+        return self.route(call)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -77,7 +82,7 @@ class Stage:
 
     def __call__(self, call: Call, next_handler: Handler, /) -> Awaitable[Reply]:
         """As any middleware (a stage used outside :func:`compose`)."""
-        return self.handle(call, next_handler if isinstance(next_handler, Link) else Link(None, None, next_handler))
+        return self.handle(call, next_handler if isinstance(next_handler, Link) else Route(next_handler))
 
 
 def compose(route: Handler, middlewares: Mapping[str, Sequence[Middleware]] | None = None) -> Handler:
@@ -89,7 +94,7 @@ def compose(route: Handler, middlewares: Mapping[str, Sequence[Middleware]] | No
     ordered = [m for stage in STAGES for m in middlewares.get(stage, ())]
     if not ordered:
         return route
-    link = Link(None, None, route)
+    link: Link = Route(route)
     for middleware in reversed(ordered):
-        link = Link(middleware, link, link)
+        link = Link(middleware, link)
     return link
