@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stellwerk.errors import InvalidRequestError
+from stellwerk.usage import prompt_chars
 from stellwerk.validate import validate_chat, validate_embeddings
 
 USER = {"role": "user", "content": "Hi"}
@@ -50,9 +51,10 @@ VALID_CHATS = [
 
 @pytest.mark.parametrize("body", VALID_CHATS)
 def test_valid_chat_requests(body: dict[str, Any]) -> None:
-    model, stream = validate_chat(body)
+    model, stream, chars = validate_chat(body)
     assert model == "chat"
     assert stream is (body.get("stream") is True)
+    assert chars == prompt_chars(body)  # counted on the way, as the estimate counts them
 
 
 INVALID_CHATS: list[tuple[Any, str | None, str]] = [

@@ -6,7 +6,7 @@ from typing import Any
 
 from .usage_record import Usage
 
-__all__ = ["Usage", "estimate_tokens", "prompt_chars", "usage_from"]
+__all__ = ["Usage", "estimate_tokens", "message_chars", "prompt_chars", "usage_from"]
 
 
 def usage_from(data: Any) -> Usage | None:
@@ -27,16 +27,25 @@ def estimate_tokens(text_chars: int) -> int:
 
 
 def prompt_chars(body: dict[str, Any]) -> int:
+    """Characters of the messages' text, and 4 for each message (the estimate's basis). Validation counts them on
+    its way through a chat request (:func:`stellwerk.validate.validate_chat`), so a call's facts start with them."""
     total = 0
     for message in body.get("messages") or ():
-        if not isinstance(message, dict):
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            total += len(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    total += len(part["text"])
-        total += 4
+        if isinstance(message, dict):
+            total += message_chars(message)
+    return total
+
+
+def message_chars(message: dict[str, Any]) -> int:
+    """One message's part of :func:`prompt_chars`."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return len(content) + 4
+    total = 4
+    if isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict):
+                text = part.get("text")
+                if isinstance(text, str):
+                    total += len(text)
     return total

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from stellwerk.errors import InvalidRequestError
+from stellwerk.usage import message_chars
 
 __all__ = ["ROLES", "validate_chat", "validate_embeddings"]
 
@@ -91,14 +92,16 @@ def _check_content(content: Any, where: str, role: str) -> None:
                             f"{pwhere}.image_url")
 
 
-def _check_message(message: Any, i: int) -> None:
-    """``messages[i]``; the common message (a known role, string content, no tool calls) costs a few lookups."""
+def _check_message(message: Any, i: int) -> int:
+    """``messages[i]``, and its characters for the prompt estimate (:func:`~stellwerk.usage.message_chars`); the
+    common message (a known role, string content, no tool calls) costs a few lookups."""
     if message.__class__ is dict:
         role = message.get("role")
         content = message.get("content")
         if content.__class__ is str and role.__class__ is str and role in _PLAIN_ROLES and "tool_calls" not in message:
-            return
+            return len(content) + 4
     _check_any_message(message, f"messages[{i}]")
+    return message_chars(message)
 
 
 _PLAIN_ROLES: Final = frozenset({"system", "developer", "user", "assistant"})
@@ -166,8 +169,9 @@ def _model_of(body: Any) -> str:
     return model
 
 
-def validate_chat(body: Any) -> tuple[str, bool]:
-    """Validate a Chat Completions request; return ``(model, stream)``."""
+def validate_chat(body: Any) -> tuple[str, bool, int]:
+    """Validate a Chat Completions request; return ``(model, stream, characters)``: the characters of its messages
+    as :func:`~stellwerk.usage.prompt_chars` counts them, counted on the way (the limits stage's estimate)."""
     model = _model_of(body)
     messages = body.get("messages")
     if messages is None:
@@ -176,8 +180,9 @@ def validate_chat(body: Any) -> tuple[str, bool]:
         raise _fail(f"Invalid type for 'messages': expected an array, but got {_typename(messages)}.", "messages")
     if not messages:
         raise _fail("Invalid 'messages': empty array. Expected an array with minimum length 1.", "messages")
+    chars = 0
     for i, message in enumerate(messages):
-        _check_message(message, i)
+        chars += _check_message(message, i)
     for name, value in body.items():
         spec = _SCALARS.get(name)
         if spec is not None and value is not None:
@@ -204,7 +209,7 @@ def validate_chat(body: Any) -> tuple[str, bool]:
         if "include_usage" in options and not isinstance(options["include_usage"], bool):
             raise _fail("Invalid type for 'stream_options.include_usage': expected a boolean.",
                         "stream_options.include_usage")
-    return model, stream
+    return model, stream, chars
 
 
 def validate_embeddings(body: Any) -> str:

@@ -41,12 +41,13 @@ class Facts:
 
     __slots__ = ("_body", "_chars", "_headers", "_routing", "_stream", "_tagged", "_task", "_tokens")
 
-    def __init__(self, body: dict[str, Any], headers: Mapping[str, str], stream: bool) -> None:
+    def __init__(self, body: dict[str, Any], headers: Mapping[str, str], stream: bool, chars: int | None = None) -> None:
         self._body = body
         """The call's own copy of the request (a dict: compiled code reads it without a method call)."""
         self._headers = headers
         self._stream = stream
-        self._chars: int | None = None
+        self._chars = chars
+        """:func:`~stellwerk.usage.prompt_chars` of the body, when validation counted them already."""
         self._tokens: int | None = None
         self._routing: RequestFacts | None = None
         self._tagged: bool | None = None

@@ -24,8 +24,9 @@ def build_call(table: RoutingTable, now: float, operation: Operation, body: Mapp
     The body is copied once: the call owns it.
     """
     include_usage = False
+    chars: int | None
     if operation is Operation.CHAT:
-        model, stream = validate_chat(body)
+        model, stream, chars = validate_chat(body)
         request = dict(body)
         options = request.get("stream_options")
         if stream:
@@ -34,7 +35,7 @@ def build_call(table: RoutingTable, now: float, operation: Operation, body: Mapp
             request.pop("stream", None)
             request.pop("stream_options", None)
     else:
-        model, stream = validate_embeddings(body), False
+        model, stream, chars = validate_embeddings(body), False, None
         request = dict(body)
     limit = table.model(model).config.deadline
     headers = headers if headers is not None else {}
@@ -43,5 +44,5 @@ def build_call(table: RoutingTable, now: float, operation: Operation, body: Mapp
         request_id=request_id or os.urandom(12).hex(), operation=operation, model=model, body=request,
         stream=stream, include_usage=include_usage, started=now,
         deadline=now + (limit if timeout is None else min(timeout, limit)), headers=headers,
-        facts=Facts(request, headers, stream), table=table, principal=principal,
+        facts=Facts(request, headers, stream, chars), table=table, principal=principal,
         traceparent=valid_traceparent(traceparent) if traceparent is not None else None)
