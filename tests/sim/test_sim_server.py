@@ -271,7 +271,9 @@ async def test_malformed(sim: SimProvider, client: openai.AsyncOpenAI) -> None:
 
 async def test_hang_until_client_times_out(sim: SimProvider) -> None:
     sim.update(hang_rate=1.0)
-    timeout = httpx.Timeout(GUARD, read=0.2)  # only waiting for the answer is short: the request surely arrives
+    # The SDK's own Timeout (its HTTP library is httpx2 in newer releases): only the wait for the answer is short,
+    # so the request surely arrives.
+    timeout = openai.Timeout(GUARD, read=0.2)
     async with openai.AsyncOpenAI(base_url=sim.base_url, api_key="x", max_retries=0, timeout=timeout) as c:
         with pytest.raises(openai.APITimeoutError):
             await c.chat.completions.create(model="m", messages=MESSAGES)

@@ -9,7 +9,10 @@ A secret that authenticated once is remembered with its hash (at most
 :data:`VERIFIED` of them), so a client's next requests skip the SHA-256: the
 lookup is a dict lookup of the secret itself, and the hash it finds is then
 looked up in the live index like a computed one, so a revoked, replaced or
-expired key is refused just the same. Only secrets that authenticated are
+expired key is refused just the same. ``Authorization`` headers that
+authenticated are remembered the same way, as sent (``Bearer <key>``, in a
+memory of their own, also at most :data:`VERIFIED`; :meth:`Keyring.bearer`),
+so they are not parsed again either. Only secrets that authenticated are
 kept (a flood of wrong keys hashes every time and remembers nothing). The
 trade-off: the secrets of keys in use stay in this process's memory for its
 lifetime, as the providers' API keys of the config do; the store and the
