@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from cluster.common import fast_sim, gateway, port_of
-from cluster.cpu import Cpu, send, spread
+from cluster.cpu import Cpu, per_request, send, spread
 from harness.targets import stellwerk_yaml
 from instructions import AUTH, LEDGER
 
@@ -75,9 +75,9 @@ def main() -> None:
                 for stream in (False, True):
                     before = cpu.read()
                     n = send(port_of(proc), args.requests, stream, args.concurrency, args.wrk, args.seconds)
-                    after = cpu.read()
-                    rows.setdefault((mode, stream), []).append((after[0] - before[0]) / n * 1e6)
-                    user.setdefault((mode, stream), []).append((after[1] - before[1]) / n * 1e6)
+                    total, user_mode, _ = per_request(before, cpu.read(), n)
+                    rows.setdefault((mode, stream), []).append(total)
+                    user.setdefault((mode, stream), []).append(user_mode)
             load.append(os.getloadavg()[0])
             print(f"round {r + 1}/{args.rounds} done, load {load[-1]:.1f}", file=sys.stderr, flush=True)
 

@@ -42,7 +42,7 @@ STAGES: list[tuple[str, Rule]] = [
     ("events and stats (listeners, metrics, feed, lease/EWMA/budget bookkeeping)",
      _in("stellwerk/telemetry/", "lease.py", "Deployment.observe", "ewma.py", "budget.py", "Call.finished",
          "accounting.py", "breaker", "windows.py")),
-    ("client write (response head + body, send syscall)", _in("_Connection._send", "encode_head")),
+    ("client write (response head + body, send syscall)", _in("_Connection._send", "encode_response", "head_parts")),
     ("server read + parse (httptools callbacks, Request)",
      lambda f: ("server.py" in f and ("data_received" in f or "_Connection.on_" in f or "_feed" in f))
      or "Request.__init__" in f),

@@ -145,6 +145,11 @@ def own_redis() -> Iterator[tuple[str, int]]:
         proc.wait(30)
 
 
+def per_request(before: tuple[float, ...], after: tuple[float, ...], n: int) -> tuple[float, ...]:
+    """µs per request of each reading (e.g. :meth:`Cpu.read`'s total, user and system) over ``n`` requests."""
+    return tuple((a - b) / n * 1e6 for a, b in zip(after, before, strict=True))
+
+
 def spread(values: list[float]) -> str:
     """The median, and the lowest and highest value."""
     return f"{statistics.median(values):7.1f} ({min(values):.1f} to {max(values):.1f})"
@@ -173,9 +178,9 @@ def run_cpu(args: argparse.Namespace, work: Path, upstream: str, redis: str, red
                     before, server_before = cpu.read(), server.read() if server else (0.0, 0.0, 0.0)
                     n = send(port_of(proc), args.requests, stream, args.concurrency, args.wrk, args.seconds)
                     after, server_after = cpu.read(), server.read() if server else (0.0, 0.0, 0.0)
+                    total, user, system = per_request(before, after, n)
                     rows.setdefault((mode, stream), []).append(
-                        ((after[0] - before[0]) / n * 1e6, (after[1] - before[1]) / n * 1e6,
-                         (after[2] - before[2]) / n * 1e6, (server_after[0] - server_before[0]) / n * 1e6))
+                        (total, user, system, per_request(server_before, server_after, n)[0]))
             load.append(os.getloadavg()[0])
             print(f"round {r + 1}/{args.rounds} done, load {load[-1]:.1f}", file=sys.stderr, flush=True)
 

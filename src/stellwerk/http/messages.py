@@ -15,6 +15,7 @@ __all__ = [
     "Response",
     "StreamingResponse",
     "encode_head",
+    "encode_response",
     "error_body_factory",
     "head_pairs",
     "head_parts",
@@ -158,15 +159,24 @@ def encode_head(status: int, content_type: str, extra: list[tuple[str, str]] | N
     return b"".join(head_parts(status, content_type, extra, keep_alive, head))
 
 
+def encode_response(status: int, content_type: str, extra: list[tuple[str, str]] | None, keep_alive: bool,
+                    body: bytes, head: str = "") -> bytes:
+    """A whole response with its body: :func:`head_parts`, ``content-length`` and ``body``, joined once."""
+    parts = head_parts(status, content_type, extra, keep_alive, head)
+    parts.append(b"\r\ncontent-length: %d\r\n\r\n" % len(body))
+    parts.append(body)
+    return b"".join(parts)
+
+
 def head_parts(status: int, content_type: str, extra: list[tuple[str, str]] | None, keep_alive: bool,
                head: str = "") -> list[bytes]:
-    """The pieces of :func:`encode_head`, for a caller that appends framing headers and a body and joins the
-    whole message once (one allocation of its size, instead of a bytearray grown and copied a few times). The
-    status line with its content type comes encoded from a small cache; the extra headers are encoded in one go
-    (an encode costs about as much as the formatting of a header), each as its name's cached ``\r\n<name>: ``
-    and its value.
+    """The pieces of :func:`encode_head`, for a caller that appends framing headers (and a body) and joins the
+    whole message once, as :func:`encode_response` does: one allocation of its size, not a bytearray grown and
+    copied piece by piece. The status line with its content type comes encoded from a small cache; the extra
+    headers are encoded in one go (an encode costs about as much as the formatting of a header), each as its
+    name's cached ``\\r\\n<name>: `` and its value.
 
-    ``head`` is more headers already rendered as wire text, ``\r\n<name>: <value>`` each, written as it is: a
+    ``head`` is more headers already rendered as wire text, ``\\r\\n<name>: <value>`` each, written as it is: a
     block of headers whose values change on every answer (``x-ratelimit-*``) is built in one string by the code
     that knows them, names lower-case and values printable ASCII, instead of being handled pair by pair."""
     parts = [_status_line(status, content_type)]

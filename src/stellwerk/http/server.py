@@ -46,7 +46,7 @@ from .messages import (
     Request,
     Response,
     StreamingResponse,
-    encode_head,
+    encode_response,
     error_body_factory,
     head_parts,
     header_name,
@@ -354,10 +354,7 @@ class _Connection(asyncio.Protocol):
             return
         path = self._url.split(b"?", 1)[0].decode("latin-1", "replace") if self._url else ""
         body = self._server.error_body(status, message, path)
-        parts = head_parts(status, "application/json", None, keep_alive=False)
-        parts.append(b"\r\ncontent-length: %d\r\n\r\n" % len(body))
-        parts.append(body)
-        transport.write(b"".join(parts))
+        transport.write(encode_response(status, "application/json", None, False, body))
         self._closing = True
         if not transport.can_write_eof():
             transport.close()
@@ -415,11 +412,8 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        parts = head_parts(response.status, response.content_type, response.headers, keep_alive, response.head)
-        body = response.body
-        parts.append(b"\r\ncontent-length: %d\r\n\r\n" % len(body))
-        parts.append(body)
-        transport.write(b"".join(parts))
+        transport.write(encode_response(response.status, response.content_type, response.headers, keep_alive,
+                                        response.body, response.head))
 
     async def _send_stream(self, response: StreamingResponse, keep_alive: bool, path: str) -> bool:
         transport = self._transport
@@ -560,8 +554,7 @@ class HTTPServer:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         body = error_body(503, f"the server holds its maximum of {max_connections} connections; retry shortly", "")
-        self.busy_answer = (encode_head(503, "application/json", [("retry-after", "1")], keep_alive=False)
-                            + b"\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+        self.busy_answer = encode_response(503, "application/json", [("retry-after", "1")], False, body)
 
     @property
     def port(self) -> int:

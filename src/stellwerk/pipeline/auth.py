@@ -18,21 +18,12 @@ from collections.abc import Awaitable
 
 from stellwerk.errors import StellwerkError
 from stellwerk.keys.keyring import MASTER, Keyring
-from stellwerk.keys.secret import bearer_token
 
 from .call import Call, Principal
 from .chain import Link, Stage
 from .reply import Reply
 
-__all__ = ["Auth", "secret_of"]
-
-def secret_of(headers: dict[str, str]) -> str | None:
-    """The key a client sent, in any of the three headers SDKs use (a dict: compiled, its lookups are not method
-    calls)."""
-    value = headers.get("authorization")
-    if value is not None:
-        return bearer_token(value)
-    return headers.get("x-api-key") or headers.get("api-key")
+__all__ = ["Auth", "principal_of"]
 
 
 def principal_of(keyring: Keyring, headers: dict[str, str]) -> Principal:
